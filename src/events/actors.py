@@ -1,0 +1,57 @@
+"""Events of the actor system: lifecycle and supervision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pivot.events.base import Event, event
+
+__all__ = ["ActorCrashed", "ActorRestarted", "ActorStarted", "ActorStopped", "SupervisorGaveUp"]
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class ActorStarted(Event):
+    """An actor started."""
+
+    TYPE = "actor.started"
+    name: str
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class ActorStopped(Event):
+    """An actor stopped cleanly."""
+
+    TYPE = "actor.stopped"
+    name: str
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class ActorCrashed(Event):
+    """An actor raised out of a message handler."""
+
+    TYPE = "actor.crashed"
+    name: str
+    error: str
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class ActorRestarted(Event):
+    """The supervisor restarted a crashed actor."""
+
+    TYPE = "actor.restarted"
+    name: str
+    attempt: int
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class SupervisorGaveUp(Event):
+    """Too many restarts in the window: clean shutdown with this error."""
+
+    TYPE = "supervisor.gave_up"
+    name: str
+    error: str

@@ -1,0 +1,95 @@
+"""Events of the SLURM job domain: jobs seen, state changes, output read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pivot.events.base import Event, event
+
+__all__ = [
+    "JobEnded",
+    "JobLookupFailed",
+    "JobSeen",
+    "JobStateChanged",
+    "JobSubmitted",
+    "OutputRead",
+]
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class JobSubmitted(Event):
+    """pivot submitted a job (`pivot jobs submit` or a `resubmit` action)."""
+
+    TYPE = "job.submitted"
+    host: str
+    job_id: str
+    script: str
+    resubmit_of: str = ""
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class JobSeen(Event):
+    """A job was first looked up; where its output goes."""
+
+    TYPE = "job.seen"
+    host: str
+    job_id: str
+    name: str = ""
+    state: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    script: str = ""
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class JobStateChanged(Event):
+    """Slurm reported a new state for a job."""
+
+    TYPE = "job.state_changed"
+    host: str
+    job_id: str
+    old: str
+    new: str
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class JobEnded(Event):
+    """Slurm says the job ended (the only thing that completes a watcher)."""
+
+    TYPE = "job.ended"
+    host: str
+    job_id: str
+    state: str
+    exit_code: str = ""
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class JobLookupFailed(Event):
+    """A Slurm query failed or timed out; watchers stay active."""
+
+    TYPE = "job.lookup_failed"
+    host: str
+    error: str
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class OutputRead(Event):
+    """The tailer consumed a job output file up to ``offset``.
+
+    With ``inode`` and ``head_hash`` it identifies the file, so a restart
+    resumes exactly there and a replaced file is read from the start.
+    """
+
+    TYPE = "output.read"
+    host: str
+    job_id: str
+    path: str
+    offset: int
+    inode: int = 0
+    head_hash: str = ""

@@ -1,0 +1,173 @@
+"""Events of the pipeline domain: waves, stages, reloads, workers, changes.
+
+A *wave* is one execution of a set of stages: a `pivot run`, or one round of
+`pivot watch`. Stage events carry the wave id as their ``correlation_id``; a
+wave caused by file changes carries the change batch id as its own
+``correlation_id``, so `pivot why` can walk from a stage run back to paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pivot.events.base import Event, event
+
+__all__ = [
+    "ChangesDetected",
+    "PipelineInvalid",
+    "PipelineReloaded",
+    "StageCancelled",
+    "StageFailed",
+    "StageQueued",
+    "StageSkipped",
+    "StageStarted",
+    "StageSucceeded",
+    "WaveFinished",
+    "WaveStarted",
+    "WorkersRestartFailed",
+    "WorkersRestarted",
+]
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WaveStarted(Event):
+    """A wave begins. ``trigger``: run, initial, change, force."""
+
+    TYPE = "wave.started"
+    wave_id: str
+    trigger: str
+    stages: tuple[str, ...] = ()
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WaveFinished(Event):
+    """A wave ended; counts of each outcome and its wall time."""
+
+    TYPE = "wave.finished"
+    wave_id: str
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+    duration: float = 0.0
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class StageQueued(Event):
+    """A stage will run in this wave, and why (``code changed: ...`` etc.)."""
+
+    TYPE = "stage.queued"
+    stage: str
+    reasons: tuple[str, ...] = ()
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class StageStarted(Event):
+    """A stage began executing in a worker process."""
+
+    TYPE = "stage.started"
+    stage: str
+    pid: int = 0
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class StageSkipped(Event):
+    """A stage did not run: up to date, or its upstream failed."""
+
+    TYPE = "stage.skipped"
+    stage: str
+    reason: str
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class StageSucceeded(Event):
+    """A stage finished and its outputs were recorded as good."""
+
+    TYPE = "stage.succeeded"
+    stage: str
+    duration: float
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class StageFailed(Event):
+    """A stage raised, crashed or exited; its outputs are not recorded."""
+
+    TYPE = "stage.failed"
+    stage: str
+    error: str
+    duration: float = 0.0
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class StageCancelled(Event):
+    """A stage was stopped (Ctrl-C, shutdown, restart) or never started."""
+
+    TYPE = "stage.cancelled"
+    stage: str
+    reason: str = ""
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class PipelineReloaded(Event):
+    """`pipeline.py` was loaded again; how the stage set changed."""
+
+    TYPE = "pipeline.reloaded"
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    modified: tuple[str, ...] = ()
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class PipelineInvalid(Event):
+    """Loading the pipeline failed; the last valid one is kept."""
+
+    TYPE = "pipeline.invalid"
+    error: str
+    file: str = ""
+    line: int = 0
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WorkersRestarted(Event):
+    """The worker pool was replaced by fresh processes."""
+
+    TYPE = "workers.restarted"
+    jobs: int
+    reason: str = ""
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WorkersRestartFailed(Event):
+    """Starting fresh workers failed; the next wave retries."""
+
+    TYPE = "workers.restart_failed"
+    error: str
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class ChangesDetected(Event):
+    """A debounced batch of changed paths; ``batch_id`` is the cause id.
+
+    ``paths`` holds at most a bounded sample; ``count`` is the true number and
+    ``overflow`` says the batch was too large to list (rebuild everything).
+    """
+
+    TYPE = "changes.detected"
+    batch_id: str
+    kind: str  # "code" | "data"
+    paths: tuple[str, ...] = ()
+    count: int = 0
+    overflow: bool = False

@@ -1,0 +1,160 @@
+"""Events of the job-watcher domain: definitions, matches, actions, state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pivot.events.base import Event, event
+
+__all__ = [
+    "ActionFailed",
+    "ActionRequested",
+    "ActionSucceeded",
+    "ActionSuppressed",
+    "MetricStored",
+    "VariablesCaptured",
+    "WatcherCreated",
+    "WatcherMatched",
+    "WatcherPaused",
+    "WatcherRemoved",
+    "WatcherResumed",
+    "WatcherStateChanged",
+]
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WatcherCreated(Event):
+    """A watcher was attached to a job; ``definition`` is its validated YAML."""
+
+    TYPE = "watcher.created"
+    watcher_id: str
+    name: str
+    job_id: str
+    host: str = "local"
+    definition: dict[str, Any] = field(default_factory=dict)
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WatcherMatched(Event):
+    """A line matched; ``correlation_id`` of the actions it causes is ``match_id``."""
+
+    TYPE = "watcher.matched"
+    watcher_id: str
+    match_id: str
+    line: str
+    captures: dict[str, str] = field(default_factory=dict)
+    condition_result: bool = True
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class VariablesCaptured(Event):
+    """The watcher's cached captures changed (used by timer mode and job end)."""
+
+    TYPE = "watcher.variables_captured"
+    watcher_id: str
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class ActionRequested(Event):
+    """Intent to run an action, recorded before it runs."""
+
+    TYPE = "action.requested"
+    watcher_id: str
+    action_id: str
+    action_type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    idempotent: bool = False
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class ActionSucceeded(Event):
+    """An action finished successfully."""
+
+    TYPE = "action.succeeded"
+    watcher_id: str
+    action_id: str
+    action_type: str
+    detail: str = ""
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class ActionFailed(Event):
+    """An action failed (error, non-zero exit, timeout)."""
+
+    TYPE = "action.failed"
+    watcher_id: str
+    action_id: str
+    action_type: str
+    error: str
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class ActionSuppressed(Event):
+    """An action was not run (rate limit, ...): recorded, never silent."""
+
+    TYPE = "action.suppressed"
+    watcher_id: str
+    action_type: str
+    reason: str
+    action_id: str = ""
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WatcherStateChanged(Event):
+    """States: active, paused, triggered, completed, disabled."""
+
+    TYPE = "watcher.state_changed"
+    watcher_id: str
+    old: str
+    new: str
+    reason: str = ""
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WatcherPaused(Event):
+    """A watcher was paused (by a user or a `pause_watcher` action)."""
+
+    TYPE = "watcher.paused"
+    watcher_id: str
+    by: str = "user"
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WatcherResumed(Event):
+    """A paused watcher was resumed."""
+
+    TYPE = "watcher.resumed"
+    watcher_id: str
+    by: str = "user"
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WatcherRemoved(Event):
+    """A watcher was deleted; its history stays in the log."""
+
+    TYPE = "watcher.removed"
+    watcher_id: str
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class MetricStored(Event):
+    """A numeric sample of a watcher's named series."""
+
+    TYPE = "metric.stored"
+    watcher_id: str
+    name: str
+    value: float
