@@ -1,8 +1,14 @@
-"""The ``pivot`` command: one typer app, one module per command group."""
+"""The ``pivot`` command: one typer app, one module per command group.
+
+Each command module exposes ``register(app)``; this module only assembles
+them, so a group can be read (and tested) on its own.
+"""
 
 from __future__ import annotations
 
 import typer
+
+from pivot.cli import events_cmd, jobs_cmd, pipeline_cmd, watch_cmd
 
 app = typer.Typer(
     name="pivot",
@@ -10,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode="rich",
 )
 
 
@@ -20,6 +27,10 @@ def _root() -> None:
     Every state transition is recorded in an event log under .pivot/; see
     `pivot events`.
     """
+
+
+for _module in (pipeline_cmd, events_cmd, watch_cmd, jobs_cmd):
+    _module.register(app)
 
 
 def main() -> None:

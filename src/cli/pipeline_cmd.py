@@ -1,0 +1,10 @@
+"""Commands: pivot run, status, dag (issue: pipeline core)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `pivot` app."""
+    del app
