@@ -243,6 +243,7 @@ def _decrement(definition: WatcherDefinition) -> WatcherDefinition:
         if spec.type == "resubmit":
             params = dict(spec.params)
             params["remaining_resubmits"] = max(0, int(params.get("remaining_resubmits", 1)) - 1)
-            spec = replace(spec, params=params)
-        actions.append(spec)
+            actions.append(replace(spec, params=params))
+        else:
+            actions.append(spec)
     return replace(definition, actions=tuple(actions))

@@ -116,7 +116,7 @@ class Condition:
             raise ConditionError(f"condition {self.source!r} failed: {exc}") from None
 
 
-def compile_condition(source: str, names: Sequence[str]) -> Condition:
+def compile_condition(source: str, names: Sequence[str]) -> Condition:  # noqa: PLR0912
     """Parse and validate a condition; only ``names`` (and the functions) may appear."""
     if len(source) > MAX_EXPRESSION_CHARS:
         raise ConditionError(f"condition longer than {MAX_EXPRESSION_CHARS} characters")
@@ -124,10 +124,8 @@ def compile_condition(source: str, names: Sequence[str]) -> Condition:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
         raise ConditionError(f"condition {source!r} is not an expression: {exc.msg}") from None
-    count = 0
     known = set(names)
-    for node in ast.walk(tree):
-        count += 1
+    for count, node in enumerate(ast.walk(tree), start=1):
         if count > MAX_NODES:
             raise ConditionError(f"condition has more than {MAX_NODES} parts")
         if not isinstance(node, _ALLOWED_NODES):
@@ -148,6 +146,13 @@ def compile_condition(source: str, names: Sequence[str]) -> Condition:
                 raise ConditionError(
                     f"condition {source!r}: unknown name {node.id!r} (captures: {allowed})"
                 )
+        elif (
+            isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.Mod)
+            and isinstance(node.left, ast.Constant | ast.JoinedStr)
+            and isinstance(node.left.value if isinstance(node.left, ast.Constant) else "", str)
+        ):
+            raise ConditionError(f"condition {source!r}: string formatting with % is not allowed")
         elif isinstance(node, ast.Constant) and not isinstance(
             node.value, int | float | str | bool | type(None)
         ):
@@ -157,7 +162,29 @@ def compile_condition(source: str, names: Sequence[str]) -> Condition:
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id in _FUNCTIONS and id(node) not in callees:
             raise ConditionError(f"condition {source!r}: {node.id!r} can only be called")
+    _fold_constants(source, tree)
     return Condition(source, tree)
+
+
+def _fold_constants(source: str, tree: ast.Expression) -> None:
+    # Parts without names (`'a' * 10000000`, `1 / 0`, a 300-digit literal) are
+    # evaluated now, so an expression that can only blow up fails at definition.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant):
+            try:
+                _check_size(node.value)
+            except ConditionError as exc:
+                raise ConditionError(f"condition {source!r}: {exc}") from None
+        if not isinstance(node, ast.BinOp | ast.UnaryOp | ast.Call):
+            continue
+        if any(isinstance(n, ast.Name) and n.id not in _FUNCTIONS for n in ast.walk(node)):
+            continue
+        try:
+            _Evaluator({}).eval(node)
+        except ConditionError as exc:
+            raise ConditionError(f"condition {source!r}: {exc}") from None
+        except (ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
+            raise ConditionError(f"condition {source!r} always fails: {exc}") from None
 
 
 def _check_size(value: Any) -> Any:
@@ -174,7 +201,7 @@ class _Evaluator:
     def __init__(self, variables: Mapping[str, str]) -> None:
         self._vars = variables
 
-    def eval(self, node: ast.expr) -> Any:
+    def eval(self, node: ast.expr) -> Any:  # noqa: PLR0911, PLR0912 - one branch per node type
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
@@ -219,9 +246,8 @@ class _Evaluator:
             return tuple(self.eval(e) for e in node.elts)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             args = [self.eval(a) for a in node.args]
-            if node.func.id == "int" and args and isinstance(args[0], str):
-                if len(args[0]) > 100:
-                    raise ConditionError("int() of a string longer than 100 characters")
+            if node.func.id == "int" and args and isinstance(args[0], str) and len(args[0]) > 100:
+                raise ConditionError("int() of a string longer than 100 characters")
             return _check_size(_FUNCTIONS[node.func.id](*args))
         raise ConditionError(f"unsupported expression {type(node).__name__}")
 
@@ -230,8 +256,11 @@ class _Evaluator:
         # "x" * 10**9 would allocate before any size check could run.
         if isinstance(op, ast.Mult):
             for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, str | tuple) and isinstance(n, int):
-                    if len(seq) * max(n, 0) > MAX_STRING:
-                        raise ConditionError(f"value longer than {MAX_STRING}")
+                if (
+                    isinstance(seq, str | tuple)
+                    and isinstance(n, int)
+                    and len(seq) * max(n, 0) > MAX_STRING
+                ):
+                    raise ConditionError(f"value longer than {MAX_STRING}")
         if isinstance(op, ast.Mod) and isinstance(left, str):
             raise ConditionError("string formatting with % is not allowed")

@@ -237,7 +237,7 @@ def _one(item: Any, source: str, offset: int) -> WatcherDefinition:
     return definition
 
 
-def _coerce(key: str, value: Any, err: Any) -> Any:
+def _coerce(key: str, value: Any, err: Any) -> Any:  # noqa: PLR0911, PLR0912 - one rule per key
     if key == "actions":
         return value
     if key in ("name", "pattern", "condition", "output_type"):
@@ -271,7 +271,7 @@ def _coerce(key: str, value: Any, err: Any) -> Any:
     raise err(f"unknown key {key!r}", key)  # pragma: no cover - guarded by _FIELDS
 
 
-def _action(raw: Any, source: str, offset: int, parent: Any) -> ActionSpec:
+def _action(raw: Any, source: str, offset: int, parent: Any) -> ActionSpec:  # noqa: PLR0912
     line = _line(raw) or _line(parent, "actions")
 
     def err(msg: str, key: str | None = None) -> DefinitionError:

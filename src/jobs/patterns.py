@@ -85,6 +85,11 @@ class CompiledPattern:
         echoing its submission script, with the watcher block in it) is not a
         match: its "captures" would be the pattern's own syntax.
         """
+        try:
+            chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            # RE2 reads UTF-8: invalid bytes would match nothing, not even `\S`.
+            chunk = chunk.decode("utf-8", errors="replace").encode("utf-8")
         for line in self._candidate_lines(chunk):
             if any(lit in line for lit in self._literals):
                 continue

@@ -301,7 +301,8 @@ def set_remaining_resubmits(script: str, value: int) -> str:
         elif inside:
             m = _REMAINING.match(line)
             if m:
-                line = f"{m.group(1)}{value}{m.group(3)}"
+                out.append(f"{m.group(1)}{value}{m.group(3)}")
+                continue
         out.append(line)
     return "\n".join(out) + "\n"
 

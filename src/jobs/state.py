@@ -121,7 +121,7 @@ def fold(records: Iterable[Recorded], book: Book | None = None) -> Book:
     return book
 
 
-def _apply(book: Book, ev: Event) -> None:  # noqa: PLR0912 - one branch per event type
+def _apply(book: Book, ev: Event) -> None:  # noqa: PLR0912, PLR0915 - one branch per event type
     if isinstance(ev, WatcherCreated):
         book.watchers[ev.watcher_id] = WatcherState(
             watcher_id=ev.watcher_id,

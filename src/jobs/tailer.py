@@ -350,14 +350,15 @@ class Tailer:
             for path in self._paths(ws):
                 st = stats.get(path)
                 if st is not None:
-                    self._tail_one(ws, transport, path, st, now, final)
+                    self._tail_one(ws, transport, path, st, now=now, final=final)
 
-    def _tail_one(
+    def _tail_one(  # noqa: PLR0912, PLR0915 - one read loop, kept whole for clarity
         self,
         ws: WatcherState,
         transport: Transport,
         path: str,
         st: FileStat,
+        *,
         now: float,
         final: bool,
     ) -> None:
@@ -403,12 +404,12 @@ class Tailer:
                 pos = replace(pos, offset=pos.offset + split.consumed)
                 live.partial, live.skipping = split.partial, split.skipping
                 if split.line_count:
-                    self._scan(ws, split.lines_blob, split.line_count, now, events, batches)
+                    self._scan(ws, split.lines_blob, split.line_count, now, (events, batches))
                 if len(chunk) < CHUNK_BYTES:
                     break
         if final and live.partial:
             # The job ended: a last line without a newline is still a line.
-            self._scan(ws, live.partial, 1, now, events, batches)
+            self._scan(ws, live.partial, 1, now, (events, batches))
             pos = replace(pos, offset=pos.offset + len(live.partial))
             live.partial = b""
         old = ws.positions.get(path)
@@ -447,9 +448,9 @@ class Tailer:
         blob: bytes,
         count: int,
         now: float,
-        events: list[Event],
-        batches: list[ActionBatch],
+        out: tuple[list[Event], list[ActionBatch]],
     ) -> None:
+        events, batches = out
         self.lines_scanned += count
         if ws.state != "active":
             return
