@@ -178,6 +178,9 @@ def _toposort(names: tuple[str, ...], graph: StageGraph) -> tuple[str, ...]:
     import networkx as nx
 
     cycle = nx.find_cycle(graph.to_networkx())
+    # Start the printed cycle at its earliest-declared stage, so it reads the same every time.
+    first = min(range(len(cycle)), key=lambda i: rank[cycle[i][0]])
+    cycle = cycle[first:] + cycle[:first]
     steps = [f"{a} -> {b} (via {', '.join(graph.edges[(a, b)])})" for a, b in cycle]
     raise PipelineError("dependency cycle: " + "; ".join(steps))
 

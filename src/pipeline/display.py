@@ -23,7 +23,6 @@ from pivot.events.pipeline import (
     StageSucceeded,
     WaveFinished,
 )
-
 from pivot.pipeline.execute import WaveResult, log_path
 from pivot.pipeline.plan import Plan
 

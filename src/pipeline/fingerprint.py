@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pivot.pipeline.declare import Pipeline
+
 __all__ = ["Fingerprinter", "combine"]
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -279,6 +281,8 @@ class Fingerprinter:
             obj = getattr(obj, part, None)
         if isinstance(obj, types.ModuleType):
             return None  # a module on its own: only what is used from it counts
+        if isinstance(obj, Pipeline):
+            return None  # `@pipeline.stage` registers the stage; it is not its code
         key = self._def_piece(obj)
         if key is not None:
             return key

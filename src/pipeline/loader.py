@@ -92,7 +92,8 @@ def _exec_pipeline(path: Path, root: Path) -> Any:
     try:
         spec.loader.exec_module(module)
     except PipelineError as exc:
-        raise PipelineError(exc.message, _rel(root, exc.file), exc.line) from None
+        message = exc.message.replace(f"{root}{os.sep}", "")
+        raise PipelineError(message, _rel(root, exc.file), exc.line) from None
     except SyntaxError as exc:
         raise PipelineError(
             f"syntax error: {exc.msg}", _rel(root, exc.filename), exc.lineno or 0

@@ -10,7 +10,9 @@ do never starts a process.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
@@ -87,8 +89,15 @@ class StagePool:
     def kill(self) -> None:
         """Kill the workers and their children, and wait until they are gone."""
         executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, kill_workers=True)
+        if executor is None:
+            return
+        # Each worker leads its own process group (see worker.ignore_sigint):
+        # killing the group also gets processes a stage started, including
+        # orphans loky's tree walk cannot find any more.
+        for pid in list(getattr(executor, "_processes", {}) or {}):
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+        executor.shutdown(wait=True, kill_workers=True)
 
     def shutdown(self) -> None:
         """Let running stages finish, then stop the workers."""

@@ -25,6 +25,8 @@ from typing import Any
 
 __all__ = ["StageOutcome", "StageTask", "ignore_sigint", "run_stage"]
 
+_THIS_FILE = os.path.realpath(__file__)
+
 
 @dataclass(frozen=True)
 class StageTask:
@@ -54,8 +56,15 @@ class StageOutcome:
 
 
 def ignore_sigint() -> None:
-    """Worker initializer: Ctrl-C is the parent's to handle (it kills the workers)."""
+    """Worker initializer: Ctrl-C is the parent's to handle (it kills the workers).
+
+    The worker also leads a process group of its own, so the parent can kill
+    it together with every process its stages started (``os.killpg``), even
+    ones whose own parent already exited.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.setpgrp()
 
 
 def _import(task: StageTask) -> ModuleType:
@@ -117,11 +126,7 @@ def run_stage(task: StageTask) -> StageOutcome:
         frames = traceback.TracebackException.from_exception(exc)
         # Drop pivot's own frames: the user wants to see their code.
         frames.stack = traceback.StackSummary.from_list(
-            [
-                f
-                for f in frames.stack
-                if "/pivot/pipeline/worker.py" not in f.filename.replace(os.sep, "/")
-            ]
+            [f for f in frames.stack if os.path.realpath(f.filename) != _THIS_FILE]
         )
         tb = "".join(frames.format())
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]

@@ -14,4 +14,3 @@ def mean(values: list[float]) -> float:
 def bucket(score: float, buckets: int) -> int:
     """Which of ``buckets`` equal slices of [0, 1] holds ``score``."""
     return min(int(score * buckets), buckets - 1)
-# hi
