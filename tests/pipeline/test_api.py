@@ -6,7 +6,7 @@ import pickle
 from pathlib import Path
 
 import pytest
-from conftest import HEADER, Project
+from pipeline_project import HEADER, Project, make_project
 
 from pivot.pipeline.dag import build_graph, render
 from pivot.pipeline.errors import PipelineError
@@ -44,7 +44,8 @@ def _project(project: Project) -> PipelineSpec:
     return load_fresh(project.root / "pipeline.py")
 
 
-def test_load_fresh_gives_a_picklable_spec(project: Project) -> None:
+def test_load_fresh_gives_a_picklable_spec(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     spec = _project(project)
     assert spec.names == ("clean", "stats", "report")
     assert pickle.loads(pickle.dumps(spec)) == spec
@@ -56,7 +57,8 @@ def test_load_fresh_gives_a_picklable_spec(project: Project) -> None:
     assert spec.source_files == ("pipeline.py",)
 
 
-def test_load_fresh_structured_error(project: Project) -> None:
+def test_load_fresh_structured_error(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     project.write("pipeline.py", HEADER + "\nx = (\n")
     with pytest.raises(PipelineError) as info:
         load_fresh(project.root / "pipeline.py")
@@ -65,7 +67,8 @@ def test_load_fresh_structured_error(project: Project) -> None:
     assert "syntax error" in info.value.message
 
 
-def test_affected_follows_consumers_directories_and_downstream(project: Project) -> None:
+def test_affected_follows_consumers_directories_and_downstream(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     spec = _project(project)
     graph = build_graph(spec)
     assert graph.affected(["data/raw.csv"]) == {"clean", "stats", "report"}
@@ -81,7 +84,8 @@ def test_affected_follows_consumers_directories_and_downstream(project: Project)
     ]
 
 
-def test_planner_reasons_are_pure(project: Project) -> None:
+def test_planner_reasons_are_pure(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     spec = _project(project)
     graph = build_graph(spec)
     clean = spec.stage("clean")

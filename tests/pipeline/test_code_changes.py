@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import HEADER, Project
+from pathlib import Path
+
+from pipeline_project import HEADER, Project, make_project
 
 PIPELINE = (
     HEADER
@@ -61,7 +63,8 @@ def _setup(project: Project) -> None:
     assert project.read("scaled.txt") == "42"
 
 
-def test_helper_edit_reruns_exactly_the_stages_reaching_it(project: Project) -> None:
+def test_helper_edit_reruns_exactly_the_stages_reaching_it(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     _setup(project)
     project.write("lib/utils.py", UTILS.replace("text.strip()", "text.strip() + '0'"))
     status = project.status()
@@ -82,7 +85,8 @@ def test_helper_edit_reruns_exactly_the_stages_reaching_it(project: Project) -> 
     assert project.read("loud.txt") == "21 ?"
 
 
-def test_comment_docstring_and_formatting_edits_rerun_nothing(project: Project) -> None:
+def test_comment_docstring_and_formatting_edits_rerun_nothing(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     _setup(project)
     project.write(
         "lib/utils.py",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from conftest import HEADER, Project
+from pipeline_project import HEADER, make_project
 
 CASES = {
     "cycle": (
@@ -82,7 +83,8 @@ def other(out: Annotated[Path, Out("b.txt")]) -> None: ...
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_pipeline_mistakes(project: Project, case: str) -> None:
+def test_pipeline_mistakes(tmp_path: Path, case: str) -> None:
+    project = make_project(tmp_path)
     text, expected = CASES[case]
     project.write("pipeline.py", text)
     proc = project.cli("status", ok=False)
@@ -92,7 +94,8 @@ def test_pipeline_mistakes(project: Project, case: str) -> None:
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
-def test_errors_in_imported_modules_and_json(project: Project) -> None:
+def test_errors_in_imported_modules_and_json(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     project.write("pipeline.py", HEADER + "\nimport stages\n")
     project.write("stages.py", "x = 1\ny = undefined_name\n")
     proc = project.cli("run", ok=False)
@@ -108,7 +111,8 @@ def test_errors_in_imported_modules_and_json(project: Project) -> None:
     assert "stages.py:1: syntax error" in proc.stderr
 
 
-def test_no_pipeline_and_unknown_stage(project: Project) -> None:
+def test_no_pipeline_and_unknown_stage(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     proc = project.cli("status", ok=False)
     assert "no pipeline.py in" in proc.stderr
     project.write(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from conftest import HEADER, Project
+from pipeline_project import HEADER, make_project
 
 from pivot.events.store import EventStore
 
@@ -41,7 +42,8 @@ def _statuses(doc: dict) -> dict[str, str]:
     return {s["stage"]: s["status"] for s in doc["stages"]}
 
 
-def test_failure_stops_the_run_and_traceback_shows_once(project: Project) -> None:
+def test_failure_stops_the_run_and_traceback_shows_once(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     project.write("pipeline.py", PIPELINE)
     project.write("in.txt", "boom")
     proc = project.cli("run", "-j", "1", ok=False)
@@ -70,7 +72,8 @@ def test_failure_stops_the_run_and_traceback_shows_once(project: Project) -> Non
     assert "raise ValueError" in failed[0].traceback  # type: ignore[attr-defined]
 
 
-def test_keep_going_runs_independent_branches(project: Project) -> None:
+def test_keep_going_runs_independent_branches(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     project.write("pipeline.py", PIPELINE)
     project.write("in.txt", "boom")
     doc = project.run_json("--keep-going", "-j", "1", ok=False)
@@ -116,7 +119,8 @@ def lazy(out: Annotated[Path, Out("lazy.txt")]) -> None:
 )
 
 
-def test_segfault_and_os_exit_fail_cleanly(project: Project) -> None:
+def test_segfault_and_os_exit_fail_cleanly(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     project.write("pipeline.py", CRASHES)
     proc = project.cli("run", "--json", "--keep-going", "-j", "2", ok=False)
     assert proc.returncode == 1

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import HEADER, PIVOT, Project
+from pipeline_project import HEADER, PIVOT, make_project
 
 from pivot.events.store import EventStore
 
@@ -57,7 +57,8 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def test_ctrl_c_kills_workers_and_children_and_records_nothing_unfinished(project: Project) -> None:
+def test_ctrl_c_kills_workers_and_children_and_records_nothing_unfinished(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     project.write("pipeline.py", PIPELINE)
     pids_file = project.root / "pids.txt"
     proc = subprocess.Popen(
@@ -98,7 +99,8 @@ def test_ctrl_c_kills_workers_and_children_and_records_nothing_unfinished(projec
     assert kinds[-1] == ("wave.finished", "")
 
 
-def test_ctrl_c_json(project: Project) -> None:
+def test_ctrl_c_json(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     project.write("pipeline.py", PIPELINE)
     pids_file = project.root / "pids.txt"
     proc = subprocess.Popen(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import HEADER, Project
+from pathlib import Path
+
+from pipeline_project import HEADER, make_project
 
 PIPELINE = (
     HEADER
@@ -21,7 +23,8 @@ def fit(clean: Annotated[Path, Dep("clean.csv")],
 )
 
 
-def test_params_override_and_change(project: Project) -> None:
+def test_params_override_and_change(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     project.write("pipeline.py", PIPELINE)
     project.write("raw.csv", "0.1 0.6 0.8 0.9")
     project.write("params.yaml", "clean:\n  threshold: 0.7\n")
@@ -39,7 +42,8 @@ def test_params_override_and_change(project: Project) -> None:
     assert project.status() == {"clean": [], "train": []}
 
 
-def test_params_yaml_mistakes_name_file_and_line(project: Project) -> None:
+def test_params_yaml_mistakes_name_file_and_line(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     project.write("pipeline.py", PIPELINE)
     project.write("raw.csv", "0.1")
     project.write("params.yaml", "clean:\n  threshold: 0.7\n  treshold: 0.1\n")

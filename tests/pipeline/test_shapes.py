@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import HEADER, Project
+from pathlib import Path
+
+from pipeline_project import HEADER, make_project
 
 LINEAR = (
     HEADER
@@ -22,7 +24,8 @@ def c(src: Annotated[Path, Dep("b.txt")], out: Annotated[Path, Out("c.txt")]) ->
 )
 
 
-def test_linear_runs_in_order_then_nothing(project: Project) -> None:
+def test_linear_runs_in_order_then_nothing(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     project.write("pipeline.py", LINEAR)
     project.write("in.txt", "x")
     assert project.status() == {
@@ -45,7 +48,8 @@ def test_linear_runs_in_order_then_nothing(project: Project) -> None:
     assert project.read("c.txt") == "yabc"
 
 
-def test_linear_target_runs_only_upstream_and_output_missing(project: Project) -> None:
+def test_linear_target_runs_only_upstream_and_output_missing(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     project.write("pipeline.py", LINEAR)
     project.write("in.txt", "x")
     assert project.ran("b") == ["a", "b"]
@@ -90,7 +94,8 @@ def d(
 )
 
 
-def test_fan_in(project: Project) -> None:
+def test_fan_in(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     project.write("pipeline.py", FAN_IN)
     for n in "abc":
         project.write(f"in/{n}.txt", n)
@@ -126,7 +131,8 @@ def merge(l: Annotated[Path, Dep("left.txt")], r: Annotated[Path, Dep("right.txt
 )
 
 
-def test_diamond_branch_and_merge(project: Project) -> None:
+def test_diamond_branch_and_merge(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     project.write("pipeline.py", DIAMOND)
     project.write("in.txt", "t")
     assert project.ran() == ["top", "left", "right", "merge"]
@@ -163,7 +169,8 @@ def catalogue(docs: Annotated[Path, Dep("docs")],
 )
 
 
-def test_directory_deps(project: Project) -> None:
+def test_directory_deps(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
     project.write("pipeline.py", DIR_DEP)
     project.write("in.txt", "x\ny\n")
     project.write("docs/a.md", "a")

@@ -1,4 +1,8 @@
-"""A real project in a temporary directory, driven through the real `pivot` CLI."""
+"""A real project in a temporary directory, driven through the real `pivot` CLI.
+
+Not a conftest.py on purpose: a second module named ``conftest`` would shadow
+tests/conftest.py for ``from conftest import require``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,8 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 PIVOT = [sys.executable, "-c", "from pivot.cli.app import main; main()"]
 
@@ -66,11 +67,11 @@ class Project:
         return {s["stage"]: s["reasons"] for s in doc["stages"]}
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
+def make_project(tmp_path: Path) -> Project:
+    """A fresh project folder under pytest's ``tmp_path``."""
     root = tmp_path / "proj"
     root.mkdir()
-    yield Project(root)
+    return Project(root)
 
 
 HEADER = """
