@@ -47,8 +47,24 @@ class Event:
     correlation_id: str = ""
 
     def to_dict(self) -> JSONDict:
-        """The event's fields as plain JSON-serialisable data."""
-        return dataclasses.asdict(self)
+        """The event's fields as plain JSON-serialisable data.
+
+        Fields hold plain data (str, numbers, bools, tuples, dicts of those),
+        so a shallow copy is enough; ``dataclasses.asdict`` would deep-copy
+        every value and costs several times more on the append path.
+        """
+        return {name: getattr(self, name) for name in _field_names(type(self))}
+
+
+_FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Event]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        _FIELD_NAMES[cls] = names
+    return names
 
 
 E = TypeVar("E", bound=type[Event])
@@ -107,7 +123,7 @@ def decode(type_name: str, version: int, data: JSONDict) -> Event:
         raise EventDecodeError(
             f"{type_name} v{version} was written by a newer pivot (this one reads v{cls.VERSION})"
         )
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = _field_names(cls)
     try:
         return cls(**{k: _thaw(v) for k, v in data.items() if k in names})
     except TypeError as exc:

@@ -1,0 +1,161 @@
+"""Where the log lives: eventsourcing's SQLite or PostgreSQL recorder.
+
+A :class:`Backend` bundles eventsourcing's application recorder (which
+writes and reads the log) with a way to run our own small SQL in a
+transaction on the same database (projections keep their state and
+position there, so both commit together). ``param`` is the placeholder of
+the driver (``?`` for sqlite3, ``%s`` for psycopg); :meth:`Backend.sql`
+rewrites ``?`` so one statement text serves both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import urllib.parse
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory, StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+
+__all__ = ["Backend", "Cursor", "StoreLocationError", "open_backend"]
+
+
+class StoreLocationError(ValueError):
+    """An event store location that cannot be used (bad URL, ...)."""
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor projections use."""
+
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> Any: ...
+
+
+class FastSQLiteRecorder(SQLiteApplicationRecorder):
+    """eventsourcing's SQLite recorder, inserting a batch with one executemany.
+
+    The stock recorder runs one ``execute`` per row to read each row's
+    ``lastrowid``. Inside the write transaction we hold SQLite's only write
+    lock, and rowids are assigned as max(rowid)+1, so the batch's ids are the
+    consecutive run ending at ``last_insert_rowid()``.
+    """
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any
+    ) -> Sequence[int] | None:
+        if not stored_events:
+            return []
+        params = [
+            (_id_text(s.originator_id), s.originator_version, s.topic, s.state)
+            for s in stored_events
+        ]
+        c.executemany(self.insert_events_statement, params)
+        c.execute("SELECT last_insert_rowid()")
+        last = int(c.fetchone()[0])
+        return list(range(last - len(params) + 1, last + 1))
+
+
+class Backend:
+    """A recorder plus transactions for our own tables on the same database."""
+
+    kind = "base"
+    param = "?"
+
+    def __init__(self, factory: InfrastructureFactory[Any], recorder: ApplicationRecorder) -> None:
+        self.factory = factory
+        self.recorder = recorder
+        self.tables_ensured: set[str] = set()  # our own tables known to exist
+
+    def sql(self, statement: str) -> str:
+        """``statement`` with ``?`` placeholders in this driver's style."""
+        return statement if self.param == "?" else statement.replace("?", self.param)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """A write transaction committed on success, rolled back on error."""
+        datastore: Any = getattr(self.factory, "datastore")  # noqa: B009 - untyped in the base
+        with datastore.transaction(commit=True) as cursor:
+            yield cursor
+
+    def close(self) -> None:
+        """Release connections."""
+        self.factory.close()
+
+
+class SQLiteBackend(Backend):
+    """A SQLite file in WAL mode (the default, ``.pivot/events.db``)."""
+
+    kind = "sqlite"
+
+
+class PostgresBackend(Backend):
+    """A PostgreSQL database (``postgresql://user:pass@host:port/db``)."""
+
+    kind = "postgresql"
+    param = "%s"
+
+
+def open_backend(location: str) -> Backend:
+    """Open the recorder for a path or a ``postgresql://`` URL, creating tables."""
+    if location.startswith(("postgresql://", "postgres://")):
+        return _open_postgres(location)
+    path = Path(location)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    factory = InfrastructureFactory.construct(
+        env={
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(path),
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+    )
+    recorder = FastSQLiteRecorder(datastore=getattr(factory, "datastore"))  # noqa: B009
+    recorder.create_table()
+    return SQLiteBackend(factory, recorder)
+
+
+def _open_postgres(url: str) -> Backend:
+    parts = urllib.parse.urlsplit(url)
+    dbname = parts.path.lstrip("/")
+    query = urllib.parse.parse_qs(parts.query)
+    # A unix-socket directory may be given as ?host=/path (libpq style).
+    host = query.get("host", [parts.hostname or ""])[0]
+    if not dbname or not host or not parts.username:
+        raise StoreLocationError(
+            f"event store URL {_redact(url)!r} needs a user, a host and a database name: "
+            "postgresql://user:password@host:port/database"
+        )
+    try:
+        port = parts.port or 5432
+    except ValueError as exc:
+        raise StoreLocationError(f"event store URL {_redact(url)!r}: {exc}") from None
+    factory = InfrastructureFactory.construct(
+        env={
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": urllib.parse.unquote(dbname),
+            "POSTGRES_HOST": host,
+            "POSTGRES_PORT": str(port),
+            "POSTGRES_USER": urllib.parse.unquote(parts.username),
+            "POSTGRES_PASSWORD": urllib.parse.unquote(parts.password or ""),
+            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_MAX_OVERFLOW": "8",
+            "POSTGRES_LOCK_TIMEOUT": "30",
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
+        }
+    )
+    return PostgresBackend(factory, factory.application_recorder())
+
+
+def _id_text(originator_id: uuid.UUID | str) -> str:
+    return originator_id.hex if isinstance(originator_id, uuid.UUID) else originator_id
+
+
+def _redact(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,60 @@
+"""Where a project's event store is: env, then ``pivot.toml``, then ``.pivot/events.db``.
+
+1. ``PIVOT_EVENT_STORE`` (a path, or ``postgresql://user:pass@host:port/db``);
+2. ``event_store = "..."`` at the top level of ``pivot.toml`` in the project
+   root (a relative path is relative to that root);
+3. ``<root>/.pivot/events.db``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pivot.events.store import EventStore
+
+__all__ = ["ENV_VAR", "ConfigError", "open_project_store", "store_location"]
+
+ENV_VAR = "PIVOT_EVENT_STORE"
+
+
+class ConfigError(ValueError):
+    """A project setting that cannot be used; the message names file and line."""
+
+
+def store_location(root: str | os.PathLike[str] = ".") -> str:
+    """The event store location for the project at ``root``."""
+    base = Path(root)
+    from_env = os.environ.get(ENV_VAR, "").strip()
+    if from_env:
+        return from_env
+    config = base / "pivot.toml"
+    if config.is_file():
+        try:
+            data = tomllib.loads(config.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config}: {exc}") from None
+        value = data.get("event_store")
+        if value is not None:
+            if not isinstance(value, str) or not value.strip():
+                line = _line_of(config, "event_store")
+                raise ConfigError(
+                    f"{config}:{line}: event_store must be a path or a postgresql:// URL"
+                )
+            if value.startswith(("postgresql://", "postgres://")):
+                return value
+            return str(base / value)
+    return str(base / ".pivot" / "events.db")
+
+
+def open_project_store(root: str | os.PathLike[str] = ".") -> EventStore:
+    """Open (creating if needed) the event store of the project at ``root``."""
+    return EventStore.open(store_location(root))
+
+
+def _line_of(path: Path, key: str) -> int:
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if text.strip().startswith(key):
+            return number
+    return 0

@@ -1,0 +1,132 @@
+"""Pipeline status: per stage its state, last run, duration, reason, last error.
+
+State::
+
+    {"stages": {name: {"state": "queued|running|succeeded|failed|skipped|cancelled",
+                       "last_run": at of the last start or None,
+                       "duration": seconds of the last finished run or None,
+                       "reason": why it was queued, skipped or cancelled,
+                       "last_error": the last failure's error ("" if none yet),
+                       "wave_id": the wave of the latest event, "updated_at": at}},
+     "wave": {"wave_id", "trigger", "stages", "started_at", "finished_at",
+              "succeeded", "failed", "skipped", "cancelled", "duration"} or None,
+     "pipeline_error": {"error", "file", "line", "at"} or None}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pivot.events import pipeline as ev
+from pivot.events.store import Recorded
+from pivot.projections.base import Projection, State
+
+__all__ = ["PIPELINE_STATUS"]
+
+
+def _initial() -> State:
+    return {"stages": {}, "wave": None, "pipeline_error": None}
+
+
+def _stage(state: State, name: str, at: float, wave_id: str) -> dict[str, Any]:
+    stages: dict[str, dict[str, Any]] = state["stages"]
+    entry = stages.get(name)
+    if entry is None:
+        entry = {
+            "state": "",
+            "last_run": None,
+            "duration": None,
+            "reason": "",
+            "last_error": "",
+            "wave_id": "",
+            "updated_at": at,
+        }
+        stages[name] = entry
+    entry["updated_at"] = at
+    if wave_id:
+        entry["wave_id"] = wave_id
+    return entry
+
+
+def _apply(state: State, rec: Recorded) -> State:
+    e = rec.event
+    if isinstance(e, ev.StageQueued):
+        s = _stage(state, e.stage, e.at, e.correlation_id)
+        s["state"] = "queued"
+        s["reason"] = "; ".join(e.reasons)
+    elif isinstance(e, ev.StageStarted):
+        s = _stage(state, e.stage, e.at, e.correlation_id)
+        s["state"] = "running"
+        s["last_run"] = e.at
+    elif isinstance(e, ev.StageSucceeded):
+        s = _stage(state, e.stage, e.at, e.correlation_id)
+        s["state"] = "succeeded"
+        s["duration"] = e.duration
+    elif isinstance(e, ev.StageFailed):
+        s = _stage(state, e.stage, e.at, e.correlation_id)
+        s["state"] = "failed"
+        s["duration"] = e.duration
+        s["last_error"] = e.error
+    elif isinstance(e, ev.StageSkipped):
+        s = _stage(state, e.stage, e.at, e.correlation_id)
+        s["state"] = "skipped"
+        s["reason"] = e.reason
+    elif isinstance(e, ev.StageCancelled):
+        s = _stage(state, e.stage, e.at, e.correlation_id)
+        s["state"] = "cancelled"
+        s["reason"] = e.reason
+    elif isinstance(e, ev.WaveStarted):
+        state["wave"] = {
+            "wave_id": e.wave_id,
+            "trigger": e.trigger,
+            "stages": list(e.stages),
+            "started_at": e.at,
+            "finished_at": None,
+            "succeeded": 0,
+            "failed": 0,
+            "skipped": 0,
+            "cancelled": 0,
+            "duration": None,
+        }
+    elif isinstance(e, ev.WaveFinished):
+        wave = state["wave"]
+        if wave is not None and wave["wave_id"] == e.wave_id:
+            wave.update(
+                finished_at=e.at,
+                succeeded=e.succeeded,
+                failed=e.failed,
+                skipped=e.skipped,
+                cancelled=e.cancelled,
+                duration=e.duration,
+            )
+    elif isinstance(e, ev.PipelineReloaded):
+        for name in e.removed:
+            state["stages"].pop(name, None)
+        state["pipeline_error"] = None
+    elif isinstance(e, ev.PipelineInvalid):
+        state["pipeline_error"] = {"error": e.error, "file": e.file, "line": e.line, "at": e.at}
+    return state
+
+
+PIPELINE_STATUS = Projection(
+    name="pipeline_status",
+    version=1,
+    types=tuple(
+        cls.TYPE
+        for cls in (
+            ev.StageQueued,
+            ev.StageStarted,
+            ev.StageSucceeded,
+            ev.StageFailed,
+            ev.StageSkipped,
+            ev.StageCancelled,
+            ev.WaveStarted,
+            ev.WaveFinished,
+            ev.PipelineReloaded,
+            ev.PipelineInvalid,
+        )
+    ),
+    initial=_initial,
+    apply=_apply,
+    description="per stage: state, last run, duration, reason, last error",
+)

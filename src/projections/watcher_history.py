@@ -1,0 +1,160 @@
+"""Watcher history: per watcher its matches, actions with results, state changes.
+
+State::
+
+    {"watchers": {watcher_id: {
+        "name", "job", "host", "state", "created_at", "removed": bool,
+        "counts": {"matches", "actions", "succeeded", "failed", "suppressed",
+                   "state_changes"},
+        "matches": [{"seq", "at", "match_id", "line", "captures", "condition"}],
+        "actions": [{"seq", "at", "action_id", "type", "result", "detail",
+                     "finished_at"}],   # result: pending|succeeded|failed|suppressed
+        "state_changes": [{"seq", "at", "old", "new", "reason"}],
+        "variables": {name: value}, "metrics": {name: last value}}}}
+
+Lists keep the newest :data:`HISTORY_LIMIT` entries (the counts are exact;
+the full story is always in the log: ``pivot events --watcher ID``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pivot.events import watchers as ev
+from pivot.events.store import Recorded
+from pivot.projections.base import Projection, State
+from pivot.projections.watcher_stats import WATCHER_STATS
+
+__all__ = ["HISTORY_LIMIT", "WATCHER_HISTORY"]
+
+HISTORY_LIMIT = 50
+
+
+def _initial() -> State:
+    return {"watchers": {}}
+
+
+def _new_watcher(watcher_id: str) -> dict[str, Any]:
+    return {
+        "name": watcher_id,
+        "job": "",
+        "host": "",
+        "state": "active",
+        "created_at": None,
+        "removed": False,
+        "counts": {
+            "matches": 0,
+            "actions": 0,
+            "succeeded": 0,
+            "failed": 0,
+            "suppressed": 0,
+            "state_changes": 0,
+        },
+        "matches": [],
+        "actions": [],
+        "state_changes": [],
+        "variables": {},
+        "metrics": {},
+    }
+
+
+def _push(items: list[dict[str, Any]], item: dict[str, Any]) -> None:
+    items.append(item)
+    if len(items) > HISTORY_LIMIT:
+        del items[0]
+
+
+def _finish(w: dict[str, Any], rec: Recorded, action_id: str, action_type: str) -> dict[str, Any]:
+    # The entry its request created, if still among the recent ones.
+    for entry in reversed(w["actions"]):
+        if action_id and entry["action_id"] == action_id and entry["result"] == "pending":
+            return entry  # type: ignore[no-any-return]
+    entry = {
+        "seq": rec.seq,
+        "at": rec.event.at,
+        "action_id": action_id,
+        "type": action_type,
+        "result": "pending",
+        "detail": "",
+        "finished_at": None,
+    }
+    _push(w["actions"], entry)
+    return entry
+
+
+def _apply(state: State, rec: Recorded) -> State:  # noqa: PLR0912 - one branch per event type
+    e = rec.event
+    watcher_id: str = getattr(e, "watcher_id", "")
+    watchers: dict[str, dict[str, Any]] = state["watchers"]
+    w = watchers.get(watcher_id)
+    if w is None:
+        w = watchers[watcher_id] = _new_watcher(watcher_id)
+    counts = w["counts"]
+    if isinstance(e, ev.WatcherCreated):
+        w.update(name=e.name, job=e.job_id, host=e.host, created_at=e.at, state="active")
+    elif isinstance(e, ev.WatcherMatched):
+        counts["matches"] += 1
+        _push(
+            w["matches"],
+            {
+                "seq": rec.seq,
+                "at": e.at,
+                "match_id": e.match_id,
+                "line": e.line,
+                "captures": dict(e.captures),
+                "condition": e.condition_result,
+            },
+        )
+    elif isinstance(e, ev.ActionRequested):
+        counts["actions"] += 1
+        _push(
+            w["actions"],
+            {
+                "seq": rec.seq,
+                "at": e.at,
+                "action_id": e.action_id,
+                "type": e.action_type,
+                "result": "pending",
+                "detail": "",
+                "finished_at": None,
+            },
+        )
+    elif isinstance(e, ev.ActionSucceeded | ev.ActionFailed):
+        entry = _finish(w, rec, e.action_id, e.action_type)
+        ok = isinstance(e, ev.ActionSucceeded)
+        counts["succeeded" if ok else "failed"] += 1
+        entry["result"] = "succeeded" if ok else "failed"
+        entry["detail"] = e.detail if isinstance(e, ev.ActionSucceeded) else e.error
+        entry["finished_at"] = e.at
+    elif isinstance(e, ev.ActionSuppressed):
+        counts["suppressed"] += 1
+        entry = _finish(w, rec, "", e.action_type)
+        entry.update(action_id=e.action_id, result="suppressed", detail=e.reason, finished_at=e.at)
+    elif isinstance(e, ev.WatcherStateChanged | ev.WatcherPaused | ev.WatcherResumed):
+        if isinstance(e, ev.WatcherStateChanged):
+            old, new, reason = e.old, e.new, e.reason
+        elif isinstance(e, ev.WatcherPaused):
+            old, new, reason = w["state"], "paused", f"paused by {e.by}"
+        else:
+            old, new, reason = w["state"], "active", f"resumed by {e.by}"
+        counts["state_changes"] += 1
+        w["state"] = new
+        _push(w["state_changes"], {"seq": rec.seq, "at": e.at, "old": old, "new": new,
+                                   "reason": reason})  # fmt: skip
+    elif isinstance(e, ev.WatcherRemoved):
+        w["removed"] = True
+    elif isinstance(e, ev.VariablesCaptured):
+        w["variables"].update(e.variables)
+    elif isinstance(e, ev.MetricStored):
+        w["metrics"][e.name] = e.value
+    return state
+
+
+WATCHER_HISTORY = Projection(
+    name="watcher_history",
+    version=1,
+    types=WATCHER_STATS.types,
+    initial=_initial,
+    apply=_apply,
+    description="per watcher: matches, actions and their results, state changes",
+)
