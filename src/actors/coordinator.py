@@ -28,7 +28,7 @@ from pivot.watch.affected import (
     drop_own_writes,
     upstream,
 )
-from pivot.watch.classify import classify
+from pivot.watch.classify import Classified, classify, really_changed
 from pivot.watch.debounce import SAMPLE_SIZE
 from pivot.watch.engine import Engine, LoadError, PipelineView
 from pivot.watch.pending import Pending
@@ -61,6 +61,7 @@ class Coordinator(Shell):
         self.restart_needed = restarted
         self.carry: set[str] = set()
         self.booted = False
+        self.code_seen: dict[str, str | None] = {}
 
     # -- start-up (on Boot, once the watcher runs): load, run what is stale ---
     def started(self) -> None:
@@ -119,14 +120,18 @@ class Coordinator(Shell):
         if missing:
             self.invalid = True
             known = ", ".join(sorted(result.stages)) or "none"
+            error = f"unknown stage(s): {', '.join(missing)} (stages: {known})"
             self.ctx.sink.emit(
                 PipelineInvalid(
-                    error=f"unknown stage(s): {', '.join(missing)} (stages: {known})",
-                    file=str(self.engine.pipeline_file),
+                    error=error,
+                    file=_rel(str(self.engine.pipeline_file), self.engine.root),
                     actor=self.name,
                     correlation_id=batch_id,
                 )
             )
+            if self.view is None:
+                # A typo on the command line: say so and stop, rather than wait.
+                self.ctx.shutdown.request(error, code=2)
             return False
         added, removed, modified = diff_stages(self.view, result)
         first = self.view is None
@@ -156,10 +161,13 @@ class Coordinator(Shell):
         batch_id = uuid.uuid4().hex
         root = self.engine.root
         classified = classify(taken.paths, root, self.engine.pipeline_file)
+        code = really_changed(classified.code, self.code_seen)
+        if code != classified.code:
+            classified = Classified(code, classified.data, classified.ignore_changed)
         reload = bool(classified.code) or taken.overflow or self.view is None or self.invalid
-        data = taken.paths
+        data = classified.data
         if not reload and self.view is not None:
-            data = drop_own_writes(self.view, data, self._is_recorded)
+            data = drop_own_writes(self.view, data, self._is_recorded, Path.is_dir)
         if classified.code or taken.overflow or data:
             shown = sorted(classified.code | data)
             self.ctx.sink.emit(
@@ -177,7 +185,7 @@ class Coordinator(Shell):
             if self.invalid and not (classified.code or taken.overflow) and not taken.force:
                 return  # the fix of the pipeline re-checks everything
             if classified.ignore_changed:
-                self.ctx.registry.tell("file_watcher", DeclaredPaths(frozenset(), True))
+                self.ctx.registry.tell("file_watcher", DeclaredPaths(None, True))
             if not self._reload(batch_id):
                 return
             self._launch(None, taken.force, "force" if taken.force else "change", batch_id)

@@ -59,9 +59,15 @@ def render_board(board: Board, now: float | None = None) -> Group:
             duration = f"{now - row.started_at:.1f}s"
         else:
             duration = "" if row.duration is None else f"{row.duration:.2f}s"
-        table.add_row(row.name, Text(row.state, STATE_STYLE.get(row.state, "")), duration, row.reason)
+        table.add_row(
+            row.name, Text(row.state, STATE_STYLE.get(row.state, "")), duration, row.reason
+        )
     status = "running" if board.wave_running else "idle, watching"
-    wave = f"wave #{board.wave_count} {board.wave} ({board.wave_trigger})" if board.wave else "no wave yet"
+    wave = (
+        f"wave #{board.wave_count} {board.wave} ({board.wave_trigger})"
+        if board.wave
+        else "no wave yet"
+    )
     header = Text(f"pivot watch: {status}; {wave}   keys: f = force all, q = quit")
     parts: list[Any] = [header, table]
     parts.append(Panel("\n".join(board.recent) or "(none yet)", title="recent events"))
@@ -93,7 +99,9 @@ class KeyReader:
 
         self._saved = termios.tcgetattr(fd)
         tty.setcbreak(fd)
-        self.thread = threading.Thread(target=self._loop, args=(fd,), name="pivot-keys", daemon=True)
+        self.thread = threading.Thread(
+            target=self._loop, args=(fd,), name="pivot-keys", daemon=True
+        )
         self.thread.start()
         return True
 

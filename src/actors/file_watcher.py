@@ -138,9 +138,13 @@ class FileWatcher(Shell):
         overflow = False
         for d in deep:
             for dirpath, dirnames, filenames in os.walk(d):
-                dirnames[:] = [n for n in dirnames if self.filter.accept(os.path.join(dirpath, n))]
+                dirnames[:] = [
+                    n
+                    for n in dirnames
+                    if self.filter.accept(os.path.join(dirpath, n))  # noqa: PTH118
+                ]
                 for n in filenames:
-                    found.add(os.path.join(dirpath, n))
+                    found.add(os.path.join(dirpath, n))  # noqa: PTH118
                 if len(found) > MAX_SCAN:
                     overflow = True
                     break
@@ -156,13 +160,14 @@ class FileWatcher(Shell):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, DeclaredPaths):
-            self.declared = message.paths
-            self.filter.set_declared(Path(p) for p in message.paths)
+            if message.paths is not None:
+                self.declared = message.paths
+                self.filter.set_declared(Path(p) for p in message.paths)
             if message.ignore_changed:
                 self.filter.reset()
             self._replan()
         elif isinstance(message, WatcherThreadFailed):
-            raise RuntimeError(f"file watcher thread failed: {message.error}")
+            raise RuntimeError(f"file watcher thread failed: {message.error}")  # noqa: TRY004
         return None
 
     def on_stop(self) -> None:

@@ -49,7 +49,7 @@ class WatcherThreadFailed:
 class DeclaredPaths:
     """Coordinator -> FileWatcher: deps and outs of the pipeline just loaded."""
 
-    paths: frozenset[str]
+    paths: frozenset[str] | None  # None: unchanged (only the ignore files changed)
     ignore_changed: bool = False
 
 

@@ -25,11 +25,12 @@ from pivot.actors.base import Context, Registry, Shutdown
 from pivot.actors.coordinator import Coordinator
 from pivot.actors.debouncer import Debouncer
 from pivot.actors.display import Display, KeyReader
-from pivot.actors.messages import Boot, Ping
 from pivot.actors.file_watcher import FileWatcher
+from pivot.actors.messages import Boot, Ping
 from pivot.actors.supervisor import Factory, Supervisor
 from pivot.actors.worker_pool import PoolControl, WorkerPool
 from pivot.events.actors import WatchStopped
+from pivot.events.base import Event
 from pivot.watch.engine import Engine
 from pivot.watch.sink import EventSink, Store
 from pivot.watch.workers import Workers
@@ -102,7 +103,11 @@ class WatchSystem:
         logging.getLogger("pykka").setLevel(logging.CRITICAL)
         display = Display.start(self.ctx, self.options.display, self.options.out)
         self.registry.set("display", display)
-        self.sink.subscribe(lambda e: self.registry.tell("display", e))
+
+        def show(e: Event) -> None:
+            self.registry.tell("display", e)
+
+        self.sink.subscribe(show)
         factories = self._factories()
         supervisor = Supervisor.start(
             self.ctx, factories, self.options.max_restarts, self.options.restart_window

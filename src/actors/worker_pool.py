@@ -26,7 +26,7 @@ from pivot.events.pipeline import (
     WorkersRestarted,
     WorkersRestartFailed,
 )
-from pivot.watch.engine import Engine
+from pivot.watch.engine import CancelToken, Engine
 from pivot.watch.sink import EventSink
 from pivot.watch.workers import Workers
 
@@ -34,64 +34,91 @@ __all__ = ["PoolControl", "WaveRecorder", "WorkerPool"]
 
 
 class WaveRecorder:
-    """Forwards a wave's stage events, counting outcomes; knows what is unfinished."""
+    """Forwards a wave's events, counting outcomes; reports each stage's end once.
+
+    The pipeline core emits the wave's own ``wave.started``/``wave.finished``;
+    when it could not (it raised), :meth:`finish` emits the summary instead.
+    """
 
     def __init__(self, sink: EventSink, wave_id: str, stages: tuple[str, ...]) -> None:
         self.sink = sink
         self.wave_id = wave_id
         self.stages = stages
-        self.cancel = threading.Event()
-        self.cancel_reason = ""
+        self.cancel = CancelToken()
         self.ended: dict[str, str] = {}
+        self.started_seen = False
+        self.finished_seen = False
         self._lock = threading.Lock()
 
     def emit(self, ev: Event) -> None:
         """The callback given to the pipeline core's executor."""
-        stage = getattr(ev, "stage", None)
-        if self.cancel.is_set() and isinstance(ev, StageFailed):
+        if self.cancel.requested and isinstance(ev, StageFailed):
+            # Workers killed by a shutdown look like crashes to the executor.
             ev = StageCancelled(
                 stage=ev.stage,
-                reason=self.cancel_reason or "cancelled",
+                reason=self.cancel.reason or "cancelled",
                 actor=ev.actor,
                 correlation_id=ev.correlation_id,
             )
-        if isinstance(stage, str):
-            with self._lock:
-                if stage in self.ended:
-                    return  # already ended (cancelled below); never report twice
-                kind = {
-                    StageSucceeded: "succeeded",
-                    StageFailed: "failed",
-                    StageSkipped: "skipped",
-                    StageCancelled: "cancelled",
-                }.get(type(ev))
+        stage = getattr(ev, "stage", None)
+        with self._lock:
+            if isinstance(ev, WaveStarted):
+                self.started_seen = True
+            elif isinstance(ev, WaveFinished):
+                self.finished_seen = True
+            if isinstance(stage, str):
+                kind = _ENDS.get(type(ev))
                 if kind is not None:
+                    if stage in self.ended:
+                        return  # never report one stage's end twice
                     self.ended[stage] = kind
         self.sink.emit(ev)
 
-    def finish(self, started: float) -> WaveFinished:
-        """Cancel what never ended (when cancelled) and summarise the wave."""
-        if self.cancel.is_set():
+    def finish(self, started: float, trigger: str, correlation_id: str) -> None:
+        """Close the wave's record when the executor could not."""
+        if self.cancel.requested:
             for stage in self.stages:
                 self.emit(
                     StageCancelled(
                         stage=stage,
-                        reason=self.cancel_reason or "cancelled",
+                        reason=self.cancel.reason or "cancelled",
                         actor="worker_pool",
                         correlation_id=self.wave_id,
                     )
                 )
+        if not self.started_seen:
+            self.emit(
+                WaveStarted(
+                    wave_id=self.wave_id,
+                    trigger=trigger,
+                    stages=self.stages,
+                    actor="worker_pool",
+                    correlation_id=correlation_id,
+                )
+            )
+        if self.finished_seen:
+            return
         counts = list(self.ended.values())
-        return WaveFinished(
-            wave_id=self.wave_id,
-            succeeded=counts.count("succeeded"),
-            failed=counts.count("failed"),
-            skipped=counts.count("skipped"),
-            cancelled=counts.count("cancelled"),
-            duration=time.monotonic() - started,
-            actor="worker_pool",
-            correlation_id=self.wave_id,
+        self.emit(
+            WaveFinished(
+                wave_id=self.wave_id,
+                succeeded=counts.count("succeeded"),
+                failed=counts.count("failed"),
+                skipped=counts.count("skipped"),
+                cancelled=counts.count("cancelled"),
+                duration=time.monotonic() - started,
+                actor="worker_pool",
+                correlation_id=correlation_id,
+            )
         )
+
+
+_ENDS: dict[type[Event], str] = {
+    StageSucceeded: "succeeded",
+    StageFailed: "failed",
+    StageSkipped: "skipped",
+    StageCancelled: "cancelled",
+}
 
 
 class PoolControl:
@@ -107,8 +134,7 @@ class PoolControl:
         with self._lock:
             recorder = self.recorder
         if recorder is not None:
-            recorder.cancel_reason = reason
-            recorder.cancel.set()
+            recorder.cancel.cancel(reason)
         self.workers.kill_current()
 
     def set_recorder(self, recorder: WaveRecorder | None) -> None:
@@ -156,12 +182,10 @@ class WorkerPool(Shell):
         if self.thread is not None:
             self.thread.join()  # the Coordinator sends one wave at a time; be safe anyway
         names = tuple(p.name for p in msg.plan)
-        if (msg.restart or self.control.workers.executor is None) and not self._restart(
-            msg.reason or "code changed", msg.correlation_id or msg.wave_id
-        ):
-            self.ctx.registry.tell(
-                "coordinator", WaveDone(msg.wave_id, names, restart_failed=True)
-            )
+        fresh = self.control.workers.executor is None
+        reason = msg.reason or ("code changed" if msg.restart else "start")
+        if (msg.restart or fresh) and not self._restart(reason, msg.correlation_id or msg.wave_id):
+            self.ctx.registry.tell("coordinator", WaveDone(msg.wave_id, names, restart_failed=True))
             return
         recorder = WaveRecorder(self.ctx.sink, msg.wave_id, names)
         self.control.set_recorder(recorder)
@@ -172,25 +196,18 @@ class WorkerPool(Shell):
 
     def _wave(self, msg: RunWave, recorder: WaveRecorder) -> None:
         started = time.monotonic()
-        self.ctx.sink.emit(
-            WaveStarted(
-                wave_id=msg.wave_id,
+        try:
+            self.engine.run(
+                msg.view,
+                list(msg.plan),
+                pool=self.control.workers,
+                emit=recorder.emit,
+                cancel=recorder.cancel,
                 trigger=msg.trigger,
-                stages=tuple(p.name for p in msg.plan),
-                actor=self.name,
                 correlation_id=msg.correlation_id,
             )
-        )
-        try:
-            executor = self.control.workers.executor
-            if executor is None:
-                recorder.cancel.set()
-            else:
-                self.engine.run(
-                    msg.view, list(msg.plan), executor, recorder.emit, msg.wave_id, recorder.cancel
-                )
         except Exception as exc:
-            if not recorder.cancel.is_set():
+            if not recorder.cancel.requested:
                 for p in msg.plan:
                     recorder.emit(
                         StageFailed(
@@ -201,11 +218,11 @@ class WorkerPool(Shell):
                         )
                     )
         finally:
-            self.ctx.sink.emit(recorder.finish(started))
+            recorder.finish(started, msg.trigger, msg.correlation_id)
             self.control.set_recorder(None)
             self.ctx.registry.tell(
                 "coordinator",
-                WaveDone(msg.wave_id, recorder.stages, cancelled=recorder.cancel.is_set()),
+                WaveDone(msg.wave_id, recorder.stages, cancelled=recorder.cancel.requested),
             )
 
     def on_stop(self) -> None:

@@ -93,29 +93,44 @@ def drop_own_writes(
     view: PipelineView,
     paths: Iterable[str],
     is_recorded: Callable[[str, Path], bool],
+    is_dir: Callable[[Path], bool] = lambda _: False,
 ) -> frozenset[str]:
     """The paths left once writes that match what their stage recorded are dropped.
 
     A path at or inside an output counts as the stage's own write when that
     output is exactly what the stage recorded (``is_recorded(stage, out)``).
+    An existing folder (``is_dir``) that holds declared outputs only (no
+    source dep), all of them as recorded, is a stage's own ``mkdir``.
     """
     kept: set[str] = set()
     verdicts: dict[tuple[str, Path], bool] = {}
-    for raw in paths:
-        path = Path(raw)
-        owners = [
-            (s.name, o)
-            for s in view.stages.values()
-            for o in s.outs
-            if o == path or o in path.parents
-        ]
-        if not owners:
-            kept.add(raw)
-            continue
-        for key in owners:
+    all_outs = [(s.name, o) for s in view.stages.values() for o in s.outs]
+
+    def recorded(keys: list[tuple[str, Path]]) -> bool:
+        for key in keys:
             if key not in verdicts:
                 verdicts[key] = is_recorded(*key)
-        if not all(verdicts[key] for key in owners):
+        return all(verdicts[key] for key in keys)
+
+    for raw in paths:
+        path = Path(raw)
+        owners = [(n, o) for n, o in all_outs if o == path or o in path.parents]
+        if owners:
+            if not recorded(owners):
+                kept.add(raw)
+            continue
+        inside = [(n, o) for n, o in all_outs if path in o.parents]
+        if not inside or not is_dir(path):
+            kept.add(raw)
+            continue
+        produced = [o for _, o in all_outs]
+        sources = [
+            d
+            for s in view.stages.values()
+            for d in s.deps
+            if path in d.parents and not any(d == o or o in d.parents for o in produced)
+        ]
+        if sources or not recorded(inside):
             kept.add(raw)
     return frozenset(kept)
 

@@ -53,7 +53,7 @@ class Board:
             r = self.stages[name] = StageRow(name)
         return r
 
-    def apply(self, e: Event) -> None:
+    def apply(self, e: Event) -> None:  # noqa: PLR0912 - one branch per event type
         """Fold one event into the board."""
         line = plain_line(e)
         if line:
@@ -65,7 +65,9 @@ class Board:
                 self.row(name)
             self.error = ""
         elif isinstance(e, ev.PipelineInvalid):
-            where = f"{e.file}:{e.line}: " if e.file and e.line else (f"{e.file}: " if e.file else "")
+            where = (
+                f"{e.file}:{e.line}: " if e.file and e.line else (f"{e.file}: " if e.file else "")
+            )
             self.error = f"{where}{e.error}\n(the last valid pipeline is kept; nothing runs)"
         elif isinstance(e, ev.WaveStarted):
             self.wave_count += 1
@@ -111,7 +113,11 @@ def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch p
     if isinstance(e, ev.PipelineReloaded):
         parts = [
             f"{label} {', '.join(names)}"
-            for label, names in (("added", e.added), ("removed", e.removed), ("modified", e.modified))
+            for label, names in (
+                ("added", e.added),
+                ("removed", e.removed),
+                ("modified", e.modified),
+            )
             if names
         ]
         return "pipeline loaded" + (": " + "; ".join(parts) if parts else "")
@@ -119,7 +125,8 @@ def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch p
         where = f"{e.file}:{e.line}: " if e.file and e.line else (f"{e.file}: " if e.file else "")
         return f"pipeline error: {where}{e.error} (keeping the last valid pipeline)"
     if isinstance(e, ev.WorkersRestarted):
-        return f"workers restarted ({e.jobs} fresh process{'es' if e.jobs != 1 else ''})"
+        what = "started" if e.reason == "start" else f"restarted ({e.reason})"
+        return f"workers {what}: {e.jobs} fresh process{'es' if e.jobs != 1 else ''}"
     if isinstance(e, ev.WorkersRestartFailed):
         return f"workers restart failed: {e.error} (the next wave retries)"
     if isinstance(e, ev.WaveStarted):

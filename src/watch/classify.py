@@ -9,13 +9,14 @@ paths of the same batch too).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pivot.watch.ignore import IGNORE_FILES
 
-__all__ = ["CONFIG_NAMES", "Classified", "classify", "is_code"]
+__all__ = ["CONFIG_NAMES", "Classified", "classify", "content_digest", "is_code", "really_changed"]
 
 CONFIG_NAMES = frozenset({"pipeline.py", "params.yaml", "pivot.toml"})
 
@@ -62,3 +63,32 @@ def classify(paths: Iterable[str], root: Path, pipeline_file: Path | None = None
         else:
             data.add(p)
     return Classified(frozenset(code), frozenset(data), ignore_changed)
+
+
+def content_digest(path: str) -> str | None:
+    """Hash of a file's bytes; None when it is missing or not a regular file."""
+    try:
+        with open(path, "rb") as fh:  # noqa: PTH123 - hot path, plain str paths
+            return hashlib.blake2b(fh.read(), digest_size=16).hexdigest()
+    except OSError:
+        return None
+
+
+def really_changed(
+    paths: Iterable[str],
+    seen: MutableMapping[str, str | None],
+    digest: Callable[[str], str | None] = content_digest,
+) -> frozenset[str]:
+    """The ``paths`` whose content differs from when they were last seen; updates ``seen``.
+
+    Editors often write a file twice, or save it unchanged: the pipeline is
+    reloaded (and workers restarted) only for a real edit. A path never seen
+    counts as changed.
+    """
+    changed: set[str] = set()
+    for p in paths:
+        now = digest(p)
+        if p not in seen or seen[p] != now:
+            changed.add(p)
+        seen[p] = now
+    return frozenset(changed)

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from pivot.events.base import Event
 
-__all__ = ["Engine", "LoadError", "PipelineView", "PlannedStage", "StageInfo"]
+__all__ = ["CancelToken", "Engine", "LoadError", "PipelineView", "PlannedStage", "StageInfo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,51 @@ class PlannedStage:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
 
+class CancelToken:
+    """Cancels a running wave from another thread; callbacks run at once, in the caller.
+
+    The pipeline core's own token is bridged through :meth:`on_cancel`, so it
+    is set *before* the workers are killed (a killed pool is otherwise taken
+    for a crash and the stages re-run).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reason = ""
+        self._set = threading.Event()
+        self._callbacks: list[Callable[[str], None]] = []
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Set the token (first reason wins) and run every callback."""
+        with self._lock:
+            if self._set.is_set():
+                return
+            self._reason = reason
+            self._set.set()
+            callbacks = list(self._callbacks)
+        for cb in callbacks:
+            cb(reason)
+
+    def on_cancel(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(reason)`` when cancelled (at once if already)."""
+        with self._lock:
+            if not self._set.is_set():
+                self._callbacks.append(callback)
+                return
+            reason = self._reason
+        callback(reason)
+
+    @property
+    def requested(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._set.is_set()
+
+    @property
+    def reason(self) -> str:
+        """The reason given to :meth:`cancel` ("" when not cancelled)."""
+        return self._reason
+
+
 class Engine(Protocol):
     """The pipeline core, seen from the watch engine."""
 
@@ -76,12 +121,15 @@ class Engine(Protocol):
         self,
         view: PipelineView,
         plan: list[PlannedStage],
-        executor: Any,
+        *,
+        pool: Any,
         emit: Callable[[Event], None],
-        wave_id: str,
-        cancel: threading.Event,
+        cancel: CancelToken,
+        trigger: str,
+        correlation_id: str,
     ) -> None:
-        """Run ``plan`` on the caller's loky executor, emitting stage events as they happen."""
+        """Run ``plan`` on the caller's workers (a :class:`pivot.watch.workers.Workers`),
+        emitting every wave and stage event as it happens."""
         ...  # pragma: no cover
 
     def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:

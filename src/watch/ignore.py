@@ -95,9 +95,7 @@ def parse_rules(text: str, source: str = "<rules>") -> list[Rule]:
         if not line or line.startswith("#"):
             continue
         negated = line.startswith("!")
-        if negated:
-            line = line[1:]
-        elif line.startswith("\\!") or line.startswith("\\#"):
+        if negated or line.startswith("\\!") or line.startswith("\\#"):
             line = line[1:]
         dir_only = line.endswith("/")
         line = line.rstrip("/")

@@ -14,7 +14,9 @@ Python and importing loky is off the critical path.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
 import time
 from concurrent.futures import wait
@@ -22,11 +24,26 @@ from typing import Any
 
 import loky
 
-__all__ = ["Workers", "warm"]
+__all__ = ["PRELOAD", "Workers", "init_worker", "warm"]
 
 
-def warm() -> int:
-    """Run in each new worker: imports nothing of the project; returns the pid."""
+# pivot's own module that runs stages: imported ahead of time in a spare, since
+# it is never the project's code.
+PRELOAD = ("pivot.pipeline.worker",)
+
+
+def init_worker() -> None:
+    """Initializer of every worker: Ctrl-C is the parent's to handle (it kills us)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def warm(preload: tuple[str, ...] = PRELOAD) -> int:
+    """Run in each new worker: imports pivot's own modules, never the project's; the pid."""
+    import importlib
+
+    for name in preload:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
     return os.getpid()
 
 
@@ -47,14 +64,14 @@ class Workers:
         self.generation = 0
 
     def _spawn(self) -> Any:
-        executor = loky.ProcessPoolExecutor(max_workers=self.jobs)
+        executor = loky.ProcessPoolExecutor(max_workers=self.jobs, initializer=init_worker)
         try:
             futures = [executor.submit(warm) for _ in range(self.jobs)]
             done, _ = wait(futures, timeout=60)
             for f in done:
                 f.result()
             if len(done) != len(futures):
-                raise TimeoutError("worker processes did not start within 60 s")
+                raise TimeoutError("worker processes did not start within 60 s")  # noqa: TRY301
         except BaseException:
             executor.shutdown(wait=True, kill_workers=True)
             raise
@@ -102,14 +119,21 @@ class Workers:
             self._in_background(_kill, old)
         new = spare if spare is not None else self._spawn()
         with self._lock:
-            if self._closed:
-                _kill(new)
-                raise RuntimeError("worker pool is closed")
-            self._current = new
-            self.generation += 1
+            closed = self.closed
+            if not closed:
+                self._current = new
+                self.generation += 1
+        if closed:
+            _kill(new)
+            raise RuntimeError("worker pool is closed")
         if self.standby:
             self._in_background(self._spawn_spare)
         return self.pids()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
 
     @property
     def executor(self) -> Any:
