@@ -20,6 +20,7 @@ from typing import Any
 
 from pivot.actors.base import Context, Shell
 from pivot.actors.messages import Batch, Boot, DeclaredPaths, ForceAll, RunWave, WaveDone
+from pivot.events.actors import ChangesPending
 from pivot.events.pipeline import ChangesDetected, PipelineInvalid, PipelineReloaded
 from pivot.watch.affected import (
     affected_stages,
@@ -85,6 +86,14 @@ class Coordinator(Shell):
             self._boot()
         elif isinstance(message, Batch):
             self.pending.add(message)
+            if self.running is not None:
+                self.ctx.sink.emit(
+                    ChangesPending(
+                        count=self.pending.count,
+                        paths=tuple(sorted(_rel(p, self.engine.root) for p in message.paths)[:5]),
+                        actor=self.name,
+                    )
+                )
         elif isinstance(message, ForceAll):
             self.pending.force()
         elif isinstance(message, WaveDone):

@@ -220,6 +220,8 @@ class WorkerPool(Shell):
         finally:
             recorder.finish(started, msg.trigger, msg.correlation_id)
             self.control.set_recorder(None)
+            if not recorder.cancel.requested:
+                self.control.workers.prepare_spare()
             self.ctx.registry.tell(
                 "coordinator",
                 WaveDone(msg.wave_id, recorder.stages, cancelled=recorder.cancel.requested),

@@ -11,6 +11,7 @@ __all__ = [
     "ActorRestarted",
     "ActorStarted",
     "ActorStopped",
+    "ChangesPending",
     "SupervisorGaveUp",
     "WatchStarted",
     "WatchStopped",
@@ -63,6 +64,19 @@ class SupervisorGaveUp(Event):
     TYPE = "supervisor.gave_up"
     name: str
     error: str
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class ChangesPending(Event):
+    """Changes arrived while a wave runs: they wait and form the next wave.
+
+    ``count``: change notifications waiting so far; ``paths``: a sample.
+    """
+
+    TYPE = "changes.pending"
+    count: int
+    paths: tuple[str, ...] = ()
 
 
 @event

@@ -149,6 +149,8 @@ def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch p
         return f"stage {e.stage} cancelled: {e.reason}"
     if isinstance(e, ev.StageQueued):
         return f"stage {e.stage} queued: {'; '.join(e.reasons)}"
+    if isinstance(e, ev_actors.ChangesPending):
+        return f"{e.count} change(s) waiting for the next wave: {', '.join(e.paths)}"
     if isinstance(e, ev_actors.ActorCrashed):
         return f"actor {e.name} crashed: {e.error}"
     if isinstance(e, ev_actors.ActorRestarted):

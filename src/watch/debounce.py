@@ -5,6 +5,13 @@ Pure state over explicit timestamps, so every rule is tested without threads:
 - a batch closes when no change arrived for ``quiet`` seconds;
 - or when ``max_wait`` seconds passed since its first change, so a stream
   that never stops still produces batches;
+- except for a *bulk* change (at least ``bulk_paths`` distinct paths in the
+  window: a `git checkout`, an unzip, an rsync), which is waited out for up
+  to ``bulk_max_wait`` seconds as long as it keeps going, with a longer quiet
+  period (``bulk_quiet``: a slow disk pauses mid-checkout): a wave started in
+  the middle of a checkout would run on half-written trees and be followed
+  by more waves. A stream touching few paths (a growing log) keeps the
+  normal maximum wait;
 - at most ``max_paths`` distinct paths are kept; beyond that the batch is
   marked ``overflow`` (its paths are dropped, only a small sample and the
   count are kept) and its consumer must re-check everything. Memory stays
@@ -41,6 +48,9 @@ class Debounce:
     quiet: float = 0.1
     max_wait: float = 2.0
     max_paths: int = 10_000
+    bulk_paths: int = 100
+    bulk_quiet: float = 0.5
+    bulk_max_wait: float = 30.0
     _paths: set[str] = field(default_factory=set)
     _sample: list[str] = field(default_factory=list)
     _count: int = 0
@@ -92,7 +102,18 @@ class Debounce:
         """When the open window closes (None when nothing is pending)."""
         if self._first is None or self._last is None:
             return None
-        return min(self._last + self.quiet, self._first + self.max_wait)
+        quiet = max(self.quiet, self.bulk_quiet) if self.bulk else self.quiet
+        return min(self._last + quiet, self._first + self.longest_wait)
+
+    @property
+    def bulk(self) -> bool:
+        """Whether the open window holds a bulk change (many distinct paths)."""
+        return self._overflow or len(self._paths) >= self.bulk_paths
+
+    @property
+    def longest_wait(self) -> float:
+        """How long the open window may stay open after its first change."""
+        return max(self.max_wait, self.bulk_max_wait) if self.bulk else self.max_wait
 
     def ready(self, now: float) -> bool:
         """Whether the open window has closed at ``now``."""

@@ -51,6 +51,11 @@ class Pending:
         self._force = True
 
     @property
+    def count(self) -> int:
+        """Change notifications merged since the last :meth:`take`."""
+        return self._count
+
+    @property
     def empty(self) -> bool:
         """Nothing to do."""
         return not (self._paths or self._overflow or self._force)

@@ -6,8 +6,9 @@ keeps running stale. :class:`Workers` therefore never reuses an executor: a
 restart shuts the old one down with ``kill_workers=True`` (which kills each
 worker's process tree) and switches to a new :class:`loky.ProcessPoolExecutor`.
 
-With ``standby`` a spare executor is spawned ahead of time and warmed with a
-function of pivot's own (never project code), so a restart only swaps it in:
+With ``standby`` a spare executor is spawned ahead of time (when the pool is
+idle, see :meth:`Workers.prepare_spare`) and warmed with a function of
+pivot's own (never project code), so a restart only swaps it in:
 the processes are new to the project's code, yet the ~100-300 ms of spawning
 Python and importing loky is off the critical path.
 """
@@ -33,8 +34,13 @@ PRELOAD = ("pivot.pipeline.worker",)
 
 
 def init_worker() -> None:
-    """Initializer of every worker: Ctrl-C is the parent's to handle (it kills us)."""
+    """Initializer of every worker: Ctrl-C is the parent's to handle (it kills us).
+
+    Workers start with SIGINT blocked (see :meth:`Workers._spawn`); a Ctrl-C
+    that arrived meanwhile is discarded once it is ignored and unblocked.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def warm(preload: tuple[str, ...] = PRELOAD) -> int:
@@ -64,6 +70,17 @@ class Workers:
         self.generation = 0
 
     def _spawn(self) -> Any:
+        # Processes (and loky's manager thread, which respawns them) inherit
+        # this thread's signal mask: with SIGINT blocked, a Ctrl-C during
+        # start-up cannot interrupt a worker still importing (a traceback on
+        # the user's terminal) before init_worker ignores it.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return self._spawn_blocked()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def _spawn_blocked(self) -> Any:
         executor = loky.ProcessPoolExecutor(max_workers=self.jobs, initializer=init_worker)
         try:
             futures = [executor.submit(warm) for _ in range(self.jobs)]
@@ -89,8 +106,8 @@ class Workers:
             self._spare = spare
             self._spare_ready.set()
 
-    def _in_background(self, target: Any, *args: Any) -> None:
-        t = threading.Thread(target=target, args=args, name="pivot-workers", daemon=True)
+    def _in_background(self, target: Any, *args: Any, name: str = "pivot-workers") -> None:
+        t = threading.Thread(target=target, args=args, name=name, daemon=True)
         with self._lock:
             self._background = [b for b in self._background if b.is_alive()]
             self._background.append(t)
@@ -126,9 +143,20 @@ class Workers:
         if closed:
             _kill(new)
             raise RuntimeError("worker pool is closed")
-        if self.standby:
-            self._in_background(self._spawn_spare)
         return self.pids()
+
+    def prepare_spare(self) -> None:
+        """Start warming a spare in the background, if standby is on and none exists.
+
+        Called when the pool is idle (after a wave), so spawning never competes
+        with running stages for CPU, and a Ctrl-C rarely finds a half-started
+        process.
+        """
+        with self._lock:
+            needed = self.standby and not self._closed and self._spare is None
+            busy = any(t.name == "pivot-spare" and t.is_alive() for t in self._background)
+        if needed and not busy:
+            self._in_background(self._spawn_spare, name="pivot-spare")
 
     @property
     def closed(self) -> bool:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import loky
 import pykka
 import pytest
 from watch_helpers import Collector, Probe, make_context
@@ -174,6 +175,7 @@ def test_restart_gives_new_processes_running_new_code(
             stale = workers.executor.submit(_read_marker).result(timeout=60)
             assert stale.endswith(":one")
         if standby:
+            workers.prepare_spare()
             assert workers.wait_spare(60)
         second = workers.restart()
         assert len(second) == jobs and not (first & second)
@@ -194,3 +196,15 @@ def _alive(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_loky_reusable_executor_keeps_its_processes() -> None:
+    # The trap Workers avoids (DESIGN.md): "kill_workers=True" with unchanged
+    # arguments hands back the very same worker processes.
+    ex = loky.get_reusable_executor(max_workers=1, kill_workers=True)
+    try:
+        before = ex.submit(os.getpid).result(timeout=60)
+        again = loky.get_reusable_executor(max_workers=1, kill_workers=True)
+        assert again.submit(os.getpid).result(timeout=60) == before
+    finally:
+        ex.shutdown(wait=True, kill_workers=True)

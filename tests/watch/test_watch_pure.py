@@ -262,3 +262,20 @@ def test_board_and_lines() -> None:
     assert "pipeline.py:3" in board.error
     assert plain_line(events[3]) == "stage a failed: ValueError: boom"
     assert '"type":"stage.failed"' in json_line(events[3])
+
+
+def test_bulk_change_is_waited_out_but_a_busy_log_is_not() -> None:
+    d = Debounce(quiet=0.1, max_wait=2.0, bulk_paths=100, bulk_quiet=0.5, bulk_max_wait=30.0)
+    t = 0.0
+    for i in range(500):  # a checkout: a new path every 10 ms for 5 s...
+        t = i * 0.01 + (0.3 if i > 300 else 0.0)  # ...and the disk pauses once, 300 ms
+        if i == 301:
+            assert not d.ready(t - 0.01)
+        d.add([f"/p/f{i}"], now=t)
+        assert not d.ready(t), t
+    assert d.bulk and not d.ready(t + 0.4) and d.ready(t + 0.5)
+    assert len(d.take().paths) == 500
+    log = Debounce(quiet=0.1, max_wait=2.0, bulk_paths=100, bulk_max_wait=30.0)
+    for i in range(1000):  # one file appended to, forever: batches every 2 s
+        log.add(["/p/log"], now=i * 0.01)
+    assert not log.bulk and log.ready(2.0)
