@@ -1,10 +1,210 @@
-"""Commands: pivot run, status, dag (issue: pipeline core)."""
+"""Commands: pivot run, status, dag (issue: pipeline core).
+
+Thin on purpose: options, printing and exit codes. The work is in
+:mod:`pivot.pipeline` (``project``, ``plan``, ``execute``).
+"""
 
 from __future__ import annotations
 
+import json
+import signal
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+if TYPE_CHECKING:
+    from pivot.pipeline.errors import PipelineError
+    from pivot.pipeline.plan import Plan
+
+PipelineOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--pipeline",
+        "-p",
+        help="The pipeline file (default: pipeline.py here or in a parent directory).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead.")]
+
+
+class DagFormat(StrEnum):
+    """Output formats of `pivot dag`."""
+
+    text = "text"
+    mermaid = "mermaid"
+    dot = "dot"
+    json = "json"
+
+
+def _fail(exc: PipelineError, as_json: bool) -> typer.Exit:
+    if as_json:
+        print(json.dumps({"ok": False, "error": exc.to_dict()}))
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+    return typer.Exit(2)
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def run(
+    stages: Annotated[
+        list[str] | None,
+        typer.Argument(help="Stages to bring up to date (default: all), with their upstream."),
+    ] = None,
+    *,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Run the named stages (or all) even if fresh.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Only say what would run and why.")
+    ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Stages run at once (default: CPU count)."),
+    ] = None,
+    keep_going: Annotated[
+        bool,
+        typer.Option("--keep-going", "-k", help="After a failure, still run independent stages."),
+    ] = False,
+    as_json: JsonOpt = False,
+    pipeline: PipelineOpt = None,
+) -> None:
+    """Run the stale stages, in dependency order, independent ones in parallel.
+
+    A stage is stale when its code (and the project code it reaches), its deps,
+    its params or its outputs changed since its last successful run. Stage
+    output goes to .pivot/logs/STAGE.log and is shown live as "STAGE | line".
+    Ctrl-C stops the run and kills the workers. Exit status: 0 all good, 1 a
+    stage failed, 2 the pipeline is invalid, 130 interrupted.
+
+    Examples: `pivot run`, `pivot run train --dry-run`, `pivot run -f clean -j 4`.
+    """
+    from pivot.pipeline.errors import PipelineError
+    from pivot.pipeline.execute import Cancel
+    from pivot.pipeline.project import Project, events_path
+
+    try:
+        project = Project.open(pipeline)
+        try:
+            the_plan = project.plan(stages or (), force=force)
+        finally:
+            project.save_cache()
+    except PipelineError as exc:
+        raise _fail(exc, as_json) from None
+    if dry_run:
+        project.close()
+        _print_dry_run(the_plan, as_json)
+        return
+
+    from pivot.events.store import EventStore
+    from pivot.pipeline.display import RunDisplay, summary
+
+    store = EventStore.open(events_path(project.root))
+    display = RunDisplay(project.root, store.append, None if as_json else _print)
+    cancel = Cancel()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel("interrupted"))
+    try:
+        result = project.run(
+            the_plan, display.emit, jobs=jobs, keep_going=keep_going, cancel=cancel
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        display.close()
+        store.close()
+        project.close()
+    if as_json:
+        print(json.dumps(summary(the_plan, result)))
+    if result.cancelled:
+        if not as_json:
+            print("interrupted", file=sys.stderr)
+        raise typer.Exit(130)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _print_dry_run(the_plan: Plan, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"ok": True, "stages": [d.to_dict() for d in the_plan.decisions]}))
+        return
+    for d in the_plan.decisions:
+        what = f"would run ({'; '.join(d.reasons)})" if d.run else "up to date"
+        print(f"{d.stage}: {what}")
+
+
+def status(
+    stages: Annotated[
+        list[str] | None, typer.Argument(help="Stages to check (default: all), with upstream.")
+    ] = None,
+    *,
+    as_json: JsonOpt = False,
+    pipeline: PipelineOpt = None,
+) -> None:
+    """Say, for each stage, whether it is up to date, and if not why.
+
+    Reasons: never run, last run failed, code changed: FILE:NAME, param
+    changed: NAME OLD -> NEW, dep changed: PATH, output missing: PATH, output
+    changed: PATH, upstream will run: STAGE. Nothing is run or recorded.
+    """
+    from pivot.pipeline.errors import PipelineError
+    from pivot.pipeline.project import Project
+
+    try:
+        project = Project.open(pipeline)
+        try:
+            the_plan = project.plan(stages or ())
+        finally:
+            project.close()
+    except PipelineError as exc:
+        raise _fail(exc, as_json) from None
+    if as_json:
+        print(json.dumps({"ok": True, "stages": [d.to_dict() for d in the_plan.decisions]}))
+        return
+    width = max((len(d.stage) for d in the_plan.decisions), default=0)
+    for d in the_plan.decisions:
+        if d.run:
+            print(f"{d.stage:<{width}}  stale: {'; '.join(d.reasons)}")
+        else:
+            print(f"{d.stage:<{width}}  up to date")
+    stale = len(the_plan.to_run)
+    print(
+        f"{stale} of {len(the_plan.decisions)} stages stale" if stale else "everything up to date"
+    )
+
+
+def dag(
+    *,
+    fmt: Annotated[
+        DagFormat, typer.Option("--format", "-F", help="text, mermaid, dot or json.")
+    ] = DagFormat.text,
+    pipeline: PipelineOpt = None,
+) -> None:
+    """Show the stage graph: which stage feeds which, through which paths.
+
+    `pivot dag --format mermaid` pastes into Markdown; `--format dot | dot -Tsvg`
+    draws it with Graphviz.
+    """
+    from pivot.pipeline.dag import build_graph, render, to_plain
+    from pivot.pipeline.errors import PipelineError
+    from pivot.pipeline.loader import load_pipeline
+
+    try:
+        graph = build_graph(load_pipeline(pipeline))
+    except PipelineError as exc:
+        raise _fail(exc, fmt is DagFormat.json) from None
+    if fmt is DagFormat.json:
+        print(json.dumps(to_plain(graph)))
+    else:
+        print(render(graph, fmt.value))
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `pivot` app."""
-    del app
+    app.command("run")(run)
+    app.command("status")(status)
+    app.command("dag")(dag)

@@ -11,20 +11,30 @@ rewrites ``?`` so one statement text serves both.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory, StoredEvent
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    InfrastructureFactory,
+    PersistenceError,
+    StoredEvent,
+)
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-__all__ = ["Backend", "Cursor", "StoreLocationError", "open_backend"]
+__all__ = ["Backend", "Cursor", "StoreLocationError", "StoreUnavailableError", "open_backend"]
 
 
 class StoreLocationError(ValueError):
     """An event store location that cannot be used (bad URL, ...)."""
+
+
+class StoreUnavailableError(RuntimeError):
+    """The store cannot be opened: unreachable server, corrupt or unreadable file."""
 
 
 class Cursor(Protocol):
@@ -100,11 +110,39 @@ class PostgresBackend(Backend):
 
 
 def open_backend(location: str) -> Backend:
-    """Open the recorder for a path or a ``postgresql://`` URL, creating tables."""
+    """Open the recorder for a path or a ``postgresql://`` URL, creating tables.
+
+    Raises :class:`StoreLocationError` for a malformed location and
+    :class:`StoreUnavailableError` (with a message fit for users) when the
+    server cannot be reached or the file is not a usable SQLite database.
+    """
     if location.startswith(("postgresql://", "postgres://")):
         return _open_postgres(location)
+    return _open_sqlite(location)
+
+
+def _open_sqlite(location: str) -> Backend:
     path = Path(location)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise StoreUnavailableError(f"event store {location}: is a directory, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailableError(
+            f"event store {location}: cannot create {path.parent}: {exc.strerror}"
+        ) from None
+    try:
+        return _sqlite_backend(path)
+    except sqlite3.DatabaseError as exc:
+        raise StoreUnavailableError(
+            f"event store {location} is not a usable SQLite database ({exc}); "
+            "it may be corrupt or not a pivot store"
+        ) from None
+    except PersistenceError as exc:
+        raise StoreUnavailableError(f"event store {location} cannot be opened: {exc}") from None
+
+
+def _sqlite_backend(path: Path) -> Backend:
     factory = InfrastructureFactory.construct(
         env={
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -112,12 +150,17 @@ def open_backend(location: str) -> Backend:
             "SQLITE_LOCK_TIMEOUT": "30",
         }
     )
-    recorder = FastSQLiteRecorder(datastore=getattr(factory, "datastore"))  # noqa: B009
-    recorder.create_table()
+    try:
+        recorder = FastSQLiteRecorder(datastore=getattr(factory, "datastore"))  # noqa: B009
+        recorder.create_table()
+    except BaseException:
+        factory.close()
+        raise
     return SQLiteBackend(factory, recorder)
 
 
 def _open_postgres(url: str) -> Backend:
+    shown = _redact(url)
     parts = urllib.parse.urlsplit(url)
     dbname = parts.path.lstrip("/")
     query = urllib.parse.parse_qs(parts.query)
@@ -132,6 +175,7 @@ def _open_postgres(url: str) -> Backend:
         port = parts.port or 5432
     except ValueError as exc:
         raise StoreLocationError(f"event store URL {_redact(url)!r}: {exc}") from None
+    _probe_postgres(url, shown)
     factory = InfrastructureFactory.construct(
         env={
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -144,9 +188,32 @@ def _open_postgres(url: str) -> Backend:
             "POSTGRES_MAX_OVERFLOW": "8",
             "POSTGRES_LOCK_TIMEOUT": "30",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
+            "POSTGRES_CONNECT_TIMEOUT": str(_CONNECT_TIMEOUT),
         }
     )
-    return PostgresBackend(factory, factory.application_recorder())
+    try:
+        return PostgresBackend(factory, factory.application_recorder())
+    except PersistenceError as exc:
+        factory.close()
+        raise StoreUnavailableError(f"event store {shown}: {exc}") from None
+
+
+_CONNECT_TIMEOUT = 10
+
+
+def _probe_postgres(url: str, shown: str) -> None:
+    # eventsourcing's pool retries a refused connection until its timeout
+    # (30 s) and then says only "couldn't get a connection"; one direct
+    # attempt fails at once with the server's own reason.
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT).close()
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise StoreUnavailableError(
+            f"cannot reach the PostgreSQL event store {shown}: {reason}"
+        ) from None
 
 
 def _id_text(originator_id: uuid.UUID | str) -> str:

@@ -26,6 +26,7 @@ class JobSubmitted(Event):
     job_id: str
     script: str
     resubmit_of: str = ""
+    script_text: str = ""
 
 
 @event
@@ -41,6 +42,8 @@ class JobSeen(Event):
     stdout: str = ""
     stderr: str = ""
     script: str = ""
+    workdir: str = ""
+    user: str = ""
 
 
 @event
@@ -93,3 +96,6 @@ class OutputRead(Event):
     offset: int
     inode: int = 0
     head_hash: str = ""
+    watcher_id: str = ""
+    head_len: int = 0
+    reset_reason: str = ""

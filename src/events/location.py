@@ -1,9 +1,14 @@
-"""Where a project's event store is: env, then ``pivot.toml``, then ``.pivot/events.db``.
+"""Where a project's event store is: option, env, ``pivot.toml``, ``.pivot/events.db``.
 
-1. ``PIVOT_EVENT_STORE`` (a path, or ``postgresql://user:pass@host:port/db``);
-2. ``event_store = "..."`` at the top level of ``pivot.toml`` in the project
+1. an explicit location (the CLI's ``--store``);
+2. ``PIVOT_EVENT_STORE`` (a path, or ``postgresql://user:pass@host:port/db``);
+3. ``event_store = "..."`` at the top level of ``pivot.toml`` in the project
    root (a relative path is relative to that root);
-3. ``<root>/.pivot/events.db``.
+4. ``<root>/.pivot/events.db``.
+
+The project root is the nearest directory, from the current one upwards,
+holding ``pipeline.py``, ``pivot.toml`` or a ``.pivot`` directory
+(:func:`find_project_root`); without one, the current directory.
 """
 
 from __future__ import annotations
@@ -14,7 +19,16 @@ from pathlib import Path
 
 from pivot.events.store import EventStore
 
-__all__ = ["ENV_VAR", "ConfigError", "open_project_store", "store_location"]
+__all__ = [
+    "ENV_VAR",
+    "ConfigError",
+    "find_project_root",
+    "open_project_store",
+    "resolve_store_location",
+    "store_location",
+]
+
+_ROOT_MARKERS = ("pipeline.py", "pivot.toml")
 
 ENV_VAR = "PIVOT_EVENT_STORE"
 
@@ -46,6 +60,25 @@ def store_location(root: str | os.PathLike[str] = ".") -> str:
                 return value
             return str(base / value)
     return str(base / ".pivot" / "events.db")
+
+
+def find_project_root(start: str | os.PathLike[str] | None = None) -> Path:
+    """The nearest directory upwards with ``pipeline.py``, ``pivot.toml`` or ``.pivot/``."""
+    here = Path.cwd() if start is None else Path(start)
+    here = here.resolve()
+    for d in (here, *here.parents):
+        if any((d / m).is_file() for m in _ROOT_MARKERS) or (d / ".pivot").is_dir():
+            return d
+    return here
+
+
+def resolve_store_location(
+    explicit: str | None = None, start: str | os.PathLike[str] | None = None
+) -> str:
+    """The store location: ``explicit`` if given, else :func:`store_location` of the root."""
+    if explicit is not None and explicit.strip():
+        return explicit.strip()
+    return store_location(find_project_root(start))
 
 
 def open_project_store(root: str | os.PathLike[str] = ".") -> EventStore:

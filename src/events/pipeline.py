@@ -8,7 +8,9 @@ wave caused by file changes carries the change batch id as its own
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from pivot.events.base import Event, event
 
@@ -87,11 +89,22 @@ class StageSkipped(Event):
 @event
 @dataclass(frozen=True, kw_only=True)
 class StageSucceeded(Event):
-    """A stage finished and its outputs were recorded as good."""
+    """A stage finished and its outputs were recorded as good.
+
+    The optional fields carry what the run recorded for skip decisions (code
+    fingerprint and per-piece hashes, dep and output hashes, params), so
+    ``.pivot/state.db`` can be rebuilt from the log, and watch mode can tell
+    the stage's own writes (``outs``) from edits by someone else.
+    """
 
     TYPE = "stage.succeeded"
     stage: str
     duration: float
+    fingerprint: str = ""
+    code: Mapping[str, str] = field(default_factory=dict)
+    deps: Mapping[str, str | None] = field(default_factory=dict)
+    outs: Mapping[str, str | None] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @event
@@ -103,6 +116,7 @@ class StageFailed(Event):
     stage: str
     error: str
     duration: float = 0.0
+    traceback: str = ""
 
 
 @event

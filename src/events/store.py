@@ -62,10 +62,14 @@ class RawRecord:
     data: dict[str, Any]
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
 def encode_state(ev: Event) -> tuple[str, bytes]:
-    """The topic and stored bytes of an event."""
+    """The topic and stored bytes (``{"v": version, "d": fields}``) of an event."""
     type_name, version, data = encode(ev)
-    return type_name, json.dumps({"v": version, "d": data}, separators=(",", ":")).encode()
+    # One reused encoder: json.dumps builds a new one per call with these options.
+    return type_name, f'{{"v":{version},"d":{_ENCODER.encode(data)}}}'.encode()
 
 
 class EventStore:
@@ -170,7 +174,7 @@ class EventStore:
                 uuid.UUID(r.stream),
                 r.position,
                 r.type,
-                json.dumps({"v": r.version, "d": r.data}, separators=(",", ":")).encode(),
+                f'{{"v":{int(r.version)},"d":{_ENCODER.encode(r.data)}}}'.encode(),
             )
             for r in records
         ]

@@ -9,6 +9,7 @@ from pivot.events.base import Event, event
 
 __all__ = [
     "ActionFailed",
+    "ActionInterrupted",
     "ActionRequested",
     "ActionSucceeded",
     "ActionSuppressed",
@@ -20,6 +21,7 @@ __all__ = [
     "WatcherRemoved",
     "WatcherResumed",
     "WatcherStateChanged",
+    "WatcherTimerFired",
 ]
 
 
@@ -47,6 +49,10 @@ class WatcherMatched(Event):
     line: str
     captures: dict[str, str] = field(default_factory=dict)
     condition_result: bool = True
+    whole: str = ""
+    groups: tuple[str, ...] = ()
+    condition_error: str = ""
+    fired: bool = False  # the match ran the actions (not only captured, not rate-limited)
 
 
 @event
@@ -70,6 +76,10 @@ class ActionRequested(Event):
     action_type: str
     params: dict[str, Any] = field(default_factory=dict)
     idempotent: bool = False
+    attempt: int = 1
+    cause: str = "match"  # match | timer | job_end | manual | restart
+    job_id: str = ""
+    host: str = ""
 
 
 @event
@@ -94,6 +104,7 @@ class ActionFailed(Event):
     action_id: str
     action_type: str
     error: str
+    attempt: int = 1
 
 
 @event
@@ -158,3 +169,28 @@ class MetricStored(Event):
     watcher_id: str
     name: str
     value: float
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class ActionInterrupted(Event):
+    """An action's intent was recorded but not its result (pivot stopped meanwhile).
+
+    Found on restart; ``retried`` is true for idempotent actions, which are run
+    again; others are only reported.
+    """
+
+    TYPE = "action.interrupted"
+    watcher_id: str
+    action_id: str
+    action_type: str
+    retried: bool = False
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WatcherTimerFired(Event):
+    """Timer mode: the watcher's timer came due (its actions follow, or are suppressed)."""
+
+    TYPE = "watcher.timer_fired"
+    watcher_id: str

@@ -56,6 +56,11 @@ class LiveProjection:
         self.reload()
 
     @property
+    def stored_position(self) -> int | None:
+        """The position of the stored state (None when nothing is stored yet)."""
+        return self._stored_position
+
+    @property
     def name(self) -> str:
         """The projection's name."""
         return self.projection.name

@@ -46,6 +46,9 @@ class StoreConformance:
     def open(self) -> EventStore:
         return EventStore.open(self.location)
 
+    def check_integrity(self, store: EventStore) -> None:
+        """Backend-specific proof that the files are consistent (after a crash)."""
+
     def test_empty_store(self) -> None:
         with self.open() as store:
             assert store.last_seq() == 0
@@ -178,6 +181,7 @@ class StoreConformance:
             assert set(acked) <= seqs
             # Whole appends only: events come in complete batches of 5.
             assert len(read) % 5 == 0
+            self.check_integrity(store)
             # And the store accepts new appends after the crash.
             [after] = store.append([StageStarted(stage="after")])
             assert after > max(seqs)
@@ -187,6 +191,11 @@ class TestSQLiteStore(StoreConformance):
     @pytest.fixture(autouse=True)
     def _location(self, tmp_path: Path) -> None:
         self.location = str(tmp_path / ".pivot" / "events.db")
+
+    def check_integrity(self, store: EventStore) -> None:
+        with store.backend.transaction() as cur:
+            cur.execute("PRAGMA integrity_check")
+            assert [tuple(r) for r in cur.fetchall()] == [("ok",)]
 
     def test_file_is_in_wal_mode_with_full_sync(self) -> None:
         import sqlite3

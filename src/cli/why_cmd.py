@@ -1,0 +1,94 @@
+"""`pivot why STAGE`: why a stage last ran or was skipped, from the log."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from pivot.cli.store_access import StoreOption, fail, open_store, store_errors
+
+if TYPE_CHECKING:
+    from pivot.events.why import Explanation
+
+
+def why(
+    stage: Annotated[str, typer.Argument(help="The stage to explain.")],
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    store: StoreOption = None,
+) -> None:
+    """Why STAGE last ran or was skipped: its reasons, its wave, the change batch behind it.
+
+    Follows correlation ids backwards through the log: the stage's last event
+    -> its wave -> the detected changes (paths, time) that started the wave,
+    and shows which changed paths are deps of the stage (or of an upstream
+    stage that had to run first).
+    """
+    from pivot.events.why import WHY_TYPES, explain
+
+    with store_errors():
+        opened = open_store(store)
+        try:
+            answer = explain(stage, opened.read(types=WHY_TYPES))
+        finally:
+            opened.close()
+    if not answer.outcome:
+        fail(f"the event log has no event about stage {stage!r}")
+    if json_:
+        sys.stdout.write(json.dumps(answer.as_dict()) + "\n")
+        return
+    _print(answer)
+
+
+def _print(a: Explanation) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from pivot.cli.event_render import event_style, format_time
+
+    console = Console(highlight=False)
+    style = event_style(f"stage.{a.outcome}") or "bold"
+    line = (
+        f"[bold]{escape(a.stage)}[/] [{style}]{a.outcome}[/] at {format_time(a.at)} (seq {a.seq})"
+    )
+    if a.detail:
+        line += f": {escape(a.detail)}"
+    console.print(line)
+    if a.wave:
+        console.print(
+            f"  in wave {a.wave['wave_id'][:12]} (trigger: {escape(a.wave['trigger'])}, "
+            f"started {format_time(a.wave['at'])}, seq {a.wave['seq']})"
+        )
+    if a.reasons:
+        console.print("  queued because:")
+        for reason in a.reasons:
+            console.print(f"    {escape(reason)}")
+            name = reason.removeprefix("upstream will run: ")
+            if name != reason and name in a.upstream:
+                for r in a.upstream[name]:
+                    console.print(f"      [dim]{escape(name)}:[/] {escape(r)}")
+    elif a.outcome in ("succeeded", "failed", "running"):
+        console.print("  [dim](no queued reasons recorded for this run)[/]")
+    cause = a.cause
+    if cause:
+        more = f" of {cause['count']}" if cause["count"] > len(cause["paths"]) else ""
+        console.print(
+            f"  caused by {cause['kind']} changes detected at {format_time(cause['at'])} "
+            f"(seq {cause['seq']}, batch {cause['batch_id'][:12]}): "
+            f"{len(cause['paths'])}{more} paths"
+            + (" [yellow](overflow: everything rebuilt)[/]" if cause["overflow"] else "")
+        )
+        for path in cause["paths"]:
+            mark = "  [green]<- dep[/]" if path in cause["via_deps"] else ""
+            console.print(f"    {escape(path)}{mark}")
+    elif a.wave:
+        console.print(f"  the wave was started by: {escape(a.wave['trigger'])} (no change batch)")
+    chain = " -> ".join(f"{link['type']} #{link['seq']}" for link in a.chain)
+    console.print(f"  [dim]chain: {chain}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `pivot why`."""
+    app.command("why")(why)

@@ -1,0 +1,252 @@
+"""Configuration: ``pivot.toml`` at the project root over ``~/.config/pivot/config.toml``.
+
+Tables are merged key by key (the project wins). Every key is documented in
+docs/configuration.md; an unknown key or a value of the wrong type is a
+:class:`ConfigError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "HostConfig",
+    "SmtpConfig",
+    "WebhookConfig",
+    "find_project_root",
+    "load_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, naming the file and key."""
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """``[hosts.NAME]``: a cluster login node (``local`` runs commands here)."""
+
+    name: str
+    hostname: str = ""
+    port: int = 0
+    username: str = ""
+    known_hosts: str = ""
+    identity_file: str = ""
+    connect_timeout: float = 15.0
+    command_timeout: float = 60.0
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_local(self) -> bool:
+        """Commands run as local subprocesses."""
+        return self.name == "local" and not self.hostname
+
+    def env_prefix(self) -> list[str]:
+        """``env K=V ...`` in front of remote commands, when ``env`` is set."""
+        if not self.env:
+            return []
+        return ["env", *(f"{k}={v}" for k, v in sorted(self.env.items()))]
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """``[notify.smtp]``: where ``notify_email`` sends mail."""
+
+    host: str = ""
+    port: int = 25
+    sender: str = "pivot@localhost"
+    to: tuple[str, ...] = ()
+    starttls: bool = False
+    username: str = ""
+    password_env: str = ""
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """``[notify.webhook]``: where ``notify_webhook`` posts."""
+
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the watcher runtime reads from configuration."""
+
+    hosts: dict[str, HostConfig] = field(default_factory=lambda: {"local": HostConfig("local")})
+    run_command_allow: tuple[str, ...] = ()
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    action_timeout: float = 120.0
+    poll_seconds: float = 0.0  # 0: use each watcher's interval_seconds
+    max_backoff_seconds: float = 300.0
+    store: str = ".pivot/events.db"
+    root: str = "."
+
+    def host(self, name: str) -> HostConfig:
+        """A host by name; ``local`` always exists."""
+        if name in self.hosts:
+            return self.hosts[name]
+        if name == "local":
+            return HostConfig("local")
+        raise ConfigError(f"unknown host {name!r}: add a [hosts.{name}] table to pivot.toml")
+
+    @property
+    def store_path(self) -> Path:
+        """The event store, relative to the project root."""
+        return Path(self.root) / self.store
+
+
+_HOST_KEYS: dict[str, type | tuple[type, ...]] = {
+    "hostname": str,
+    "port": int,
+    "username": str,
+    "known_hosts": str,
+    "identity_file": str,
+    "connect_timeout": (int, float),
+    "command_timeout": (int, float),
+    "env": dict,
+}
+_SMTP_KEYS: dict[str, type | tuple[type, ...]] = {
+    "host": str,
+    "port": int,
+    "from": str,
+    "to": (str, list),
+    "starttls": bool,
+    "username": str,
+    "password_env": str,
+}
+_WATCHERS_KEYS: dict[str, type | tuple[type, ...]] = {
+    "action_timeout_seconds": (int, float),
+    "poll_seconds": (int, float),
+    "max_backoff_seconds": (int, float),
+}
+_TOP = {"hosts", "actions", "notify", "watchers", "events", "pipeline", "watch"}
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest directory upwards holding ``pivot.toml`` or ``.pivot``; else ``start``."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "pivot.toml").is_file() or (d / ".pivot").is_dir():
+            return d
+    return here
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(dict(out[k]), v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(root: Path | None = None, user_file: Path | None = None) -> Config:
+    """Read the user-wide file, then the project's ``pivot.toml`` over it."""
+    root = find_project_root(root)
+    if user_file is None:
+        base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+        user_file = base / "pivot" / "config.toml"
+    data: dict[str, Any] = {}
+    sources: list[Path] = []
+    for path in (user_file, root / "pivot.toml"):
+        if path.is_file():
+            layer = _read(path)
+            _validate(layer, path)
+            data = _merge(data, layer)
+            sources.append(path)
+    return _build(data, root)
+
+
+def _check(table: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
+    for key, value in table.items():
+        if key not in schema:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(schema)})")
+        if isinstance(value, bool) and schema[key] is not bool:
+            raise ConfigError(f"{where}.{key}: wrong type {type(value).__name__}")
+        if not isinstance(value, schema[key]):
+            raise ConfigError(f"{where}.{key}: wrong type {type(value).__name__}")
+
+
+def _validate(data: Mapping[str, Any], path: Path) -> None:
+    for key in data:
+        if key not in _TOP:
+            raise ConfigError(f"{path}: unknown table {key!r} (known: {', '.join(sorted(_TOP))})")
+    for name, table in dict(data.get("hosts", {})).items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{path}: [hosts.{name}] must be a table")
+        _check(table, _HOST_KEYS, f"{path}: hosts.{name}")
+    actions = dict(data.get("actions", {}))
+    for key, table in actions.items():
+        if key != "run_command" or not isinstance(table, Mapping):
+            raise ConfigError(f"{path}: unknown table actions.{key} (known: run_command)")
+        _check(table, {"allow": list}, f"{path}: actions.run_command")
+    notify = dict(data.get("notify", {}))
+    for key, table in notify.items():
+        if key == "smtp":
+            _check(table, _SMTP_KEYS, f"{path}: notify.smtp")
+        elif key == "webhook":
+            _check(table, {"url": str}, f"{path}: notify.webhook")
+        else:
+            raise ConfigError(f"{path}: unknown table notify.{key} (known: smtp, webhook)")
+    _check(dict(data.get("watchers", {})), _WATCHERS_KEYS, f"{path}: watchers")
+    # [events], [pipeline] and [watch] belong to other parts of pivot, which check them.
+
+
+def _build(data: Mapping[str, Any], root: Path) -> Config:
+    hosts = {"local": HostConfig("local")}
+    for name, t in dict(data.get("hosts", {})).items():
+        hosts[name] = HostConfig(
+            name=name,
+            hostname=t.get("hostname", "" if name == "local" else name),
+            port=int(t.get("port", 0)),
+            username=t.get("username", ""),
+            known_hosts=t.get("known_hosts", ""),
+            identity_file=t.get("identity_file", ""),
+            connect_timeout=float(t.get("connect_timeout", 15.0)),
+            command_timeout=float(t.get("command_timeout", 60.0)),
+            env={str(k): str(v) for k, v in dict(t.get("env", {})).items()},
+        )
+    smtp_t = dict(data.get("notify", {}).get("smtp", {}))
+    to = smtp_t.get("to", ())
+    smtp = SmtpConfig(
+        host=smtp_t.get("host", ""),
+        port=int(smtp_t.get("port", 25)),
+        sender=smtp_t.get("from", "pivot@localhost"),
+        to=(to,) if isinstance(to, str) else tuple(to),
+        starttls=bool(smtp_t.get("starttls", False)),
+        username=smtp_t.get("username", ""),
+        password_env=smtp_t.get("password_env", ""),
+    )
+    webhook = WebhookConfig(url=dict(data.get("notify", {}).get("webhook", {})).get("url", ""))
+    w = dict(data.get("watchers", {}))
+    allow = tuple(
+        str(a) for a in dict(data.get("actions", {}).get("run_command", {})).get("allow", [])
+    )
+    return Config(
+        hosts=hosts,
+        run_command_allow=allow,
+        smtp=smtp,
+        webhook=webhook,
+        action_timeout=float(w.get("action_timeout_seconds", 120.0)),
+        poll_seconds=float(w.get("poll_seconds", 0.0)),
+        max_backoff_seconds=float(w.get("max_backoff_seconds", 300.0)),
+        store=str(dict(data.get("events", {})).get("store", ".pivot/events.db")),
+        root=str(root),
+    )

@@ -1,0 +1,331 @@
+"""What a watcher does about a match, a timer, a job's end or a manual trigger.
+
+Pure functions: they read a :class:`WatcherState` and return the events that
+record the decision (matches, captures, action intents with their parameters
+already substituted, suppressions, state changes). The caller appends them and
+folds them into the state before the next decision, so decisions replay
+exactly from the log.
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pivot.events.base import Event
+from pivot.events.watchers import (
+    ActionInterrupted,
+    ActionRequested,
+    ActionSuppressed,
+    VariablesCaptured,
+    WatcherMatched,
+    WatcherStateChanged,
+    WatcherTimerFired,
+)
+from pivot.jobs.condition import ConditionError
+from pivot.jobs.patterns import LineMatch
+from pivot.jobs.state import RATE_WINDOW_SECONDS, Book, WatcherState
+from pivot.jobs.substitute import Values, substitute
+
+__all__ = [
+    "IDEMPOTENT_ACTIONS",
+    "Context",
+    "captured_variables",
+    "on_job_end",
+    "on_manual",
+    "on_match",
+    "on_restart",
+    "on_timer",
+    "resolve_params",
+    "timer_due",
+]
+
+IDEMPOTENT_ACTIONS = frozenset({"cancel_job", "log_event", "store_metric", "pause_watcher"})
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Facts outside the watcher: the time, where the job runs, its end state."""
+
+    now: float
+    hostname: str
+    job_state: str = ""
+
+
+def captured_variables(ws: WatcherState, m: LineMatch) -> dict[str, str]:
+    """Named captures of a match: ``captures`` names for positional groups, then named groups."""
+    out: dict[str, str] = {}
+    for i, name in enumerate(ws.definition.captures):
+        if i < len(m.groups):
+            out[name] = m.groups[i]
+    out.update(m.named)
+    return out
+
+
+def _values(
+    ws: WatcherState,
+    ctx: Context,
+    whole: str,
+    groups: tuple[str, ...],
+    variables: Mapping[str, str],
+) -> Values:
+    names = dict(variables)
+    names["JOB_ID"] = ws.job_id
+    names["HOSTNAME"] = ctx.hostname
+    names["WATCHER_NAME"] = ws.name
+    if ctx.job_state:
+        names["JOB_STATE"] = ctx.job_state
+    return Values(whole=whole, groups=groups, names=names)
+
+
+def _condition(ws: WatcherState, values: Values) -> tuple[bool, str]:
+    cond = ws.definition.compiled_condition()
+    if cond is None:
+        return True, ""
+    try:
+        return cond.evaluate(values.names), ""
+    except ConditionError as exc:
+        return False, str(exc)
+
+
+def resolve_params(action_type: str, params: Mapping[str, Any], values: Values) -> dict[str, Any]:
+    """An action's parameters with placeholders substituted.
+
+    ``run_command`` is split into argv *before* substitution and each argument
+    is substituted on its own: captured text can never add, remove or
+    re-quote arguments, and the program (``argv[0]``) is never substituted.
+    """
+    if action_type == "run_command":
+        argv = shlex.split(str(params["command"]))
+        resolved = [argv[0]]
+        out: dict[str, Any] = {}
+        for template in argv[1:]:
+            arg = substitute(template, values)
+            if template.startswith("$") and arg.startswith("-") and not _is_number(arg):
+                # Captured text must not turn into an option of the allowed program.
+                out["error"] = f"run_command: captured value {arg[:80]!r} would be an option"
+            resolved.append(arg)
+        out["argv"] = resolved
+        if "timeout_seconds" in params:
+            out["timeout_seconds"] = params["timeout_seconds"]
+        return out
+    # A URL is configuration, never built from job output.
+    return {k: (v if k == "url" else _subst_any(v, values)) for k, v in params.items()}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _subst_any(value: Any, values: Values) -> Any:
+    if isinstance(value, str):
+        return substitute(value, values)
+    if isinstance(value, Mapping):
+        return {k: _subst_any(v, values) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_subst_any(v, values) for v in value]
+    return value
+
+
+def _fire(
+    ws: WatcherState, values: Values, ctx: Context, cause: str, correlation_id: str
+) -> tuple[list[Event], bool]:
+    actions = ws.definition.actions
+    limit = ws.definition.rate_limit_per_minute
+    recent = sum(1 for t in ws.recent_actions if t > ctx.now - RATE_WINDOW_SECONDS)
+    events: list[Event] = []
+    if recent + len(actions) > limit:
+        for spec in actions:
+            events.append(
+                ActionSuppressed(
+                    watcher_id=ws.watcher_id,
+                    action_type=spec.type,
+                    reason=f"rate limit: {limit} actions per minute ({cause})",
+                    at=ctx.now,
+                    actor="JobTailer",
+                    correlation_id=correlation_id,
+                )
+            )
+        return events, False
+    for spec in actions:
+        events.append(
+            ActionRequested(
+                watcher_id=ws.watcher_id,
+                action_id=uuid.uuid4().hex,
+                action_type=spec.type,
+                params=resolve_params(spec.type, spec.params, values),
+                idempotent=spec.type in IDEMPOTENT_ACTIONS,
+                cause=cause,
+                job_id=ws.job_id,
+                host=ws.host,
+                at=ctx.now,
+                actor="JobTailer",
+                correlation_id=correlation_id,
+            )
+        )
+    return events, True
+
+
+def on_match(ws: WatcherState, m: LineMatch, ctx: Context, *, manual: bool = False) -> list[Event]:
+    """A line matched the watcher's pattern."""
+    if ws.state != "active" and not manual:
+        return []
+    match_id = uuid.uuid4().hex
+    variables = captured_variables(ws, m)
+    values = _values(ws, ctx, m.whole, m.groups, {**ws.variables, **variables})
+    events: list[Event] = []
+    if variables and any(ws.variables.get(k) != v for k, v in variables.items()):
+        events.append(
+            VariablesCaptured(
+                watcher_id=ws.watcher_id,
+                variables=variables,
+                at=ctx.now,
+                actor="JobTailer",
+                correlation_id=match_id,
+            )
+        )
+    ok, error = _condition(ws, values)
+    fired = False
+    fire_events: list[Event] = []
+    if ok and (manual or not ws.definition.trigger_on_job_end):
+        fire_events, fired = _fire(ws, values, ctx, "manual" if manual else "match", match_id)
+    events.insert(
+        0,
+        WatcherMatched(
+            watcher_id=ws.watcher_id,
+            match_id=match_id,
+            line=m.line[:4096],
+            captures=variables,
+            condition_result=ok,
+            whole=m.whole,
+            groups=m.groups,
+            condition_error=error,
+            fired=fired,
+            at=ctx.now,
+            actor="JobTailer",
+            correlation_id=match_id,
+        ),
+    )
+    events.extend(fire_events)
+    d = ws.definition
+    if (
+        fired
+        and not manual
+        and not d.timer_mode_enabled
+        and d.max_triggers
+        and ws.trigger_count + 1 >= d.max_triggers
+    ):
+        events.append(
+            WatcherStateChanged(
+                watcher_id=ws.watcher_id,
+                old=ws.state,
+                new="triggered",
+                reason=f"max_triggers ({d.max_triggers}) reached",
+                at=ctx.now,
+                actor="JobTailer",
+                correlation_id=match_id,
+            )
+        )
+    return events
+
+
+def timer_due(ws: WatcherState, now: float) -> bool:
+    """Timer mode: the first firing happened and an interval has passed since the last."""
+    d = ws.definition
+    if not d.timer_mode_enabled or ws.state != "active" or not ws.first_fired_at:
+        return False
+    last = max(ws.first_fired_at, ws.last_timer_at)
+    return now - last >= d.timer_interval_seconds
+
+
+def on_timer(ws: WatcherState, ctx: Context) -> list[Event]:
+    """The timer came due: run the actions with the cached captures (rate-limited too)."""
+    fired_id = uuid.uuid4().hex
+    values = _values(ws, ctx, ws.last_whole, ws.last_groups, ws.variables)
+    events: list[Event] = [
+        WatcherTimerFired(
+            watcher_id=ws.watcher_id, at=ctx.now, actor="JobTailer", correlation_id=fired_id
+        )
+    ]
+    fire_events, _ = _fire(ws, values, ctx, "timer", fired_id)
+    return events + fire_events
+
+
+def on_job_end(ws: WatcherState, ctx: Context) -> list[Event]:
+    """Slurm says the job ended in ``ctx.job_state``: job-end actions, then `completed`."""
+    if not ws.live:
+        return []
+    end_id = uuid.uuid4().hex
+    events: list[Event] = []
+    d = ws.definition
+    if d.trigger_on_job_end and ws.state == "active" and ctx.job_state in d.job_end_states:
+        values = _values(ws, ctx, ws.last_whole, ws.last_groups, ws.variables)
+        ok, error = _condition(ws, values)
+        if ok:
+            fire_events, _ = _fire(ws, values, ctx, "job_end", end_id)
+            events.extend(fire_events)
+        elif error:
+            events.append(
+                WatcherMatched(
+                    watcher_id=ws.watcher_id,
+                    match_id=end_id,
+                    line="",
+                    condition_result=False,
+                    condition_error=error,
+                    at=ctx.now,
+                    actor="JobTailer",
+                    correlation_id=end_id,
+                )
+            )
+    events.append(
+        WatcherStateChanged(
+            watcher_id=ws.watcher_id,
+            old=ws.state,
+            new="completed",
+            reason=f"job ended: {ctx.job_state}",
+            at=ctx.now,
+            actor="JobTailer",
+            correlation_id=end_id,
+        )
+    )
+    return events
+
+
+def on_manual(ws: WatcherState, ctx: Context, line: LineMatch | None) -> list[Event]:
+    """`pivot watchers trigger`: fire now, with a sample line's captures or the cached ones."""
+    if line is not None:
+        return on_match(ws, line, ctx, manual=True)
+    manual_id = uuid.uuid4().hex
+    values = _values(ws, ctx, ws.last_whole, ws.last_groups, ws.variables)
+    events, _ = _fire(ws, values, ctx, "manual", manual_id)
+    return events
+
+
+def on_restart(book: Book, now: float) -> tuple[list[Event], list[ActionRequested]]:
+    """Intents without results: report each; return the idempotent ones to run again."""
+    events: list[Event] = []
+    rerun: list[ActionRequested] = []
+    for ws in book.watchers.values():
+        for req in list(ws.pending.values()):
+            retried = req.idempotent and ws.state != "removed"
+            events.append(
+                ActionInterrupted(
+                    watcher_id=ws.watcher_id,
+                    action_id=req.action_id,
+                    action_type=req.action_type,
+                    retried=retried,
+                    at=now,
+                    actor="JobTailer",
+                    correlation_id=req.correlation_id,
+                )
+            )
+            if retried:
+                rerun.append(req)
+    return events, rerun

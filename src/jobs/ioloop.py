@@ -1,0 +1,59 @@
+"""An asyncio event loop in a thread of its own, and the bridge to it.
+
+asyncssh is asyncio; pykka actors are threads. The JobTailer owns one
+:class:`IoLoop`; actors call :meth:`IoLoop.call` to run a coroutine there and
+wait (with a timeout) for its result. Nothing else touches the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["IoLoop"]
+
+T = TypeVar("T")
+
+
+class IoLoop:
+    """A running event loop and a thread-safe way to use it."""
+
+    def __init__(self, name: str = "pivot-io") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and return its result (raising what it raises)."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"no result within {timeout}s") from None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Cancel what is left, stop the loop and join its thread."""
+        if not self.loop.is_running():
+            return
+
+        async def _cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            self.call(_cancel_all(), timeout)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self.loop.close()

@@ -1,0 +1,139 @@
+"""Watcher patterns: RE2 (linear time, no catastrophic backtracking).
+
+A pattern is compiled twice: once as written, applied to one line at a time,
+and once in multi-line mode with ``never_nl`` to scan a whole chunk of output
+in one call. The chunk scan only finds *candidate* lines (every line that has
+a match contains the start of some chunk match, and the leftmost chunk match
+starts no later than the first matching line); each candidate line is then
+matched on its own, so results are exactly those of a line-by-line loop at a
+fraction of the cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import re2
+
+__all__ = ["CompiledPattern", "LineMatch", "PatternError", "compile_pattern"]
+
+
+class PatternError(ValueError):
+    """A pattern RE2 cannot compile (backreferences, lookaround, syntax)."""
+
+
+def _options(*, never_nl: bool) -> Any:
+    opts = re2.Options()
+    opts.log_errors = False  # RE2 would print to stderr; we raise a clear error instead
+    opts.never_nl = never_nl
+    return opts
+
+
+@dataclass(frozen=True, slots=True)
+class LineMatch:
+    """One matching line: the whole match, positional groups and named groups."""
+
+    line: str
+    whole: str
+    groups: tuple[str, ...]
+    named: dict[str, str]
+
+
+class CompiledPattern:
+    """A validated pattern that can scan bytes of job output."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        try:
+            self._line = re2.compile(source.encode(), options=_options(never_nl=False))
+            self._scan = re2.compile(b"(?m)" + source.encode(), options=_options(never_nl=True))
+        except re2.error as exc:
+            raise PatternError(_explain(exc)) from None
+        self.group_count: int = int(self._line.groups)
+        self.group_names: dict[str, int] = {
+            (k.decode() if isinstance(k, bytes) else str(k)): int(v)
+            for k, v in dict(self._line.groupindex).items()
+        }
+        # \A and \z mean "start/end of text": only a per-line loop keeps their meaning.
+        self._chunk_scan_ok = "\\A" not in source and "\\z" not in source
+        # The pattern as it appears in a script: plain, or escaped for double-quoted YAML.
+        self._literals = tuple({source.encode(), source.replace("\\", "\\\\").encode()})
+
+    def match_line(self, line: bytes) -> LineMatch | None:
+        """Match one line (without its newline)."""
+        m = self._line.search(line)
+        if m is None:
+            return None
+        text = line.decode("utf-8", errors="replace")
+        groups = tuple(
+            (g.decode("utf-8", errors="replace") if g is not None else "") for g in m.groups()
+        )
+        named = {name: groups[idx - 1] for name, idx in self.group_names.items()}
+        return LineMatch(
+            line=text,
+            whole=m.group(0).decode("utf-8", errors="replace"),
+            groups=groups,
+            named=named,
+        )
+
+    def scan(self, chunk: bytes) -> Iterator[LineMatch]:
+        """Every matching line of a chunk of complete lines, in order.
+
+        A line that contains the pattern's own source text verbatim (a job
+        echoing its submission script, with the watcher block in it) is not a
+        match: its "captures" would be the pattern's own syntax.
+        """
+        try:
+            chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            # RE2 reads UTF-8: invalid bytes would match nothing, not even `\S`.
+            chunk = chunk.decode("utf-8", errors="replace").encode("utf-8")
+        for line in self._candidate_lines(chunk):
+            if any(lit in line for lit in self._literals):
+                continue
+            found = self.match_line(line)
+            if found is not None:
+                yield found
+
+    def _candidate_lines(self, chunk: bytes) -> Iterator[bytes]:
+        if not self._chunk_scan_ok:
+            for raw in chunk.split(b"\n"):
+                yield raw.rstrip(b"\r")
+            return
+        pos = 0
+        end = len(chunk)
+        while pos < end:
+            m = self._scan.search(chunk, pos)
+            if m is None:
+                return
+            start = m.start()
+            line_start = chunk.rfind(b"\n", 0, start) + 1
+            line_end = chunk.find(b"\n", start)
+            if line_end < 0:
+                line_end = end
+            yield chunk[line_start:line_end].rstrip(b"\r")
+            pos = line_end + 1
+            if m.end() == start and start == line_end:
+                # An empty match at the end of a line: move past it.
+                pos = max(pos, start + 1)
+
+
+def _explain(exc: Exception) -> str:
+    raw = exc.args[0] if exc.args else str(exc)
+    msg = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+    hint = ""
+    if "\\1" in msg or "escape" in msg or "perl operator" in msg:
+        hint = (
+            " (patterns run on RE2, which guarantees linear time: backreferences and "
+            "lookaround are not supported)"
+        )
+    return f"invalid pattern: {msg}{hint}"
+
+
+def compile_pattern(source: str) -> CompiledPattern:
+    """Compile and validate a watcher pattern; raises :class:`PatternError`."""
+    if not source:
+        raise PatternError("invalid pattern: empty")
+    return CompiledPattern(source)

@@ -1,0 +1,164 @@
+"""Tailing decisions, as pure functions over plain data.
+
+A :class:`Position` says how far a watcher has consumed one output file:
+``offset`` is always at a line boundary (the start of the partial line, if
+any), so persisting it and resuming there after a restart neither repeats nor
+skips a line. ``inode`` and ``head`` identify the file: a different inode, a
+file shorter than the offset, or a different first bytes (same-size or larger
+replacement, ``cat new > log``) mean "read the new file from the start".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+
+__all__ = [
+    "HEAD_BYTES",
+    "MAX_LINE_BYTES",
+    "FileStat",
+    "Position",
+    "ReadPlan",
+    "Split",
+    "head_digest",
+    "next_interval",
+    "plan_read",
+    "split_lines",
+]
+
+HEAD_BYTES = 1024
+MAX_LINE_BYTES = 1 << 20  # a longer line is cut here (and its rest skipped): bounded memory
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """What a stat of an output file says."""
+
+    inode: int
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """How far one watcher has consumed one file (persisted as ``OutputRead``)."""
+
+    path: str
+    offset: int = 0
+    inode: int = 0
+    head_len: int = 0
+    head_hash: str = ""
+    size: int = -1  # last size seen (not persisted)
+    mtime: float = 0.0  # last mtime seen (not persisted)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPlan:
+    """What to do on this poll: maybe check the head, then read from ``start``."""
+
+    check_head: bool
+    start: int
+    reset_reason: str = ""  # non-empty when the file must be read from the start
+
+
+def head_digest(head: bytes) -> str:
+    """Hash of a file's first bytes."""
+    return hashlib.blake2b(head, digest_size=12).hexdigest()
+
+
+def plan_read(pos: Position, stat: FileStat) -> ReadPlan | None:
+    """Decide what a poll does, given the file's stat. None: nothing to do."""
+    if pos.inode and stat.inode != pos.inode:
+        return ReadPlan(check_head=False, start=0, reset_reason="replaced (new inode)")
+    if stat.size < pos.offset:
+        return ReadPlan(check_head=False, start=0, reset_reason="truncated")
+    changed = stat.size != pos.size or stat.mtime != pos.mtime
+    if not changed:
+        return None
+    # Same inode, not shorter, but touched: the first bytes tell a rewrite apart.
+    return ReadPlan(check_head=pos.head_len > 0, start=pos.offset)
+
+
+def head_matches(pos: Position, head: bytes) -> bool:
+    """Whether the file still starts with the bytes ``pos`` was read from."""
+    return len(head) >= pos.head_len and head_digest(head[: pos.head_len]) == pos.head_hash
+
+
+def restart(pos: Position, stat: FileStat) -> Position:
+    """A position at the start of a new or rewritten file."""
+    return Position(path=pos.path, inode=stat.inode)
+
+
+def remember_head(pos: Position, head: bytes) -> Position:
+    """Record (or extend, up to :data:`HEAD_BYTES`) the identifying first bytes."""
+    head = head[:HEAD_BYTES]
+    if len(head) <= pos.head_len:
+        return pos
+    return replace(pos, head_len=len(head), head_hash=head_digest(head))
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """Complete lines found in a chunk, and what is left for later."""
+
+    lines_blob: bytes  # complete lines joined by b"\n" (no trailing newline), or b""
+    line_count: int
+    consumed: int  # bytes of input (partial + chunk) that ended in a newline
+    partial: bytes  # an incomplete last line, kept until its newline arrives
+    skipping: bool  # inside an over-long line whose head was already emitted
+
+
+def split_lines(
+    partial: bytes, chunk: bytes, *, skipping: bool = False, max_line: int = MAX_LINE_BYTES
+) -> Split:
+    """Append ``chunk`` to the pending ``partial`` line; return the complete lines.
+
+    A line longer than ``max_line`` is emitted cut at ``max_line`` bytes and
+    the rest of it is skipped, so memory stays bounded whatever a job prints.
+    """
+    data = partial + chunk
+    last_nl = data.rfind(b"\n")
+    if last_nl < 0:
+        rest = data
+        complete = b""
+        consumed = 0
+    else:
+        complete = data[:last_nl]
+        rest = data[last_nl + 1 :]
+        consumed = last_nl + 1
+    lines_blob = b""
+    line_count = 0
+    if last_nl >= 0:
+        if not skipping and len(complete) <= max_line:
+            lines_blob, line_count = complete, complete.count(b"\n") + 1
+        else:
+            lines = complete.split(b"\n")
+            if skipping:
+                lines = lines[1:]  # the tail of an over-long line already emitted
+                skipping = False
+            lines = [line[:max_line] for line in lines]
+            lines_blob, line_count = b"\n".join(lines), len(lines)
+    if len(rest) > max_line:
+        if not skipping:
+            lines_blob = lines_blob + b"\n" + rest[:max_line] if line_count else rest[:max_line]
+            line_count += 1
+        consumed += len(rest)
+        rest = b""
+        skipping = True
+    elif skipping and rest and last_nl < 0:
+        consumed += len(rest)
+        rest = b""
+    return Split(
+        lines_blob=lines_blob,
+        line_count=line_count,
+        consumed=consumed,
+        partial=rest,
+        skipping=skipping,
+    )
+
+
+def next_interval(current: float, base: float, cap: float, got_bytes: bool) -> float:
+    """Back off (doubling up to ``cap``) only while no new bytes arrive."""
+    if got_bytes:
+        return base
+    return min(cap, max(base, current * 2))

@@ -1,0 +1,262 @@
+"""Where Slurm commands run and output files are read: locally or over SSH.
+
+Both transports are asyncio objects, used from the JobTailer's event loop
+thread. They count what they do (``commands``, ``reads``) so the benchmark
+can show that a poll cycle costs O(hosts) commands, not O(watchers).
+
+Commands are argv lists. Locally they run without a shell. Over SSH the
+remote side always has a shell, so every argument is quoted with
+:func:`shlex.quote`; nothing from job output is ever part of a command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from pivot.jobs.config import HostConfig
+from pivot.jobs.tail import FileStat
+
+__all__ = ["CommandResult", "LocalTransport", "SshTransport", "Transport", "TransportError"]
+
+
+class TransportError(RuntimeError):
+    """The host could not be reached, or a command timed out."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """Exit status and output of one command."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Transport(Protocol):
+    """What the tailer and the action executor need from a host."""
+
+    name: str
+    counters: Counter[str]
+
+    async def run(
+        self, argv: Sequence[str], *, input_text: str | None = None, timeout: float = 120.0
+    ) -> CommandResult:
+        """Run a command to completion; raises TransportError on timeout or no connection."""
+        ...
+
+    async def stat_many(self, paths: Sequence[str]) -> dict[str, FileStat]:
+        """Stat several files at once; missing files are absent from the result."""
+        ...
+
+    async def read(self, path: str, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes of a file from ``offset``."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class LocalTransport:
+    """The machine pivot runs on: subprocesses and direct file reads."""
+
+    def __init__(self, name: str = "local", env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.counters: Counter[str] = Counter()
+        self._env = {**os.environ, **(env or {})}
+
+    async def run(
+        self, argv: Sequence[str], *, input_text: str | None = None, timeout: float = 120.0
+    ) -> CommandResult:
+        """Run ``argv`` (no shell), killing it after ``timeout`` seconds."""
+        self.counters["commands"] += 1
+        self.counters[f"cmd:{argv[0]}"] += 1
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE
+                if input_text is not None
+                else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self._env,
+            )
+        except OSError as exc:
+            raise TransportError(f"cannot run {argv[0]}: {exc}") from None
+        data = input_text.encode() if input_text is not None else None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(data), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise TransportError(f"{argv[0]} timed out after {timeout:g}s") from None
+        return CommandResult(
+            proc.returncode or 0,
+            out.decode("utf-8", errors="replace"),
+            err.decode("utf-8", errors="replace"),
+        )
+
+    async def stat_many(self, paths: Sequence[str]) -> dict[str, FileStat]:
+        """``os.stat`` each path."""
+        out: dict[str, FileStat] = {}
+        for p in paths:
+            self.counters["stats"] += 1
+            try:
+                st = Path(p).stat()
+            except OSError:
+                continue
+            out[p] = FileStat(inode=st.st_ino, size=st.st_size, mtime=st.st_mtime_ns / 1e9)
+        return out
+
+    async def read(self, path: str, offset: int, length: int) -> bytes:
+        """Read a byte range."""
+        self.counters["reads"] += 1
+        with Path(path).open("rb") as fh:
+            fh.seek(offset)
+            return fh.read(length)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+class SshTransport:
+    """A host reached with asyncssh: one connection, reused, reconnected with backoff.
+
+    Host keys are always verified (``known_hosts`` from the host config, else
+    ``~/.ssh/known_hosts``); ``~/.ssh/config`` and the SSH agent are honoured.
+    """
+
+    def __init__(self, host: HostConfig, *, backoff_cap: float = 60.0) -> None:
+        self.name = host.name
+        self.host = host
+        self.counters: Counter[str] = Counter()
+        self._conn: Any = None
+        self._sftp: Any = None
+        self._lock = asyncio.Lock()
+        self._failures = 0
+        self._retry_at = 0.0
+        self._backoff_cap = backoff_cap
+
+    async def _connection(self) -> Any:
+        import asyncssh
+
+        async with self._lock:
+            if self._conn is not None and not self._conn.is_closed():
+                return self._conn
+            now = time.monotonic()
+            if now < self._retry_at:
+                raise TransportError(
+                    f"{self.name}: reconnecting in {self._retry_at - now:.0f}s after: "
+                    f"{self._last_error}"
+                )
+            self._conn = self._sftp = None
+            kwargs: dict[str, Any] = {"connect_timeout": self.host.connect_timeout}
+            if self.host.port:
+                kwargs["port"] = self.host.port
+            if self.host.username:
+                kwargs["username"] = self.host.username
+            if self.host.known_hosts:
+                kwargs["known_hosts"] = str(Path(self.host.known_hosts).expanduser())
+            if self.host.identity_file:
+                kwargs["client_keys"] = [str(Path(self.host.identity_file).expanduser())]
+            try:
+                self.counters["connects"] += 1
+                self._conn = await asyncssh.connect(self.host.hostname or self.name, **kwargs)
+            except (OSError, asyncssh.Error, TimeoutError) as exc:
+                self._failures += 1
+                delay = min(self._backoff_cap, 2.0 ** (self._failures - 1))
+                self._retry_at = time.monotonic() + delay
+                self._last_error = str(exc) or type(exc).__name__
+                raise TransportError(f"{self.name}: cannot connect: {self._last_error}") from None
+            self._failures = 0
+            return self._conn
+
+    _last_error = ""
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = self._sftp = None
+
+    async def run(
+        self, argv: Sequence[str], *, input_text: str | None = None, timeout: float = 120.0
+    ) -> CommandResult:
+        """Run ``argv`` remotely, every argument quoted for the remote shell."""
+        import asyncssh
+
+        conn = await self._connection()
+        self.counters["commands"] += 1
+        self.counters[f"cmd:{argv[0]}"] += 1
+        command = shlex.join([*self.host.env_prefix(), *argv])
+        try:
+            result = await conn.run(command, input=input_text, timeout=timeout, check=False)
+        except asyncssh.TimeoutError:
+            raise TransportError(f"{self.name}: {argv[0]} timed out after {timeout:g}s") from None
+        except (OSError, asyncssh.Error) as exc:
+            self._drop()
+            raise TransportError(f"{self.name}: {argv[0]} failed: {exc}") from None
+        status = result.exit_status if result.exit_status is not None else 255
+        return CommandResult(status, _text(result.stdout), _text(result.stderr))
+
+    async def _sftp_client(self) -> Any:
+        conn = await self._connection()
+        if self._sftp is None:
+            self._sftp = await conn.start_sftp_client()
+        return self._sftp
+
+    async def stat_many(self, paths: Sequence[str]) -> dict[str, FileStat]:
+        """One ``stat`` command for all paths (inode, size, mtime)."""
+        if not paths:
+            return {}
+        result = await self.run(
+            ["stat", "-L", "--printf=%i %s %Y %n\\0", "--", *paths],
+            timeout=self.host.command_timeout,
+        )
+        out: dict[str, FileStat] = {}
+        for record in result.stdout.split("\0"):
+            parts = record.split(" ", 3)
+            if len(parts) == 4 and parts[0].isdigit() and parts[1].isdigit():
+                out[parts[3]] = FileStat(int(parts[0]), int(parts[1]), float(parts[2]))
+        return out
+
+    async def read(self, path: str, offset: int, length: int) -> bytes:
+        """Read a byte range over SFTP (the same connection)."""
+        import asyncssh
+
+        self.counters["reads"] += 1
+        try:
+            sftp = await self._sftp_client()
+            async with sftp.open(path, "rb") as fh:
+                data = await fh.read(length, offset)
+        except (OSError, asyncssh.Error) as exc:
+            if isinstance(exc, asyncssh.SFTPError):
+                raise TransportError(f"{self.name}: cannot read {path}: {exc}") from None
+            self._drop()
+            raise TransportError(f"{self.name}: cannot read {path}: {exc}") from None
+        return bytes(data)
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            self._conn.close()
+            with contextlib.suppress(Exception):
+                await self._conn.wait_closed()
+        self._conn = self._sftp = None
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)

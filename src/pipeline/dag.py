@@ -1,0 +1,246 @@
+"""The stage graph: who produces what, who consumes it, in which order to run.
+
+An edge goes from the stage that writes a path to every stage that reads it:
+the same path, a file inside a directory it writes, or a directory holding
+something it writes. Building the graph rejects two stages writing one path
+(or one inside the other's output directory) and cycles.
+
+The graph itself is plain dicts (:class:`StageGraph`), so `pivot run` and
+`pivot status` do not pay networkx's half-second import; :meth:`to_networkx`
+gives the same graph as a ``networkx.DiGraph`` for rendering (`pivot dag`)
+and for naming the cycle in an error.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pivot.pipeline.errors import PipelineError
+from pivot.pipeline.spec import PipelineSpec
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["PathIndex", "StageGraph", "build_graph", "missing_deps", "render"]
+
+
+def _parents(path: str) -> Iterable[str]:
+    while "/" in path:
+        path = path.rsplit("/", 1)[0]
+        yield path
+
+
+class PathIndex:
+    """Finds declared paths related to a path: equal, inside, or containing it."""
+
+    def __init__(self, owners: Mapping[str, Iterable[str]]) -> None:
+        self._owners = {p: tuple(dict.fromkeys(s)) for p, s in owners.items()}
+        self._sorted = sorted(self._owners)
+
+    def related(self, path: str) -> list[str]:
+        """Declared paths equal to ``path``, containing it, or inside it."""
+        found = [p for p in (path, *_parents(path)) if p in self._owners]
+        prefix = path + "/"
+        i = bisect.bisect_left(self._sorted, prefix)
+        while i < len(self._sorted) and self._sorted[i].startswith(prefix):
+            found.append(self._sorted[i])
+            i += 1
+        return found
+
+    def owners(self, path: str) -> list[str]:
+        """Owners (stages) of every declared path related to ``path``."""
+        out: dict[str, None] = {}
+        for p in self.related(path):
+            out.update(dict.fromkeys(self._owners[p]))
+        return list(out)
+
+
+@dataclass(frozen=True)
+class StageGraph:
+    """Stages and the paths linking them; ``order`` is a topological order."""
+
+    order: tuple[str, ...]
+    upstream: Mapping[str, tuple[str, ...]]  # direct producers of a stage's deps
+    downstream: Mapping[str, tuple[str, ...]]
+    edges: Mapping[tuple[str, str], tuple[str, ...]]  # (producer, consumer) -> dep paths
+    producers: PathIndex  # output path -> stage
+    consumers: PathIndex  # dep path -> stages
+
+    def ancestors(self, names: Iterable[str]) -> set[str]:
+        """Every stage upstream of ``names`` (not including them)."""
+        return self._closure(names, self.upstream)
+
+    def descendants(self, names: Iterable[str]) -> set[str]:
+        """Every stage downstream of ``names`` (not including them)."""
+        return self._closure(names, self.downstream)
+
+    @staticmethod
+    def _closure(names: Iterable[str], step: Mapping[str, tuple[str, ...]]) -> set[str]:
+        seen: set[str] = set()
+        stack = list(names)
+        while stack:
+            for nxt in step.get(stack.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return seen
+
+    def affected(self, paths: Iterable[str]) -> set[str]:
+        """Stages reading any of ``paths`` (directory deps included), plus downstream.
+
+        ``paths`` are project-relative POSIX paths. A path only *written* by a
+        stage (an output nothing reads) affects nothing: its producer becomes
+        stale (``output changed``) but is not a consumer.
+        """
+        direct: set[str] = set()
+        for p in paths:
+            direct.update(self.consumers.owners(p))
+        return direct | self.descendants(direct)
+
+    def to_networkx(self) -> nx.DiGraph[str]:
+        """The same graph as a networkx ``DiGraph`` (edges carry ``paths``)."""
+        import networkx as nx
+
+        g: nx.DiGraph[str] = nx.DiGraph()
+        g.add_nodes_from(self.order)
+        for (a, b), paths in self.edges.items():
+            g.add_edge(a, b, paths=paths)
+        return g
+
+
+def build_graph(spec: PipelineSpec) -> StageGraph:
+    """The graph of ``spec``; PipelineError for shared outputs and cycles."""
+    out_owner: dict[str, str] = {}
+    for s in spec.stages:
+        for out in s.outs:
+            if out in out_owner and out_owner[out] != s.name:
+                raise PipelineError(
+                    f"stages {out_owner[out]!r} and {s.name!r} both write {out!r}",
+                    spec.pipeline_file,
+                )
+            out_owner[out] = s.name
+    producers = PathIndex({p: [s] for p, s in out_owner.items()})
+    for out, owner in out_owner.items():
+        for other in producers.related(out):
+            if other != out and out_owner[other] != owner:
+                raise PipelineError(
+                    f"outputs overlap: {out!r} of stage {owner!r} and {other!r} of stage "
+                    f"{out_owner[other]!r} (one is inside the other)",
+                    spec.pipeline_file,
+                )
+    dep_owners: dict[str, list[str]] = {}
+    edges: dict[tuple[str, str], list[str]] = {}
+    for s in spec.stages:
+        for dep in s.deps:
+            dep_owners.setdefault(dep, []).append(s.name)
+            for producer in producers.owners(dep):
+                edges.setdefault((producer, s.name), []).append(dep)
+    up: dict[str, list[str]] = {s.name: [] for s in spec.stages}
+    down: dict[str, list[str]] = {s.name: [] for s in spec.stages}
+    for a, b in edges:
+        up[b].append(a)
+        down[a].append(b)
+    graph = StageGraph(
+        order=(),
+        upstream={k: tuple(v) for k, v in up.items()},
+        downstream={k: tuple(v) for k, v in down.items()},
+        edges={k: tuple(v) for k, v in edges.items()},
+        producers=producers,
+        consumers=PathIndex(dep_owners),
+    )
+    order = _toposort(spec.names, graph)
+    return StageGraph(
+        order, graph.upstream, graph.downstream, graph.edges, producers, graph.consumers
+    )
+
+
+def _toposort(names: tuple[str, ...], graph: StageGraph) -> tuple[str, ...]:
+    # Kahn's algorithm; ties broken by declaration order so output is stable.
+    rank = {n: i for i, n in enumerate(names)}
+    indegree = {n: len(graph.upstream[n]) for n in names}
+    ready = [(rank[n], n) for n in names if indegree[n] == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        _, n = heapq.heappop(ready)
+        order.append(n)
+        for d in graph.downstream[n]:
+            indegree[d] -= 1
+            if indegree[d] == 0:
+                heapq.heappush(ready, (rank[d], d))
+    if len(order) == len(names):
+        return tuple(order)
+    import networkx as nx
+
+    cycle = nx.find_cycle(graph.to_networkx())
+    # Start the printed cycle at its earliest-declared stage, so it reads the same every time.
+    first = min(range(len(cycle)), key=lambda i: rank[cycle[i][0]])
+    cycle = cycle[first:] + cycle[:first]
+    steps = [f"{a} -> {b} (via {', '.join(graph.edges[(a, b)])})" for a, b in cycle]
+    raise PipelineError("dependency cycle: " + "; ".join(steps))
+
+
+def missing_deps(spec: PipelineSpec, graph: StageGraph) -> list[tuple[str, str]]:
+    """``(stage, dep)`` for deps no stage writes and that do not exist on disk."""
+    root = Path(spec.root)
+    missing = []
+    for s in spec.stages:
+        for dep in s.deps:
+            if not graph.producers.owners(dep) and not (root / dep).exists():
+                missing.append((s.name, dep))
+    return missing
+
+
+def render(graph: StageGraph, fmt: str = "text") -> str:
+    """The graph as ``text`` (stages by layer), ``mermaid`` or ``dot``."""
+    if fmt == "text":
+        return _render_text(graph)
+    lines: list[str] = []
+    if fmt == "mermaid":
+        lines.append("flowchart TD")
+        ids = {n: f"s{i}" for i, n in enumerate(graph.order)}
+        lines += [f'    {ids[n]}["{n}"]' for n in graph.order]
+        for (a, b), paths in graph.edges.items():
+            label = ", ".join(paths).replace('"', "'")
+            lines.append(f'    {ids[a]} -->|"{label}"| {ids[b]}')
+        return "\n".join(lines)
+    if fmt == "dot":
+        lines.append("digraph pivot {")
+        lines.append("    rankdir=LR;")
+        lines += [f"    {_dot_id(n)};" for n in graph.order]
+        for (a, b), paths in graph.edges.items():
+            label = ", ".join(paths).replace('"', '\\"')
+            lines.append(f'    {_dot_id(a)} -> {_dot_id(b)} [label="{label}"];')
+        lines.append("}")
+        return "\n".join(lines)
+    raise ValueError(f"unknown format {fmt!r} (text, mermaid, dot)")
+
+
+def _dot_id(name: str) -> str:
+    return '"' + name.replace('"', '\\"') + '"'
+
+
+def _render_text(graph: StageGraph) -> str:
+    import networkx as nx
+
+    g = graph.to_networkx()
+    lines: list[str] = []
+    for depth, layer in enumerate(nx.topological_generations(g)):
+        for n in sorted(layer, key=graph.order.index):
+            ups = graph.upstream[n]
+            after = f"  <- {', '.join(ups)}" if ups else ""
+            lines.append(f"{'  ' * depth}{n}{after}")
+    return "\n".join(lines)
+
+
+def to_plain(graph: StageGraph) -> dict[str, Any]:
+    """The graph as JSON-serialisable data (``pivot dag --format json``)."""
+    return {
+        "stages": list(graph.order),
+        "edges": [{"from": a, "to": b, "paths": list(p)} for (a, b), p in graph.edges.items()],
+    }

@@ -1,0 +1,182 @@
+"""Declaring stages: ``Pipeline``, ``Dep`` and ``Out``.
+
+A stage is a plain Python function. Its parameters say what it reads, what it
+writes and what it can be tuned with::
+
+    @pipeline.stage
+    def clean(raw: Annotated[Path, Dep("data/raw.csv")],
+              out: Annotated[Path, Out("data/clean.csv")],
+              threshold: float = 0.5) -> None: ...
+
+Parameters annotated with :class:`Dep` / :class:`Out` receive absolute paths;
+every other parameter is a *param* and needs a JSON-serialisable default
+(``params.yaml`` may override it). The decorator returns the function
+unchanged, so stages stay importable and callable like any function.
+
+This module is imported by every ``pipeline.py``: keep it light.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import posixpath
+import re
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+from pivot.pipeline.errors import PipelineError
+
+__all__ = ["Dep", "Out", "Pipeline", "StageDecl", "normalise_path"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+def normalise_path(path: str) -> str:
+    """A project-relative POSIX path, or ValueError when it leaves the project."""
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError("a path must be a non-empty string")
+    p = path.replace("\\", "/")
+    if p.startswith("/"):
+        raise ValueError(f"{path!r} is absolute; paths are relative to the project root")
+    norm = posixpath.normpath(p)
+    if norm in {".", ".."} or norm.startswith("../"):
+        raise ValueError(f"{path!r} is outside the project")
+    return norm
+
+
+@dataclass(frozen=True)
+class Dep:
+    """A file or directory the stage reads, relative to the project root."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Out:
+    """A file or directory the stage writes, relative to the project root."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class StageDecl:
+    """One declared stage, as the decorator saw it (before ``params.yaml``)."""
+
+    name: str
+    func: Callable[..., Any]
+    deps: Mapping[str, str]  # argument name -> project-relative path
+    outs: Mapping[str, str]
+    params: Mapping[str, Any]  # argument name -> default value
+    file: str
+    line: int
+
+
+def _where(func: Callable[..., Any]) -> tuple[str, int]:
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return "", 0
+    return code.co_filename, code.co_firstlineno
+
+
+def _marker(hint: Any) -> Dep | Out | None:
+    if typing.get_origin(hint) is not typing.Annotated:
+        return None
+    found = [m for m in hint.__metadata__ if isinstance(m, Dep | Out)]
+    if len(found) > 1:
+        raise TypeError("more than one Dep/Out on a parameter")
+    return found[0] if found else None
+
+
+def _inspect(name: str, func: Callable[..., Any]) -> StageDecl:
+    file, line = _where(func)
+    if not _NAME.match(name):
+        raise PipelineError(
+            f"stage name {name!r} may only use letters, digits, '_', '.' and '-'", file, line
+        )
+    try:
+        hints = typing.get_type_hints(func, include_extras=True)
+    except Exception as exc:  # NameError from an unresolvable string annotation
+        raise PipelineError(
+            f"stage {name!r}: cannot read its annotations: {exc}", file, line
+        ) from None
+    deps: dict[str, str] = {}
+    outs: dict[str, str] = {}
+    params: dict[str, Any] = {}
+    for arg, p in inspect.signature(func).parameters.items():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise PipelineError(f"stage {name!r}: *args/**kwargs are not supported", file, line)
+        try:
+            marker = _marker(hints.get(arg))
+            path = normalise_path(marker.path) if marker is not None else ""
+        except (TypeError, ValueError) as exc:
+            raise PipelineError(f"stage {name!r}, parameter {arg!r}: {exc}", file, line) from None
+        if isinstance(marker, Dep):
+            deps[arg] = path
+        elif isinstance(marker, Out):
+            outs[arg] = path
+        elif p.default is inspect.Parameter.empty:
+            raise PipelineError(
+                f"stage {name!r}: param {arg!r} has no default "
+                "(give it one, or annotate it with Dep(...) / Out(...))",
+                file,
+                line,
+            )
+        else:
+            try:
+                json.dumps(p.default)
+            except (TypeError, ValueError):
+                raise PipelineError(
+                    f"stage {name!r}: default of param {arg!r} is not JSON-serialisable "
+                    f"({type(p.default).__name__})",
+                    file,
+                    line,
+                ) from None
+            params[arg] = p.default
+    return StageDecl(name, func, deps, outs, params, file, line)
+
+
+class Pipeline:
+    """A set of stages. ``pipeline.py`` creates one at module level."""
+
+    def __init__(self) -> None:
+        self._stages: dict[str, StageDecl] = {}
+
+    @overload
+    def stage(self, func: F, /) -> F: ...
+
+    @overload
+    def stage(self, func: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
+
+    def stage(self, func: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
+        """Register a function as a stage: ``@pipeline.stage`` or ``@pipeline.stage(name=...)``.
+
+        Also usable as a plain call on a function defined elsewhere:
+        ``pipeline.stage(clean)``. Returns the function unchanged.
+        """
+
+        def register(fn: F) -> F:
+            decl = _inspect(name or fn.__name__, inspect.unwrap(fn))
+            previous = self._stages.get(decl.name)
+            if previous is not None:
+                raise PipelineError(
+                    f"two stages are named {decl.name!r} "
+                    f"(the other one is at {previous.file}:{previous.line})",
+                    decl.file,
+                    decl.line,
+                )
+            self._stages[decl.name] = decl
+            return fn
+
+        if func is not None:
+            return register(func)
+        return register
+
+    @property
+    def stages(self) -> Mapping[str, StageDecl]:
+        """Declared stages by name, in declaration order."""
+        return dict(self._stages)

@@ -1,0 +1,392 @@
+"""Running a plan: stages in dependency order, independent ones in parallel.
+
+:func:`execute` submits each stage of a :class:`~pivot.pipeline.plan.Plan` to a
+pool the caller owns, as soon as everything upstream of it succeeded, at most
+``pool.jobs`` at a time. Every transition is an event handed to ``emit``
+(append it to the store, show it): ``WaveStarted``, ``StageQueued`` (with the
+reasons), ``StageSkipped``, ``StageStarted``, ``StageSucceeded`` /
+``StageFailed`` / ``StageCancelled``, ``WaveFinished``; stage events carry the
+wave id as ``correlation_id``.
+
+After a stage succeeds its record (code, dep hashes taken when it was
+submitted, params, output hashes) is saved, so an interrupted run keeps what
+finished. A stage fails when it raises, exits, crashes the worker (segfault,
+``os._exit``: loky then breaks the whole pool, so it is rebuilt; when several
+stages were running, each of them is re-run alone to find the culprit), or
+does not write one of its outputs. Without ``keep_going`` nothing new starts
+after a failure; with it, only the failed stages' downstream is skipped.
+Cancellation (:class:`Cancel`, or Ctrl-C reaching this thread) kills the
+workers and their children and reports running and waiting stages cancelled.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pivot.events.base import Event, new_correlation_id
+from pivot.events.pipeline import (
+    StageCancelled,
+    StageFailed,
+    StageQueued,
+    StageSkipped,
+    StageStarted,
+    StageSucceeded,
+    WaveFinished,
+    WaveStarted,
+)
+from pivot.pipeline.dag import StageGraph
+from pivot.pipeline.hashing import FileHasher
+from pivot.pipeline.plan import Plan
+from pivot.pipeline.pool import Pool
+from pivot.pipeline.spec import PipelineSpec, StageSpec
+from pivot.pipeline.state import STATE_DIR, StageRecord, StateStore
+from pivot.pipeline.worker import StageOutcome, StageTask, run_stage
+
+__all__ = ["Cancel", "Emit", "WaveResult", "execute", "log_path"]
+
+Emit = Callable[[Sequence[Event]], object]
+
+
+def log_path(root: str | Path, stage: str) -> Path:
+    """Where a stage's stdout and stderr go: ``.pivot/logs/<stage>.log``."""
+    return Path(root) / STATE_DIR / "logs" / f"{stage}.log"
+
+
+class Cancel:
+    """A cancellation token: :meth:`cancel` from any thread (or a signal handler)."""
+
+    def __init__(self) -> None:
+        self.future: Future[str] = Future()
+        self._lock = threading.Lock()
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Ask the running wave to stop; idempotent."""
+        with self._lock:
+            if not self.future.done():
+                self.future.set_result(reason)
+
+    @property
+    def requested(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self.future.done()
+
+    @property
+    def reason(self) -> str:
+        """The reason given to :meth:`cancel` ("" when not cancelled)."""
+        return self.future.result() if self.future.done() else ""
+
+
+@dataclass
+class WaveResult:
+    """How a wave ended: each stage's status (``succeeded``, ``failed``, ``skipped``,
+    ``cancelled``, ``up to date``) and the one-line errors of failed stages."""
+
+    wave_id: str
+    status: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    duration: float = 0.0
+    cancelled: bool = False
+
+    def count(self, status: str) -> int:
+        """How many stages ended with ``status``."""
+        return sum(1 for s in self.status.values() if s == status)
+
+    @property
+    def ok(self) -> bool:
+        """Nothing failed and nothing was cancelled."""
+        return not self.cancelled and self.count("failed") == 0
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _broken_pool_errors() -> tuple[type[BaseException], ...]:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from loky.process_executor import BrokenProcessPool as LokyBroken
+
+    return (BrokenProcessPool, LokyBroken)
+
+
+@dataclass
+class _Running:
+    stage: StageSpec
+    started: float
+    deps: dict[str, str | None]
+
+
+def execute(
+    spec: PipelineSpec,
+    graph: StageGraph,
+    plan: Plan,
+    pool: Pool,
+    *,
+    state: StateStore,
+    hasher: FileHasher,
+    emit: Emit,
+    keep_going: bool = False,
+    cancel: Cancel | None = None,
+    trigger: str = "run",
+    correlation_id: str = "",
+    actor: str = "pivot run",
+) -> WaveResult:
+    """Run the stages of ``plan`` that must run; see the module docstring.
+
+    ``correlation_id`` links the wave to its cause (a change batch in watch
+    mode); ``trigger`` is recorded in ``WaveStarted``.
+    """
+    wave = _Wave(
+        spec, graph, plan, pool, state, hasher, emit, keep_going, cancel or Cancel(), actor
+    )
+    return wave.run(trigger, correlation_id)
+
+
+class _Wave:
+    """The bookkeeping of one execution; see :func:`execute`."""
+
+    def __init__(  # noqa: PLR0917 - private; execute() is keyword-only
+        self,
+        spec: PipelineSpec,
+        graph: StageGraph,
+        plan: Plan,
+        pool: Pool,
+        state: StateStore,
+        hasher: FileHasher,
+        emit: Emit,
+        keep_going: bool,
+        cancel: Cancel,
+        actor: str,
+    ) -> None:
+        self.spec, self.plan, self.pool = spec, plan, pool
+        self.state, self.hasher, self.emit = state, hasher, emit
+        self.keep_going, self.cancel, self.actor = keep_going, cancel, actor
+        self.by_name = {s.name: s for s in spec.stages}
+        self.to_run = list(plan.to_run)
+        run_set = set(self.to_run)
+        self.ups = {n: [u for u in graph.upstream[n] if u in run_set] for n in self.to_run}
+        self.result = WaveResult(new_correlation_id())
+        self.pending = list(self.to_run)
+        self.running: dict[Future[StageOutcome], _Running] = {}
+        self.suspects: set[str] = set()  # stages that were running when a worker died
+        self.stop_new = False
+
+    def ev(self, cls: type[Event], **kw: object) -> Event:
+        return cls(actor=self.actor, correlation_id=self.result.wave_id, **kw)  # type: ignore[arg-type]
+
+    def run(self, trigger: str, correlation_id: str) -> WaveResult:
+        result = self.result
+        started_at = time.perf_counter()
+        first: list[Event] = [
+            WaveStarted(
+                actor=self.actor,
+                correlation_id=correlation_id,
+                wave_id=result.wave_id,
+                trigger=trigger,
+                stages=tuple(self.to_run),
+            )
+        ]
+        for d in self.plan.decisions:
+            if d.run:
+                first.append(self.ev(StageQueued, stage=d.stage, reasons=d.reasons))
+            else:
+                result.status[d.stage] = "up to date"
+                first.append(self.ev(StageSkipped, stage=d.stage, reason="up to date"))
+        self.emit(first)
+        try:
+            while self._step():
+                pass
+        except (_Cancelled, KeyboardInterrupt):
+            self._cancel_all()
+        finally:
+            self.state.save_file_cache(self.hasher.dirty)
+            self.hasher.dirty.clear()
+        result.duration = time.perf_counter() - started_at
+        self.emit(
+            [
+                WaveFinished(
+                    actor=self.actor,
+                    correlation_id=correlation_id,
+                    wave_id=result.wave_id,
+                    succeeded=result.count("succeeded"),
+                    failed=result.count("failed"),
+                    skipped=result.count("skipped") + result.count("up to date"),
+                    cancelled=result.count("cancelled"),
+                    duration=result.duration,
+                )
+            ]
+        )
+        return result
+
+    def _step(self) -> bool:
+        """Settle, start what is ready, wait for one completion; False when done."""
+        if self.cancel.requested:
+            raise _Cancelled
+        self._settle()
+        self._start_ready()
+        if not self.running:
+            return False
+        waiting: list[Future[Any]] = [*self.running, self.cancel.future]
+        done, _ = wait(waiting, return_when=FIRST_COMPLETED)
+        if self.cancel.requested:
+            raise _Cancelled
+        crashed: list[tuple[_Running, str]] = []
+        for future in done:
+            run = self.running.pop(future, None)
+            if run is not None:
+                crash = self._finished(run, future)
+                if crash:
+                    crashed.append((run, crash))
+        if crashed:
+            self._recover(crashed)
+        return True
+
+    def _settle(self) -> None:
+        """Skip stages that can no longer run (failed upstream, or stopping)."""
+        status = self.result.status
+        for name in list(self.pending):
+            bad = [u for u in self.ups[name] if status.get(u) in ("failed", "skipped")]
+            if bad:
+                self.pending.remove(name)
+                status[name] = "skipped"
+                self.emit([self.ev(StageSkipped, stage=name, reason=f"upstream failed: {bad[0]}")])
+        if self.stop_new and self.pending:
+            events = []
+            for n in self.pending:
+                status[n] = "skipped"
+                events.append(
+                    self.ev(StageSkipped, stage=n, reason="not run: another stage failed")
+                )
+            self.pending.clear()
+            self.emit(events)
+
+    def _start_ready(self) -> None:
+        for name in list(self.pending):
+            busy = len(self.running) >= self.pool.jobs
+            if busy or any(r.stage.name in self.suspects for r in self.running.values()):
+                return
+            if any(self.result.status.get(u) != "succeeded" for u in self.ups[name]):
+                continue
+            if name in self.suspects and self.running:
+                continue  # a suspect of a worker crash runs alone
+            self.pending.remove(name)
+            self._submit(self.by_name[name])
+
+    def _submit(self, s: StageSpec) -> None:
+        task = StageTask(
+            root=self.spec.root,
+            stage=s.name,
+            module=s.module,
+            file=s.file,
+            qualname=s.qualname,
+            dep_args=dict(s.dep_args),
+            out_args=dict(s.out_args),
+            params=dict(s.params),
+            log_path=str(log_path(self.spec.root, s.name)),
+        )
+        deps = self.hasher.hashes(s.deps)
+        future = self.pool.submit(run_stage, task)
+        self.running[future] = _Running(s, time.perf_counter(), deps)
+        self.emit([self.ev(StageStarted, stage=s.name)])
+
+    def _finished(self, run: _Running, future: Future[StageOutcome]) -> str:
+        """Handle one completed future; returns the error text if its worker died."""
+        took = time.perf_counter() - run.started
+        try:
+            outcome = future.result()
+        except _broken_pool_errors() as exc:
+            return str(exc) or type(exc).__name__
+        except Exception as exc:  # the task could not be sent or its result not read
+            self._fail(run.stage.name, f"{type(exc).__name__}: {exc}", took)
+            return ""
+        if outcome.ok:
+            self._succeed(run, outcome)
+        else:
+            self._fail(run.stage.name, outcome.error, outcome.duration, outcome.traceback)
+        return ""
+
+    def _recover(self, crashed: list[tuple[_Running, str]]) -> None:
+        # A dead worker breaks the whole loky pool: every stage still running is
+        # lost with it. Rebuild the pool. A stage that was alone is the culprit;
+        # otherwise re-run each lost stage on its own to find out which.
+        lost = [r for r, _ in crashed] + list(self.running.values())
+        self.running.clear()
+        self.pool.restart("a worker process died")
+        if len(lost) == 1 or all(r.stage.name in self.suspects for r in lost):
+            for r in lost:
+                self._fail(
+                    r.stage.name, _crash_message(crashed[0][1]), time.perf_counter() - r.started
+                )
+            return
+        for r in lost:
+            self.suspects.add(r.stage.name)
+            self.pending.append(r.stage.name)
+        self.pending.sort(key=self.to_run.index)
+
+    def _fail(self, name: str, error: str, duration: float, tb: str = "") -> None:
+        self.result.status[name] = "failed"
+        self.result.errors[name] = error
+        self.state.mark_failed(name)
+        self.emit([self.ev(StageFailed, stage=name, error=error, duration=duration, traceback=tb)])
+        self.stop_new = self.stop_new or not self.keep_going
+
+    def _succeed(self, run: _Running, outcome: StageOutcome) -> None:
+        s = run.stage
+        outs = {o: self.hasher.hash(o) for o in s.outs}
+        missing = [o for o, h in outs.items() if h is None]
+        if missing:
+            self._fail(s.name, f"declared output not written: {missing[0]}", outcome.duration)
+            return
+        record = StageRecord(
+            fingerprint=s.fingerprint,
+            code=s.code,
+            deps=run.deps,
+            params=s.params,
+            outs=outs,
+            at=time.time(),
+            duration=outcome.duration,
+        )
+        self.state.save_record(s.name, record)
+        self.result.status[s.name] = "succeeded"
+        self.emit(
+            [
+                self.ev(
+                    StageSucceeded,
+                    stage=s.name,
+                    duration=outcome.duration,
+                    fingerprint=s.fingerprint,
+                    code=dict(s.code),
+                    deps=dict(run.deps),
+                    outs=outs,
+                    params=dict(s.params),
+                )
+            ]
+        )
+
+    def _cancel_all(self) -> None:
+        self.result.cancelled = True
+        self.pool.kill()
+        reason = self.cancel.reason or "interrupted"
+        events: list[Event] = []
+        for run in self.running.values():
+            self.result.status[run.stage.name] = "cancelled"
+            events.append(self.ev(StageCancelled, stage=run.stage.name, reason=reason))
+        for name in self.pending:
+            self.result.status[name] = "cancelled"
+            events.append(self.ev(StageCancelled, stage=name, reason="not started"))
+        self.running.clear()
+        self.pending.clear()
+        self.emit(events)
+
+
+def _crash_message(error: str) -> str:
+    text = error.replace("\n", " ")
+    if "SIGSEGV" in text:
+        return "worker process crashed (segmentation fault)"
+    return "worker process died without reporting (crash or os._exit): " + text[:200]

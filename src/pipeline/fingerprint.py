@@ -1,0 +1,313 @@
+"""Code fingerprints: which project code a stage reaches, and its normalised hash.
+
+Starting from the stage function, every global name it uses is resolved in its
+module (the real, imported namespace, so ``from lib.utils import normalize``
+and ``utils.normalize`` both find the function) and followed when it leads to
+the project's own code:
+
+* a function or class defined in a project file: its AST, then its names;
+* a module-level constant of a project module: the statements that assign it,
+  then their names (``from x import K`` is followed to ``x``'s assignment);
+* anything else (the standard library, installed packages, builtins): ignored.
+
+Each piece is hashed from ``ast.dump`` of its node with docstrings removed, so
+comments, docstrings and formatting never count; the result is a mapping
+``"lib/utils.py:normalize" -> hash`` whose keys name what changed in
+``code changed: ...`` reasons.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import sys
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pivot.pipeline.declare import Pipeline
+
+__all__ = ["Fingerprinter", "combine"]
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def combine(code: Mapping[str, str]) -> str:
+    """One hash for a whole ``key -> hash`` mapping (order-independent)."""
+    h = hashlib.blake2b(digest_size=16)
+    for key in sorted(code):
+        h.update(f"{key}={code[key]}\n".encode())
+    return h.hexdigest()
+
+
+def _strip_docstrings(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        if isinstance(node, (*_SCOPES, ast.Module)):
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+
+
+def _hash_nodes(nodes: Iterable[ast.AST]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for n in nodes:
+        h.update(ast.dump(n, annotate_fields=False, include_attributes=False).encode())
+    return h.hexdigest()
+
+
+def _references(nodes: Iterable[ast.AST]) -> list[tuple[str, ...]]:
+    """Global names used by ``nodes``, with attribute chains (``utils.normalize``)."""
+    local: set[str] = set()
+    declared_global: set[str] = set()
+    chains: list[tuple[str, ...]] = []
+    for root in nodes:
+        for node in ast.walk(root):
+            if isinstance(node, ast.Global):
+                declared_global.update(node.names)
+            elif isinstance(node, ast.arg):
+                local.add(node.arg)
+            elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                local.add(node.id)
+            elif isinstance(node, ast.Attribute):
+                parts: list[str] = [node.attr]
+                base: ast.expr = node.value
+                while isinstance(base, ast.Attribute):
+                    parts.append(base.attr)
+                    base = base.value
+                if isinstance(base, ast.Name):
+                    chains.append((base.id, *reversed(parts)))
+            elif isinstance(node, ast.Name):
+                chains.append((node.id,))
+    # A name bound inside a function body is a local there, unless declared global;
+    # treating it as global would only over-include, never miss, so this is safe.
+    shadowed = local - declared_global
+    return [c for c in dict.fromkeys(chains) if c[0] not in shadowed]
+
+
+@dataclass
+class _FileIndex:
+    rel: str
+    defs: dict[str, ast.AST] = field(default_factory=dict)  # qualname -> def node
+    consts: dict[str, list[ast.stmt]] = field(default_factory=dict)  # name -> statements
+    imports: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # name -> from
+
+
+def _index_file(path: Path, rel: str) -> _FileIndex:
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    _strip_docstrings(tree)
+    idx = _FileIndex(rel)
+
+    def visit_defs(body: list[ast.stmt], prefix: str) -> None:
+        for stmt in body:
+            if isinstance(stmt, _SCOPES):
+                qual = prefix + stmt.name
+                idx.defs.setdefault(qual, stmt)
+                inner = qual + ".<locals>." if not isinstance(stmt, ast.ClassDef) else qual + "."
+                visit_defs(stmt.body, inner)
+            else:
+                for sub in ("body", "orelse", "finalbody", "handlers"):
+                    children = getattr(stmt, sub, None)
+                    if isinstance(children, list):
+                        visit_defs([c for c in children if isinstance(c, ast.stmt)], prefix)
+                for handler in getattr(stmt, "handlers", []) or []:
+                    visit_defs(handler.body, prefix)
+
+    def visit_top(body: list[ast.stmt]) -> None:
+        for stmt in body:
+            targets: list[ast.expr] = []
+            if isinstance(stmt, ast.Assign):
+                targets = list(stmt.targets)
+            elif isinstance(stmt, ast.AnnAssign | ast.AugAssign):
+                targets = [stmt.target]
+            elif isinstance(stmt, ast.ImportFrom):
+                for alias in stmt.names:
+                    if alias.name != "*":
+                        idx.imports[alias.asname or alias.name] = (
+                            stmt.module or "",
+                            alias.name,
+                            stmt.level,
+                        )
+            elif isinstance(stmt, ast.If | ast.Try | ast.With):
+                visit_top(stmt.body)
+                visit_top(getattr(stmt, "orelse", []))
+                visit_top(getattr(stmt, "finalbody", []))
+                for handler in getattr(stmt, "handlers", []):
+                    visit_top(handler.body)
+            for target in targets:
+                for n in ast.walk(target):
+                    if isinstance(n, ast.Name):
+                        idx.consts.setdefault(n.id, []).append(stmt)
+
+    visit_defs(tree.body, "")
+    visit_top(tree.body)
+    return idx
+
+
+class Fingerprinter:
+    """Fingerprints stage functions of one project; caches per file and per piece.
+
+    Create one per load: files are parsed once however many stages use them.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._files: dict[str, _FileIndex | None] = {}
+        self._rel: dict[str, str | None] = {}
+        # piece key -> (hash, module namespace for its references, references)
+        self._pieces: dict[str, tuple[str, Mapping[str, Any], list[tuple[str, ...]]]] = {}
+
+    # -- which files belong to the project ------------------------------------
+
+    def project_file(self, filename: str | None) -> str | None:
+        """``filename`` relative to the root if it is project source, else None."""
+        if not filename:
+            return None
+        cached = self._rel.get(filename, "")
+        if cached != "":
+            return cached
+        rel: str | None = None
+        try:
+            p = Path(filename).resolve()
+            r = p.relative_to(self.root)
+            parts = r.parts
+            if (
+                p.suffix == ".py"
+                and "site-packages" not in parts
+                and not any(part.startswith(".") for part in parts[:-1])
+            ):
+                rel = r.as_posix()
+        except (ValueError, OSError):
+            rel = None
+        self._rel[filename] = rel
+        return rel
+
+    def _index(self, rel: str) -> _FileIndex | None:
+        if rel not in self._files:
+            try:
+                self._files[rel] = _index_file(self.root / rel, rel)
+            except (OSError, SyntaxError, ValueError):
+                self._files[rel] = None
+        return self._files[rel]
+
+    def _module_file(self, module: types.ModuleType | None) -> str | None:
+        return self.project_file(getattr(module, "__file__", None)) if module else None
+
+    # -- pieces -----------------------------------------------------------------
+
+    def _def_piece(self, obj: Any) -> str | None:
+        """Key of a project function/class, computing its piece if new."""
+        if isinstance(obj, types.FunctionType | types.MethodType):
+            obj = inspect.unwrap(obj.__func__ if isinstance(obj, types.MethodType) else obj)
+            filename = obj.__code__.co_filename
+            namespace: Mapping[str, Any] = obj.__globals__
+        elif isinstance(obj, type):
+            module = sys.modules.get(obj.__module__)
+            filename = getattr(module, "__file__", None) or ""
+            namespace = vars(module) if module else {}
+        else:
+            return None
+        rel = self.project_file(filename)
+        if rel is None:
+            return None
+        qualname: str = obj.__qualname__
+        key = f"{rel}:{qualname}"
+        if key in self._pieces:
+            return key
+        idx = self._index(rel)
+        node = idx.defs.get(qualname) if idx else None
+        if node is None:
+            # Defined dynamically (exec, a factory): fall back to its source text.
+            try:
+                src = inspect.getsource(obj)
+                node = ast.parse(inspect.cleandoc(src) if src[:1].isspace() else src)
+                _strip_docstrings(node)
+            except (OSError, TypeError, SyntaxError):
+                self._pieces[key] = ("unknown", namespace, [])
+                return key
+        self._pieces[key] = (_hash_nodes([node]), namespace, _references([node]))
+        return key
+
+    def _const_piece(self, module: types.ModuleType, name: str, depth: int = 0) -> str | None:
+        """Key of a module-level constant of a project module (following ``from x import``)."""
+        rel = self._module_file(module)
+        if rel is None or depth > 20:
+            return None
+        idx = self._index(rel)
+        if idx is None:
+            return None
+        if name in idx.consts:
+            key = f"{rel}:{name}"
+            if key not in self._pieces:
+                stmts = idx.consts[name]
+                self._pieces[key] = (_hash_nodes(stmts), vars(module), _references(stmts))
+            return key
+        if name in idx.imports:
+            mod_name, orig, level = idx.imports[name]
+            if level:
+                package = module.__package__ or ""
+                base = package.rsplit(".", level - 1)[0] if level > 1 else package
+                mod_name = f"{base}.{mod_name}" if mod_name else base
+            target = sys.modules.get(mod_name)
+            if target is not None:
+                value = getattr(target, orig, None)
+                if isinstance(value, types.ModuleType):
+                    return None
+                return self._const_piece(target, orig, depth + 1)
+        return None
+
+    def _resolve(  # noqa: PLR0911 - each early return is one kind of name
+        self, namespace: Mapping[str, Any], chain: tuple[str, ...]
+    ) -> str | None:
+        if chain[0] not in namespace:
+            return None  # a builtin, or a local we could not see
+        obj = namespace[chain[0]]
+        owner_name = namespace.get("__name__")
+        owner = sys.modules.get(owner_name) if isinstance(owner_name, str) else None
+        attr = chain[0]
+        for part in chain[1:]:
+            if not isinstance(obj, types.ModuleType):
+                break
+            if self._module_file(obj) is None:
+                return None  # an installed package or the standard library
+            owner, attr = obj, part
+            obj = getattr(obj, part, None)
+        if isinstance(obj, types.ModuleType):
+            return None  # a module on its own: only what is used from it counts
+        if isinstance(obj, Pipeline):
+            return None  # `@pipeline.stage` registers the stage; it is not its code
+        key = self._def_piece(obj)
+        if key is not None:
+            return key
+        if isinstance(obj, types.FunctionType | type):
+            return None  # someone else's function or class
+        if owner is None:
+            return None
+        return self._const_piece(owner, attr)
+
+    def stage(self, func: Any) -> tuple[dict[str, str], tuple[str, ...]]:
+        """Hashes of every piece of project code ``func`` reaches, and their files."""
+        start = self._def_piece(func)
+        if start is None:
+            raise ValueError(f"{func!r} is not defined in a project source file")
+        seen: dict[str, str] = {}
+        stack = [start]
+        while stack:
+            key = stack.pop()
+            if key in seen:
+                continue
+            digest, namespace, refs = self._pieces[key]
+            seen[key] = digest
+            for chain in refs:
+                found = self._resolve(namespace, chain)
+                if found is not None and found not in seen:
+                    stack.append(found)
+        files = tuple(sorted({k.rsplit(":", 1)[0] for k in seen}))
+        return dict(sorted(seen.items())), files

@@ -1,0 +1,323 @@
+"""Loading a project's ``pipeline.py`` into a :class:`PipelineSpec`.
+
+Two ways, one result:
+
+* :func:`load_pipeline` imports the project in this process (what `pivot run`
+  does: it is a fresh process anyway);
+* :func:`load_fresh` runs ``python -m pivot.pipeline.loader`` in a new
+  interpreter and reads the spec it prints as JSON, so edited code is always
+  read anew (what watch mode does after a ``.py`` change).
+
+Every user mistake becomes a :class:`PipelineError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import traceback
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pivot.pipeline.dag import build_graph, missing_deps
+from pivot.pipeline.declare import Pipeline, StageDecl
+from pivot.pipeline.errors import PipelineError
+from pivot.pipeline.fingerprint import Fingerprinter, combine
+from pivot.pipeline.spec import PipelineSpec, StageSpec
+
+__all__ = ["PIPELINE_FILE", "find_pipeline", "load_fresh", "load_pipeline", "main"]
+
+PIPELINE_FILE = "pipeline.py"
+PARAMS_FILE = "params.yaml"
+
+_loaded_roots: set[Path] = set()
+
+
+def find_pipeline(
+    explicit: str | os.PathLike[str] | None = None, start: Path | None = None
+) -> Path:
+    """The pipeline file: ``explicit`` if given, else ``pipeline.py`` here or upwards."""
+    if explicit is not None:
+        path = Path(explicit).resolve()
+        if not path.is_file():
+            raise PipelineError(f"no such pipeline file: {explicit}")
+        return path
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / PIPELINE_FILE
+        if candidate.is_file():
+            return candidate
+    raise PipelineError(
+        f"no {PIPELINE_FILE} in {here} or any parent directory (or pass --pipeline PATH)"
+    )
+
+
+def _rel(root: Path, filename: str | None) -> str:
+    if not filename:
+        return ""
+    try:
+        return Path(filename).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return filename
+
+
+def _forget_projects(root: Path) -> None:
+    """Drop modules of previously loaded projects so this load imports afresh."""
+    roots = {*_loaded_roots, root}
+    for name, module in list(sys.modules.items()):
+        filename = getattr(module, "__file__", None)
+        if filename and any(Path(filename).resolve().is_relative_to(r) for r in roots):
+            if ".venv" in Path(filename).parts or "site-packages" in Path(filename).parts:
+                continue
+            del sys.modules[name]
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() not in roots]
+    sys.path.insert(0, str(root))
+    _loaded_roots.add(root)
+
+
+def _exec_pipeline(path: Path, root: Path) -> Any:
+    import importlib.util
+
+    _forget_projects(root)
+    name = path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise PipelineError("cannot import this file", _rel(root, str(path)))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except PipelineError as exc:
+        message = exc.message.replace(f"{root}{os.sep}", "")
+        raise PipelineError(message, _rel(root, exc.file), exc.line) from None
+    except SyntaxError as exc:
+        raise PipelineError(
+            f"syntax error: {exc.msg}", _rel(root, exc.filename), exc.lineno or 0
+        ) from None
+    except (Exception, SystemExit) as exc:
+        file, line = _rel(root, str(path)), 0
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if Path(frame.filename).resolve().is_relative_to(root):
+                file, line = _rel(root, frame.filename), frame.lineno or 0
+        raise PipelineError(
+            f"error while loading the pipeline: {type(exc).__name__}: {exc}", file, line
+        ) from None
+    return module
+
+
+def _find_instance(module: Any, rel: str) -> Pipeline:
+    found = getattr(module, "pipeline", None)
+    if isinstance(found, Pipeline):
+        return found
+    instances = [v for v in vars(module).values() if isinstance(v, Pipeline)]
+    if len(instances) == 1:
+        return instances[0]
+    if not instances:
+        raise PipelineError("defines no Pipeline (expected `pipeline = Pipeline()`)", rel)
+    raise PipelineError("defines several Pipeline objects; name the one to use `pipeline`", rel)
+
+
+def _yaml_lines(node: Any) -> dict[tuple[str, ...], int]:
+    """Line of each ``stage`` and ``(stage, param)`` key, for error messages."""
+    import yaml
+
+    lines: dict[tuple[str, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            lines[(str(k.value),)] = k.start_mark.line + 1
+            if isinstance(v, yaml.MappingNode):
+                for k2, _ in v.value:
+                    lines[(str(k.value), str(k2.value))] = k2.start_mark.line + 1
+    return lines
+
+
+def _read_params(root: Path, stages: Mapping[str, StageDecl]) -> dict[str, dict[str, Any]]:
+    path = root / PARAMS_FILE
+    if not path.is_file():
+        return {}
+    import yaml
+
+    text = path.read_text()
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 0
+        raise PipelineError(f"invalid YAML: {exc}", PARAMS_FILE, line) from None
+    if data is None:
+        return {}
+    lines = _yaml_lines(node)
+    if not isinstance(data, dict):
+        raise PipelineError("expected a mapping of stage name -> {param: value}", PARAMS_FILE, 1)
+    result: dict[str, dict[str, Any]] = {}
+    for stage, values in data.items():
+        at = lines.get((str(stage),), 0)
+        if stage not in stages:
+            known = ", ".join(stages) or "none"
+            raise PipelineError(f"no stage named {stage!r} (stages: {known})", PARAMS_FILE, at)
+        if not isinstance(values, dict):
+            raise PipelineError(
+                f"stage {stage!r}: expected a mapping of param -> value", PARAMS_FILE, at
+            )
+        declared = stages[stage].params
+        for param, value in values.items():
+            at = lines.get((str(stage), str(param)), at)
+            if param not in declared:
+                known = ", ".join(declared) or "none"
+                raise PipelineError(
+                    f"stage {stage!r} has no param {param!r} (its params: {known})",
+                    PARAMS_FILE,
+                    at,
+                )
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                raise PipelineError(
+                    f"stage {stage!r}, param {param!r}: value is not JSON-serialisable",
+                    PARAMS_FILE,
+                    at,
+                ) from None
+        result[str(stage)] = dict(values)
+    return result
+
+
+def _project_sources(root: Path, fp: Fingerprinter) -> tuple[str, ...]:
+    files = set()
+    for module in list(sys.modules.values()):
+        rel = fp.project_file(getattr(module, "__file__", None))
+        if rel is not None:
+            files.add(rel)
+    return tuple(sorted(files))
+
+
+def load_pipeline(
+    path: str | os.PathLike[str] | None = None, *, check_deps: bool = True
+) -> PipelineSpec:
+    """Import the project's pipeline in this process and return its checked spec.
+
+    ``path`` is the pipeline file (default: found from the working directory).
+    With ``check_deps`` a dep that no stage writes and that is not on disk is
+    an error.
+    """
+    file = find_pipeline(path)
+    root = file.parent
+    rel_file = _rel(root, str(file))
+    module = _exec_pipeline(file, root)
+    decls = _find_instance(module, rel_file).stages
+    overrides = _read_params(root, decls)
+    fp = Fingerprinter(root)
+    stages = []
+    for decl in decls.values():
+        try:
+            code, files = fp.stage(decl.func)
+        except ValueError:
+            raise PipelineError(
+                f"stage {decl.name!r}: its function must be defined in the project",
+                _rel(root, decl.file),
+                decl.line,
+            ) from None
+        stages.append(
+            StageSpec(
+                name=decl.name,
+                module=decl.func.__module__,
+                file=_rel(root, decl.func.__code__.co_filename),
+                qualname=decl.func.__qualname__,
+                line=decl.line,
+                dep_args=dict(decl.deps),
+                out_args=dict(decl.outs),
+                params={**decl.params, **overrides.get(decl.name, {})},
+                fingerprint=combine(code),
+                code=code,
+                code_files=files,
+            )
+        )
+    spec = PipelineSpec(
+        root=str(root),
+        pipeline_file=rel_file,
+        stages=tuple(stages),
+        source_files=_project_sources(root, fp),
+        params_file=PARAMS_FILE if (root / PARAMS_FILE).is_file() else "",
+    )
+    graph = build_graph(spec)
+    if check_deps:
+        missing = missing_deps(spec, graph)
+        if missing:
+            stage, dep = missing[0]
+            decl = decls[stage]
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise PipelineError(
+                f"stage {stage!r} depends on {dep!r}, which no stage writes and which does "
+                f"not exist{more}",
+                _rel(root, decl.file),
+                decl.line,
+            )
+    return spec
+
+
+def load_fresh(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    check_deps: bool = True,
+    python: str | None = None,
+    timeout: float | None = None,
+) -> PipelineSpec:
+    """:func:`load_pipeline` in a new interpreter, so no module is reused."""
+    file = find_pipeline(path)
+    cmd = [python or sys.executable, "-m", "pivot.pipeline.loader", str(file)]
+    if not check_deps:
+        cmd.append("--no-check-deps")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    try:
+        answer = json.loads(proc.stdout)
+    except ValueError:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        raise PipelineError(
+            f"the pipeline loader exited with status {proc.returncode}: {tail}"
+        ) from None
+    if not answer.get("ok"):
+        err = answer["error"]
+        raise PipelineError(err["message"], err.get("file", ""), int(err.get("line", 0)))
+    return PipelineSpec.from_dict(answer["spec"])
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[int]:
+    """Keep the JSON answer alone on stdout whatever user code prints."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield saved
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pivot.pipeline.loader [PIPELINE_FILE] [--no-check-deps]``.
+
+    Prints ``{"ok": true, "spec": {...}}`` or ``{"ok": false, "error":
+    {"message", "file", "line"}}`` on stdout; exit status 0 or 1.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    check = "--no-check-deps" not in args
+    paths = [a for a in args if not a.startswith("--")]
+    with _stdout_to_stderr():
+        try:
+            spec = load_pipeline(paths[0] if paths else None, check_deps=check)
+            answer: dict[str, Any] = {"ok": True, "spec": spec.to_dict()}
+        except PipelineError as exc:
+            answer = {"ok": False, "error": exc.to_dict()}
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()
+    return 0 if answer["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

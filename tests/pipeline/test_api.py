@@ -1,0 +1,131 @@
+"""The embedding API watch mode relies on: fresh loads, pure planning, affected stages."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+from pipeline_project import HEADER, Project, make_project
+
+from pivot.pipeline.dag import build_graph, render
+from pivot.pipeline.errors import PipelineError
+from pivot.pipeline.loader import load_fresh
+from pivot.pipeline.plan import plan, stage_reasons
+from pivot.pipeline.spec import PipelineSpec
+from pivot.pipeline.state import StageRecord
+
+PIPELINE = (
+    HEADER
+    + """
+@pipeline.stage
+def clean(raw: Annotated[Path, Dep("data/raw.csv")], out: Annotated[Path, Out("data/clean.csv")],
+          threshold: float = 0.5) -> None:
+    out.write_text(raw.read_text())
+
+@pipeline.stage
+def stats(clean: Annotated[Path, Dep("data/clean.csv")],
+          out: Annotated[Path, Out("reports")]) -> None:
+    out.mkdir(exist_ok=True)
+    (out / "n.txt").write_text("1")
+
+@pipeline.stage
+def report(rep: Annotated[Path, Dep("reports/n.txt")], docs: Annotated[Path, Dep("docs")],
+           out: Annotated[Path, Out("report.md")]) -> None:
+    out.write_text("r")
+"""
+)
+
+
+def _project(project: Project) -> PipelineSpec:
+    project.write("pipeline.py", PIPELINE)
+    project.write("data/raw.csv", "a,1\n")
+    project.write("docs/intro.md", "hi")
+    return load_fresh(project.root / "pipeline.py")
+
+
+def test_load_fresh_gives_a_picklable_spec(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    spec = _project(project)
+    assert spec.names == ("clean", "stats", "report")
+    assert pickle.loads(pickle.dumps(spec)) == spec
+    assert PipelineSpec.from_json(spec.to_json()) == spec
+    clean = spec.stage("clean")
+    assert clean.params == {"threshold": 0.5}
+    assert clean.deps == ("data/raw.csv",)
+    assert "pipeline.py:clean" in clean.code
+    assert spec.source_files == ("pipeline.py",)
+
+
+def test_load_fresh_structured_error(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    project.write("pipeline.py", HEADER + "\nx = (\n")
+    with pytest.raises(PipelineError) as info:
+        load_fresh(project.root / "pipeline.py")
+    assert info.value.file == "pipeline.py"
+    assert info.value.line == 8
+    assert "syntax error" in info.value.message
+
+
+def test_affected_follows_consumers_directories_and_downstream(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    spec = _project(project)
+    graph = build_graph(spec)
+    assert graph.affected(["data/raw.csv"]) == {"clean", "stats", "report"}
+    assert graph.affected(["data/clean.csv"]) == {"stats", "report"}
+    assert graph.affected(["reports/n.txt"]) == {"report"}
+    assert graph.affected(["docs/new/file.md"]) == {"report"}  # inside a directory dep
+    assert graph.affected(["report.md"]) == set()  # an output nothing reads
+    assert graph.affected(["elsewhere.txt"]) == set()
+    assert render(graph, "text").splitlines() == [
+        "clean",
+        "  stats  <- clean",
+        "    report  <- stats",
+    ]
+
+
+def test_planner_reasons_are_pure(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    spec = _project(project)
+    graph = build_graph(spec)
+    clean = spec.stage("clean")
+    observed = {"data/raw.csv": "h1", "data/clean.csv": "h2"}
+    good = StageRecord(
+        fingerprint=clean.fingerprint,
+        code=clean.code,
+        deps={"data/raw.csv": "h1"},
+        params={"threshold": 0.5},
+        outs={"data/clean.csv": "h2"},
+    )
+    assert stage_reasons(clean, good, observed) == []
+    assert stage_reasons(clean, None, observed) == ["never run"]
+    old_code = dict.fromkeys(clean.code, "old")
+    stale = StageRecord(
+        fingerprint="x",
+        code=old_code,
+        deps={"data/raw.csv": "h0"},
+        params={"threshold": 0.7},
+        outs={"data/clean.csv": "h2"},
+    )
+    assert stage_reasons(clean, stale, {**observed, "data/clean.csv": None}) == [
+        "code changed: pipeline.py:clean",
+        "param changed: threshold 0.7 -> 0.5",
+        "dep changed: data/raw.csv",
+        "output missing: data/clean.csv",
+    ]
+    the_plan = plan(spec, graph, {"clean": good}, observed, targets=["stats"])
+    assert the_plan.to_run == ("stats",)
+    assert the_plan.decision("stats").reasons == ("never run",)
+    forced = plan(spec, graph, {"clean": good}, observed, force=True)
+    assert forced.to_run == ("clean", "stats", "report")
+    assert forced.decision("clean").reasons == ("forced",)
+    assert forced.decision("stats").reasons == ("forced", "never run", "upstream will run: clean")
+
+
+def test_spec_paths_are_project_relative(tmp_path: Path) -> None:
+    from pivot.pipeline.declare import normalise_path
+
+    assert normalise_path("data/./raw.csv") == "data/raw.csv"
+    for bad in ("/etc/passwd", "../outside", "."):
+        with pytest.raises(ValueError):
+            normalise_path(bad)

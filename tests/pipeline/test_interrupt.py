@@ -1,0 +1,127 @@
+"""Ctrl-C during a run: prompt stop, no process left, nothing unfinished recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from pipeline_project import HEADER, PIVOT, make_project
+
+from pivot.events.store import EventStore
+
+PIPELINE = (
+    HEADER
+    + """
+import os
+import subprocess
+import time
+
+@pipeline.stage
+def quick(out: Annotated[Path, Out("quick.txt")]) -> None:
+    out.write_text(str(os.getpid()))
+
+@pipeline.stage
+def slow(src: Annotated[Path, Dep("quick.txt")], out: Annotated[Path, Out("slow.txt")]) -> None:
+    child = subprocess.Popen(["sleep", "600"])
+    Path("pids.txt").write_text(f"{os.getpid()} {child.pid}")
+    time.sleep(600)
+    out.write_text("never")
+
+@pipeline.stage
+def later(src: Annotated[Path, Dep("slow.txt")], out: Annotated[Path, Out("later.txt")]) -> None:
+    out.write_text("never")
+"""
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead but not yet reaped by its (possibly gone) parent.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_kills_workers_and_children_and_records_nothing_unfinished(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    project.write("pipeline.py", PIPELINE)
+    pids_file = project.root / "pids.txt"
+    proc = subprocess.Popen(
+        [*PIVOT, "run"], cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for(lambda: pids_file.exists() and len(pids_file.read_text().split()) == 2)
+        worker, child = (int(p) for p in pids_file.read_text().split())
+        assert _alive(worker) and _alive(child)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in err
+    assert "Traceback" not in out + err
+    other_worker = int(project.read("quick.txt"))
+    _wait_for(lambda: not any(map(_alive, (worker, child, other_worker))), timeout=10)
+    assert "slow: cancelled (interrupted)" in out
+    assert "later: cancelled (not started)" in out
+    assert not (project.root / "slow.txt").exists()
+    status = project.status()
+    assert status == {
+        "quick": [],
+        "slow": ["never run"],
+        "later": ["never run", "upstream will run: slow"],
+    }
+    store = EventStore.open(str(project.root / ".pivot/events.db"))
+    try:
+        kinds = [(r.event.TYPE, getattr(r.event, "stage", "")) for r in store.read()]
+    finally:
+        store.close()
+    assert ("stage.succeeded", "quick") in kinds
+    assert ("stage.cancelled", "slow") in kinds
+    assert ("stage.cancelled", "later") in kinds
+    assert ("stage.succeeded", "slow") not in kinds
+    assert kinds[-1] == ("wave.finished", "")
+
+
+def test_ctrl_c_json(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    project.write("pipeline.py", PIPELINE)
+    pids_file = project.root / "pids.txt"
+    proc = subprocess.Popen(
+        [*PIVOT, "run", "--json"],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: pids_file.exists() and len(pids_file.read_text().split()) == 2)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    doc = json.loads(out)
+    assert doc["cancelled"] is True
+    assert {s["stage"]: s["status"] for s in doc["stages"]} == {
+        "quick": "succeeded",
+        "slow": "cancelled",
+        "later": "cancelled",
+    }

@@ -1,0 +1,74 @@
+"""`pivot why`: following correlation ids from a stage back to the change batch."""
+
+from __future__ import annotations
+
+from pivot.events.base import Event
+from pivot.events.pipeline import (
+    ChangesDetected,
+    StageFailed,
+    StageQueued,
+    StageSkipped,
+    StageStarted,
+    StageSucceeded,
+    WaveFinished,
+    WaveStarted,
+)
+from pivot.events.store import Recorded
+from pivot.events.why import explain
+
+
+def _records(events: list[Event]) -> list[Recorded]:
+    return [Recorded(i + 1, e) for i, e in enumerate(events)]
+
+
+def _change_wave(batch: str, wave: str, paths: tuple[str, ...], at: float) -> list[Event]:
+    return [
+        ChangesDetected(batch_id=batch, kind="data", paths=paths, count=len(paths), at=at,
+                        correlation_id=batch),
+        WaveStarted(wave_id=wave, trigger="change", stages=("prep", "train"), at=at + 1,
+                    correlation_id=batch),
+    ]  # fmt: skip
+
+
+def test_latest_run_is_traced_to_its_batch_and_deps_through_upstream() -> None:
+    log = [
+        WaveStarted(wave_id="w0", trigger="run", stages=("prep", "train"), at=1.0),
+        StageQueued(stage="train", reasons=("forced",), correlation_id="w0", at=1.1),
+        StageSucceeded(stage="train", duration=1.0, correlation_id="w0", at=2.0),
+        *_change_wave("b1", "w1", ("data/raw.csv", "README.md"), 10.0),
+        StageQueued(stage="prep", reasons=("dep changed: data/raw.csv",), correlation_id="w1"),
+        StageQueued(stage="train", reasons=("upstream will run: prep",), correlation_id="w1"),
+        StageStarted(stage="train", correlation_id="w1"),
+        StageFailed(stage="train", error="boom", correlation_id="w1", at=12.0),
+        WaveFinished(wave_id="w1", failed=1, correlation_id="b1"),
+    ]
+    a = explain("train", _records(log))
+    assert (a.outcome, a.seq, a.detail, a.at) == ("failed", 9, "boom", 12.0)
+    assert a.wave == {"wave_id": "w1", "trigger": "change", "at": 11.0, "seq": 5}
+    assert a.reasons == ["upstream will run: prep"]
+    assert a.upstream == {"prep": ["dep changed: data/raw.csv"]}
+    assert a.cause is not None
+    assert a.cause["paths"] == ["data/raw.csv", "README.md"]
+    assert a.cause["via_deps"] == ["data/raw.csv"]
+    assert (a.cause["seq"], a.cause["at"], a.cause["kind"]) == (4, 10.0, "data")
+    assert [(c["type"], c["seq"]) for c in a.chain] == [
+        ("stage.failed", 9),
+        ("wave.started", 5),
+        ("changes.detected", 4),
+    ]
+
+
+def test_a_skip_gives_its_reason_and_a_run_without_batch_its_trigger() -> None:
+    log = [
+        WaveStarted(wave_id="w0", trigger="run", stages=()),
+        StageSkipped(stage="prep", reason="up to date", correlation_id="w0"),
+    ]
+    a = explain("prep", _records(log))
+    assert (a.outcome, a.detail, a.cause) == ("skipped", "up to date", None)
+    assert a.wave is not None and a.wave["trigger"] == "run"
+    assert a.as_dict()["chain"][0]["type"] == "stage.skipped"
+
+
+def test_unknown_stage_has_no_outcome() -> None:
+    a = explain("nope", _records(_change_wave("b", "w", ("x",), 1.0)))
+    assert a.outcome == "" and a.chain == []
