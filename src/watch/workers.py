@@ -38,9 +38,15 @@ def init_worker() -> None:
 
     Workers start with SIGINT blocked (see :meth:`Workers._spawn`); a Ctrl-C
     that arrived meanwhile is discarded once it is ignored and unblocked.
+    Each worker leads its own process group, so the terminal's Ctrl-C never
+    reaches it or the processes its stages start: the parent kills them.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    # A process group of its own (as `pivot run`'s workers): killing the group
+    # also gets what a stage started, even orphans loky's tree walk misses.
+    with contextlib.suppress(OSError):
+        os.setpgrp()
 
 
 def warm(preload: tuple[str, ...] = PRELOAD) -> int:
@@ -205,4 +211,7 @@ class Workers:
 
 
 def _kill(executor: Any) -> None:
+    for pid in list(getattr(executor, "_processes", {}) or {}):
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
     executor.shutdown(wait=True, kill_workers=True)

@@ -226,9 +226,9 @@ class Watch:
                 self.proc.wait(20)
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live processes in process group ``pgid``."""
-    found = []
+def _table() -> dict[int, tuple[str, int, int]]:
+    """pid -> (state, parent pid, process group) of every process."""
+    table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -237,10 +237,33 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == pgid and state != "Z":
-            found.append(int(entry))
+        table[int(entry)] = (fields[0], int(fields[1]), int(fields[2]))
+    return table
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes in process group ``pgid``."""
+    return [p for p, (state, _, pgrp) in _table().items() if pgrp == pgid and state != "Z"]
+
+
+def descendants(pid: int) -> set[int]:
+    """Live processes below ``pid`` (children, their children...)."""
+    table = _table()
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for p, (state, ppid, _) in table.items():
+            if ppid == parent and p not in found and state != "Z":
+                found.add(p)
+                todo.append(p)
     return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (zombies count as gone)."""
+    table = _table()
+    return {p for p in pids if p in table and table[p][0] != "Z"}
 
 
 def wait_path(path: Path, timeout: float = TIMEOUT) -> None:
