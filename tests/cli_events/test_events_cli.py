@@ -80,7 +80,12 @@ def test_events_json_with_filters(project: Path) -> None:
     out, _ = run("events", "--json", "--type", "stage.*", "--stage", "train")
     rows = _json_lines(out)
     assert [(r["seq"], r["type"]) for r in rows] == [(6, "stage.started"), (7, "stage.failed")]
-    assert rows[1]["data"] == {"stage": "train", "error": "ValueError: nan", "duration": 0.0}
+    assert rows[1]["data"] == {
+        "stage": "train",
+        "error": "ValueError: nan",
+        "duration": 0.0,
+        "traceback": "",
+    }
     out, _ = run("events", "--json", "--watcher", "w-1", "--type", "action.*")
     assert [r["seq"] for r in _json_lines(out)] == [10, 11]
     out, _ = run("events", "--json", "--since", "@1003", "--until", "@1005")

@@ -52,7 +52,7 @@ def test_json_form_puts_common_fields_first_and_the_rest_in_data() -> None:
         "at": 1.5,
         "actor": "pool",
         "correlation_id": "c",
-        "data": {"stage": "t", "error": "e", "duration": 0.0},
+        "data": {"stage": "t", "error": "e", "duration": 0.0, "traceback": ""},
     }
 
 
