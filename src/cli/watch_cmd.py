@@ -11,9 +11,15 @@ import sys
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pivot.actors.base import Context
+    from pivot.watch.sink import EventSink
 
 
 class DisplayMode(StrEnum):
@@ -76,6 +82,14 @@ def watch(
             help="Keep spare worker processes warm, so a code change swaps them in at once.",
         ),
     ] = True,
+    job_watchers: Annotated[
+        bool,
+        typer.Option(
+            "--job-watchers/--no-job-watchers",
+            help="Also run the project's SLURM job watchers (see `pivot watchers`), shown "
+            "in the same display.",
+        ),
+    ] = True,
     pipeline: Annotated[
         Path | None,
         typer.Option(
@@ -109,6 +123,7 @@ def watch(
     from pivot.pipeline.loader import find_pipeline
     from pivot.pipeline.pool import default_jobs
     from pivot.pipeline.project import events_path
+    from pivot.watch.job_watchers import job_watchers_starter
     from pivot.watch.pipeline_engine import PipelineEngine
 
     try:
@@ -129,6 +144,9 @@ def watch(
         standby=standby,
         keys=mode is DisplayMode.tui,
     )
+    starter = job_watchers_starter(store, engine.root, _warn) if job_watchers else None
+    if starter is not None:
+        options.extra_starts.append(_guarded(starter))
     system = WatchSystem(engine, options, store)
 
     def on_term(signum: int, frame: FrameType | None) -> None:
@@ -148,6 +166,25 @@ def watch(
         print(f"error: {system.shutdown.error}", file=sys.stderr)
     if code:
         raise typer.Exit(code)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _guarded(
+    starter: Callable[[EventSink], Callable[[], None]],
+) -> Callable[[Context], Callable[[], None]]:
+    """Start the job watchers; a failure is a warning, never the end of watch mode."""
+
+    def start(ctx: Context) -> Callable[[], None]:
+        try:
+            return starter(ctx.sink)
+        except Exception as exc:
+            _warn(f"job watchers not started: {type(exc).__name__}: {exc}")
+            return lambda: None
+
+    return start
 
 
 def register(app: typer.Typer) -> None:

@@ -161,7 +161,25 @@ def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch p
         return f"watching {len(e.flat) + len(e.deep)} folder(s)"
     if isinstance(e, ev_actors.WatchStopped):
         return "stopped" + (f": {e.error}" if e.error else "")
+    if e.TYPE.startswith(HOSTED) and e.TYPE not in QUIET:
+        return _generic(e)
     return None
+
+
+# Events of job watchers hosted by `pivot watch` (see pivot.watch.job_watchers).
+HOSTED = ("watcher.", "action.", "job.", "metric.")
+QUIET = frozenset({"job.seen", "watcher.timer_fired"})
+_COMMON = frozenset({"at", "actor", "correlation_id"})
+
+
+def _generic(e: Event) -> str:
+    parts = []
+    for key, value in e.to_dict().items():
+        if key in _COMMON or value in ("", None, (), [], {}):
+            continue
+        text = str(value)
+        parts.append(f"{key}={text if len(text) <= 60 else text[:57] + '...'}")
+    return f"{e.TYPE}: {', '.join(parts)}"
 
 
 def json_line(e: Event) -> str:

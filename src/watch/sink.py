@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from pivot.events.base import Event
@@ -50,10 +50,18 @@ class EventSink:
                 except Exception:
                     # A full disk must not stop the watch; the display still shows it.
                     log.exception("could not record %d event(s)", len(events))
-            listeners = list(self._listeners)
-            for ev in events:
-                for listener in listeners:
-                    try:
-                        listener(ev)
-                    except Exception:
-                        log.exception("event listener failed on %s", ev.TYPE)
+            self._notify(events)
+
+    def notify(self, events: Sequence[Event]) -> None:
+        """Hand events recorded elsewhere to the listeners only."""
+        with self._lock:
+            self._notify(events)
+
+    def _notify(self, events: Sequence[Event]) -> None:
+        listeners = list(self._listeners)
+        for ev in events:
+            for listener in listeners:
+                try:
+                    listener(ev)
+                except Exception:
+                    log.exception("event listener failed on %s", ev.TYPE)
