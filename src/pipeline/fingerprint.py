@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from pivot.pipeline.declare import Pipeline
+from pivot.pipeline.hashing import RACY_NS
 
 __all__ = ["Fingerprinter", "combine"]
 
 _CACHE_VERSION = 1
-_RACY_NS = 2_000_000_000
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
@@ -182,13 +182,18 @@ def _index_file(path: Path) -> _FileIndex:
 
 def _racy(st: os.stat_result) -> bool:
     """Modified so recently that a same-size edit could keep this mtime: do not cache."""
-    return time.time_ns() - st.st_mtime_ns < _RACY_NS
+    return time.time_ns() - st.st_mtime_ns < RACY_NS
 
 
 class Fingerprinter:
     """Fingerprints stage functions of one project; caches per file and per piece.
 
     Create one per load: files are parsed once however many stages use them.
+    ``cache`` holds per-file results of earlier loads (``rel -> entry``, as
+    :attr:`updated` produces them, keyed by the file's size and mtime): an
+    unchanged file is not parsed at all. The loader keeps it in
+    ``.pivot/code-cache.json``; the namespaces that names resolve in are
+    always the live, freshly imported ones, so only parsing is skipped.
     """
 
     def __init__(self, root: Path, cache: Mapping[str, Any] | None = None) -> None:
