@@ -63,6 +63,7 @@ class RawRecord:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+_DECODER = json.JSONDecoder()
 
 
 def encode_state(ev: Event) -> tuple[str, bytes]:
@@ -128,8 +129,24 @@ class EventStore:
         until: int | None = None,
     ) -> Iterator[Recorded]:
         """Events with ``after < seq <= until`` in log order, optionally only some types."""
-        for raw in self.read_raw(after, limit, types, until=until):
-            yield Recorded(raw.seq, decode(raw.type, raw.version, raw.data))
+        remaining = limit
+        position = after
+        select = self.backend.select_states
+        topics = list(types)
+        parse = _DECODER.decode
+        while remaining is None or remaining > 0:
+            size = _PAGE if remaining is None else min(_PAGE, remaining)
+            batch = select(position, until, topics, size)
+            if not batch:
+                return
+            for seq, topic, state in batch:
+                payload = parse(state.decode())
+                yield Recorded(seq, decode(topic, payload["v"], payload["d"]))
+            position = batch[-1][0]
+            if remaining is not None:
+                remaining -= len(batch)
+            if len(batch) < size:
+                return
 
     def read_raw(
         self,

@@ -86,6 +86,7 @@ class Config:
     action_timeout: float = 120.0
     poll_seconds: float = 0.0  # 0: use each watcher's interval_seconds
     max_backoff_seconds: float = 300.0
+    retry_seconds: float = 5.0
     store: str = ".pivot/events.db"
     root: str = "."
 
@@ -126,6 +127,7 @@ _WATCHERS_KEYS: dict[str, type | tuple[type, ...]] = {
     "action_timeout_seconds": (int, float),
     "poll_seconds": (int, float),
     "max_backoff_seconds": (int, float),
+    "retry_seconds": (int, float),
 }
 _TOP = {"hosts", "actions", "notify", "watchers", "events", "pipeline", "watch"}
 
@@ -247,6 +249,7 @@ def _build(data: Mapping[str, Any], root: Path) -> Config:
         action_timeout=float(w.get("action_timeout_seconds", 120.0)),
         poll_seconds=float(w.get("poll_seconds", 0.0)),
         max_backoff_seconds=float(w.get("max_backoff_seconds", 300.0)),
+        retry_seconds=float(w.get("retry_seconds", 5.0)),
         store=str(dict(data.get("events", {})).get("store", ".pivot/events.db")),
         root=str(root),
     )

@@ -54,6 +54,7 @@ class ActionBatch:
     job: JobContext
     max_failures: int
     consecutive_failures: int
+    record_first: bool = False  # a retry: the first intent is not in the log yet
 
 
 @dataclass
@@ -127,8 +128,8 @@ class Tailer:
 
     # -- a cycle --------------------------------------------------------------
 
-    def cycle(self) -> list[ActionBatch]:
-        """Poll every host that has a watcher due; returns actions to run."""
+    def cycle(self, *, force: bool = False) -> list[ActionBatch]:
+        """Poll every host that has a watcher due (all of them with ``force``)."""
         self.catch_up()
         now = self.clock()
         self.cycles += 1
@@ -138,8 +139,11 @@ class Tailer:
             if ws.live:
                 by_host.setdefault(ws.host, []).append(ws)
         for host, watchers in by_host.items():
-            if now < self._host_due.get(host, 0.0):
+            if now < self._host_due.get(host, 0.0) and not force:
                 continue
+            if force:
+                for w in watchers:
+                    self._next_due[w.watcher_id] = 0.0
             self._poll_host(host, watchers, now, out)
             interval = min(w.definition.interval_seconds for w in watchers)
             if self.config.poll_seconds:

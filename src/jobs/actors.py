@@ -1,0 +1,142 @@
+"""The JobTailer and ActionExecutor actors: thin pykka shells around the pure logic.
+
+The JobTailer ticks (a timer tells it ``Tick``), runs one
+:meth:`pivot.jobs.tailer.Tailer.cycle` and tells the ActionExecutor each
+batch of intents; the ActionExecutor runs them with
+:func:`pivot.jobs.execute.execute_batch` and schedules retries. A tick that
+raises is recorded (``ActorCrashed``) and the next tick runs as usual: one
+bad cycle never stops the watching.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from pivot.events.actors import ActorCrashed, ActorStarted, ActorStopped
+from pivot.events.store import EventStore
+from pivot.jobs.actions import ActionRunner
+from pivot.jobs.execute import execute_batch
+from pivot.jobs.tailer import ActionBatch, Tailer
+
+__all__ = ["ActionExecutorActor", "JobTailerActor", "Tick"]
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time for a poll cycle (``reply`` is set when someone waits for it)."""
+
+    reply: threading.Event | None = None
+    force: bool = False  # poll every host now, whatever its interval
+
+
+def _later(delay: float, ref: pykka.ActorRef[Any], message: object) -> threading.Timer:
+    def send() -> None:
+        with contextlib.suppress(pykka.ActorDeadError):  # stopped meanwhile
+            ref.tell(message)
+
+    timer = threading.Timer(delay, send)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+class ActionExecutorActor(pykka.ThreadingActor):
+    """Runs action batches one after the other; failed actions come back later as retries."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        runner: ActionRunner,
+        is_live: Callable[[str], bool],
+        retry_delay: float,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.runner = runner
+        self.is_live = is_live
+        self.retry_delay = retry_delay
+        self.failures: dict[str, int] = {}
+        self.timers: list[threading.Timer] = []
+        self.batches_run = 0
+
+    def on_start(self) -> None:
+        self.store.append([ActorStarted(name="ActionExecutor", actor="ActionExecutor")])
+
+    def on_stop(self) -> None:
+        for t in self.timers:
+            t.cancel()
+        self.store.append([ActorStopped(name="ActionExecutor", actor="ActionExecutor")])
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, ActionBatch):
+            self.batches_run += 1
+            try:
+                retry = execute_batch(
+                    message,
+                    self.runner,
+                    self.store.append,
+                    self.failures,
+                    retry_delay=self.retry_delay,
+                    is_live=self.is_live,
+                )
+            except Exception as exc:
+                self.store.append(
+                    [ActorCrashed(name="ActionExecutor", error=repr(exc), actor="ActionExecutor")]
+                )
+                return None
+            if retry is not None:
+                self.timers = [t for t in self.timers if t.is_alive()]
+                self.timers.append(_later(retry.delay, self.actor_ref, retry.batch))
+        elif isinstance(message, threading.Event):
+            message.set()  # a marker: everything told before it has been run
+        return None
+
+
+class JobTailerActor(pykka.ThreadingActor):
+    """Polls on every tick and hands the resulting action batches to the executor."""
+
+    def __init__(
+        self, tailer: Tailer, executor: pykka.ActorRef[ActionExecutorActor], tick_seconds: float
+    ) -> None:
+        super().__init__()
+        self.tailer = tailer
+        self.executor = executor
+        self.tick_seconds = tick_seconds
+        self._timer: threading.Timer | None = None
+
+    def on_start(self) -> None:
+        self.tailer.store.append([ActorStarted(name="JobTailer", actor="JobTailer")])
+        for batch in self.tailer.start():
+            self.executor.tell(batch)
+        self.actor_ref.tell(Tick())
+
+    def on_stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.tailer.store.append([ActorStopped(name="JobTailer", actor="JobTailer")])
+
+    def on_receive(self, message: Any) -> Any:
+        if not isinstance(message, Tick):
+            return None
+        try:
+            batches = self.tailer.cycle(force=message.force)
+        except Exception as exc:
+            self.tailer.store.append(
+                [ActorCrashed(name="JobTailer", error=repr(exc), actor="JobTailer")]
+            )
+            batches = []
+        for batch in batches:
+            self.executor.tell(batch)
+        if message.reply is not None:
+            message.reply.set()
+            return None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = _later(self.tick_seconds, self.actor_ref, Tick())
+        return None

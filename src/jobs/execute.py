@@ -1,0 +1,127 @@
+"""The ActionExecutor's logic: run a batch in order, record results, retry or disable.
+
+An action's intent (``ActionRequested``) is in the log before it runs (the
+tailer appended it with the match); its result is appended right after it
+runs, with the events it caused. A failed action is retried (a new intent,
+``attempt`` + 1) after a growing delay; earlier actions of the batch, which
+succeeded, are not repeated. ``max_failures`` consecutive failures disable
+the watcher.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from pivot.events.base import Event
+from pivot.events.watchers import (
+    ActionFailed,
+    ActionSucceeded,
+    WatcherStateChanged,
+)
+from pivot.jobs.actions import ActionError, ActionRunner
+from pivot.jobs.tailer import ActionBatch
+
+__all__ = ["Retry", "after_failure", "execute_batch"]
+
+MAX_RETRY_DELAY = 300.0
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Run ``batch`` again after ``delay`` seconds."""
+
+    batch: ActionBatch
+    delay: float
+
+
+def after_failure(consecutive: int, max_failures: int, attempt: int, base_delay: float) -> float:
+    """Seconds before the next attempt, or a negative number: disable the watcher."""
+    if consecutive >= max_failures:
+        return -1.0
+    return min(MAX_RETRY_DELAY, base_delay * 2.0 ** (attempt - 1))
+
+
+def execute_batch(
+    batch: ActionBatch,
+    runner: ActionRunner,
+    append: Callable[[Sequence[Event]], object],
+    failures: dict[str, int],
+    *,
+    retry_delay: float = 5.0,
+    is_live: Callable[[str], bool] = lambda _watcher_id: True,
+) -> Retry | None:
+    """Run the batch's actions in order; returns a retry when one failed and may run again.
+
+    ``failures`` holds each watcher's consecutive failures (updated here);
+    ``is_live`` tells whether the watcher still wants its actions run (a
+    removed or disabled watcher does not).
+    """
+    for index, planned in enumerate(batch.requests):
+        req = planned
+        watcher = req.watcher_id
+        if not is_live(watcher):
+            return None
+        if index == 0 and batch.record_first:
+            req = replace(req, at=time.time())
+            append([req])
+        failures.setdefault(watcher, batch.consecutive_failures)
+        try:
+            outcome = runner.run(req, batch.job)
+        except ActionError as exc:
+            failures[watcher] += 1
+            failed = ActionFailed(
+                watcher_id=watcher,
+                action_id=req.action_id,
+                action_type=req.action_type,
+                error=str(exc),
+                attempt=req.attempt,
+                actor="ActionExecutor",
+                correlation_id=req.correlation_id,
+            )
+            delay = after_failure(failures[watcher], batch.max_failures, req.attempt, retry_delay)
+            if delay < 0:
+                append(
+                    [
+                        failed,
+                        WatcherStateChanged(
+                            watcher_id=watcher,
+                            old="active",
+                            new="disabled",
+                            reason=f"{failures[watcher]} consecutive failed actions "
+                            f"(max_failures {batch.max_failures}); last: {exc}",
+                            actor="ActionExecutor",
+                            correlation_id=req.correlation_id,
+                        ),
+                    ]
+                )
+                return None
+            append([failed])
+            again = replace(req, action_id=uuid.uuid4().hex, attempt=req.attempt + 1)
+            rest = (again, *batch.requests[index + 1 :])
+            return Retry(
+                replace(
+                    batch,
+                    requests=rest,
+                    consecutive_failures=failures[watcher],
+                    record_first=True,
+                ),
+                delay,
+            )
+        failures[watcher] = 0
+        append(
+            [
+                ActionSucceeded(
+                    watcher_id=watcher,
+                    action_id=req.action_id,
+                    action_type=req.action_type,
+                    detail=outcome.detail,
+                    actor="ActionExecutor",
+                    correlation_id=req.correlation_id,
+                ),
+                *outcome.events,
+            ]
+        )
+    return None

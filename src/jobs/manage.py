@@ -1,0 +1,184 @@
+"""Commands on watchers and jobs, as events: add, pause, resume, remove, trigger, submit.
+
+Each function validates, then appends the events that say what happened; a
+running runtime (``pivot watch`` or ``pivot watchers run``) picks them up on
+its next cycle. Used by the CLI and by tests.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pivot.events.base import Event
+from pivot.events.jobs import JobSubmitted
+from pivot.events.store import EventStore
+from pivot.events.watchers import (
+    WatcherCreated,
+    WatcherPaused,
+    WatcherRemoved,
+    WatcherResumed,
+)
+from pivot.jobs import slurm
+from pivot.jobs.config import Config
+from pivot.jobs.decide import Context, on_manual
+from pivot.jobs.definition import WatcherDefinition
+from pivot.jobs.embedded import watcher_blocks
+from pivot.jobs.ioloop import IoLoop
+from pivot.jobs.state import Book, WatcherState, fold
+from pivot.jobs.transport import LocalTransport, SshTransport, Transport, TransportError
+
+__all__ = [
+    "ManageError",
+    "Submitted",
+    "add_watchers",
+    "load_book",
+    "pause",
+    "remove",
+    "resume",
+    "submit_job",
+    "trigger",
+]
+
+
+class ManageError(ValueError):
+    """A command that cannot be done (unknown watcher, wrong state, Slurm refused)."""
+
+
+def load_book(store: EventStore) -> Book:
+    """The watchers and jobs as the log says now."""
+    return fold(store.read())
+
+
+def find(book: Book, watcher_id: str) -> WatcherState:
+    """A watcher by id (or unique id prefix)."""
+    ws = book.watchers.get(watcher_id)
+    if ws is None:
+        hits = [w for wid, w in book.watchers.items() if wid.startswith(watcher_id)]
+        if len(hits) == 1:
+            ws = hits[0]
+    if ws is None or ws.state == "removed":
+        raise ManageError(f"no watcher {watcher_id!r} (see `pivot watchers list`)")
+    return ws
+
+
+def add_watchers(
+    store: EventStore,
+    definitions: Sequence[WatcherDefinition],
+    job_id: str,
+    host: str = "local",
+    *,
+    actor: str = "cli",
+) -> list[str]:
+    """Attach watchers to a job; returns their ids."""
+    if not job_id.replace("_", "").isdigit():
+        raise ManageError(f"job id must be a Slurm job id such as 1234 or 1234_5, not {job_id!r}")
+    events: list[Event] = []
+    ids: list[str] = []
+    for d in definitions:
+        wid = uuid.uuid4().hex[:12]
+        ids.append(wid)
+        events.append(
+            WatcherCreated(
+                watcher_id=wid,
+                name=d.name,
+                job_id=job_id,
+                host=host,
+                definition=d.to_dict(),
+                actor=actor,
+            )
+        )
+    store.append(events)
+    return ids
+
+
+def pause(store: EventStore, watcher_id: str) -> str:
+    """Pause an active watcher (it keeps its position; matches are not acted on)."""
+    ws = find(load_book(store), watcher_id)
+    if ws.state != "active":
+        raise ManageError(f"watcher {ws.watcher_id} is {ws.state}, not active")
+    store.append([WatcherPaused(watcher_id=ws.watcher_id, actor="cli")])
+    return ws.watcher_id
+
+
+def resume(store: EventStore, watcher_id: str) -> str:
+    """Resume a paused watcher."""
+    ws = find(load_book(store), watcher_id)
+    if ws.state != "paused":
+        raise ManageError(f"watcher {ws.watcher_id} is {ws.state}, not paused")
+    store.append([WatcherResumed(watcher_id=ws.watcher_id, actor="cli")])
+    return ws.watcher_id
+
+
+def remove(store: EventStore, watcher_id: str) -> str:
+    """Remove a watcher (its history stays in the log)."""
+    ws = find(load_book(store), watcher_id)
+    store.append([WatcherRemoved(watcher_id=ws.watcher_id, actor="cli")])
+    return ws.watcher_id
+
+
+def trigger(store: EventStore, watcher_id: str, sample: str | None = None) -> list[Event]:
+    """Fire a watcher now: with a sample line's captures, or the cached ones.
+
+    The intents are appended; a running runtime... does not pick up intents
+    written by others, so the caller runs them (``pivot watchers trigger``
+    does, with the same executor).
+    """
+    ws = find(load_book(store), watcher_id)
+    line = None
+    if sample is not None:
+        line = ws.definition.compiled().match_line(sample.encode())
+        if line is None:
+            raise ManageError(f"the sample does not match the pattern {ws.definition.pattern!r}")
+    events = on_manual(ws, Context(now=time.time(), hostname=socket.gethostname()), line)
+    store.append(events)
+    return events
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A job pivot submitted and the watchers attached to it."""
+
+    job_id: str
+    host: str
+    watcher_ids: list[str]
+
+
+def transport_for(config: Config, host: str) -> Transport:
+    """A transport for one command-line operation."""
+    hc = config.host(host)
+    return LocalTransport(host, hc.env) if hc.is_local else SshTransport(hc)
+
+
+def submit_job(
+    store: EventStore, config: Config, script_path: str, script: str, host: str = "local"
+) -> Submitted:
+    """sbatch a script (from stdin, so it need not exist on the host) with its embedded watchers."""
+    definitions = watcher_blocks(script, script_path)
+    io = IoLoop("pivot-submit")
+    transport = transport_for(config, host)
+    try:
+        result = io.call(
+            transport.run(slurm.sbatch_argv(), input_text=script, timeout=config.action_timeout),
+            config.action_timeout + 5,
+        )
+        io.call(transport.close(), 10)
+    except (TransportError, TimeoutError) as exc:
+        raise ManageError(f"cannot submit on {host}: {exc}") from None
+    finally:
+        io.stop()
+    if result.returncode != 0:
+        raise ManageError(f"sbatch on {host} failed: {result.stderr.strip()}")
+    job_id = slurm.parse_sbatch(result.stdout)
+    store.append(
+        [
+            JobSubmitted(
+                host=host, job_id=job_id, script=script_path, script_text=script, actor="cli"
+            )
+        ]
+    )
+    ids = add_watchers(store, definitions, job_id, host) if definitions else []
+    return Submitted(job_id, host, ids)
