@@ -55,13 +55,13 @@ def _stage_def(i: int, lag: int) -> str:
     if i >= lag:
         extra = f'\n    prev: Annotated[Path, Dep("out/s{i - lag:03d}.txt")],'
         body_extra = " + int(prev.read_text())"
-    return f'''
+    return f"""
 def s{i:03d}(
     raw: Annotated[Path, Dep("data/raw/s{i:03d}")],{extra}
     out: Annotated[Path, Out("out/s{i:03d}.txt")],
 ) -> None:
     out.write_text(str(_total(raw){body_extra}))
-'''
+"""
 
 
 def generate(root: Path, stages: int, files: int, lag: int = 10) -> None:
@@ -113,7 +113,8 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, env=ENV)
     took = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        what = " ".join(cmd)
+        raise SystemExit(f"{what} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return took, proc.stdout + proc.stderr
 
 
@@ -158,10 +159,9 @@ def main() -> None:
     if args.dvc:
         timed([args.dvc, "init", "--no-scm", "-q"], dv)
         first_dvc, _ = timed([args.dvc, "repro"], dv)
-        noop_dvc_run = best([args.dvc, "repro"], dv, args.repeat, "Data and pipelines are up to date")
-        noop_dvc_status = best(
-            [args.dvc, "status"], dv, args.repeat, "Data and pipelines are up to date"
-        )
+        up_to_date = "Data and pipelines are up to date"
+        noop_dvc_run = best([args.dvc, "repro"], dv, args.repeat, up_to_date)
+        noop_dvc_status = best([args.dvc, "status"], dv, args.repeat, up_to_date)
         for i in (0, args.stages - 1):
             a = (pv / "out" / f"s{i:03d}.txt").read_text()
             b = (dv / "out" / f"s{i:03d}.txt").read_text()
