@@ -1,7 +1,8 @@
 """What runs inside a worker process: import the stage's function, call it.
 
 The function is imported from its module *file* in the worker, so a fresh
-worker always runs the code as it is on disk. Its stdout and stderr (file
+worker always runs the code as it is on disk. Its declared outputs are
+removed just before it is called (see :func:`_remove`). Its stdout and stderr (file
 descriptors 1 and 2, so subprocesses and C code are captured too) go to the
 stage's log file. Every failure comes back as a :class:`StageOutcome`, never as
 an exception: the parent decides what it means.
@@ -13,6 +14,7 @@ import contextlib
 import importlib
 import importlib.util
 import os
+import shutil
 import signal
 import sys
 import time
@@ -98,9 +100,22 @@ def _call(task: StageTask) -> None:
         kwargs[arg] = root / rel
     for arg, rel in task.out_args.items():
         out = root / rel
+        _remove(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         kwargs[arg] = out
     obj(**kwargs)
+
+
+def _remove(path: Path) -> None:
+    """Delete a declared output before its stage runs.
+
+    Otherwise an output the stage forgot to write, left by an earlier run,
+    would pass for a fresh one and be recorded as good.
+    """
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def run_stage(task: StageTask) -> StageOutcome:
