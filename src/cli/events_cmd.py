@@ -138,13 +138,13 @@ Row = tuple[int, str, dict[str, Any]]
 def _rows(store: EventStore, query: EventQuery, after: int, until: int | None) -> Iterator[Row]:
     from pivot.events.base import EventDecodeError, decode
 
-    for raw in store.read_raw(after, types=query.types, until=until):
+    for seq, type_name, version, data in store.read_payloads(after, types=query.types, until=until):
         try:
-            fields = decode(raw.type, raw.version, raw.data).to_dict()
+            fields = decode(type_name, version, data).to_dict()
         except EventDecodeError as exc:  # e.g. written by a newer pivot: show as stored
-            fields = {**raw.data, "undecodable": str(exc)}
+            fields = {**data, "undecodable": str(exc)}
         if query.matches(fields):
-            yield raw.seq, raw.type, fields
+            yield seq, type_name, fields
 
 
 def _show(
@@ -154,6 +154,8 @@ def _show(
     after = 0
     if limit is not None and query.only_types and not query.types:
         after = max(0, end - limit)  # unfiltered: the newest N are simply the last N seqs
+    elif query.since is not None:
+        after = store.seq_at(query.since)  # skip what is surely older
     rows: Iterator[Row] | deque[Row] = _rows(store, query, after, end)
     if limit is not None:
         rows = deque(rows, maxlen=limit)

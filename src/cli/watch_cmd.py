@@ -1,10 +1,192 @@
-"""Commands: pivot watch (issue: watch engine)."""
+"""Command: pivot watch (issue: watch engine).
+
+Thin on purpose: options, the event store, signals and the exit status. The
+engine is in :mod:`pivot.actors` (actors) and :mod:`pivot.watch` (decisions).
+"""
 
 from __future__ import annotations
 
+import signal
+import sys
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pivot.actors.base import Context
+    from pivot.watch.sink import EventSink
+
+
+class DisplayMode(StrEnum):
+    """What `pivot watch` prints."""
+
+    tui = "tui"
+    plain = "plain"
+    json = "json"
+
+
+def watch(
+    stages: Annotated[
+        list[str] | None,
+        typer.Argument(help="Stages to keep up to date (default: all), with their upstream."),
+    ] = None,
+    *,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Stages run at once, each in a worker process (default: CPU count).",
+        ),
+    ] = None,
+    debounce: Annotated[
+        int,
+        typer.Option(
+            "--debounce",
+            min=0,
+            help="Quiet period in ms: a wave starts once no file changed for this long.",
+        ),
+    ] = 100,
+    max_wait: Annotated[
+        int,
+        typer.Option(
+            "--max-wait",
+            min=1,
+            help="A wave starts at most this many ms after the first change, even if "
+            "changes never stop.",
+        ),
+    ] = 2000,
+    display: Annotated[
+        DisplayMode | None,
+        typer.Option(
+            "--display",
+            "-d",
+            help="tui: live table (default on a terminal); plain: one line per "
+            "transition (default otherwise); json: one JSON event per line.",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Run every selected stage in the first wave.")
+    ] = False,
+    standby: Annotated[
+        bool,
+        typer.Option(
+            "--standby/--no-standby",
+            help="Keep spare worker processes warm, so a code change swaps them in at once.",
+        ),
+    ] = True,
+    job_watchers: Annotated[
+        bool,
+        typer.Option(
+            "--job-watchers/--no-job-watchers",
+            help="Also run the project's SLURM job watchers (see `pivot watchers`), shown "
+            "in the same display.",
+        ),
+    ] = True,
+    pipeline: Annotated[
+        Path | None,
+        typer.Option(
+            "--pipeline",
+            "-p",
+            help="The pipeline file (default: pipeline.py here or in a parent directory).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run what is stale, then watch code and data and re-run exactly what changes affect.
+
+    A data change runs its consumers and everything downstream, on the same
+    worker processes. A code or config change (any .py of the project,
+    params.yaml, ignore files) reloads the pipeline in a fresh interpreter,
+    replaces every worker process, and runs what became stale. A pipeline
+    that no longer loads (syntax error, import error, cycle) is reported with
+    file and line; the last valid one is kept until the file is fixed.
+    .gitignore and .pivotignore are honoured; .pivot/ is never watched.
+
+    Keys (tui): f runs every stage, q quits. Ctrl-C quits too; running stages
+    are cancelled and every worker process is stopped. Exit status: 0 after
+    q, 130 after Ctrl-C, 2 for an unknown stage, 1 after an internal error.
+
+    Examples: `pivot watch`, `pivot watch train -j 2`, `pivot watch --display
+    json | jq .type`, `pivot watch --debounce 500`.
+    """
+    from pivot.actors.system import WatchOptions, WatchSystem
+    from pivot.events.store import EventStore
+    from pivot.pipeline.errors import PipelineError
+    from pivot.pipeline.loader import find_pipeline
+    from pivot.pipeline.pool import default_jobs
+    from pivot.pipeline.project import events_path
+    from pivot.watch.job_watchers import job_watchers_starter
+    from pivot.watch.pipeline_engine import PipelineEngine
+
+    try:
+        pipeline_file = find_pipeline(pipeline)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    mode = display or (DisplayMode.tui if sys.stdout.isatty() else DisplayMode.plain)
+    engine = PipelineEngine(pipeline_file)
+    store = EventStore.open(events_path(engine.root))
+    options = WatchOptions(
+        targets=tuple(stages or ()),
+        jobs=jobs or default_jobs(),
+        debounce=debounce / 1000,
+        max_wait=max_wait / 1000,
+        display=mode.value,
+        force=force,
+        standby=standby,
+        keys=mode is DisplayMode.tui,
+    )
+    starter = job_watchers_starter(store, engine.root, _warn) if job_watchers else None
+    if starter is not None:
+        options.extra_starts.append(_guarded(starter))
+    system = WatchSystem(engine, options, store)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        system.shutdown.request(code=143)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        system.start()
+        code = system.wait()
+    finally:
+        system.stop()
+        signal.signal(signal.SIGTERM, previous)
+        engine.close()
+        store.close()
+    if system.shutdown.error:
+        print(f"error: {system.shutdown.error}", file=sys.stderr)
+    if code:
+        raise typer.Exit(code)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _guarded(
+    starter: Callable[[EventSink], Callable[[], None]],
+) -> Callable[[Context], Callable[[], None]]:
+    """Start the job watchers; a failure is a warning, never the end of watch mode."""
+
+    def start(ctx: Context) -> Callable[[], None]:
+        try:
+            return starter(ctx.sink)
+        except Exception as exc:
+            _warn(f"job watchers not started: {type(exc).__name__}: {exc}")
+            return lambda: None
+
+    return start
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `pivot` app."""
-    del app
+    app.command("watch")(watch)

@@ -6,7 +6,16 @@ from dataclasses import dataclass
 
 from pivot.events.base import Event, event
 
-__all__ = ["ActorCrashed", "ActorRestarted", "ActorStarted", "ActorStopped", "SupervisorGaveUp"]
+__all__ = [
+    "ActorCrashed",
+    "ActorRestarted",
+    "ActorStarted",
+    "ActorStopped",
+    "ChangesPending",
+    "SupervisorGaveUp",
+    "WatchStarted",
+    "WatchStopped",
+]
 
 
 @event
@@ -55,3 +64,35 @@ class SupervisorGaveUp(Event):
     TYPE = "supervisor.gave_up"
     name: str
     error: str
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class ChangesPending(Event):
+    """Changes arrived while a wave runs: they wait and form the next wave.
+
+    ``count``: change notifications waiting so far; ``paths``: a sample.
+    """
+
+    TYPE = "changes.pending"
+    count: int
+    paths: tuple[str, ...] = ()
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WatchStarted(Event):
+    """`pivot watch` (re)started watching: directories watched flat and deep."""
+
+    TYPE = "watch.started"
+    flat: tuple[str, ...] = ()
+    deep: tuple[str, ...] = ()
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WatchStopped(Event):
+    """`pivot watch` stopped; ``error`` when it stopped because of one."""
+
+    TYPE = "watch.stopped"
+    error: str = ""

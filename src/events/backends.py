@@ -91,6 +91,16 @@ class Backend:
         with datastore.transaction(commit=True) as cursor:
             yield cursor
 
+    def select_states(
+        self, after: int, until: int | None, topics: Sequence[str], limit: int
+    ) -> list[tuple[int, str, bytes]]:
+        """``(seq, topic, state)`` of stored events ``after < seq <= until``, in order.
+
+        Leaner than the recorder's ``select_notifications`` (no originator
+        ids, no objects per row): the path every scan and rebuild takes.
+        """
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release connections."""
         self.factory.close()
@@ -101,12 +111,50 @@ class SQLiteBackend(Backend):
 
     kind = "sqlite"
 
+    def select_states(
+        self, after: int, until: int | None, topics: Sequence[str], limit: int
+    ) -> list[tuple[int, str, bytes]]:
+        sql, params = _select_states_sql("rowid", after, until, topics, limit, p="?")
+        datastore: Any = getattr(self.factory, "datastore")  # noqa: B009 - untyped in the base
+        with datastore.transaction(commit=False) as c:
+            raw = c.sqlite_cursor
+            raw.row_factory = None  # plain tuples: no sqlite3.Row per event
+            raw.execute(sql, params)
+            return raw.fetchall()  # type: ignore[no-any-return]
+
 
 class PostgresBackend(Backend):
     """A PostgreSQL database (``postgresql://user:pass@host:port/db``)."""
 
     kind = "postgresql"
     param = "%s"
+
+    def select_states(
+        self, after: int, until: int | None, topics: Sequence[str], limit: int
+    ) -> list[tuple[int, str, bytes]]:
+        sql, params = _select_states_sql("notification_id", after, until, topics, limit, p="%s")
+        datastore: Any = getattr(self.factory, "datastore")  # noqa: B009 - untyped in the base
+        with datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            return [(r["notification_id"], r["topic"], bytes(r["state"])) for r in c.fetchall()]
+
+
+def _select_states_sql(
+    id_column: str, after: int, until: int | None, topics: Sequence[str], limit: int, *, p: str
+) -> tuple[str, list[Any]]:
+    # Only our constant column name and placeholders enter the text; values are parameters.
+    where = [f"{id_column} > {p}"]
+    params: list[Any] = [after]
+    if until is not None:
+        where.append(f"{id_column} <= {p}")
+        params.append(until)
+    if topics:
+        where.append(f"topic IN ({', '.join([p] * len(topics))})")
+        params += list(topics)
+    params.append(limit)
+    condition = " AND ".join(where)
+    sql = f"SELECT {id_column}, topic, state FROM stored_events WHERE {condition} "  # noqa: S608
+    return sql + f"ORDER BY {id_column} LIMIT {p}", params
 
 
 def open_backend(location: str) -> Backend:

@@ -123,11 +123,59 @@ def decode(type_name: str, version: int, data: JSONDict) -> Event:
         raise EventDecodeError(
             f"{type_name} v{version} was written by a newer pivot (this one reads v{cls.VERSION})"
         )
-    names = _field_names(cls)
+    shape = _shape(cls)
+    if shape.plain and data.keys() <= shape.names and shape.required <= data.keys():
+        # Fast path, taken by every replay: fill the instance's __dict__
+        # directly. Frozen dataclass __init__ pays one object.__setattr__ per
+        # field; this is equivalent for classes without __post_init__/slots.
+        ev = object.__new__(cls)
+        fields = ev.__dict__
+        fields.update(shape.defaults)
+        fields.update(data)
+        for name, factory in shape.factories:
+            if name not in data:
+                fields[name] = factory()
+        for key, value in data.items():
+            if type(value) is list:
+                fields[key] = _thaw(value)
+        return ev
     try:
-        return cls(**{k: _thaw(v) for k, v in data.items() if k in names})
+        return cls(**{k: _thaw(v) for k, v in data.items() if k in shape.names})
     except TypeError as exc:
         raise EventDecodeError(f"{type_name} v{version}: {exc}") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shape:
+    """What decoding needs to know about an event class, computed once."""
+
+    names: frozenset[str]
+    required: frozenset[str]
+    defaults: dict[str, Any]
+    factories: tuple[tuple[str, Callable[[], Any]], ...]
+    plain: bool  # no __post_init__ and no __slots__: __dict__ may be filled directly
+
+
+_SHAPES: dict[type[Event], _Shape] = {}
+
+
+def _shape(cls: type[Event]) -> _Shape:
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        fields = dataclasses.fields(cls)
+        missing = dataclasses.MISSING
+        shape = _SHAPES[cls] = _Shape(
+            names=frozenset(f.name for f in fields),
+            required=frozenset(
+                f.name for f in fields if f.default is missing and f.default_factory is missing
+            ),
+            defaults={f.name: f.default for f in fields if f.default is not missing},
+            factories=tuple(
+                (f.name, f.default_factory) for f in fields if f.default_factory is not missing
+            ),
+            plain=not hasattr(cls, "__post_init__") and not hasattr(cls, "__slots__"),
+        )
+    return shape
 
 
 def _thaw(value: Any) -> Any:

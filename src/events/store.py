@@ -63,6 +63,7 @@ class RawRecord:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+_DECODER = json.JSONDecoder()
 
 
 def encode_state(ev: Event) -> tuple[str, bytes]:
@@ -128,8 +129,58 @@ class EventStore:
         until: int | None = None,
     ) -> Iterator[Recorded]:
         """Events with ``after < seq <= until`` in log order, optionally only some types."""
-        for raw in self.read_raw(after, limit, types, until=until):
-            yield Recorded(raw.seq, decode(raw.type, raw.version, raw.data))
+        for seq, topic, version, data in self.read_payloads(after, limit, types, until=until):
+            yield Recorded(seq, decode(topic, version, data))
+
+    def read_payloads(
+        self,
+        after: int = 0,
+        limit: int | None = None,
+        types: Sequence[str] = (),
+        *,
+        until: int | None = None,
+    ) -> Iterator[tuple[int, str, int, dict[str, Any]]]:
+        """``(seq, type, version, data)`` as stored, not decoded: scans that must
+        survive an event this pivot cannot decode (e.g. from a newer one)."""
+        remaining = limit
+        position = after
+        select = self.backend.select_states
+        topics = list(types)
+        parse = _DECODER.decode
+        while remaining is None or remaining > 0:
+            size = _PAGE if remaining is None else min(_PAGE, remaining)
+            batch = select(position, until, topics, size)
+            if not batch:
+                return
+            for seq, topic, state in batch:
+                payload = parse(state.decode())
+                yield seq, topic, payload["v"], payload["d"]
+            position = batch[-1][0]
+            if remaining is not None:
+                remaining -= len(batch)
+            if len(batch) < size:
+                return
+
+    def seq_at(self, moment: float, slack: float = 600.0) -> int:
+        """A seq before which no event is at or after ``moment`` (a lower bound for scans).
+
+        Binary search on the events' times, which follow the log order except
+        for events appended late: an event appended up to ``slack`` seconds
+        after its ``at`` is still found by a scan starting here.
+        """
+        low, high = 0, self.last_seq()  # invariant: events <= low are before the target
+        target = moment - slack
+        while low < high:
+            mid = (low + high + 1) // 2
+            # The first event at or after mid (seqs may have gaps).
+            found = next(self.read_payloads(mid - 1, 1), None)
+            if found is None or found[0] > high:
+                high = mid - 1
+            elif float(found[3].get("at", 0.0)) < target:
+                low = found[0]
+            else:
+                high = mid - 1
+        return low
 
     def read_raw(
         self,

@@ -46,14 +46,13 @@ def test_query_filters_on_stage_watcher_and_time() -> None:
 
 def test_json_form_puts_common_fields_first_and_the_rest_in_data() -> None:
     fields = StageFailed(stage="t", error="e", at=1.5, actor="pool", correlation_id="c").to_dict()
-    assert to_json(7, "stage.failed", fields) == {
-        "seq": 7,
-        "type": "stage.failed",
-        "at": 1.5,
-        "actor": "pool",
-        "correlation_id": "c",
-        "data": {"stage": "t", "error": "e", "duration": 0.0, "traceback": ""},
-    }
+    doc = to_json(7, "stage.failed", fields)
+    assert list(doc) == ["seq", "type", "at", "actor", "correlation_id", "data"]
+    assert (doc["seq"], doc["type"], doc["at"], doc["actor"], doc["correlation_id"]) == (
+        7, "stage.failed", 1.5, "pool", "c"
+    )  # fmt: skip
+    others = {k: v for k, v in fields.items() if k not in {"at", "actor", "correlation_id"}}
+    assert doc["data"] == others and doc["data"]["error"] == "e"
 
 
 def test_catalogue_lists_every_registered_event_with_its_fields() -> None:

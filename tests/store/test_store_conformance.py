@@ -87,6 +87,21 @@ class StoreConformance:
             store.append([StageStarted(stage=str(i)) for i in range(4500)])
             assert [r.event.stage for r in store.read()] == [str(i) for i in range(4500)]  # type: ignore[attr-defined]
 
+    def test_seq_at_finds_where_a_time_range_starts(self) -> None:
+        with self.open() as store:
+            assert store.seq_at(5.0) == 0
+            # Times follow the log (10 s apart), except seq 11, appended 50 s late.
+            times = [10.0 * (i + 1) for i in range(30)]
+            times[10] -= 50.0
+            store.append([StageStarted(stage=str(i), at=t) for i, t in enumerate(times)])
+            assert store.seq_at(155.0, slack=0) == 15  # seqs 1..15 are at 10..150
+            assert store.seq_at(1000.0, slack=0) == 30
+            for moment in (0.0, 60.0, 65.0, 105.0, 110.0, 155.0, 300.0, 301.0):
+                start = store.seq_at(moment, slack=50.0)
+                # Nothing at or after the moment lies at or before the start.
+                assert all(t < moment for t in times[:start]), (moment, start)
+                assert start >= min(30, int(moment // 10)) - 6  # and it skips most
+
     def test_dict_and_tuple_fields_round_trip(self) -> None:
         with self.open() as store:
             ev = WatcherCreated(

@@ -1,0 +1,64 @@
+"""Debouncer: turns a stream of changed paths into batches for the Coordinator.
+
+The window logic is :class:`pivot.watch.debounce.Debounce`; this actor only
+feeds it, arms a timer for the window's deadline, and sends the batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from pivot.actors.base import Context, Shell
+from pivot.actors.messages import PathsChanged, Tick
+from pivot.watch.debounce import Debounce
+
+__all__ = ["Debouncer"]
+
+
+class Debouncer(Shell):
+    """Quiet period + maximum wait + bounded memory, then one batch."""
+
+    name = "debouncer"
+
+    def __init__(
+        self, ctx: Context, quiet: float = 0.1, max_wait: float = 2.0, max_paths: int = 10_000
+    ) -> None:
+        super().__init__(ctx)
+        self.window = Debounce(quiet=quiet, max_wait=max_wait, max_paths=max_paths)
+        self.timer: threading.Timer | None = None
+        self.timer_due: float | None = None
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, PathsChanged):
+            self.window.add(message.paths, time.monotonic(), overflow=message.overflow)
+            self._arm()
+        elif isinstance(message, Tick):
+            self.timer = None
+            self.timer_due = None
+            if self.window.ready(time.monotonic()):
+                self.ctx.registry.tell("coordinator", self.window.take())
+            self._arm()
+        return None
+
+    def _arm(self) -> None:
+        due = self.window.deadline()
+        if due is None:
+            return
+        if self.timer is not None and self.timer_due is not None and self.timer_due <= due:
+            return  # the armed timer fires first; the Tick re-arms if needed
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_due = due
+        self.timer = threading.Timer(max(0.0, due - time.monotonic()), self._tick)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _tick(self) -> None:
+        self.ctx.registry.tell(self.name, Tick())
+
+    def on_stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        super().on_stop()

@@ -1,0 +1,102 @@
+"""Typed messages between the watch engine's actors (frozen, plain data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pivot.watch.debounce import Batch
+from pivot.watch.engine import PipelineView, PlannedStage
+
+__all__ = [
+    "Batch",
+    "Boot",
+    "ChildCrashed",
+    "DeclaredPaths",
+    "ForceAll",
+    "PathsChanged",
+    "Ping",
+    "RunWave",
+    "Tick",
+    "WatcherThreadFailed",
+    "WaveDone",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PathsChanged:
+    """FileWatcher -> Debouncer: paths reported by the OS (already filtered).
+
+    ``overflow``: changes may have been lost (a watcher restart), re-check everything.
+    """
+
+    paths: frozenset[str]
+    overflow: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Timer -> Debouncer: a window may have closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatcherThreadFailed:
+    """FileWatcher's thread -> FileWatcher: watchfiles raised."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredPaths:
+    """Coordinator -> FileWatcher: deps and outs of the pipeline just loaded."""
+
+    paths: frozenset[str] | None  # None: unchanged (only the ignore files changed)
+    ignore_changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ForceAll:
+    """Display/keyboard -> Coordinator: run every stage (key `f`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunWave:
+    """Coordinator -> WorkerPool: run ``plan`` (in order) as one wave.
+
+    ``restart``: replace every worker first (the code changed).
+    """
+
+    wave_id: str
+    view: PipelineView
+    plan: tuple[PlannedStage, ...]
+    trigger: str = "change"
+    restart: bool = False
+    reason: str = ""
+    correlation_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WaveDone:
+    """WorkerPool -> Coordinator: the wave ended (``restart_failed``: it never ran)."""
+
+    wave_id: str
+    stages: tuple[str, ...] = ()
+    restart_failed: bool = False
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Boot:
+    """System -> Coordinator: load the pipeline and run what is stale (once watching)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Anyone -> an actor, with ``ask``: returns once every earlier message is handled."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildCrashed:
+    """An actor -> Supervisor: I raised out of a handler and stopped."""
+
+    name: str
+    error: str

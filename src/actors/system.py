@@ -1,0 +1,167 @@
+"""Assembling the watch engine: start every actor under the supervisor, stop them in order.
+
+Message flow::
+
+    FileWatcher --PathsChanged--> Debouncer --Batch--> Coordinator --RunWave--> WorkerPool
+         ^                                                 |  ^                     |
+         +-------------- DeclaredPaths --------------------+  +------ WaveDone -----+
+
+Every actor emits events into one :class:`pivot.watch.sink.EventSink`, which
+records them and forwards them to the Display.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import pykka
+
+from pivot.actors.base import Context, Registry, Shutdown
+from pivot.actors.coordinator import Coordinator
+from pivot.actors.debouncer import Debouncer
+from pivot.actors.display import Display, KeyReader
+from pivot.actors.file_watcher import FileWatcher
+from pivot.actors.messages import Boot, Ping
+from pivot.actors.supervisor import Factory, Supervisor
+from pivot.actors.worker_pool import PoolControl, WorkerPool
+from pivot.events.actors import WatchStopped
+from pivot.events.base import Event
+from pivot.watch.engine import Engine
+from pivot.watch.sink import EventSink, Store
+from pivot.watch.workers import Workers
+
+__all__ = ["WatchOptions", "WatchSystem"]
+
+STOP_ORDER = ("file_watcher", "debouncer", "coordinator", "worker_pool", "supervisor")
+
+
+@dataclass
+class WatchOptions:
+    """Everything `pivot watch` was asked for."""
+
+    targets: tuple[str, ...] = ()
+    jobs: int = 1
+    debounce: float = 0.1
+    max_wait: float = 2.0
+    display: str = "plain"
+    force: bool = False
+    standby: bool = True
+    keys: bool = True
+    max_restarts: int = 3
+    restart_window: float = 10.0
+    out: IO[str] | None = None
+    extra_starts: list[Callable[[Context], Callable[[], None]]] = field(default_factory=list)
+
+
+class WatchSystem:
+    """The running engine: ``start()``, wait on ``shutdown``, ``stop()``."""
+
+    def __init__(self, engine: Engine, options: WatchOptions, store: Store | None = None) -> None:
+        self.engine = engine
+        self.options = options
+        self.sink = EventSink(store)
+        self.registry = Registry()
+        self.shutdown = Shutdown()
+        self.ctx = Context(self.sink, self.registry, self.shutdown)
+        self.workers = Workers(options.jobs, standby=options.standby)
+        self.control = PoolControl(self.workers)
+        self.keys: KeyReader | None = None
+        self._stops: list[Callable[[], None]] = []
+        self._stopped = False
+
+    def _factories(self) -> dict[str, Factory]:
+        ctx, o, root = self.ctx, self.options, self.engine.root
+
+        def file_watcher(restarted: bool) -> pykka.ActorRef[Any]:
+            return FileWatcher.start(ctx, root, restarted)
+
+        def debouncer(restarted: bool) -> pykka.ActorRef[Any]:
+            del restarted
+            return Debouncer.start(ctx, o.debounce, o.max_wait)
+
+        def coordinator(restarted: bool) -> pykka.ActorRef[Any]:
+            return Coordinator.start(ctx, self.engine, o.targets, o.force, restarted)
+
+        def worker_pool(restarted: bool) -> pykka.ActorRef[Any]:
+            del restarted
+            return WorkerPool.start(ctx, self.engine, self.control)
+
+        return {
+            "worker_pool": worker_pool,
+            "debouncer": debouncer,
+            "coordinator": coordinator,
+            "file_watcher": file_watcher,
+        }
+
+    def start(self) -> None:
+        """Start the display, the supervisor and every actor; returns at once."""
+        logging.getLogger("pykka").setLevel(logging.CRITICAL)
+        display = Display.start(self.ctx, self.options.display, self.options.out)
+        self.registry.set("display", display)
+
+        def show(e: Event) -> None:
+            self.registry.tell("display", e)
+
+        self.sink.subscribe(show)
+        factories = self._factories()
+        supervisor = Supervisor.start(
+            self.ctx, factories, self.options.max_restarts, self.options.restart_window
+        )
+        self.registry.set("supervisor", supervisor)
+        # The pool first (its workers start spawning), the watcher last: the
+        # coordinator's initial load tells it what to watch.
+        for name, factory in factories.items():
+            self.registry.set(name, factory(False))
+        # Boot only once the watcher runs, so no edit made after the initial
+        # staleness check can be missed.
+        watcher = self.registry.get("file_watcher")
+        if watcher is not None:
+            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                watcher.ask(Ping(), timeout=30)
+        self.registry.tell("coordinator", Boot())
+        for extra in self.options.extra_starts:
+            self._stops.append(extra(self.ctx))
+        if self.options.keys:
+            self.keys = KeyReader(self.ctx)
+            if not self.keys.start():
+                self.keys = None
+
+    def wait(self, poll: float = 0.2) -> int:
+        """Block until shutdown is requested (Ctrl-C requests it); the exit status."""
+        try:
+            while not self.shutdown.event.wait(poll):
+                pass
+        except KeyboardInterrupt:
+            self.shutdown.request(code=130)
+        return self.shutdown.code
+
+    def stop(self) -> None:
+        """Stop everything: running stages cancelled, workers killed, threads joined."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.shutdown.event.set()
+        if self.keys is not None:
+            self.keys.close()
+        self.control.abort("shutdown")
+        for stop in self._stops:
+            with contextlib.suppress(Exception):
+                stop()
+        deadline = time.monotonic() + 10
+        for name in STOP_ORDER:
+            ref = self.registry.get(name)
+            if ref is None:
+                continue
+            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                ref.stop(block=True, timeout=max(0.1, deadline - time.monotonic()))
+        self.workers.close()
+        self.sink.emit(WatchStopped(error=self.shutdown.error, actor="watch"))
+        display = self.registry.get("display")
+        if display is not None:
+            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                display.stop(block=True, timeout=5)

@@ -1,0 +1,234 @@
+"""WorkerPool: runs each wave on loky workers, restarting them after code changes.
+
+A wave runs in a thread of its own so the actor stays responsive; the
+pipeline core's executor does the work and its stage events pass through
+:class:`WaveRecorder`, which counts outcomes and turns the failures of a
+cancelled wave (workers killed by a restart or a shutdown) into
+``stage.cancelled``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from pivot.actors.base import Context, Shell
+from pivot.actors.messages import RunWave, WaveDone
+from pivot.events.base import Event
+from pivot.events.pipeline import (
+    StageCancelled,
+    StageFailed,
+    StageSkipped,
+    StageSucceeded,
+    WaveFinished,
+    WaveStarted,
+    WorkersRestarted,
+    WorkersRestartFailed,
+)
+from pivot.watch.engine import CancelToken, Engine
+from pivot.watch.sink import EventSink
+from pivot.watch.workers import Workers
+
+__all__ = ["PoolControl", "WaveRecorder", "WorkerPool"]
+
+
+class WaveRecorder:
+    """Forwards a wave's events, counting outcomes; reports each stage's end once.
+
+    The pipeline core emits the wave's own ``wave.started``/``wave.finished``;
+    when it could not (it raised), :meth:`finish` emits the summary instead.
+    """
+
+    def __init__(self, sink: EventSink, wave_id: str, stages: tuple[str, ...]) -> None:
+        self.sink = sink
+        self.wave_id = wave_id
+        self.stages = stages
+        self.cancel = CancelToken()
+        self.ended: dict[str, str] = {}
+        self.started_seen = False
+        self.finished_seen = False
+        self._lock = threading.Lock()
+
+    def emit(self, ev: Event) -> None:
+        """The callback given to the pipeline core's executor."""
+        if self.cancel.requested and isinstance(ev, StageFailed):
+            # Workers killed by a shutdown look like crashes to the executor.
+            ev = StageCancelled(
+                stage=ev.stage,
+                reason=self.cancel.reason or "cancelled",
+                actor=ev.actor,
+                correlation_id=ev.correlation_id,
+            )
+        stage = getattr(ev, "stage", None)
+        with self._lock:
+            if isinstance(ev, WaveStarted):
+                self.started_seen = True
+            elif isinstance(ev, WaveFinished):
+                self.finished_seen = True
+            if isinstance(stage, str):
+                kind = _ENDS.get(type(ev))
+                if kind is not None:
+                    if stage in self.ended:
+                        return  # never report one stage's end twice
+                    self.ended[stage] = kind
+        self.sink.emit(ev)
+
+    def finish(self, started: float, trigger: str, correlation_id: str) -> None:
+        """Close the wave's record when the executor could not."""
+        if self.cancel.requested:
+            for stage in self.stages:
+                self.emit(
+                    StageCancelled(
+                        stage=stage,
+                        reason=self.cancel.reason or "cancelled",
+                        actor="worker_pool",
+                        correlation_id=self.wave_id,
+                    )
+                )
+        if not self.started_seen:
+            self.emit(
+                WaveStarted(
+                    wave_id=self.wave_id,
+                    trigger=trigger,
+                    stages=self.stages,
+                    actor="worker_pool",
+                    correlation_id=correlation_id,
+                )
+            )
+        if self.finished_seen:
+            return
+        counts = list(self.ended.values())
+        self.emit(
+            WaveFinished(
+                wave_id=self.wave_id,
+                succeeded=counts.count("succeeded"),
+                failed=counts.count("failed"),
+                skipped=counts.count("skipped"),
+                cancelled=counts.count("cancelled"),
+                duration=time.monotonic() - started,
+                actor="worker_pool",
+                correlation_id=correlation_id,
+            )
+        )
+
+
+_ENDS: dict[type[Event], str] = {
+    StageSucceeded: "succeeded",
+    StageFailed: "failed",
+    StageSkipped: "skipped",
+    StageCancelled: "cancelled",
+}
+
+
+class PoolControl:
+    """Thread-safe handle the main thread uses to stop a wave and its workers at once."""
+
+    def __init__(self, workers: Workers) -> None:
+        self.workers = workers
+        self._lock = threading.Lock()
+        self.recorder: WaveRecorder | None = None
+
+    def abort(self, reason: str) -> None:
+        """Cancel the running wave, if any, and kill the workers (and their children)."""
+        with self._lock:
+            recorder = self.recorder
+        if recorder is not None:
+            recorder.cancel.cancel(reason)
+        self.workers.kill_current()
+
+    def set_recorder(self, recorder: WaveRecorder | None) -> None:
+        with self._lock:
+            self.recorder = recorder
+
+
+class WorkerPool(Shell):
+    """Receives waves; restarts workers when asked (or when they were killed)."""
+
+    name = "worker_pool"
+
+    def __init__(self, ctx: Context, engine: Engine, control: PoolControl) -> None:
+        super().__init__(ctx)
+        self.engine = engine
+        self.control = control
+        self.thread: threading.Thread | None = None
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, RunWave):
+            self._run(message)
+        return None
+
+    def _restart(self, reason: str, correlation_id: str) -> bool:
+        workers = self.control.workers
+        try:
+            workers.restart()
+        except Exception as exc:
+            self.ctx.sink.emit(
+                WorkersRestartFailed(
+                    error=f"{type(exc).__name__}: {exc}",
+                    actor=self.name,
+                    correlation_id=correlation_id,
+                )
+            )
+            return False
+        self.ctx.sink.emit(
+            WorkersRestarted(
+                jobs=workers.jobs, reason=reason, actor=self.name, correlation_id=correlation_id
+            )
+        )
+        return True
+
+    def _run(self, msg: RunWave) -> None:
+        if self.thread is not None:
+            self.thread.join()  # the Coordinator sends one wave at a time; be safe anyway
+        names = tuple(p.name for p in msg.plan)
+        fresh = self.control.workers.executor is None
+        reason = msg.reason or ("code changed" if msg.restart else "start")
+        if (msg.restart or fresh) and not self._restart(reason, msg.correlation_id or msg.wave_id):
+            self.ctx.registry.tell("coordinator", WaveDone(msg.wave_id, names, restart_failed=True))
+            return
+        recorder = WaveRecorder(self.ctx.sink, msg.wave_id, names)
+        self.control.set_recorder(recorder)
+        self.thread = threading.Thread(
+            target=self._wave, args=(msg, recorder), name="pivot-wave", daemon=True
+        )
+        self.thread.start()
+
+    def _wave(self, msg: RunWave, recorder: WaveRecorder) -> None:
+        started = time.monotonic()
+        try:
+            self.engine.run(
+                msg.view,
+                list(msg.plan),
+                pool=self.control.workers,
+                emit=recorder.emit,
+                cancel=recorder.cancel,
+                trigger=msg.trigger,
+                correlation_id=msg.correlation_id,
+            )
+        except Exception as exc:
+            if not recorder.cancel.requested:
+                for p in msg.plan:
+                    recorder.emit(
+                        StageFailed(
+                            stage=p.name,
+                            error=f"{type(exc).__name__}: {exc}",
+                            actor=self.name,
+                            correlation_id=msg.wave_id,
+                        )
+                    )
+        finally:
+            recorder.finish(started, msg.trigger, msg.correlation_id)
+            self.control.set_recorder(None)
+            if not recorder.cancel.requested:
+                self.control.workers.prepare_spare()
+            self.ctx.registry.tell(
+                "coordinator",
+                WaveDone(msg.wave_id, recorder.stages, cancelled=recorder.cancel.requested),
+            )
+
+    def on_stop(self) -> None:
+        self.control.abort("shutdown")
+        if self.thread is not None:
+            self.thread.join(10)
+        super().on_stop()

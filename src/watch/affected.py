@@ -1,0 +1,156 @@
+"""Which stages a batch of changed paths affects, and how a reload changed the stages.
+
+Policy for a hand-edited output (the same as `pivot run`, see
+docs/pipelines.md): an output that differs from what its stage recorded
+makes that stage stale, so its producer re-runs and restores it, and the
+stages downstream follow. A stage's own writes match what it recorded and
+are dropped before any wave starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from pivot.watch.engine import PipelineView
+
+__all__ = [
+    "affected_stages",
+    "consumers_of",
+    "declared_paths",
+    "diff_stages",
+    "downstream",
+    "drop_own_writes",
+    "producers_of",
+    "upstream",
+]
+
+
+def _related(declared: Path, changed: Path) -> bool:
+    # Equal, the change is inside a declared directory, or the changed path is
+    # a directory containing the declared path (a folder renamed or deleted).
+    return declared == changed or declared in changed.parents or changed in declared.parents
+
+
+def consumers_of(view: PipelineView, path: Path) -> set[str]:
+    """Stages with a dep at, inside or containing ``path``."""
+    return {s.name for s in view.stages.values() if any(_related(d, path) for d in s.deps)}
+
+
+def producers_of(view: PipelineView, path: Path) -> set[str]:
+    """Stages with an output at, inside or containing ``path``."""
+    return {s.name for s in view.stages.values() if any(_related(o, path) for o in s.outs)}
+
+
+def _edges(view: PipelineView) -> dict[str, set[str]]:
+    children: dict[str, set[str]] = {name: set() for name in view.stages}
+    for producer in view.stages.values():
+        for consumer in view.stages.values():
+            if consumer.name == producer.name:
+                continue
+            if any(_related(d, o) for o in producer.outs for d in consumer.deps):
+                children[producer.name].add(consumer.name)
+    return children
+
+
+def _closure(start: Iterable[str], step: dict[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = [s for s in start if s in step]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(step[name] - seen)
+    return seen
+
+
+def downstream(view: PipelineView, stages: Iterable[str]) -> set[str]:
+    """``stages`` and every stage that (transitively) consumes their outputs."""
+    return _closure(stages, _edges(view))
+
+
+def upstream(view: PipelineView, stages: Iterable[str]) -> set[str]:
+    """``stages`` and every stage they (transitively) depend on."""
+    parents: dict[str, set[str]] = {name: set() for name in view.stages}
+    for producer, children in _edges(view).items():
+        for child in children:
+            parents[child].add(producer)
+    return _closure(stages, parents)
+
+
+def affected_stages(view: PipelineView, paths: Iterable[str | Path]) -> frozenset[str]:
+    """Consumers and producers of the changed paths, plus everything downstream."""
+    hit: set[str] = set()
+    for raw in paths:
+        path = Path(raw)
+        hit |= consumers_of(view, path)
+        hit |= producers_of(view, path)
+    return frozenset(downstream(view, hit))
+
+
+def drop_own_writes(
+    view: PipelineView,
+    paths: Iterable[str],
+    is_recorded: Callable[[str, Path], bool],
+    is_dir: Callable[[Path], bool] = lambda _: False,
+) -> frozenset[str]:
+    """The paths left once writes that match what their stage recorded are dropped.
+
+    A path at or inside an output counts as the stage's own write when that
+    output is exactly what the stage recorded (``is_recorded(stage, out)``).
+    An existing folder (``is_dir``) that holds declared outputs only (no
+    source dep), all of them as recorded, is a stage's own ``mkdir``.
+    """
+    kept: set[str] = set()
+    verdicts: dict[tuple[str, Path], bool] = {}
+    all_outs = [(s.name, o) for s in view.stages.values() for o in s.outs]
+
+    def recorded(keys: list[tuple[str, Path]]) -> bool:
+        for key in keys:
+            if key not in verdicts:
+                verdicts[key] = is_recorded(*key)
+        return all(verdicts[key] for key in keys)
+
+    for raw in paths:
+        path = Path(raw)
+        owners = [(n, o) for n, o in all_outs if o == path or o in path.parents]
+        if owners:
+            if not recorded(owners):
+                kept.add(raw)
+            continue
+        inside = [(n, o) for n, o in all_outs if path in o.parents]
+        if not inside or not is_dir(path):
+            kept.add(raw)
+            continue
+        produced = [o for _, o in all_outs]
+        sources = [
+            d
+            for s in view.stages.values()
+            for d in s.deps
+            if path in d.parents and not any(d == o or o in d.parents for o in produced)
+        ]
+        if sources or not recorded(inside):
+            kept.add(raw)
+    return frozenset(kept)
+
+
+def diff_stages(
+    old: PipelineView | None, new: PipelineView
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Stages added, removed and modified (code fingerprint, deps or outs) by a reload."""
+    before = dict(old.stages) if old is not None else {}
+    after = dict(new.stages)
+    added = tuple(sorted(set(after) - set(before)))
+    removed = tuple(sorted(set(before) - set(after)))
+    modified = tuple(sorted(n for n in set(after) & set(before) if after[n] != before[n]))
+    return added, removed, modified
+
+
+def declared_paths(view: PipelineView) -> set[Path]:
+    """Every dep and output path of every stage."""
+    out: set[Path] = set()
+    for s in view.stages.values():
+        out.update(s.deps)
+        out.update(s.outs)
+    return out

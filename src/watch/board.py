@@ -1,0 +1,187 @@
+"""What the watch display shows, folded from events (pure, no terminal).
+
+:class:`Board` is the state of the live table (stage rows, current wave,
+recent events, error panel); :func:`plain_line` is the one line
+`--display plain` prints for a transition; :func:`json_line` the record
+`--display json` prints.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from pivot.events import actors as ev_actors
+from pivot.events import pipeline as ev
+from pivot.events.base import Event
+
+__all__ = ["Board", "StageRow", "json_line", "plain_line"]
+
+RECENT = 12
+
+
+@dataclass(slots=True)
+class StageRow:
+    """One line of the stage table."""
+
+    name: str
+    state: str = "idle"
+    duration: float | None = None
+    reason: str = ""
+    started_at: float | None = None
+
+
+@dataclass(slots=True)
+class Board:
+    """The display's model: apply events, read fields."""
+
+    stages: dict[str, StageRow] = field(default_factory=dict)
+    wave: str = ""
+    wave_trigger: str = ""
+    wave_count: int = 0
+    wave_running: bool = False
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT))
+    error: str = ""
+    stopped: str = ""
+
+    def row(self, name: str) -> StageRow:
+        """The row of ``name``, created when first seen."""
+        r = self.stages.get(name)
+        if r is None:
+            r = self.stages[name] = StageRow(name)
+        return r
+
+    def apply(self, e: Event) -> None:  # noqa: PLR0912 - one branch per event type
+        """Fold one event into the board."""
+        line = plain_line(e)
+        if line:
+            self.recent.append(time.strftime("%H:%M:%S ", time.localtime(e.at)) + line)
+        if isinstance(e, ev.PipelineReloaded):
+            for name in e.removed:
+                self.stages.pop(name, None)
+            for name in (*e.added, *e.modified):
+                self.row(name)
+            self.error = ""
+        elif isinstance(e, ev.PipelineInvalid):
+            where = (
+                f"{e.file}:{e.line}: " if e.file and e.line else (f"{e.file}: " if e.file else "")
+            )
+            self.error = f"{where}{e.error}\n(the last valid pipeline is kept; nothing runs)"
+        elif isinstance(e, ev.WaveStarted):
+            self.wave_count += 1
+            self.wave = e.wave_id[:8]
+            self.wave_trigger = e.trigger
+            self.wave_running = True
+        elif isinstance(e, ev.WaveFinished):
+            self.wave_running = False
+        elif isinstance(e, ev.StageQueued):
+            r = self.row(e.stage)
+            r.state, r.reason = "queued", "; ".join(e.reasons)
+        elif isinstance(e, ev.StageStarted):
+            r = self.row(e.stage)
+            r.state, r.started_at, r.duration = "running", e.at, None
+        elif isinstance(e, ev.StageSucceeded):
+            r = self.row(e.stage)
+            r.state, r.duration = "succeeded", e.duration
+            if self.error.startswith(f"{e.stage} failed"):
+                self.error = ""
+        elif isinstance(e, ev.StageFailed):
+            r = self.row(e.stage)
+            r.state, r.duration = "failed", e.duration
+            self.error = f"{e.stage} failed:\n{e.error}"
+        elif isinstance(e, ev.StageSkipped):
+            r = self.row(e.stage)
+            r.state, r.reason = "skipped", e.reason
+        elif isinstance(e, ev.StageCancelled):
+            r = self.row(e.stage)
+            r.state, r.reason = "cancelled", e.reason
+        elif isinstance(e, ev_actors.SupervisorGaveUp):
+            self.error = e.error
+        elif isinstance(e, ev_actors.WatchStopped):
+            self.stopped = e.error or "stopped"
+
+
+def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch per event type
+    """The log line for a transition, or None for events not worth a line."""
+    if isinstance(e, ev.ChangesDetected):
+        shown = ", ".join(e.paths[:5])
+        more = f" (+{e.count - len(e.paths[:5])} more)" if e.count > len(e.paths[:5]) else ""
+        over = " [too many to list: re-checking everything]" if e.overflow else ""
+        return f"changes ({e.kind}): {shown}{more}{over}"
+    if isinstance(e, ev.PipelineReloaded):
+        parts = [
+            f"{label} {', '.join(names)}"
+            for label, names in (
+                ("added", e.added),
+                ("removed", e.removed),
+                ("modified", e.modified),
+            )
+            if names
+        ]
+        return "pipeline loaded" + (": " + "; ".join(parts) if parts else "")
+    if isinstance(e, ev.PipelineInvalid):
+        where = f"{e.file}:{e.line}: " if e.file and e.line else (f"{e.file}: " if e.file else "")
+        return f"pipeline error: {where}{e.error} (keeping the last valid pipeline)"
+    if isinstance(e, ev.WorkersRestarted):
+        what = "started" if e.reason == "start" else f"restarted ({e.reason})"
+        return f"workers {what}: {e.jobs} fresh process{'es' if e.jobs != 1 else ''}"
+    if isinstance(e, ev.WorkersRestartFailed):
+        return f"workers restart failed: {e.error} (the next wave retries)"
+    if isinstance(e, ev.WaveStarted):
+        return f"wave {e.wave_id[:8]} started ({e.trigger}): {', '.join(e.stages)}"
+    if isinstance(e, ev.WaveFinished):
+        return (
+            f"wave {e.wave_id[:8]} finished in {e.duration:.2f}s: {e.succeeded} succeeded, "
+            f"{e.failed} failed, {e.skipped} skipped, {e.cancelled} cancelled"
+        )
+    if isinstance(e, ev.StageStarted):
+        return f"stage {e.stage} started"
+    if isinstance(e, ev.StageSucceeded):
+        return f"stage {e.stage} succeeded ({e.duration:.2f}s)"
+    if isinstance(e, ev.StageFailed):
+        first = e.error.strip().splitlines()[-1] if e.error.strip() else "failed"
+        return f"stage {e.stage} failed: {first}"
+    if isinstance(e, ev.StageSkipped):
+        return f"stage {e.stage} skipped: {e.reason}"
+    if isinstance(e, ev.StageCancelled):
+        return f"stage {e.stage} cancelled: {e.reason}"
+    if isinstance(e, ev.StageQueued):
+        return f"stage {e.stage} queued: {'; '.join(e.reasons)}"
+    if isinstance(e, ev_actors.ChangesPending):
+        return f"{e.count} change(s) waiting for the next wave: {', '.join(e.paths)}"
+    if isinstance(e, ev_actors.ActorCrashed):
+        return f"actor {e.name} crashed: {e.error}"
+    if isinstance(e, ev_actors.ActorRestarted):
+        return f"actor {e.name} restarted (attempt {e.attempt})"
+    if isinstance(e, ev_actors.SupervisorGaveUp):
+        return f"giving up: {e.error}"
+    if isinstance(e, ev_actors.WatchStarted):
+        return f"watching {len(e.flat) + len(e.deep)} folder(s)"
+    if isinstance(e, ev_actors.WatchStopped):
+        return "stopped" + (f": {e.error}" if e.error else "")
+    if e.TYPE.startswith(HOSTED) and e.TYPE not in QUIET:
+        return _generic(e)
+    return None
+
+
+# Events of job watchers hosted by `pivot watch` (see pivot.watch.job_watchers).
+HOSTED = ("watcher.", "action.", "job.", "metric.")
+QUIET = frozenset({"job.seen", "watcher.timer_fired"})
+_COMMON = frozenset({"at", "actor", "correlation_id"})
+
+
+def _generic(e: Event) -> str:
+    parts = []
+    for key, value in e.to_dict().items():
+        if key in _COMMON or value in ("", None, (), [], {}):
+            continue
+        text = str(value)
+        parts.append(f"{key}={text if len(text) <= 60 else text[:57] + '...'}")
+    return f"{e.TYPE}: {', '.join(parts)}"
+
+
+def json_line(e: Event) -> str:
+    """One JSON object: ``type`` and every field of the event."""
+    return json.dumps({"type": e.TYPE, **e.to_dict()}, default=str, separators=(",", ":"))

@@ -1,0 +1,137 @@
+"""What `pivot watch` needs from the pipeline core, as one small protocol.
+
+The actors talk to the pipeline only through :class:`Engine`; the real
+implementation (:mod:`pivot.watch.pipeline_engine`) adapts the pipeline
+core's loader, planner and executor, and tests can drive the actors with
+a tiny engine of their own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pivot.events.base import Event
+
+__all__ = ["CancelToken", "Engine", "LoadError", "PipelineView", "PlannedStage", "StageInfo"]
+
+
+@dataclass(frozen=True, slots=True)
+class StageInfo:
+    """One stage as the watch engine sees it: absolute deps and outs, a code fingerprint."""
+
+    name: str
+    deps: tuple[Path, ...] = ()
+    outs: tuple[Path, ...] = ()
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineView:
+    """A loaded pipeline: its stages, plus the engine's own picklable spec."""
+
+    stages: Mapping[str, StageInfo]
+    spec: Any = None
+    loaded_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoadError:
+    """Why loading the pipeline failed, and where."""
+
+    message: str
+    file: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStage:
+    """A stage that will run in a wave, and why."""
+
+    name: str
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+
+class CancelToken:
+    """Cancels a running wave from another thread; callbacks run at once, in the caller.
+
+    The pipeline core's own token is bridged through :meth:`on_cancel`, so it
+    is set *before* the workers are killed (a killed pool is otherwise taken
+    for a crash and the stages re-run).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reason = ""
+        self._set = threading.Event()
+        self._callbacks: list[Callable[[str], None]] = []
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Set the token (first reason wins) and run every callback."""
+        with self._lock:
+            if self._set.is_set():
+                return
+            self._reason = reason
+            self._set.set()
+            callbacks = list(self._callbacks)
+        for cb in callbacks:
+            cb(reason)
+
+    def on_cancel(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(reason)`` when cancelled (at once if already)."""
+        with self._lock:
+            if not self._set.is_set():
+                self._callbacks.append(callback)
+                return
+            reason = self._reason
+        callback(reason)
+
+    @property
+    def requested(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._set.is_set()
+
+    @property
+    def reason(self) -> str:
+        """The reason given to :meth:`cancel` ("" when not cancelled)."""
+        return self._reason
+
+
+class Engine(Protocol):
+    """The pipeline core, seen from the watch engine."""
+
+    root: Path
+    pipeline_file: Path
+
+    def load(self) -> PipelineView | LoadError:
+        """Load the pipeline in a fresh interpreter (never imports project code here)."""
+        ...  # pragma: no cover
+
+    def plan(
+        self, view: PipelineView, targets: frozenset[str] | None, force: bool
+    ) -> list[PlannedStage]:
+        """Stages to run, in dependency order: the stale ones among ``targets``
+        (all stages when None) and their stale upstream; every target when ``force``."""
+        ...  # pragma: no cover
+
+    def run(
+        self,
+        view: PipelineView,
+        plan: list[PlannedStage],
+        *,
+        pool: Any,
+        emit: Callable[[Event], None],
+        cancel: CancelToken,
+        trigger: str,
+        correlation_id: str,
+    ) -> None:
+        """Run ``plan`` on the caller's workers (a :class:`pivot.watch.workers.Workers`),
+        emitting every wave and stage event as it happens."""
+        ...  # pragma: no cover
+
+    def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:
+        """Whether output ``out`` of ``stage`` is exactly what that stage last wrote."""
+        ...  # pragma: no cover

@@ -1,0 +1,64 @@
+"""Hosting the project's job watchers inside `pivot watch`.
+
+The job-watchers component offers ``pivot.jobs.runtime.start_watchers(store,
+config)``, returning a handle with ``stop()``. `pivot watch` starts it next
+to its own actors, on a view of the event store that also hands every event
+the watchers append to the display, so one screen shows both. When that
+module is not installed, or the project's configuration is invalid, watch
+mode runs without job watchers and says why.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pivot.events.base import Event
+from pivot.watch.sink import EventSink
+
+__all__ = ["StoreTap", "job_watchers_starter"]
+
+
+class StoreTap:
+    """The event store as the watchers see it: appends are also shown live."""
+
+    def __init__(self, store: Any, sink: EventSink) -> None:
+        self._store = store
+        self._sink = sink
+
+    def append(self, events: Sequence[Event]) -> list[int]:
+        """Append durably, then show."""
+        seqs: list[int] = self._store.append(events)
+        self._sink.notify(events)
+        return seqs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def job_watchers_starter(
+    store: Any, root: Path, warn: Callable[[str], None]
+) -> Callable[[EventSink], Callable[[], None]] | None:
+    """A function starting the job watchers (returning their stop), or None if unavailable."""
+    try:
+        runtime = importlib.import_module("pivot.jobs.runtime")
+        config_mod = importlib.import_module("pivot.jobs.config")
+    except ImportError:
+        return None
+    start = getattr(runtime, "start_watchers", None)
+    if start is None:
+        return None
+    try:
+        config = config_mod.load_config(root)
+    except ValueError as exc:  # ConfigError names the file and key
+        warn(f"job watchers not started: {exc}")
+        return None
+
+    def starter(sink: EventSink) -> Callable[[], None]:
+        handle = start(StoreTap(store, sink), config)
+        stop: Callable[[], None] = handle.stop
+        return stop
+
+    return starter

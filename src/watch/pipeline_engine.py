@@ -1,0 +1,226 @@
+"""The real :class:`pivot.watch.engine.Engine`: the pipeline core, adapted for watch mode.
+
+- ``load`` runs ``python -m pivot.pipeline.loader`` in a new interpreter
+  (:func:`pivot.pipeline.loader.load_fresh`), so an edited module is always
+  read anew and a broken one never breaks this process;
+- ``plan`` is `pivot run`'s own skip decision (:mod:`pivot.pipeline.plan`),
+  over the same ``.pivot/state.db``: watch and run agree on what is stale;
+- ``run`` is `pivot run`'s executor on the watch engine's workers;
+- ``output_is_recorded`` compares an output's content hash with the hash its
+  stage recorded after its last successful run: that is how a stage's own
+  writes are told apart from someone else's edit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pivot.events.base import Event
+from pivot.pipeline.dag import StageGraph, build_graph
+from pivot.pipeline.errors import PipelineError
+from pivot.pipeline.execute import Cancel, execute
+from pivot.pipeline.hashing import FileHasher
+from pivot.pipeline.loader import load_fresh
+from pivot.pipeline.plan import Decision, Plan, paths_to_observe, plan, select
+from pivot.pipeline.spec import PipelineSpec
+from pivot.pipeline.state import StateStore
+from pivot.watch.engine import CancelToken, LoadError, PipelineView, PlannedStage, StageInfo
+from pivot.watch.workers import Workers
+
+__all__ = ["PipelineEngine", "WorkersAsPool"]
+
+T = TypeVar("T")
+
+LOAD_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a view carries for the engine: the spec and its graph."""
+
+    spec: PipelineSpec
+    graph: StageGraph
+
+
+class WorkersAsPool:
+    """The pipeline core's ``Pool`` protocol over the watch engine's :class:`Workers`.
+
+    The executor restarts the pool after a worker crash and kills it when
+    cancelled; both go through :class:`Workers`, so a killed pool is replaced
+    by fresh processes (a warmed spare when one is ready).
+    """
+
+    def __init__(self, workers: Workers) -> None:
+        self._workers = workers
+
+    @property
+    def jobs(self) -> int:
+        """How many stages may run at once (``--jobs``)."""
+        return self._workers.jobs
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        """Run ``fn(*args)`` on a worker, starting workers when none run."""
+        executor = self._workers.executor
+        if executor is None:
+            self._workers.restart()
+            executor = self._workers.executor
+        future: Future[T] = executor.submit(fn, *args)
+        return future
+
+    def restart(self, reason: str = "") -> None:
+        """Fresh workers (after a crash)."""
+        del reason
+        self._workers.restart()
+
+    def kill(self) -> None:
+        """Kill the workers and their children now."""
+        self._workers.kill_current()
+
+
+def _stage_fingerprint(spec: PipelineSpec, name: str) -> str:
+    s = spec.stage(name)
+    blob = json.dumps([s.fingerprint, s.params, s.module, s.qualname], sort_keys=True)
+    return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
+
+
+def to_view(spec: PipelineSpec, graph: StageGraph, now: float = 0.0) -> PipelineView:
+    """The watch engine's view of a loaded spec (absolute paths)."""
+    root = Path(spec.root)
+    stages = {
+        s.name: StageInfo(
+            name=s.name,
+            deps=tuple(root / d for d in s.deps),
+            outs=tuple(root / o for o in s.outs),
+            fingerprint=_stage_fingerprint(spec, s.name),
+        )
+        for s in spec.stages
+    }
+    return PipelineView(stages=stages, spec=Loaded(spec, graph), loaded_at=now)
+
+
+class PipelineEngine:
+    """Loads, plans and runs the pipeline of one project for `pivot watch`."""
+
+    def __init__(self, pipeline_file: Path) -> None:
+        self.pipeline_file = pipeline_file.resolve()
+        self.root = self.pipeline_file.parent
+        self._lock = threading.Lock()
+        self._state: StateStore | None = None
+        self._hasher: FileHasher | None = None
+        # Output hashes right after the last wave that ran their stage, failed
+        # stages included: what a failing stage wrote is its own write too.
+        self._after_wave: dict[str, str | None] = {}
+
+    def _open(self) -> tuple[StateStore, FileHasher]:
+        with self._lock:
+            if self._state is None or self._hasher is None:
+                self._state = StateStore.open(self.root)
+                self._hasher = FileHasher(self.root, self._state.file_cache())
+            return self._state, self._hasher
+
+    def load(self) -> PipelineView | LoadError:
+        """Load the pipeline in a new interpreter; a :class:`LoadError` for user mistakes."""
+        try:
+            spec = load_fresh(self.pipeline_file, timeout=LOAD_TIMEOUT)
+            graph = build_graph(spec)
+        except PipelineError as exc:
+            return LoadError(exc.message, exc.file, exc.line)
+        except (OSError, TimeoutError) as exc:
+            return LoadError(f"could not load the pipeline: {type(exc).__name__}: {exc}")
+        import time
+
+        return to_view(spec, graph, time.time())
+
+    @staticmethod
+    def _loaded(view: PipelineView) -> Loaded:
+        loaded = view.spec
+        if not isinstance(loaded, Loaded):
+            raise TypeError("a view not made by PipelineEngine")
+        return loaded
+
+    def plan(
+        self, view: PipelineView, targets: frozenset[str] | None, force: bool
+    ) -> list[PlannedStage]:
+        """`pivot run`'s decision for ``targets`` (all when None) and their upstream."""
+        loaded = self._loaded(view)
+        state, hasher = self._open()
+        names = sorted(targets) if targets is not None else []
+        if targets is not None and not names:
+            return []
+        selected = select(loaded.spec, loaded.graph, names)
+        observed = hasher.hashes(paths_to_observe(loaded.spec, selected))
+        decided = plan(
+            loaded.spec, loaded.graph, state.records(), observed, targets=names, force=force
+        )
+        state.save_file_cache(hasher.dirty)
+        hasher.dirty.clear()
+        return [PlannedStage(d.stage, d.reasons) for d in decided.decisions if d.run]
+
+    def run(
+        self,
+        view: PipelineView,
+        plan: list[PlannedStage],
+        *,
+        pool: Any,
+        emit: Callable[[Event], None],
+        cancel: CancelToken,
+        trigger: str,
+        correlation_id: str,
+    ) -> None:
+        """Execute ``plan`` on ``pool`` (a :class:`Workers`), with `pivot run`'s executor."""
+        loaded = self._loaded(view)
+        state, hasher = self._open()
+        token = Cancel()
+        cancel.on_cancel(token.cancel)
+
+        def emit_all(events: Any) -> None:
+            for e in events:
+                emit(e)
+
+        execute(
+            loaded.spec,
+            loaded.graph,
+            Plan(tuple(Decision(p.name, True, p.reasons) for p in plan)),
+            WorkersAsPool(pool),
+            state=state,
+            hasher=hasher,
+            emit=emit_all,
+            cancel=token,
+            trigger=trigger,
+            correlation_id=correlation_id,
+            actor="pivot watch",
+        )
+        outs = [o for p in plan for o in loaded.spec.stage(p.name).outs]
+        self._after_wave.update(hasher.hashes(outs))
+
+    def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:
+        """Whether ``out`` (absolute) holds what ``stage`` recorded after its last success,
+        or what it left behind in the last wave that ran it."""
+        del view
+        state, hasher = self._open()
+        try:
+            rel = out.relative_to(self.root).as_posix()
+        except ValueError:
+            return False
+        now = hasher.hash(rel)
+        if rel in self._after_wave and self._after_wave[rel] == now:
+            return True
+        record = state.records().get(stage)
+        return record is not None and rel in record.outs and record.outs[rel] == now
+
+    def close(self) -> None:
+        """Release the state database."""
+        with self._lock:
+            if self._state is not None:
+                if self._hasher is not None:
+                    self._state.save_file_cache(self._hasher.dirty)
+                self._state.close()
+            self._state = None
+            self._hasher = None

@@ -1,0 +1,142 @@
+"""Coordinator + WorkerPool on real loky workers, with a small engine of our own.
+
+A restart that fails is reported, nothing runs, and the next wave retries it
+with what the failed wave would have run; a data change never restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+from watch_helpers import make_context
+
+from pivot.actors.coordinator import Coordinator
+from pivot.actors.messages import Batch, Boot, ForceAll
+from pivot.actors.worker_pool import PoolControl, WorkerPool
+from pivot.events.base import Event
+from pivot.events.pipeline import (
+    StageStarted,
+    StageSucceeded,
+    WaveFinished,
+    WaveStarted,
+    WorkersRestarted,
+    WorkersRestartFailed,
+)
+from pivot.watch.engine import CancelToken, LoadError, PipelineView, PlannedStage, StageInfo
+from pivot.watch.workers import Workers
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class TinyEngine:
+    """Two independent stages; ``run`` really runs each in a worker process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.pipeline_file = root / "pipeline.py"
+        self.pids: list[int] = []
+
+    def load(self) -> PipelineView | LoadError:
+        stages = {
+            n: StageInfo(n, (self.root / f"{n}.in",), (self.root / f"{n}.out",), "f")
+            for n in ("a", "b")
+        }
+        return PipelineView(stages)
+
+    def plan(
+        self, view: PipelineView, targets: frozenset[str] | None, force: bool
+    ) -> list[PlannedStage]:
+        del force
+        return [PlannedStage(n, ("test",)) for n in sorted(targets or view.stages)]
+
+    def run(
+        self,
+        view: PipelineView,
+        plan: list[PlannedStage],
+        *,
+        pool: Any,
+        emit: Callable[[Event], None],
+        cancel: CancelToken,
+        trigger: str,
+        correlation_id: str,
+    ) -> None:
+        del view, cancel
+        emit(WaveStarted(wave_id=correlation_id, trigger=trigger, stages=()))
+        for p in plan:
+            emit(StageStarted(stage=p.name))
+            self.pids.append(pool.executor.submit(os.getpid).result(timeout=60))
+            emit(StageSucceeded(stage=p.name, duration=0.0))
+        emit(WaveFinished(wave_id=correlation_id, succeeded=len(plan)))
+
+    def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:
+        return False
+
+
+class FlakyWorkers(Workers):
+    """Fails to start fresh workers once, when told to."""
+
+    def __init__(self) -> None:
+        super().__init__(jobs=1, standby=False)
+        self.fail_next = threading.Event()
+
+    def restart(self) -> set[int]:
+        if self.fail_next.is_set():
+            self.fail_next.clear()
+            raise OSError("cannot fork: resource temporarily unavailable")
+        return super().restart()
+
+
+@pytest.fixture(autouse=True)
+def _stop_actors() -> Any:
+    yield
+    pykka.ActorRegistry.stop_all()
+
+
+def test_failed_restart_is_reported_and_the_next_wave_retries(tmp_path: Path) -> None:
+    ctx, events = make_context()
+    engine = TinyEngine(tmp_path)
+    workers = FlakyWorkers()
+    try:
+        ctx.registry.set("worker_pool", WorkerPool.start(ctx, engine, PoolControl(workers)))
+        coordinator = Coordinator.start(ctx, engine)
+        ctx.registry.set("coordinator", coordinator)
+        coordinator.tell(Boot())
+        events.wait_for(lambda items: len([e for e in items if isinstance(e, WaveFinished)]) == 1)
+        first = set(engine.pids)
+
+        # A data change: same workers, no restart.
+        coordinator.tell(Batch(frozenset({str(tmp_path / "a.in")}), 1))
+        events.wait_for(lambda items: len([e for e in items if isinstance(e, WaveFinished)]) == 2)
+        assert len(events.of(WorkersRestarted)) == 1  # the start
+        assert engine.pids[-1] in first
+
+        # A code change whose restart fails: reported, nothing runs.
+        workers.fail_next.set()
+        coordinator.tell(Batch(frozenset({str(tmp_path / "helpers.py")}), 1))
+        events.wait_for(lambda items: [e for e in items if isinstance(e, WorkersRestartFailed)])
+        failed = events.of(WorkersRestartFailed)
+        assert "cannot fork" in failed[0].error
+        assert len(events.of(WaveFinished)) == 2
+
+        # The next change (data, touching only b) retries the restart, and runs
+        # what the failed wave would have run as well, on new processes.
+        coordinator.tell(Batch(frozenset({str(tmp_path / "b.in")}), 1))
+        events.wait_for(lambda items: len([e for e in items if isinstance(e, WaveFinished)]) == 3)
+        assert len(events.of(WorkersRestarted)) == 2
+        last = [e.stage for e in events.of(StageStarted)][-2:]
+        assert sorted(last) == ["a", "b"]
+        assert not set(engine.pids[-2:]) & first
+
+        # Force from the display: every stage, no restart needed.
+        coordinator.tell(ForceAll())
+        events.wait_for(lambda items: len([e for e in items if isinstance(e, WaveFinished)]) == 4)
+        assert len(events.of(WorkersRestarted)) == 2
+    finally:
+        pykka.ActorRegistry.stop_all()
+        workers.close()

@@ -1,0 +1,64 @@
+"""Helpers for the watch tests: an event collector to wait on, never sleep on."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pivot.actors.base import Context, Registry, Shutdown
+from pivot.events.base import Event
+from pivot.watch.sink import EventSink
+
+
+class Collector:
+    """Receives messages or events; waits for a condition with a timeout."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.cond = threading.Condition()
+
+    def __call__(self, item: Any) -> None:
+        with self.cond:
+            self.items.append(item)
+            self.cond.notify_all()
+
+    def wait_for(self, pred: Callable[[list[Any]], bool], timeout: float = 30.0) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not pred(self.items):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out; got {self.items!r}")
+                self.cond.wait(left)
+            return list(self.items)
+
+    def of(self, cls: type) -> list[Any]:
+        with self.cond:
+            return [i for i in self.items if isinstance(i, cls)]
+
+
+def make_context() -> tuple[Context, Collector]:
+    events = Collector()
+    sink = EventSink()
+    sink.subscribe(events)
+    return Context(sink, Registry(), Shutdown()), events
+
+
+class Probe:
+    """A stand-in actor: a pykka actor that records what it receives."""
+
+    @staticmethod
+    def start(collector: Collector) -> Any:
+        import pykka
+
+        class _Probe(pykka.ThreadingActor):
+            def on_receive(self, message: Any) -> Any:
+                collector(message)
+
+        return _Probe.start()
+
+
+def is_event(e: Any, cls: type[Event]) -> bool:
+    return isinstance(e, cls)
