@@ -6,12 +6,14 @@ Thin on purpose: options, printing and exit codes. The work is in
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -50,6 +52,23 @@ def _fail(exc: PipelineError, as_json: bool) -> typer.Exit:
 
 def _print(line: str) -> None:
     print(line, flush=True)
+
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def _interruptible(command: F) -> F:
+    """Ctrl-C outside a running wave (loading, hashing): exit 130, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def run(
@@ -205,6 +224,6 @@ def dag(
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `pivot` app."""
-    app.command("run")(run)
-    app.command("status")(status)
-    app.command("dag")(dag)
+    app.command("run")(_interruptible(run))
+    app.command("status")(_interruptible(status))
+    app.command("dag")(_interruptible(dag))

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import os
+import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,15 @@ from pivot.pipeline.spec import PipelineSpec
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["PathIndex", "StageGraph", "build_graph", "missing_deps", "render"]
+__all__ = [
+    "PathIndex",
+    "StageGraph",
+    "affected_stages",
+    "build_graph",
+    "missing_deps",
+    "render",
+    "to_plain",
+]
 
 
 def _parents(path: str) -> Iterable[str]:
@@ -183,6 +193,24 @@ def _toposort(names: tuple[str, ...], graph: StageGraph) -> tuple[str, ...]:
     cycle = cycle[first:] + cycle[:first]
     steps = [f"{a} -> {b} (via {', '.join(graph.edges[(a, b)])})" for a, b in cycle]
     raise PipelineError("dependency cycle: " + "; ".join(steps))
+
+
+def affected_stages(
+    spec: PipelineSpec, graph: StageGraph, paths: Iterable[str | os.PathLike[str]]
+) -> set[str]:
+    """Stages a batch of changed paths affects: consumers (directory deps too) and downstream.
+
+    ``paths`` may be absolute or relative to the project root; paths outside
+    the project are ignored. Pure (no file system access besides path maths):
+    what watch mode calls for each debounced batch.
+    """
+    root = posixpath.normpath(spec.root)
+    rels = []
+    for p in paths:
+        full = posixpath.normpath(posixpath.join(root, os.fspath(p)))
+        if full.startswith(root + "/"):
+            rels.append(full[len(root) + 1 :])
+    return graph.affected(rels)
 
 
 def missing_deps(spec: PipelineSpec, graph: StageGraph) -> list[tuple[str, str]]:

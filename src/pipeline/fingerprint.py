@@ -21,7 +21,9 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
+import os
 import sys
+import time
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,8 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from pivot.pipeline.declare import Pipeline
+from pivot.pipeline.hashing import RACY_NS
 
 __all__ = ["Fingerprinter", "combine"]
+
+_CACHE_VERSION = 1
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
@@ -92,28 +97,48 @@ def _references(nodes: Iterable[ast.AST]) -> list[tuple[str, ...]]:
     return [c for c in dict.fromkeys(chains) if c[0] not in shadowed]
 
 
+Piece = tuple[str, list[tuple[str, ...]]]  # normalised hash, global names it uses
+
+
 @dataclass
 class _FileIndex:
-    rel: str
-    defs: dict[str, ast.AST] = field(default_factory=dict)  # qualname -> def node
-    consts: dict[str, list[ast.stmt]] = field(default_factory=dict)  # name -> statements
+    """What one source file defines, already hashed: the cacheable part of the work."""
+
+    defs: dict[str, Piece] = field(default_factory=dict)  # qualname -> piece
+    consts: dict[str, Piece] = field(default_factory=dict)  # module-level name -> piece
     imports: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # name -> from
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"defs": self.defs, "consts": self.consts, "imports": self.imports}
 
-def _index_file(path: Path, rel: str) -> _FileIndex:
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> _FileIndex:
+        def pieces(raw: Mapping[str, Any]) -> dict[str, Piece]:
+            return {k: (h, [tuple(c) for c in refs]) for k, (h, refs) in raw.items()}
+
+        return cls(
+            pieces(data["defs"]),
+            pieces(data["consts"]),
+            {k: (m, n, int(lv)) for k, (m, n, lv) in data["imports"].items()},
+        )
+
+
+def _index_file(path: Path) -> _FileIndex:
     tree = ast.parse(path.read_bytes(), filename=str(path))
     _strip_docstrings(tree)
-    idx = _FileIndex(rel)
+    defs: dict[str, ast.AST] = {}
+    consts: dict[str, list[ast.stmt]] = {}
+    imports: dict[str, tuple[str, str, int]] = {}
 
     def visit_defs(body: list[ast.stmt], prefix: str) -> None:
         for stmt in body:
             if isinstance(stmt, _SCOPES):
                 qual = prefix + stmt.name
-                idx.defs.setdefault(qual, stmt)
+                defs.setdefault(qual, stmt)
                 inner = qual + ".<locals>." if not isinstance(stmt, ast.ClassDef) else qual + "."
                 visit_defs(stmt.body, inner)
             else:
-                for sub in ("body", "orelse", "finalbody", "handlers"):
+                for sub in ("body", "orelse", "finalbody"):
                     children = getattr(stmt, sub, None)
                     if isinstance(children, list):
                         visit_defs([c for c in children if isinstance(c, ast.stmt)], prefix)
@@ -130,7 +155,7 @@ def _index_file(path: Path, rel: str) -> _FileIndex:
             elif isinstance(stmt, ast.ImportFrom):
                 for alias in stmt.names:
                     if alias.name != "*":
-                        idx.imports[alias.asname or alias.name] = (
+                        imports[alias.asname or alias.name] = (
                             stmt.module or "",
                             alias.name,
                             stmt.level,
@@ -144,21 +169,37 @@ def _index_file(path: Path, rel: str) -> _FileIndex:
             for target in targets:
                 for n in ast.walk(target):
                     if isinstance(n, ast.Name):
-                        idx.consts.setdefault(n.id, []).append(stmt)
+                        consts.setdefault(n.id, []).append(stmt)
 
     visit_defs(tree.body, "")
     visit_top(tree.body)
-    return idx
+    return _FileIndex(
+        {q: (_hash_nodes([n]), _references([n])) for q, n in defs.items()},
+        {k: (_hash_nodes(v), _references(v)) for k, v in consts.items()},
+        imports,
+    )
+
+
+def _racy(st: os.stat_result) -> bool:
+    """Modified so recently that a same-size edit could keep this mtime: do not cache."""
+    return time.time_ns() - st.st_mtime_ns < RACY_NS
 
 
 class Fingerprinter:
     """Fingerprints stage functions of one project; caches per file and per piece.
 
     Create one per load: files are parsed once however many stages use them.
+    ``cache`` holds per-file results of earlier loads (``rel -> entry``, as
+    :attr:`updated` produces them, keyed by the file's size and mtime): an
+    unchanged file is not parsed at all. The loader keeps it in
+    ``.pivot/code-cache.json``; the namespaces that names resolve in are
+    always the live, freshly imported ones, so only parsing is skipped.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cache: Mapping[str, Any] | None = None) -> None:
         self.root = root.resolve()
+        self._cache = dict(cache or {})
+        self.updated: dict[str, Any] = {}  # cache entries to write back
         self._files: dict[str, _FileIndex | None] = {}
         self._rel: dict[str, str | None] = {}
         # piece key -> (hash, module namespace for its references, references)
@@ -190,12 +231,24 @@ class Fingerprinter:
         return rel
 
     def _index(self, rel: str) -> _FileIndex | None:
-        if rel not in self._files:
-            try:
-                self._files[rel] = _index_file(self.root / rel, rel)
-            except (OSError, SyntaxError, ValueError):
-                self._files[rel] = None
-        return self._files[rel]
+        if rel in self._files:
+            return self._files[rel]
+        index: _FileIndex | None = None
+        try:
+            st = (self.root / rel).stat()
+            sig = [st.st_size, st.st_mtime_ns]
+            cached = self._cache.get(rel)
+            if cached and cached.get("sig") == sig and cached.get("v") == _CACHE_VERSION:
+                index = _FileIndex.from_dict(cached["index"])
+            else:
+                index = _index_file(self.root / rel)
+                if not _racy(st):
+                    entry = {"sig": sig, "v": _CACHE_VERSION, "index": index.to_dict()}
+                    self._cache[rel] = self.updated[rel] = entry
+        except (OSError, SyntaxError, ValueError, KeyError, TypeError):
+            index = None
+        self._files[rel] = index
+        return index
 
     def _module_file(self, module: types.ModuleType | None) -> str | None:
         return self.project_file(getattr(module, "__file__", None)) if module else None
@@ -222,17 +275,17 @@ class Fingerprinter:
         if key in self._pieces:
             return key
         idx = self._index(rel)
-        node = idx.defs.get(qualname) if idx else None
-        if node is None:
+        piece = idx.defs.get(qualname) if idx else None
+        if piece is None:
             # Defined dynamically (exec, a factory): fall back to its source text.
             try:
                 src = inspect.getsource(obj)
                 node = ast.parse(inspect.cleandoc(src) if src[:1].isspace() else src)
                 _strip_docstrings(node)
+                piece = (_hash_nodes([node]), _references([node]))
             except (OSError, TypeError, SyntaxError):
-                self._pieces[key] = ("unknown", namespace, [])
-                return key
-        self._pieces[key] = (_hash_nodes([node]), namespace, _references([node]))
+                piece = ("unknown", [])
+        self._pieces[key] = (piece[0], namespace, piece[1])
         return key
 
     def _const_piece(self, module: types.ModuleType, name: str, depth: int = 0) -> str | None:
@@ -246,8 +299,8 @@ class Fingerprinter:
         if name in idx.consts:
             key = f"{rel}:{name}"
             if key not in self._pieces:
-                stmts = idx.consts[name]
-                self._pieces[key] = (_hash_nodes(stmts), vars(module), _references(stmts))
+                digest, refs = idx.consts[name]
+                self._pieces[key] = (digest, vars(module), refs)
             return key
         if name in idx.imports:
             mod_name, orig, level = idx.imports[name]

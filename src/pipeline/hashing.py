@@ -1,7 +1,9 @@
 """Content hashes of deps and outputs, with a size+mtime fast path.
 
 A file whose size and modification time (in nanoseconds) match the cache
-entry keeps its cached hash and is not read; any other file is read and
+entry keeps its cached hash and is not read (files modified in the last two
+seconds are never cached: a second same-size edit within one mtime tick would
+otherwise go unseen, git's "racy clean" problem); any other file is read and
 hashed (BLAKE2b). A directory's hash combines the relative paths and hashes of
 every file below it, so adding, removing, renaming or editing any of them
 changes it. Cache keys are project-relative POSIX paths.
@@ -15,12 +17,14 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["CacheEntry", "FileHasher", "hash_bytes"]
+__all__ = ["RACY_NS", "CacheEntry", "FileHasher", "hash_bytes"]
 
 CacheEntry = tuple[int, int, str]  # size, mtime_ns, content hash
+RACY_NS = 2_000_000_000  # files younger than this are hashed but not cached
 _CHUNK = 1 << 20
 
 
@@ -63,9 +67,12 @@ class FileHasher:
                 h.update(chunk)
         self.read_files += 1
         digest = h.hexdigest()
-        new = (st.st_size, st.st_mtime_ns, digest)
-        self._cache[rel] = new
-        self.dirty[rel] = new
+        # A file modified in the last moments could be modified again within the
+        # same mtime tick at the same size: such an entry would hide that edit.
+        if time.time_ns() - st.st_mtime_ns >= RACY_NS:
+            new = (st.st_size, st.st_mtime_ns, digest)
+            self._cache[rel] = new
+            self.dirty[rel] = new
         return digest
 
     def _dir(self, rel: str, full: str) -> str:

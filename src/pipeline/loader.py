@@ -14,6 +14,7 @@ Every user mistake becomes a :class:`PipelineError` naming the file and line.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -28,6 +29,7 @@ from pivot.pipeline.declare import Pipeline, StageDecl
 from pivot.pipeline.errors import PipelineError
 from pivot.pipeline.fingerprint import Fingerprinter, combine
 from pivot.pipeline.spec import PipelineSpec, StageSpec
+from pivot.pipeline.state import STATE_DIR
 
 __all__ = ["PIPELINE_FILE", "find_pipeline", "load_fresh", "load_pipeline", "main"]
 
@@ -56,6 +58,7 @@ def find_pipeline(
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def _rel(root: Path, filename: str | None) -> str:
     if not filename:
         return ""
@@ -68,9 +71,12 @@ def _rel(root: Path, filename: str | None) -> str:
 def _forget_projects(root: Path) -> None:
     """Drop modules of previously loaded projects so this load imports afresh."""
     roots = {*_loaded_roots, root}
+    # Roots are resolved and go on sys.path as such, so their modules' files
+    # start with them: a string test, where resolving each path costs stats.
+    prefixes = tuple(f"{r}{os.sep}" for r in roots)
     for name, module in list(sys.modules.items()):
         filename = getattr(module, "__file__", None)
-        if filename and any(Path(filename).resolve().is_relative_to(r) for r in roots):
+        if isinstance(filename, str) and filename.startswith(prefixes):
             if ".venv" in Path(filename).parts or "site-packages" in Path(filename).parts:
                 continue
             del sys.modules[name]
@@ -195,6 +201,35 @@ def _project_sources(root: Path, fp: Fingerprinter) -> tuple[str, ...]:
     return tuple(sorted(files))
 
 
+def _code_cache_path(root: Path) -> Path:
+    return root / STATE_DIR / "code-cache.json"
+
+
+def _read_code_cache(root: Path) -> dict[str, Any]:
+    """Per-file fingerprint pieces of earlier loads (``.pivot/code-cache.json``)."""
+    try:
+        data = json.loads(_code_cache_path(root).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_code_cache(root: Path, fp: Fingerprinter) -> None:
+    if not fp.updated:
+        return
+    cache = _read_code_cache(root)
+    cache.update(fp.updated)
+    cache = {rel: v for rel, v in cache.items() if (root / rel).is_file()}
+    path = _code_cache_path(root)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, separators=(",", ":")))
+        tmp.replace(path)  # atomic: concurrent loaders never see half a file
+    except OSError:
+        pass  # a cache: a read-only project still loads, only slower
+
+
 def load_pipeline(
     path: str | os.PathLike[str] | None = None, *, check_deps: bool = True
 ) -> PipelineSpec:
@@ -210,7 +245,7 @@ def load_pipeline(
     module = _exec_pipeline(file, root)
     decls = _find_instance(module, rel_file).stages
     overrides = _read_params(root, decls)
-    fp = Fingerprinter(root)
+    fp = Fingerprinter(root, _read_code_cache(root))
     stages = []
     for decl in decls.values():
         try:
@@ -243,6 +278,7 @@ def load_pipeline(
         source_files=_project_sources(root, fp),
         params_file=PARAMS_FILE if (root / PARAMS_FILE).is_file() else "",
     )
+    _write_code_cache(root, fp)
     graph = build_graph(spec)
     if check_deps:
         missing = missing_deps(spec, graph)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pipeline_project import HEADER, Project, make_project
 
-from pivot.pipeline.dag import build_graph, render
+from pivot.pipeline.dag import affected_stages, build_graph, render
 from pivot.pipeline.errors import PipelineError
 from pivot.pipeline.loader import load_fresh
 from pivot.pipeline.plan import plan, stage_reasons
@@ -77,6 +77,9 @@ def test_affected_follows_consumers_directories_and_downstream(tmp_path: Path) -
     assert graph.affected(["docs/new/file.md"]) == {"report"}  # inside a directory dep
     assert graph.affected(["report.md"]) == set()  # an output nothing reads
     assert graph.affected(["elsewhere.txt"]) == set()
+    root = Path(spec.root)
+    assert affected_stages(spec, graph, [root / "docs" / "intro.md", "/elsewhere/x"]) == {"report"}
+    assert affected_stages(spec, graph, ["data/clean.csv"]) == {"stats", "report"}
     assert render(graph, "text").splitlines() == [
         "clean",
         "  stats  <- clean",
@@ -129,3 +132,41 @@ def test_spec_paths_are_project_relative(tmp_path: Path) -> None:
     for bad in ("/etc/passwd", "../outside", "."):
         with pytest.raises(ValueError):
             normalise_path(bad)
+
+
+def test_code_cache_skips_parsing_unchanged_files_but_sees_edits(tmp_path: Path) -> None:
+    import json
+    import os
+    import time
+
+    from pivot.pipeline.loader import load_pipeline
+
+    project = make_project(tmp_path)
+    project.write("pipeline.py", HEADER + "\nfrom helpers import clean\npipeline.stage(clean)\n")
+    helpers = project.write(
+        "helpers.py",
+        """
+        from pathlib import Path
+        from typing import Annotated
+        from pivot import Out
+
+        def twice(x: int) -> int:
+            return 2 * x
+
+        def clean(out: Annotated[Path, Out("o.txt")]) -> None:
+            out.write_text(str(twice(1)))
+        """,
+    )
+    old = time.time() - 3600  # older than the racy window, so the load caches them
+    for f in (project.root / "pipeline.py", helpers):
+        os.utime(f, (old, old))
+    first = load_pipeline(project.root / "pipeline.py").stage("clean")
+    cache = json.loads((project.root / ".pivot/code-cache.json").read_text())
+    assert set(cache) == {"helpers.py"}  # pipeline.py holds no stage code here
+    assert "twice" in cache["helpers.py"]["index"]["defs"]
+    again = load_pipeline(project.root / "pipeline.py").stage("clean")
+    assert again.code == first.code
+    helpers.write_text(helpers.read_text().replace("2 * x", "3 * x"))
+    edited = load_pipeline(project.root / "pipeline.py").stage("clean")
+    changed = {k for k in edited.code if edited.code[k] != first.code[k]}
+    assert changed == {"helpers.py:twice"}
