@@ -27,6 +27,8 @@ from pivot.watch.affected import (
     declared_paths,
     diff_stages,
     drop_own_writes,
+    symlink_aliases,
+    unalias,
     upstream,
 )
 from pivot.watch.classify import Classified, classify, really_changed
@@ -63,6 +65,7 @@ class Coordinator(Shell):
         self.carry: set[str] = set()
         self.booted = False
         self.code_seen: dict[str, str | None] = {}
+        self.aliases: dict[Path, Path] = {}
 
     # -- start-up (on Boot, once the watcher runs): load, run what is stale ---
     def started(self) -> None:
@@ -155,10 +158,9 @@ class Coordinator(Shell):
                 correlation_id=batch_id,
             )
         )
-        self.ctx.registry.tell(
-            "file_watcher",
-            DeclaredPaths(frozenset(str(p) for p in declared_paths(result)), ignore_changed=True),
-        )
+        self.aliases = symlink_aliases(result)
+        watched = {str(p) for p in declared_paths(result)} | {str(p) for p in self.aliases}
+        self.ctx.registry.tell("file_watcher", DeclaredPaths(frozenset(watched), True))
         if not first:
             self.restart_needed = True
         return True
@@ -174,7 +176,7 @@ class Coordinator(Shell):
         if code != classified.code:
             classified = Classified(code, classified.data, classified.ignore_changed)
         reload = bool(classified.code) or taken.overflow or self.view is None or self.invalid
-        data = classified.data
+        data = unalias(classified.data, self.aliases)
         if not reload and self.view is not None:
             data = drop_own_writes(self.view, data, self._is_recorded, Path.is_dir)
         if classified.code or taken.overflow or data:

@@ -22,6 +22,8 @@ __all__ = [
     "downstream",
     "drop_own_writes",
     "producers_of",
+    "symlink_aliases",
+    "unalias",
     "upstream",
 ]
 
@@ -154,3 +156,39 @@ def declared_paths(view: PipelineView) -> set[Path]:
         out.update(s.deps)
         out.update(s.outs)
     return out
+
+
+def symlink_aliases(
+    view: PipelineView, resolve: Callable[[Path], Path] = Path.resolve
+) -> dict[Path, Path]:
+    """Declared paths that are (or sit below) a symlink: resolved target -> declared path.
+
+    The OS reports an edit of a symlinked dep under the target's real path;
+    watch the target and map its events back with :func:`unalias`.
+    """
+    out: dict[Path, Path] = {}
+    for p in declared_paths(view):
+        try:
+            real = resolve(p)
+        except OSError:
+            continue
+        if real != p:
+            out[real] = p
+    return out
+
+
+def unalias(paths: Iterable[str], aliases: dict[Path, Path]) -> frozenset[str]:
+    """``paths`` with every path at or below a symlink target renamed to its declared
+    path(s) (a file reached through two links counts for both)."""
+    if not aliases:
+        return frozenset(paths)
+    out: set[str] = set()
+    for raw in paths:
+        path = Path(raw)
+        hits = [
+            str(declared / path.relative_to(real))
+            for real, declared in aliases.items()
+            if path == real or real in path.parents
+        ]
+        out.update(hits or [raw])
+    return frozenset(out)

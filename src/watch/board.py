@@ -20,6 +20,7 @@ from pivot.events.base import Event
 __all__ = ["Board", "StageRow", "json_line", "plain_line"]
 
 RECENT = 12
+ERROR_LINES = 12  # of a failed stage's traceback, in the error panel
 
 
 @dataclass(slots=True)
@@ -90,7 +91,8 @@ class Board:
         elif isinstance(e, ev.StageFailed):
             r = self.row(e.stage)
             r.state, r.duration = "failed", e.duration
-            self.error = f"{e.stage} failed:\n{e.error}"
+            tb = "\n".join(e.traceback.strip().splitlines()[-ERROR_LINES:])
+            self.error = f"{e.stage} failed: {e.error}" + (f"\n{tb}" if tb else "")
         elif isinstance(e, ev.StageSkipped):
             r = self.row(e.stage)
             r.state, r.reason = "skipped", e.reason

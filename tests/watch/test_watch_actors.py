@@ -208,3 +208,33 @@ def test_loky_reusable_executor_keeps_its_processes() -> None:
         assert again.submit(os.getpid).result(timeout=60) == before
     finally:
         ex.shutdown(wait=True, kill_workers=True)
+
+
+def test_file_watcher_thread_failure_restarts_it_and_rechecks_everything(
+    tmp_path: Path,
+) -> None:
+    ctx, events = make_context()
+    got = Collector()
+    ctx.registry.set("debouncer", Probe.start(got))
+
+    def factory(restarted: bool) -> Any:
+        return FileWatcher.start(ctx, tmp_path, restarted)
+
+    ctx.registry.set("supervisor", Supervisor.start(ctx, {"file_watcher": factory}))
+    first = factory(False)
+    ctx.registry.set("file_watcher", first)
+    first.ask(Ping(), timeout=10)
+    # What a watcher thread does when watchfiles raises (scenario 20).
+    first.proxy().thread_failed("simulated watchfiles error").get(timeout=10)
+    events.wait_for(lambda items: any(isinstance(e, ActorRestarted) for e in items))
+    assert [e.name for e in events.of(ActorCrashed)] == ["file_watcher"]
+    assert "simulated watchfiles error" in events.of(ActorCrashed)[0].error
+    # The new watcher may have missed changes: it asks for a full re-check...
+    got.wait_for(lambda items: any(isinstance(m, PathsChanged) and m.overflow for m in items))
+    # ...and it watches: a new file is reported.
+    new = ctx.registry.get("file_watcher")
+    assert new is not None and new is not first
+    new.ask(Ping(), timeout=10)
+    (tmp_path / "after.txt").write_text("x")
+    got.wait_for(lambda _: str(tmp_path.resolve() / "after.txt") in _seen(got))
+    assert not ctx.shutdown.event.is_set()

@@ -418,3 +418,31 @@ def test_unknown_stage_is_a_clear_error(project: Path) -> None:
     assert proc.returncode == 2
     assert "unknown stage(s): nope" in proc.stderr and "clean" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_force_first_wave_only_plain_by_default_and_symlinked_dep(
+    project: Path, tmp_path: Path, watches: list[Watch]
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "other.csv").write_text("linked\n")
+    (project / "data" / "other.csv").unlink()
+    (project / "data" / "other.csv").symlink_to(outside / "other.csv")
+    first = subprocess.run(
+        [PIVOT[0], "run"], cwd=project, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert first.returncode == 0, first.stderr
+    # Not a terminal, no --display: plain lines. --force: the first wave runs all.
+    w = Watch(project, "-j", "2", "--force", display="")
+    watches.append(w)
+    w.wait_for(lambda lines: any("started (force)" in ln for ln in lines))
+    w.wait_for(lambda lines: any("finished" in ln and "5 succeeded" in ln for ln in lines))
+    # An edit of the symlink's target (outside the project): its consumer runs,
+    # and only it: forcing was for the first wave only.
+    m = w.mark()
+    (outside / "other.csv").write_text("edited through the link\n")
+    line = w.wait_for(lambda lines: [ln for ln in lines[m:] if "wave" in ln and "started" in ln])
+    assert line[0].endswith("started (change): other")
+    w.wait_for(lambda lines: any("finished" in ln for ln in lines[m:]))
+    assert (project / "reports" / "other.txt").read_text() == "v1:edited through the link\n"
+    assert w.interrupt() == 130

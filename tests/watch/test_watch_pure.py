@@ -12,6 +12,8 @@ from pivot.watch.affected import (
     diff_stages,
     downstream,
     drop_own_writes,
+    symlink_aliases,
+    unalias,
     upstream,
 )
 from pivot.watch.board import Board, json_line, plain_line
@@ -279,3 +281,29 @@ def test_bulk_change_is_waited_out_but_a_busy_log_is_not() -> None:
     for i in range(1000):  # one file appended to, forever: batches every 2 s
         log.add(["/p/log"], now=i * 0.01)
     assert not log.bulk and log.ready(2.0)
+
+
+def test_symlinked_dep_events_map_back_to_the_declared_path(tmp_path: Path) -> None:
+    target = tmp_path / "store" / "raw.csv"
+    target.parent.mkdir()
+    target.write_text("x")
+    root = tmp_path / "proj"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "raw.csv").symlink_to(target)
+    (root / "shared").symlink_to(target.parent, target_is_directory=True)
+    view = _view(
+        StageInfo("a", (root / "data" / "raw.csv",), (root / "a.out",)),
+        StageInfo("b", (root / "shared",), (root / "b.out",)),
+    )
+    aliases = symlink_aliases(view)
+    assert aliases == {
+        target.resolve(): root / "data" / "raw.csv",
+        target.parent.resolve(): root / "shared",
+    }
+    mapped = unalias([str(target.resolve()), str(root / "notes.txt")], aliases)
+    assert str(root / "data" / "raw.csv") in mapped and str(root / "notes.txt") in mapped
+    assert str(root / "shared" / "raw.csv") in mapped  # reached through both links
+    assert affected_stages(view, mapped) == {"a", "b"}
+    assert unalias([str(target.parent.resolve() / "new.csv")], aliases) == {
+        str(root / "shared" / "new.csv")
+    }

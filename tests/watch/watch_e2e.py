@@ -134,7 +134,7 @@ class Watch:
         self.cond = threading.Condition()
         self.stderr = ""
         self.proc = subprocess.Popen(
-            [*PIVOT, "watch", "--display", display, *args],
+            [*PIVOT, "watch", *(["--display", display] if display else []), *args],
             cwd=root,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -153,7 +153,7 @@ class Watch:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             item: Any = line.rstrip("\n")
-            if self.display == "json":
+            if self.display == "json":  # "" (the default on a pipe) is plain
                 try:
                     item = json.loads(item)
                 except ValueError:
