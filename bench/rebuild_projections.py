@@ -12,7 +12,8 @@ polls, actor lifecycle), then measures:
 3. ``pivot stats``: in-process (open the store, load the stored projection,
    catch up, view; target < 200 ms), and the real CLI process
    (``pivot stats --json``), next to the bare interpreter start and the
-   import of typer, which every ``pivot`` command pays.
+   import of typer, which every ``pivot`` command pays; ``pivot why`` and
+   ``pivot events -n 10`` on the same log for comparison.
 
     uv run python bench/rebuild_projections.py [--events 1000000] [--store PATH]
 """
@@ -95,9 +96,20 @@ def _events(n: int, rng: random.Random, at: float) -> list[Event]:
             new = rng.choice(["active", "paused", "triggered", "completed"])
             out.append(wt.WatcherStateChanged(watcher_id=w, old="active", new=new, at=at))
         elif roll < 0.80:
-            wave = f"wave{i}"
+            batch, wave = f"batch{i}", f"wave{i}"
             s = rng.choice(stages)
             out += [
+                pl.ChangesDetected(
+                    batch_id=batch,
+                    kind="data",
+                    paths=("data/x.csv",),
+                    count=1,
+                    correlation_id=batch,
+                    at=at,
+                ),
+                pl.WaveStarted(
+                    wave_id=wave, trigger="change", stages=(s,), correlation_id=batch, at=at
+                ),
                 pl.StageQueued(
                     stage=s, reasons=("dep changed: data/x.csv",), correlation_id=wave, at=at
                 ),
@@ -105,6 +117,7 @@ def _events(n: int, rng: random.Random, at: float) -> list[Event]:
                 pl.StageSucceeded(stage=s, duration=rng.random(), correlation_id=wave, at=at)
                 if rng.random() < 0.9
                 else pl.StageFailed(stage=s, error="boom", correlation_id=wave, at=at),
+                pl.WaveFinished(wave_id=wave, correlation_id=batch, at=at),
             ]
         elif roll < 0.95:
             out.append(
@@ -196,6 +209,8 @@ def main() -> None:
             ("import_typer_pydantic", [sys.executable, "-c", "import typer, pydantic"]),
             ("pivot_help", [pivot, "--help"]),
             ("pivot_stats_process", [pivot, "stats", "--json", "--store", str(path)]),
+            ("pivot_why_process", [pivot, "why", "stage3", "--store", str(path)]),
+            ("pivot_events_last_10_process", [pivot, "events", "-n", "10", "--store", str(path)]),
         ):
             runs = timed(lambda c=cmd: subprocess.run(c, check=True, capture_output=True), 10)  # type: ignore[misc]
             figures[key + "_ms"] = statistics.median(runs) * 1000

@@ -6,6 +6,7 @@ Thin on purpose: options, printing and exit codes. The work is in
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import signal
@@ -19,7 +20,9 @@ import typer
 
 if TYPE_CHECKING:
     from pivot.pipeline.errors import PipelineError
+    from pivot.pipeline.execute import WaveResult
     from pivot.pipeline.plan import Plan
+    from pivot.pipeline.project import Project
 
 PipelineOpt = Annotated[
     Path | None,
@@ -104,39 +107,37 @@ def run(
 
     Examples: `pivot run`, `pivot run train --dry-run`, `pivot run -f clean -j 4`.
     """
+    from pivot.pipeline.display import summary
     from pivot.pipeline.errors import PipelineError
-    from pivot.pipeline.execute import Cancel
-    from pivot.pipeline.project import Project, events_path
+    from pivot.pipeline.project import Project
 
     try:
         project = Project.open(pipeline)
-        try:
-            the_plan = project.plan(stages or (), force=force)
-        finally:
-            project.save_cache()
     except PipelineError as exc:
         raise _fail(exc, as_json) from None
     if dry_run:
-        project.close()
+        try:
+            the_plan = project.plan(stages or (), force=force)
+        except PipelineError as exc:
+            raise _fail(exc, as_json) from None
+        finally:
+            project.close()
         _print_dry_run(the_plan, as_json)
         return
 
-    from pivot.events.store import EventStore
-    from pivot.pipeline.display import RunDisplay, summary
+    from pivot.pipeline.lock import run_lock
 
-    store = EventStore.open(events_path(project.root))
-    display = RunDisplay(project.root, store.append, None if as_json else _print)
-    cancel = Cancel()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel("interrupted"))
-    try:
-        result = project.run(
-            the_plan, display.emit, jobs=jobs, keep_going=keep_going, cancel=cancel
-        )
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        display.close()
-        store.close()
-        project.close()
+    def waiting(holder: str) -> None:
+        print(f"waiting for another pivot run (pid {holder}) to finish...", file=sys.stderr)
+
+    with contextlib.ExitStack() as stack:
+        stack.callback(project.close)
+        stack.enter_context(run_lock(project.root, on_wait=waiting))
+        try:
+            the_plan = project.plan(stages or (), force=force)
+        except PipelineError as exc:
+            raise _fail(exc, as_json) from None
+        result = _execute(project, the_plan, jobs, keep_going, as_json)
     if as_json:
         print(json.dumps(summary(the_plan, result)))
     if result.cancelled:
@@ -145,6 +146,27 @@ def run(
         raise typer.Exit(130)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _execute(
+    project: Project, the_plan: Plan, jobs: int | None, keep_going: bool, as_json: bool
+) -> WaveResult:
+    """Run the plan with events appended and shown; Ctrl-C cancels the wave."""
+    from pivot.events.store import EventStore
+    from pivot.pipeline.display import RunDisplay
+    from pivot.pipeline.execute import Cancel
+    from pivot.pipeline.project import events_path
+
+    store = EventStore.open(events_path(project.root))
+    display = RunDisplay(project.root, store.append, None if as_json else _print)
+    cancel = Cancel()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel("interrupted"))
+    try:
+        return project.run(the_plan, display.emit, jobs=jobs, keep_going=keep_going, cancel=cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        display.close()
+        store.close()
 
 
 def _print_dry_run(the_plan: Plan, as_json: bool) -> None:

@@ -26,12 +26,12 @@ def why(
     and shows which changed paths are deps of the stage (or of an upstream
     stage that had to run first).
     """
-    from pivot.events.why import WHY_TYPES, explain
+    from pivot.events.why import explain_from_store
 
     with store_errors():
         opened = open_store(store)
         try:
-            answer = explain(stage, opened.read(types=WHY_TYPES))
+            answer = explain_from_store(stage, opened)
         finally:
             opened.close()
     if not answer.outcome:

@@ -92,9 +92,16 @@ class Backend:
             yield cursor
 
     def select_states(
-        self, after: int, until: int | None, topics: Sequence[str], limit: int
+        self,
+        after: int,
+        until: int | None,
+        topics: Sequence[str],
+        limit: int,
+        *,
+        descending: bool = False,
     ) -> list[tuple[int, str, bytes]]:
-        """``(seq, topic, state)`` of stored events ``after < seq <= until``, in order.
+        """``(seq, topic, state)`` of stored events ``after < seq <= until``, in order
+        (newest first if ``descending``; then ``limit`` takes the newest).
 
         Leaner than the recorder's ``select_notifications`` (no originator
         ids, no objects per row): the path every scan and rebuild takes.
@@ -112,9 +119,17 @@ class SQLiteBackend(Backend):
     kind = "sqlite"
 
     def select_states(
-        self, after: int, until: int | None, topics: Sequence[str], limit: int
+        self,
+        after: int,
+        until: int | None,
+        topics: Sequence[str],
+        limit: int,
+        *,
+        descending: bool = False,
     ) -> list[tuple[int, str, bytes]]:
-        sql, params = _select_states_sql("rowid", after, until, topics, limit, p="?")
+        sql, params = _select_states_sql(
+            "rowid", after, until, topics, limit, p="?", descending=descending
+        )
         datastore: Any = getattr(self.factory, "datastore")  # noqa: B009 - untyped in the base
         with datastore.transaction(commit=False) as c:
             raw = c.sqlite_cursor
@@ -130,9 +145,17 @@ class PostgresBackend(Backend):
     param = "%s"
 
     def select_states(
-        self, after: int, until: int | None, topics: Sequence[str], limit: int
+        self,
+        after: int,
+        until: int | None,
+        topics: Sequence[str],
+        limit: int,
+        *,
+        descending: bool = False,
     ) -> list[tuple[int, str, bytes]]:
-        sql, params = _select_states_sql("notification_id", after, until, topics, limit, p="%s")
+        sql, params = _select_states_sql(
+            "notification_id", after, until, topics, limit, p="%s", descending=descending
+        )
         datastore: Any = getattr(self.factory, "datastore")  # noqa: B009 - untyped in the base
         with datastore.transaction(commit=False) as c:
             c.execute(sql, params)
@@ -140,7 +163,14 @@ class PostgresBackend(Backend):
 
 
 def _select_states_sql(
-    id_column: str, after: int, until: int | None, topics: Sequence[str], limit: int, *, p: str
+    id_column: str,
+    after: int,
+    until: int | None,
+    topics: Sequence[str],
+    limit: int,
+    *,
+    p: str,
+    descending: bool = False,
 ) -> tuple[str, list[Any]]:
     # Only our constant column name and placeholders enter the text; values are parameters.
     where = [f"{id_column} > {p}"]
@@ -154,7 +184,8 @@ def _select_states_sql(
     params.append(limit)
     condition = " AND ".join(where)
     sql = f"SELECT {id_column}, topic, state FROM stored_events WHERE {condition} "  # noqa: S608
-    return sql + f"ORDER BY {id_column} LIMIT {p}", params
+    order = "DESC" if descending else "ASC"
+    return sql + f"ORDER BY {id_column} {order} LIMIT {p}", params
 
 
 def open_backend(location: str) -> Backend:

@@ -40,6 +40,7 @@ from pivot.events.group_commit import GroupCommitter
 __all__ = ["EventStore", "RawRecord", "Recorded"]
 
 _PAGE = 2000
+_BACKWARD_PAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +161,23 @@ class EventStore:
                 remaining -= len(batch)
             if len(batch) < size:
                 return
+
+    def read_backwards(
+        self, until: int | None = None, types: Sequence[str] = (), *, after: int = 0
+    ) -> Iterator[Recorded]:
+        """Events with ``after < seq <= until``, newest first (for "the last X" queries)."""
+        select = self.backend.select_states
+        topics = list(types)
+        parse = _DECODER.decode
+        bound = until
+        while True:
+            batch = select(after, bound, topics, _BACKWARD_PAGE, descending=True)
+            for seq, topic, state in batch:
+                payload = parse(state.decode())
+                yield Recorded(seq, decode(topic, payload["v"], payload["d"]))
+            if len(batch) < _BACKWARD_PAGE:
+                return
+            bound = batch[-1][0] - 1
 
     def seq_at(self, moment: float, slack: float = 600.0) -> int:
         """A seq before which no event is at or after ``moment`` (a lower bound for scans).

@@ -12,14 +12,15 @@ recorded events; :data:`WHY_TYPES` are the types it needs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pivot.events import pipeline as ev
-from pivot.events.store import Recorded
+from pivot.events.base import Event
+from pivot.events.store import EventStore, Recorded
 
-__all__ = ["WHY_TYPES", "Explanation", "explain"]
+__all__ = ["WHY_TYPES", "Explanation", "explain", "explain_from_store"]
 
 _STAGE_TYPES = (
     ev.StageQueued,
@@ -161,3 +162,50 @@ def _explain_upstream(out: Explanation, wave_stages: dict[str, list[str]]) -> No
         reasons = wave_stages.get(name, [])
         out.upstream[name] = reasons
         todo += [r.removeprefix(_UPSTREAM) for r in reasons if r.startswith(_UPSTREAM)]
+
+
+def explain_from_store(stage: str, store: EventStore) -> Explanation:
+    """:func:`explain` over the log, reading only the events it needs.
+
+    Reads backwards to the stage's last event, then to its wave's start
+    and to the change batch behind it, and folds just that stretch: on a
+    long log this reads a few pages instead of the whole log.
+    """
+    stage_types = sorted(c.TYPE for c in _STAGE_TYPES)
+    last = _newest(store, stage_types, lambda e: getattr(e, "stage", None) == stage)
+    if last is None:
+        return Explanation(stage)
+    wave_id = last.event.correlation_id
+    wave = _newest(
+        store,
+        [ev.WaveStarted.TYPE],
+        lambda e: getattr(e, "wave_id", None) == wave_id,
+        until=last.seq,
+    )
+    if wave is None:  # a stage event outside any recorded wave: explain it alone
+        queued = _newest(
+            store,
+            [ev.StageQueued.TYPE],
+            lambda e: getattr(e, "stage", None) == stage and e.correlation_id == wave_id,
+            until=last.seq,
+        )
+        return explain(stage, [r for r in (queued, last) if r is not None])
+    records: list[Recorded] = []
+    cause_id = wave.event.correlation_id
+    if cause_id:
+        batch = _newest(
+            store,
+            [ev.ChangesDetected.TYPE],
+            lambda e: getattr(e, "batch_id", None) == cause_id,
+            until=wave.seq,
+        )
+        if batch is not None:
+            records.append(batch)
+    records += store.read(after=wave.seq - 1, until=last.seq, types=WHY_TYPES)
+    return explain(stage, records)
+
+
+def _newest(
+    store: EventStore, types: list[str], wanted: Callable[[Event], bool], until: int | None = None
+) -> Recorded | None:
+    return next((r for r in store.read_backwards(until, types) if wanted(r.event)), None)

@@ -1,7 +1,8 @@
 """What runs inside a worker process: import the stage's function, call it.
 
 The function is imported from its module *file* in the worker, so a fresh
-worker always runs the code as it is on disk. Its stdout and stderr (file
+worker always runs the code as it is on disk. A stage that leaves an output
+file untouched fails (see :func:`_signature`). Its stdout and stderr (file
 descriptors 1 and 2, so subprocesses and C code are captured too) go to the
 stage's log file. Every failure comes back as a :class:`StageOutcome`, never as
 an exception: the parent decides what it means.
@@ -14,6 +15,7 @@ import importlib
 import importlib.util
 import os
 import signal
+import stat
 import sys
 import time
 import traceback
@@ -100,7 +102,32 @@ def _call(task: StageTask) -> None:
         out = root / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         kwargs[arg] = out
+    before = {rel: _signature(root / rel) for rel in task.out_args.values()}
     obj(**kwargs)
+    for rel, sig in before.items():
+        if sig is not None and _signature(root / rel) == sig:
+            raise _NotWritten(rel)
+
+
+class _NotWritten(Exception):
+    pass
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """Identity of an existing output *file* (inode, size, mtime); None otherwise.
+
+    An output file the stage left exactly as an earlier run wrote it would
+    otherwise pass for a fresh one and be recorded as good. Outputs are not
+    deleted beforehand: watch mode and users may be reading them meanwhile.
+    Directories are not checked (a stage may rightly update part of one).
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def run_stage(task: StageTask) -> StageOutcome:
@@ -122,6 +149,8 @@ def run_stage(task: StageTask) -> StageOutcome:
         os.chdir(task.root)
         _call(task)
         ok, error, tb = True, "", ""
+    except _NotWritten as exc:
+        ok, error, tb = False, f"declared output not written: {exc} (left from before)", ""
     except BaseException as exc:  # a stage may raise anything, SystemExit included
         frames = traceback.TracebackException.from_exception(exc)
         # Drop pivot's own frames: the user wants to see their code.

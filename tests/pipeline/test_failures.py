@@ -143,3 +143,25 @@ def test_segfault_and_os_exit_fail_cleanly(tmp_path: Path) -> None:
         "fine": [],
         "lazy": ["never run"],
     }
+
+
+FORGETFUL = (
+    HEADER
+    + """
+@pipeline.stage
+def maybe(src: Annotated[Path, Dep("in.txt")], out: Annotated[Path, Out("out.txt")]) -> None:
+    if src.read_text() == "write":
+        out.write_text("fresh")
+"""
+)
+
+
+def test_an_output_left_by_an_earlier_run_does_not_pass_for_a_fresh_one(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    project.write("pipeline.py", FORGETFUL)
+    project.write("in.txt", "write")
+    assert project.ran() == ["maybe"]
+    project.write("in.txt", "skip")  # now the stage does not write its output
+    doc = project.run_json(ok=False)
+    assert doc["stages"][0]["error"] == "declared output not written: out.txt (left from before)"
+    assert project.status()["maybe"] == ["last run failed", "dep changed: in.txt"]

@@ -125,3 +125,52 @@ def test_ctrl_c_json(tmp_path: Path) -> None:
         "slow": "cancelled",
         "later": "cancelled",
     }
+
+
+GATED = (
+    HEADER
+    + """
+import time
+
+@pipeline.stage
+def gated(out: Annotated[Path, Out("gated.txt")]) -> None:
+    Path("started").write_text("")
+    while not Path("gate").exists():
+        time.sleep(0.02)
+    out.write_text("done")
+"""
+)
+
+
+def test_a_second_run_waits_for_the_first(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    project.write("pipeline.py", GATED)
+    first = subprocess.Popen(
+        [*PIVOT, "run", "--json"], cwd=project.root, stdout=subprocess.PIPE, text=True
+    )
+    second_err = project.root / "second.err"
+    second = None
+    try:
+        _wait_for((project.root / "started").exists)
+        with second_err.open("w") as err:
+            second = subprocess.Popen(
+                [*PIVOT, "run", "--json"],
+                cwd=project.root,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+        _wait_for(lambda: "waiting for another pivot run" in second_err.read_text())
+        assert f"(pid {first.pid})" in second_err.read_text()
+        (project.root / "gate").touch()
+        out1, _ = first.communicate(timeout=60)
+        out2, _ = second.communicate(timeout=60)
+    finally:
+        for p in (first, second):
+            if p is not None and p.poll() is None:
+                p.kill()
+    assert json.loads(out1)["stages"] == [
+        {"stage": "gated", "status": "succeeded", "reasons": ["never run"]}
+    ]
+    # The second run planned after the first finished: nothing left to do.
+    assert json.loads(out2)["stages"] == [{"stage": "gated", "status": "up to date", "reasons": []}]

@@ -82,6 +82,20 @@ class StoreConformance:
                 seqs[6],
             ]
 
+    def test_read_backwards(self) -> None:
+        with self.open() as store:
+            seqs = store.append(
+                [StageStarted(stage=str(i)) if i % 3 else StageFailed(stage=str(i), error="x")
+                 for i in range(1200)]
+            )  # fmt: skip
+            assert [r.seq for r in store.read_backwards()] == seqs[::-1]
+            assert [r.seq for r in store.read_backwards(seqs[10], ["stage.failed"])] == [
+                seqs[9], seqs[6], seqs[3], seqs[0]
+            ]  # fmt: skip
+            assert [r.seq for r in store.read_backwards(seqs[10], after=seqs[7])] == [
+                seqs[10], seqs[9], seqs[8]
+            ]  # fmt: skip
+
     def test_read_pages_through_a_long_log(self) -> None:
         with self.open() as store:
             store.append([StageStarted(stage=str(i)) for i in range(4500)])

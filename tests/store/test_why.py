@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
+
+from pivot.events import EventStore
 from pivot.events.base import Event
 from pivot.events.pipeline import (
     ChangesDetected,
@@ -14,7 +18,7 @@ from pivot.events.pipeline import (
     WaveStarted,
 )
 from pivot.events.store import Recorded
-from pivot.events.why import explain
+from pivot.events.why import explain, explain_from_store
 
 
 def _records(events: list[Event]) -> list[Recorded]:
@@ -72,3 +76,26 @@ def test_a_skip_gives_its_reason_and_a_run_without_batch_its_trigger() -> None:
 def test_unknown_stage_has_no_outcome() -> None:
     a = explain("nope", _records(_change_wave("b", "w", ("x",), 1.0)))
     assert a.outcome == "" and a.chain == []
+
+
+def test_reading_only_what_is_needed_gives_the_same_answer(tmp_path: Path) -> None:
+    """explain_from_store (backwards, a few pages) == explain over the whole log."""
+    rng = random.Random(3)
+    log: list[Event] = []
+    stages = ["prep", "train", "eval"]
+    for n in range(60):
+        batch, wave = f"b{n}", f"w{n}"
+        log += _change_wave(batch, wave, (f"data/{n}.csv",), float(n * 10))
+        for s in rng.sample(stages, rng.randint(1, 3)):
+            log.append(StageQueued(stage=s, reasons=(f"dep changed: data/{n}.csv",),
+                                   correlation_id=wave))  # fmt: skip
+            log.append(StageStarted(stage=s, correlation_id=wave))
+            if rng.random() < 0.5:
+                log.append(StageSucceeded(stage=s, duration=1.0, correlation_id=wave))
+            else:
+                log.append(StageSkipped(stage=s, reason="upstream failed: x", correlation_id=wave))
+        log += [StageStarted(stage="other", correlation_id="w-other")] * rng.randint(0, 300)
+    with EventStore.open(tmp_path / "events.db") as store:
+        store.append(log)
+        for stage in [*stages, "other", "missing"]:
+            assert explain_from_store(stage, store) == explain(stage, store.read())
