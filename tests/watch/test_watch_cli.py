@@ -77,6 +77,8 @@ def test_initial_run_then_only_what_changes_affect(project: Path, watches: list[
     assert first[0]["trigger"] == "initial"
     assert sorted(first[0]["stages"]) == ["clean", "listing", "other", "slow", "stats"]
     assert (project / "reports" / "stats.txt").read_text() == "rows=2\n"
+    # The project's job watchers are hosted in the same process, same log.
+    assert {"JobTailer", "ActionExecutor"} <= {e["name"] for e in w.events("actor.started")}
 
     # A data change runs its consumers and downstream only.
     m = w.mark()
@@ -131,8 +133,9 @@ def test_initial_run_then_only_what_changes_affect(project: Path, watches: list[
 
 
 def test_code_change_runs_new_code_in_fresh_workers(project: Path, watches: list[Watch]) -> None:
-    w = _start(watches, project, "-j", "2")
+    w = _start(watches, project, "-j", "2", "--no-job-watchers")
     w.wave_done(0)
+    assert "JobTailer" not in {e["name"] for e in w.events("actor.started")}
     pids = {_pid(project, "clean"), _pid(project, "other")}
     watch_pid = w.proc.pid
     assert watch_pid not in pids
