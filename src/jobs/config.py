@@ -127,8 +127,8 @@ _WATCHERS_KEYS: dict[str, type | tuple[type, ...]] = {
     "retry_seconds": (int, float),
 }
 _MINE = {"hosts", "actions", "notify", "watchers"}
-# Read (and checked) by other parts of pivot.
-_OTHERS = {"event_store", "events", "pipeline", "watch"}
+# Read (and checked) by the event store (pivot.events.location).
+_OTHERS = {"event_store"}
 
 
 def find_project_root(start: Path | None = None) -> Path:
