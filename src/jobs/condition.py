@@ -296,8 +296,12 @@ class _Evaluator:
                     raise ConditionError(f"value longer than {MAX_STRING}")
                 if isinstance(seq, tuple) and isinstance(n, int):
                     raise ConditionError("repeating a tuple is not allowed")
-        if isinstance(op, ast.Add) and isinstance(left, tuple) and isinstance(right, tuple):
-            if _weight(left) + _weight(right) > MAX_STRING * 4:
-                raise ConditionError(f"value longer than {MAX_STRING}")
+        if (
+            isinstance(op, ast.Add)
+            and isinstance(left, tuple)
+            and isinstance(right, tuple)
+            and _weight(left) + _weight(right) > MAX_STRING * 4
+        ):
+            raise ConditionError(f"value longer than {MAX_STRING}")
         if isinstance(op, ast.Mod) and isinstance(left, str):
             raise ConditionError("string formatting with % is not allowed")
