@@ -31,6 +31,7 @@ from pivot.watch.affected import (
     unalias,
     upstream,
 )
+from pivot.watch.bytecode import drop_bytecode
 from pivot.watch.classify import Classified, classify, really_changed
 from pivot.watch.debounce import SAMPLE_SIZE
 from pivot.watch.engine import Engine, LoadError, PipelineView
@@ -195,6 +196,7 @@ class Coordinator(Shell):
         if reload:
             if self.invalid and not (classified.code or taken.overflow) and not taken.force:
                 return  # the fix of the pipeline re-checks everything
+            drop_bytecode(classified.code)  # a stale .pyc must not outlive its edit
             if classified.ignore_changed:
                 self.ctx.registry.tell("file_watcher", DeclaredPaths(None, True))
             if not self._reload(batch_id):

@@ -79,7 +79,8 @@ def watch(
         bool,
         typer.Option(
             "--standby/--no-standby",
-            help="Keep spare worker processes warm, so a code change swaps them in at once.",
+            help="Keep spare worker processes and a pipeline-loading interpreter started "
+            "ahead of time, so a code change does not wait for them.",
         ),
     ] = True,
     job_watchers: Annotated[
@@ -132,7 +133,7 @@ def watch(
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
     mode = display or (DisplayMode.tui if sys.stdout.isatty() else DisplayMode.plain)
-    engine = PipelineEngine(pipeline_file)
+    engine = PipelineEngine(pipeline_file, standby=standby)
     store = EventStore.open(events_path(engine.root))
     options = WatchOptions(
         targets=tuple(stages or ()),

@@ -49,6 +49,8 @@ def _later(delay: float, ref: pykka.ActorRef[Any], message: object) -> threading
 class ActionExecutorActor(pykka.ThreadingActor):
     """Runs action batches one after the other; failed actions come back later as retries."""
 
+    use_daemon_thread = True  # a host program that dies without stop() must not hang
+
     def __init__(
         self,
         store: EventStore,
@@ -100,6 +102,8 @@ class ActionExecutorActor(pykka.ThreadingActor):
 
 class JobTailerActor(pykka.ThreadingActor):
     """Polls on every tick and hands the resulting action batches to the executor."""
+
+    use_daemon_thread = True
 
     def __init__(
         self, tailer: Tailer, executor: pykka.ActorRef[ActionExecutorActor], tick_seconds: float

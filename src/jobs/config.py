@@ -8,11 +8,14 @@ docs/configuration.md; an unknown key or a value of the wrong type is a
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pivot.events import location
 
 __all__ = [
     "Config",
@@ -87,7 +90,6 @@ class Config:
     poll_seconds: float = 0.0  # 0: use each watcher's interval_seconds
     max_backoff_seconds: float = 300.0
     retry_seconds: float = 5.0
-    store: str = ".pivot/events.db"
     root: str = "."
 
     def host(self, name: str) -> HostConfig:
@@ -97,11 +99,6 @@ class Config:
         if name == "local":
             return HostConfig("local")
         raise ConfigError(f"unknown host {name!r}: add a [hosts.{name}] table to pivot.toml")
-
-    @property
-    def store_path(self) -> Path:
-        """The event store, relative to the project root."""
-        return Path(self.root) / self.store
 
 
 _HOST_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -129,16 +126,14 @@ _WATCHERS_KEYS: dict[str, type | tuple[type, ...]] = {
     "max_backoff_seconds": (int, float),
     "retry_seconds": (int, float),
 }
-_TOP = {"hosts", "actions", "notify", "watchers", "events", "pipeline", "watch"}
+_MINE = {"hosts", "actions", "notify", "watchers"}
+# Read (and checked) by the event store (pivot.events.location).
+_OTHERS = {"event_store"}
 
 
 def find_project_root(start: Path | None = None) -> Path:
-    """The nearest directory upwards holding ``pivot.toml`` or ``.pivot``; else ``start``."""
-    here = (start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        if (d / "pivot.toml").is_file() or (d / ".pivot").is_dir():
-            return d
-    return here
+    """The project root, found the way the event store finds it."""
+    return location.find_project_root(start)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -166,49 +161,100 @@ def load_config(root: Path | None = None, user_file: Path | None = None) -> Conf
         base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
         user_file = base / "pivot" / "config.toml"
     data: dict[str, Any] = {}
-    sources: list[Path] = []
     for path in (user_file, root / "pivot.toml"):
         if path.is_file():
             layer = _read(path)
             _validate(layer, path)
             data = _merge(data, layer)
-            sources.append(path)
     return _build(data, root)
 
 
-def _check(table: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
+def _line_of(path: Path, table: str, key: str) -> int:
+    """The line of ``key`` inside ``[table]`` (or of the table header), 0 if not found."""
+    header = re.compile(r"^\s*\[\s*" + re.escape(table).replace("\\.", r"\s*\.\s*") + r"\s*\]")
+    inside = not table
+    found_header = 0
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        stripped = text.strip()
+        if stripped.startswith("["):
+            inside = bool(header.match(stripped))
+            if inside:
+                found_header = number
+            continue
+        if inside and re.match(r"^\s*\"?" + re.escape(key) + r"\"?\s*=", text):
+            return number
+    return found_header
+
+
+def _where(path: Path, table: str, key: str = "") -> str:
+    line = _line_of(path, table, key)
+    return f"{path}:{line}" if line else str(path)
+
+
+def _check(
+    table: Mapping[str, Any],
+    schema: Mapping[str, Any],
+    path: Path,
+    name: str,
+) -> None:
     for key, value in table.items():
         if key not in schema:
-            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(schema)})")
-        if isinstance(value, bool) and schema[key] is not bool:
-            raise ConfigError(f"{where}.{key}: wrong type {type(value).__name__}")
-        if not isinstance(value, schema[key]):
-            raise ConfigError(f"{where}.{key}: wrong type {type(value).__name__}")
+            raise ConfigError(
+                f"{_where(path, name, key)}: unknown key {key!r} in [{name}] "
+                f"(known: {', '.join(schema)})"
+            )
+        expected = schema[key]
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
+            want = expected.__name__ if isinstance(expected, type) else "number"
+            raise ConfigError(
+                f"{_where(path, name, key)}: {name}.{key} must be a {want}, "
+                f"not {type(value).__name__}"
+            )
 
 
-def _validate(data: Mapping[str, Any], path: Path) -> None:
+def _validate(data: Mapping[str, Any], path: Path) -> None:  # noqa: PLR0912 - one rule per table
     for key in data:
-        if key not in _TOP:
-            raise ConfigError(f"{path}: unknown table {key!r} (known: {', '.join(sorted(_TOP))})")
+        if key not in _MINE | _OTHERS:
+            known = ", ".join(sorted(_MINE | _OTHERS))
+            where = _where(path, key) if isinstance(data[key], Mapping) else _where(path, "", key)
+            raise ConfigError(f"{where}: unknown setting {key!r} (known: {known})")
+    for key in _MINE:
+        if key in data and not isinstance(data[key], Mapping):
+            raise ConfigError(f"{_where(path, '', key)}: {key} must be a table ([{key}])")
     for name, table in dict(data.get("hosts", {})).items():
         if not isinstance(table, Mapping):
-            raise ConfigError(f"{path}: [hosts.{name}] must be a table")
-        _check(table, _HOST_KEYS, f"{path}: hosts.{name}")
-    actions = dict(data.get("actions", {}))
-    for key, table in actions.items():
+            raise ConfigError(f"{_where(path, 'hosts', name)}: [hosts.{name}] must be a table")
+        _check(table, _HOST_KEYS, path, f"hosts.{name}")
+        if name != "local" and "hostname" in table and not table["hostname"]:
+            raise ConfigError(f"{_where(path, f'hosts.{name}', 'hostname')}: empty hostname")
+    for key, table in dict(data.get("actions", {})).items():
         if key != "run_command" or not isinstance(table, Mapping):
-            raise ConfigError(f"{path}: unknown table actions.{key} (known: run_command)")
-        _check(table, {"allow": list}, f"{path}: actions.run_command")
-    notify = dict(data.get("notify", {}))
-    for key, table in notify.items():
+            raise ConfigError(
+                f"{_where(path, f'actions.{key}')}: unknown table actions.{key} "
+                "(known: run_command)"
+            )
+        _check(table, {"allow": list}, path, "actions.run_command")
+        for program in table.get("allow", []):
+            if not isinstance(program, str) or not program.strip():
+                raise ConfigError(
+                    f"{_where(path, 'actions.run_command', 'allow')}: allow lists program names"
+                )
+    for key, table in dict(data.get("notify", {})).items():
         if key == "smtp":
-            _check(table, _SMTP_KEYS, f"{path}: notify.smtp")
+            _check(table, _SMTP_KEYS, path, "notify.smtp")
         elif key == "webhook":
-            _check(table, {"url": str}, f"{path}: notify.webhook")
+            _check(table, {"url": str}, path, "notify.webhook")
+            url = str(table.get("url", ""))
+            if url and not url.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"{_where(path, 'notify.webhook', 'url')}: url must start with http(s)://"
+                )
         else:
-            raise ConfigError(f"{path}: unknown table notify.{key} (known: smtp, webhook)")
-    _check(dict(data.get("watchers", {})), _WATCHERS_KEYS, f"{path}: watchers")
-    # [events], [pipeline] and [watch] belong to other parts of pivot, which check them.
+            raise ConfigError(
+                f"{_where(path, f'notify.{key}')}: unknown table notify.{key} "
+                "(known: smtp, webhook)"
+            )
+    _check(dict(data.get("watchers", {})), _WATCHERS_KEYS, path, "watchers")
 
 
 def _build(data: Mapping[str, Any], root: Path) -> Config:
@@ -250,6 +296,5 @@ def _build(data: Mapping[str, Any], root: Path) -> Config:
         poll_seconds=float(w.get("poll_seconds", 0.0)),
         max_backoff_seconds=float(w.get("max_backoff_seconds", 300.0)),
         retry_seconds=float(w.get("retry_seconds", 5.0)),
-        store=str(dict(data.get("events", {})).get("store", ".pivot/events.db")),
         root=str(root),
     )

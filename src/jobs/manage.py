@@ -17,18 +17,22 @@ from pivot.events.base import Event
 from pivot.events.jobs import JobSubmitted
 from pivot.events.store import EventStore
 from pivot.events.watchers import (
+    ActionRequested,
     WatcherCreated,
     WatcherPaused,
     WatcherRemoved,
     WatcherResumed,
 )
 from pivot.jobs import slurm
+from pivot.jobs.actions import ActionRunner, JobContext
 from pivot.jobs.config import Config
 from pivot.jobs.decide import Context, on_manual
 from pivot.jobs.definition import WatcherDefinition
 from pivot.jobs.embedded import watcher_blocks
+from pivot.jobs.execute import execute_batch
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.state import Book, WatcherState, fold
+from pivot.jobs.tailer import ActionBatch
 from pivot.jobs.transport import LocalTransport, SshTransport, Transport, TransportError
 
 __all__ = [
@@ -120,14 +124,17 @@ def remove(store: EventStore, watcher_id: str) -> str:
     return ws.watcher_id
 
 
-def trigger(store: EventStore, watcher_id: str, sample: str | None = None) -> list[Event]:
-    """Fire a watcher now: with a sample line's captures, or the cached ones.
+def trigger(
+    store: EventStore, config: Config, watcher_id: str, sample: str | None = None
+) -> list[Event]:
+    """Fire a watcher now, with a sample line's captures or the cached ones; run its actions.
 
-    The intents are appended; a running runtime... does not pick up intents
-    written by others, so the caller runs them (``pivot watchers trigger``
-    does, with the same executor).
+    The decision is the usual one (condition, rate limit); the actions run
+    here, recorded like any other (intent, then result). Returns every event
+    appended.
     """
-    ws = find(load_book(store), watcher_id)
+    book = load_book(store)
+    ws = find(book, watcher_id)
     line = None
     if sample is not None:
         line = ws.definition.compiled().match_line(sample.encode())
@@ -135,7 +142,43 @@ def trigger(store: EventStore, watcher_id: str, sample: str | None = None) -> li
             raise ManageError(f"the sample does not match the pattern {ws.definition.pattern!r}")
     events = on_manual(ws, Context(now=time.time(), hostname=socket.gethostname()), line)
     store.append(events)
-    return events
+    log: list[Event] = list(events)
+    requests = tuple(e for e in events if isinstance(e, ActionRequested))
+    if not requests:
+        return log
+    rec = book.job(ws.host, ws.job_id)
+    job = JobContext(
+        host=ws.host,
+        job_id=ws.job_id,
+        script_text=rec.script_text,
+        workdir=rec.workdir,
+        watchers=tuple(
+            (w.name, w.definition.to_dict())
+            for w in book.watchers.values()
+            if (w.host, w.job_id) == (ws.host, ws.job_id) and w.state != "removed"
+        ),
+    )
+    io = IoLoop("pivot-trigger")
+    transports = {ws.host: transport_for(config, ws.host)}
+    runner = ActionRunner(config, transports, lambda _host, coro, t: io.call(coro, t))
+
+    def append(new: Sequence[Event]) -> None:
+        store.append(list(new))
+        log.extend(new)
+
+    try:
+        # No retries from the command line: a failure is reported as such.
+        execute_batch(
+            ActionBatch(requests, job, ws.definition.max_failures, ws.consecutive_failures),
+            runner,
+            append,
+            {},
+        )
+        for t in transports.values():
+            io.call(t.close(), 10)
+    finally:
+        io.stop()
+    return log
 
 
 @dataclass(frozen=True)
@@ -154,15 +197,27 @@ def transport_for(config: Config, host: str) -> Transport:
 
 
 def submit_job(
-    store: EventStore, config: Config, script_path: str, script: str, host: str = "local"
+    store: EventStore,
+    config: Config,
+    script_path: str,
+    script: str,
+    host: str = "local",
+    *,
+    workdir: str = "",
 ) -> Submitted:
-    """sbatch a script (from stdin, so it need not exist on the host) with its embedded watchers."""
+    """sbatch a script (from stdin, so it need not exist on the host) with its embedded watchers.
+
+    ``workdir`` is the job's working directory (sbatch ``--chdir``); empty:
+    where sbatch runs (the home directory over SSH).
+    """
     definitions = watcher_blocks(script, script_path)
     io = IoLoop("pivot-submit")
     transport = transport_for(config, host)
     try:
         result = io.call(
-            transport.run(slurm.sbatch_argv(), input_text=script, timeout=config.action_timeout),
+            transport.run(
+                slurm.sbatch_argv(workdir), input_text=script, timeout=config.action_timeout
+            ),
             config.action_timeout + 5,
         )
         io.call(transport.close(), 10)

@@ -59,7 +59,11 @@ class CompiledPattern:
         # \A and \z mean "start/end of text": only a per-line loop keeps their meaning.
         self._chunk_scan_ok = "\\A" not in source and "\\z" not in source
         # The pattern as it appears in a script: plain, or escaped for double-quoted YAML.
-        self._literals = tuple({source.encode(), source.replace("\\", "\\\\").encode()})
+        # A literal pattern (no metacharacters) is its own only match: never skip those.
+        literal = not any(c in source for c in "\\.^$*+?{}[]|()")
+        self._literals: tuple[bytes, ...] = (
+            () if literal else tuple({source.encode(), source.replace("\\", "\\\\").encode()})
+        )
 
     def match_line(self, line: bytes) -> LineMatch | None:
         """Match one line (without its newline)."""
@@ -83,10 +87,13 @@ class CompiledPattern:
 
         A line that contains the pattern's own source text verbatim (a job
         echoing its submission script, with the watcher block in it) is not a
-        match: its "captures" would be the pattern's own syntax.
+        match: its "captures" would be the pattern's own syntax. (A literal
+        pattern such as ``CUDA out of memory`` is exempt: every real match
+        contains it.)
         """
         try:
-            chunk.decode("utf-8")
+            if not chunk.isascii():  # isascii is ~10x cheaper than a decode
+                chunk.decode("utf-8")
         except UnicodeDecodeError:
             # RE2 reads UTF-8: invalid bytes would match nothing, not even `\S`.
             chunk = chunk.decode("utf-8", errors="replace").encode("utf-8")

@@ -116,7 +116,7 @@ def split_lines(
     A line longer than ``max_line`` is emitted cut at ``max_line`` bytes and
     the rest of it is skipped, so memory stays bounded whatever a job prints.
     """
-    data = partial + chunk
+    data = partial + chunk if partial else chunk
     last_nl = data.rfind(b"\n")
     if last_nl < 0:
         rest = data

@@ -1,7 +1,8 @@
 """The real :class:`pivot.watch.engine.Engine`: the pipeline core, adapted for watch mode.
 
-- ``load`` runs ``python -m pivot.pipeline.loader`` in a new interpreter
-  (:func:`pivot.pipeline.loader.load_fresh`), so an edited module is always
+- ``load`` runs pivot's loader in a new interpreter (one started ahead of
+  time, see :mod:`pivot.watch.standby_loader`, or
+  :func:`pivot.pipeline.loader.load_fresh`), so an edited module is always
   read anew and a broken one never breaks this process;
 - ``plan`` is `pivot run`'s own skip decision (:mod:`pivot.pipeline.plan`),
   over the same ``.pivot/state.db``: watch and run agree on what is stale;
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -32,6 +34,7 @@ from pivot.pipeline.plan import Decision, Plan, paths_to_observe, plan, select
 from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.state import StateStore
 from pivot.watch.engine import CancelToken, LoadError, PipelineView, PlannedStage, StageInfo
+from pivot.watch.standby_loader import StandbyLoader
 from pivot.watch.workers import Workers
 
 __all__ = ["PipelineEngine", "WorkersAsPool"]
@@ -108,9 +111,11 @@ def to_view(spec: PipelineSpec, graph: StageGraph, now: float = 0.0) -> Pipeline
 class PipelineEngine:
     """Loads, plans and runs the pipeline of one project for `pivot watch`."""
 
-    def __init__(self, pipeline_file: Path) -> None:
+    def __init__(self, pipeline_file: Path, standby: bool = True) -> None:
         self.pipeline_file = pipeline_file.resolve()
         self.root = self.pipeline_file.parent
+        # With standby, the fresh interpreter of the next reload is started ahead.
+        self._loader = StandbyLoader(self.pipeline_file) if standby else None
         self._lock = threading.Lock()
         self._state: StateStore | None = None
         self._hasher: FileHasher | None = None
@@ -128,11 +133,14 @@ class PipelineEngine:
     def load(self) -> PipelineView | LoadError:
         """Load the pipeline in a new interpreter; a :class:`LoadError` for user mistakes."""
         try:
-            spec = load_fresh(self.pipeline_file, timeout=LOAD_TIMEOUT)
+            if self._loader is not None:
+                spec = self._loader.load(timeout=LOAD_TIMEOUT)
+            else:
+                spec = load_fresh(self.pipeline_file, timeout=LOAD_TIMEOUT)
             graph = build_graph(spec)
         except PipelineError as exc:
             return LoadError(exc.message, exc.file, exc.line)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, subprocess.TimeoutExpired) as exc:
             return LoadError(f"could not load the pipeline: {type(exc).__name__}: {exc}")
         import time
 
@@ -216,7 +224,9 @@ class PipelineEngine:
         return record is not None and rel in record.outs and record.outs[rel] == now
 
     def close(self) -> None:
-        """Release the state database."""
+        """Release the state database; stop the waiting loader."""
+        if self._loader is not None:
+            self._loader.close()
         with self._lock:
             if self._state is not None:
                 if self._hasher is not None:

@@ -71,6 +71,11 @@ def test_line_quoting_the_pattern_itself_is_not_a_match() -> None:
     assert [m.groups for m in p.scan(b"loss=0.5")] == [("0.5",)]
 
 
+def test_literal_pattern_still_matches_its_own_text() -> None:
+    p = compile_pattern("CUDA out of memory")
+    assert [m.whole for m in p.scan(b"RuntimeError: CUDA out of memory.")] == ["CUDA out of memory"]
+
+
 def test_python_re_agrees_on_simple_patterns() -> None:
     text = b"a1 b22 c333\nxyz\nb4"
     p = compile_pattern(r"b(\d+)")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import slurm_cluster
+from jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
 
 from pivot.events.base import Event
 from pivot.events.jobs import JobSubmitted

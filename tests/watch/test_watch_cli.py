@@ -77,6 +77,8 @@ def test_initial_run_then_only_what_changes_affect(project: Path, watches: list[
     assert first[0]["trigger"] == "initial"
     assert sorted(first[0]["stages"]) == ["clean", "listing", "other", "slow", "stats"]
     assert (project / "reports" / "stats.txt").read_text() == "rows=2\n"
+    # The project's job watchers are hosted in the same process, same log.
+    assert {"JobTailer", "ActionExecutor"} <= {e["name"] for e in w.events("actor.started")}
 
     # A data change runs its consumers and downstream only.
     m = w.mark()
@@ -131,8 +133,9 @@ def test_initial_run_then_only_what_changes_affect(project: Path, watches: list[
 
 
 def test_code_change_runs_new_code_in_fresh_workers(project: Path, watches: list[Watch]) -> None:
-    w = _start(watches, project, "-j", "2")
+    w = _start(watches, project, "-j", "2", "--no-job-watchers")
     w.wave_done(0)
+    assert "JobTailer" not in {e["name"] for e in w.events("actor.started")}
     pids = {_pid(project, "clean"), _pid(project, "other")}
     watch_pid = w.proc.pid
     assert watch_pid not in pids
@@ -167,14 +170,23 @@ def _pid(root: Path, stage: str) -> int:
 
 
 def test_jobs_1_still_runs_stages_in_a_fresh_worker(project: Path, watches: list[Watch]) -> None:
-    w = _start(watches, project, "-j", "1", "clean")
+    # With .pyc files written (Python's default), an edit within the same
+    # second and of the same size must not run the cached old bytecode.
+    helpers = project / "helpers.py"
+    second = int(time.time()) - 10
+    os.utime(helpers, ns=(second * 10**9, second * 10**9 + 100_000_000))  # X.1 s
+    w = Watch(project, "-j", "1", "clean", bytecode=True)
+    watches.append(w)
     starts = w.wave_done(0)
     assert starts[0]["stages"] == ["clean"]  # a target and its upstream only
     first = _pid(project, "clean")
     assert first != w.proc.pid
+    assert list((project / "__pycache__").glob("helpers.*.pyc"))
     m = w.mark()
-    helpers = project / "helpers.py"
+    before = helpers.stat()
     helpers.write_text(helpers.read_text().replace('"v1"', '"v3"'))
+    os.utime(helpers, ns=(second * 10**9, second * 10**9 + 500_000_000))  # X.5 s
+    assert helpers.stat().st_size == before.st_size
     w.wave_done(m)
     assert (project / "ignored" / "clean").read_text().split()[1] == "v3"
     assert _pid(project, "clean") not in {first, w.proc.pid}

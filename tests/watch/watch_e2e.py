@@ -117,17 +117,21 @@ def write_project(root: Path) -> Path:
     return root
 
 
-def env() -> dict[str, str]:
+def env(bytecode: bool = False) -> dict[str, str]:
+    """The environment of `pivot watch`; ``bytecode``: Python writes .pyc files (its default)."""
     e = dict(os.environ)
-    e.pop("CI_TTY", None)
     e["PYTHONUNBUFFERED"] = "1"
+    if bytecode:
+        e.pop("PYTHONDONTWRITEBYTECODE", None)
     return e
 
 
 class Watch:
     """A running `pivot watch`; ``items`` are parsed JSON events (or plain lines)."""
 
-    def __init__(self, root: Path, *args: str, display: str = "json") -> None:
+    def __init__(
+        self, root: Path, *args: str, display: str = "json", bytecode: bool = False
+    ) -> None:
         self.root = root
         self.display = display
         self.items: list[Any] = []
@@ -140,7 +144,7 @@ class Watch:
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
-            env=env(),
+            env=env(bytecode),
             start_new_session=True,
         )
         self.pgid = self.proc.pid

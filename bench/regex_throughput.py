@@ -1,0 +1,115 @@
+"""Single-stream regex throughput: pivot's scan path against `grep -E -c`, same file, same run.
+
+pivot's path is the tailer's: 1 MiB chunks, split into complete lines
+(partial-line carry-over), then the RE2 chunk scan and a per-candidate-line
+match with captures. `grep -E -c` only counts matching lines (no captures),
+so it is the floor to compare against.
+
+    uv run python bench/regex_throughput.py [--mb 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from pivot.jobs.patterns import compile_pattern
+from pivot.jobs.tail import split_lines
+
+PATTERNS = {
+    "alternation": "(CUDA out of memory|OutOfMemoryError)",
+    "capture": "epoch ([0-9]+) loss=([0-9.]+)",
+    "anchored": "^ERROR .*timeout$",
+}
+
+
+def make_log(path: Path, megabytes: int) -> int:
+    rng = random.Random(7)
+    words = [
+        "step",
+        "data",
+        "load",
+        "batch",
+        "grad",
+        "norm",
+        "lr",
+        "warmup",
+        "eval",
+        "save",
+        "sync",
+        "rank",
+        "node",
+    ]
+    lines = 0
+    with path.open("w") as fh:
+        written = 0
+        while written < megabytes * 1_000_000:
+            r = rng.random()
+            if r < 0.01:
+                line = f"epoch {lines} loss={rng.random():.4f} lr=0.001\n"
+            elif r < 0.011:
+                line = "RuntimeError: CUDA out of memory. Tried to allocate 2 GiB\n"
+            elif r < 0.012:
+                line = f"ERROR worker {lines} hit a timeout\n"
+            else:
+                line = " ".join(rng.choice(words) for _ in range(12)) + f" {lines}\n"
+            fh.write(line)
+            written += len(line)
+            lines += 1
+    return lines
+
+
+def pivot_count(path: Path, source: str) -> tuple[int, float]:
+    pattern = compile_pattern(source)
+    started = time.perf_counter()
+    count = 0
+    partial, skipping = b"", False
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            split = split_lines(partial, chunk, skipping=skipping)
+            partial, skipping = split.partial, split.skipping
+            if split.line_count:
+                count += sum(1 for _ in pattern.scan(split.lines_blob))
+    return count, time.perf_counter() - started
+
+
+def grep_count(path: Path, source: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    out = subprocess.run(
+        ["grep", "-E", "-c", source, str(path)], capture_output=True, text=True, check=False,
+        env={**os.environ, "LC_ALL": "C"},
+    )  # fmt: skip
+    return int(out.stdout.strip() or 0), time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mb", type=int, default=200, help="size of the log in MB")
+    args = parser.parse_args()
+    assert shutil.which("grep"), "grep is needed"
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "job.out"
+        lines = make_log(log, args.mb)
+        size = log.stat().st_size / 1e6
+        print(f"log: {size:.0f} MB, {lines:,} lines (page cache warm: read once first)")
+        log.read_bytes()
+        print(f"{'pattern':<12} {'matches':>9} {'pivot MB/s':>11} {'grep MB/s':>10} "
+              f"{'pivot/grep':>10} {'pivot lines/s':>14}")  # fmt: skip
+        for name, source in PATTERNS.items():
+            ours, t_ours = pivot_count(log, source)
+            theirs, t_grep = grep_count(log, source)
+            assert ours == theirs, f"{name}: pivot {ours} != grep {theirs}"
+            print(
+                f"{name:<12} {ours:>9,} {size / t_ours:>11.0f} {size / t_grep:>10.0f} "
+                f"{t_grep / t_ours:>10.2f} {lines / t_ours:>14,.0f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""How a single watcher and its metrics look in a terminal."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from pivot.cli.event_render import format_time
+
+__all__ = ["dry_run_report", "metric_table", "watcher_detail"]
+
+_STATE_STYLE = {
+    "active": "green",
+    "paused": "yellow",
+    "triggered": "cyan",
+    "completed": "dim",
+    "disabled": "bold red",
+    "removed": "dim",
+}
+
+
+def watcher_detail(watcher_id: str, entry: dict[str, Any]) -> None:
+    """Definition, state, captures, then the recent matches and actions."""
+    console = Console()
+    d = entry["definition"]
+    state = "removed" if entry.get("removed") else entry.get("state", "active")
+    head = Table.grid(padding=(0, 2))
+    head.add_row("id", watcher_id)
+    head.add_row("name", d["name"])
+    head.add_row("job", f"{entry.get('job', '')} on {entry.get('host', '')}")
+    head.add_row("state", Text(state, style=_STATE_STYLE.get(state, "")))
+    head.add_row("pattern", d["pattern"])
+    if d.get("condition"):
+        head.add_row("condition", d["condition"])
+    head.add_row("actions", ", ".join(a["type"] for a in d["actions"]))
+    c = entry.get("counts", {})
+    if c:
+        head.add_row(
+            "counts",
+            f"{c['matches']} matches, {c['actions']} actions: {c['succeeded']} ok, "
+            f"{c['failed']} failed, {c['suppressed']} suppressed",
+        )
+    if entry.get("variables"):
+        head.add_row("captures", ", ".join(f"{k}={v}" for k, v in entry["variables"].items()))
+    console.print(head)
+    today = dt.date.today()
+    if entry.get("matches"):
+        t = Table(title="recent matches", title_justify="left", box=None, header_style="bold")
+        for col in ("time", "line", "captures", "condition"):
+            t.add_column(col, overflow="fold")
+        for m in entry["matches"][-10:]:
+            t.add_row(
+                format_time(m["at"], today),
+                m["line"][:120],
+                ", ".join(f"{k}={v}" for k, v in m["captures"].items()),
+                "yes" if m["condition"] else Text("no", style="yellow"),
+            )
+        console.print(t)
+    if entry.get("actions"):
+        t = Table(title="recent actions", title_justify="left", box=None, header_style="bold")
+        for col in ("time", "action", "result", "detail"):
+            t.add_column(col, overflow="fold")
+        for a in entry["actions"][-10:]:
+            style = {"succeeded": "green", "failed": "red", "suppressed": "yellow"}
+            t.add_row(
+                format_time(a["at"], today),
+                a["type"],
+                Text(a["result"], style=style.get(a["result"], "")),
+                a["detail"][:160],
+            )
+        console.print(t)
+
+
+def metric_table(series: dict[str, list[tuple[float, float]]]) -> None:
+    """One table per series: time and value, with count, min, max and last."""
+    console = Console()
+    today = dt.date.today()
+    for name, points in sorted(series.items()):
+        values = [v for _, v in points]
+        t = Table(
+            title=f"{name}: {len(values)} samples, min {min(values):g}, max {max(values):g}, "
+            f"last {values[-1]:g}",
+            title_justify="left",
+            box=None,
+            header_style="bold",
+        )
+        t.add_column("time")
+        t.add_column("value", justify="right")
+        for at, v in points[-20:]:
+            t.add_row(format_time(at, today), f"{v:g}")
+        console.print(t)
+
+
+def dry_run_report(result: dict[str, Any]) -> None:
+    """What `pivot watchers test` found, match by match."""
+    console = Console()
+    matches = result["matches"]
+    console.print(
+        f"[bold]{escape(result['watcher'])}[/]: {result['lines']} lines, {len(matches)} matches, "
+        f"final state {result['final_state']}"
+    )
+    for m in matches:
+        console.print(f"[magenta]line {m['line_number']}[/]: {escape(m['line'][:200])}")
+        if m["captures"]:
+            shown = ", ".join(f"{k}={v!r}" for k, v in m["captures"].items())
+            console.print("  captures: " + escape(shown))
+        if m["condition_error"]:
+            console.print(f"  [red]condition error[/]: {escape(m['condition_error'])}")
+        elif not m["condition"]:
+            console.print("  condition: [yellow]false[/] (no action)")
+        for a in m["actions"]:
+            console.print(f"  [green]would run[/] {a['type']} {escape(str(a['params']))}")
+        for reason in m["suppressed"]:
+            console.print(f"  [yellow]suppressed[/]: {escape(reason)}")
+        if m["condition"] and not m["actions"] and not m["suppressed"]:
+            console.print("  (no action: the watcher is no longer active or acts at job end)")
+    for a in result["job_end_actions"]:
+        console.print(f"[cyan]at job end[/]: would run {a['type']} {escape(str(a['params']))}")

@@ -1,0 +1,180 @@
+"""`pivot watchers test | trigger | run`: dry runs, manual firing, and the runtime."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pivot.cli.store_access import StoreOption, fail, open_store
+from pivot.cli.watchers_cmd import IdArg, JsonOption, emit, load_config, user_errors
+
+__all__ = ["register"]
+
+
+def test(
+    file: Annotated[Path, typer.Argument(help="Watcher YAML to try.")],
+    log: Annotated[Path, typer.Option("--log", help="A job output file to run it over.")],
+    job_state: Annotated[
+        str | None,
+        typer.Option(
+            help="Also pretend the job then ended in this state (failed, completed, ...), "
+            "to see job-end actions.",
+            show_default=False,
+        ),
+    ] = None,
+    lines_per_second: Annotated[
+        float,
+        typer.Option(
+            help="Spread the lines over time at this rate (the rate limit counts per minute); "
+            "0: all at once.",
+            min=0,
+        ),
+    ] = 0.0,
+    json_: JsonOption = False,
+) -> None:
+    """Dry run: the watchers in FILE over the lines of a log. Runs nothing.
+
+    Shows each match with its line number, captures, condition result and
+    the actions with their parameters substituted, as a running watcher
+    would decide them (trigger limit and rate limit included).
+    """
+    from pivot.cli.watchers_cmd import _read_definitions
+    from pivot.jobs.definition import END_STATES
+    from pivot.jobs.dryrun import dry_run
+
+    if job_state is not None and job_state.lower() not in END_STATES:
+        fail(f"--job-state must be one of {', '.join(END_STATES)}")
+    with user_errors():
+        definitions = _read_definitions(file)
+        if not log.is_file():
+            fail(f"{log}: no such file")
+        results = [
+            dry_run(d, log, job_state=(job_state or "").lower(), lines_per_second=lines_per_second)
+            for d in definitions
+        ]
+    if json_:
+        emit([r.to_json() for r in results])
+        return
+    from pivot.cli.watchers_render import dry_run_report
+
+    for r in results:
+        dry_run_report(r.to_json())
+
+
+def trigger(
+    watcher_id: IdArg,
+    text: Annotated[
+        str | None,
+        typer.Option(
+            "--text",
+            help="A sample line: its captures are used (it must match the pattern). "
+            "Without it, the watcher's last captures.",
+            show_default=False,
+        ),
+    ] = None,
+    json_: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """Fire a watcher now and run its actions here (really: cancel means cancel).
+
+    The condition and the rate limit apply as for a match; every step is
+    recorded in the event log. Exit status 1 when an action failed.
+    """
+    from pivot.events.query import to_json
+    from pivot.events.watchers import ActionFailed, ActionSucceeded, ActionSuppressed
+    from pivot.jobs.manage import trigger as fire
+
+    with user_errors():
+        config = load_config()
+        opened = open_store(store)
+        try:
+            events = fire(opened, config, watcher_id, text)
+        finally:
+            opened.close()
+    failed = any(isinstance(e, ActionFailed) for e in events)
+    if json_:
+        emit([to_json(0, e.TYPE, e.to_dict()) for e in events])
+    else:
+        for e in events:
+            if isinstance(e, ActionSucceeded):
+                print(f"ok      {e.action_type}: {e.detail}")
+            elif isinstance(e, ActionFailed):
+                print(f"FAILED  {e.action_type}: {e.error}")
+            elif isinstance(e, ActionSuppressed):
+                print(f"skipped {e.action_type}: {e.reason}")
+        if not any(
+            isinstance(e, ActionSucceeded | ActionFailed | ActionSuppressed) for e in events
+        ):
+            print("nothing to run (the condition was false)")
+    if failed:
+        raise typer.Exit(1)
+
+
+def run(
+    tick: Annotated[
+        float, typer.Option(help="Seconds between wake-ups (each host is polled at its "
+                            "watchers' interval_seconds).", min=0.05)
+    ] = 1.0,
+    store: StoreOption = None,
+) -> None:  # fmt: skip
+    """Run every watcher until Ctrl-C: poll jobs, read output, act. Prints what happens.
+
+    One `squeue` per host per cycle for all its jobs, one connection per
+    SSH host. Watchers added, paused or removed meanwhile (from any shell)
+    are picked up on the next cycle. `pivot watch` runs the same inside its
+    display.
+    """
+    from pivot.jobs.runtime import start_watchers
+
+    with user_errors():
+        config = load_config()
+        opened = open_store(store, create=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    start = opened.last_seq()
+    handle = start_watchers(opened, config, tick_seconds=tick)
+    print(f"watching ({len(config.hosts)} host(s)); Ctrl-C to stop", file=sys.stderr)
+    seen = start
+
+    def show_new() -> None:
+        nonlocal seen
+        for rec in opened.read_raw(after=seen):
+            seen = rec.seq
+            line = _describe(rec.type, rec.data)
+            if line:
+                print(line, flush=True)
+
+    try:
+        while not stop.wait(0.5):
+            show_new()
+    finally:
+        handle.stop()
+        show_new()  # what happened since the last look, up to the stop
+        opened.close()
+
+
+def _describe(type_name: str, d: dict[str, Any]) -> str:
+    wid = d.get("watcher_id", "")
+    return {
+        "watcher.matched": f"{wid} matched: {str(d.get('line', ''))[:120]}",
+        "action.succeeded": f"{wid} {d.get('action_type')} ok: {d.get('detail', '')}",
+        "action.failed": f"{wid} {d.get('action_type')} FAILED: {d.get('error', '')}",
+        "action.suppressed": f"{wid} {d.get('action_type')} suppressed: {d.get('reason', '')}",
+        "watcher.state_changed": f"{wid} {d.get('old')} -> {d.get('new')} ({d.get('reason')})",
+        "job.ended": f"job {d.get('job_id')} on {d.get('host')} ended: {d.get('state')}",
+        "job.lookup_failed": f"host {d.get('host')}: lookup failed: {d.get('error')}",
+        "actor.crashed": f"{d.get('name')} crashed: {d.get('error')}",
+    }.get(type_name, "")
+
+
+def register(app: typer.Typer) -> None:
+    """Add test, trigger and run to the watchers group."""
+    app.command("test")(test)
+    app.command("trigger")(trigger)
+    app.command("run")(run)

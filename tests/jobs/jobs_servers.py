@@ -1,0 +1,85 @@
+"""Shared servers for the job-watcher tests: one SLURM cluster and one sshd per session.
+
+Test modules import the fixtures they use (``from jobs_servers import slurm``);
+the suite keeps a single conftest.py (see
+docs/solutions/nested-conftest-shadows-require.md). A fixture imported into
+several modules gets one definition per module, so the servers themselves are
+cached here and stopped when the test process exits: one cluster and one sshd
+per session whatever the number of modules.
+"""
+
+from __future__ import annotations
+
+import atexit
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import slurm_cluster
+import sshd_server
+
+from pivot.jobs.config import Config, HostConfig
+
+_servers: dict[str, Any] = {}
+
+
+def _require(available: bool, what: str) -> None:
+    from conftest import require  # tests/conftest.py, the suite's only conftest
+
+    require(available, what)
+
+
+@pytest.fixture(scope="session")
+def slurm() -> slurm_cluster.Cluster:
+    _require(slurm_cluster.available(), "a local SLURM (slurmctld, slurmd, munged; as root)")
+    if "slurm" not in _servers:
+        root = Path(tempfile.mkdtemp(prefix="pivot-slurm-"))
+        root.chmod(0o755)  # munged (user munge) must reach its directory
+        cluster = slurm_cluster.start(root / "cluster")
+        _servers["slurm"] = cluster
+        atexit.register(cluster.stop)
+    server: slurm_cluster.Cluster = _servers["slurm"]
+    return server
+
+
+@pytest.fixture(scope="session")
+def sshd() -> sshd_server.Sshd:
+    _require(sshd_server.available(), "OpenSSH server (sshd) as root")
+    if "sshd" not in _servers:
+        server = sshd_server.start(Path(tempfile.mkdtemp(prefix="pivot-sshd-")))
+        _servers["sshd"] = server
+        atexit.register(server.stop)
+    found: sshd_server.Sshd = _servers["sshd"]
+    return found
+
+
+@pytest.fixture
+def job_dir(slurm: slurm_cluster.Cluster) -> Iterator[Path]:
+    # Jobs run as root in a directory everyone can read (not pytest's 0700 tmp).
+    d = Path(tempfile.mkdtemp(prefix="pivot-job-"))
+    d.chmod(0o755)
+    yield d
+
+
+@pytest.fixture
+def make_config(
+    slurm: slurm_cluster.Cluster,
+) -> Callable[..., Config]:
+    def make(ssh: sshd_server.Sshd | None = None, **kw: object) -> Config:
+        env = {"SLURM_CONF": str(slurm.conf)}
+        hosts = {"local": HostConfig("local", env=env)}
+        if ssh is not None:
+            hosts["cluster"] = HostConfig(
+                "cluster",
+                hostname="127.0.0.1",
+                port=ssh.port,
+                username=ssh.user,
+                known_hosts=str(ssh.known_hosts),
+                identity_file=str(ssh.client_key),
+                env=env,
+            )
+        return Config(hosts=hosts, **kw)  # type: ignore[arg-type]
+
+    return make
