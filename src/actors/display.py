@@ -31,6 +31,7 @@ from rich.text import Text
 from pivot.actors.base import Context, Shell
 from pivot.actors.messages import ForceAll
 from pivot.events.base import Event
+from pivot.terminal import plain, printable
 from pivot.watch.board import Board, json_line, plain_line
 
 __all__ = ["Display", "KeyReader", "render_board"]
@@ -60,7 +61,10 @@ def render_board(board: Board, now: float | None = None) -> Group:
         else:
             duration = "" if row.duration is None else f"{row.duration:.2f}s"
         table.add_row(
-            row.name, Text(row.state, STATE_STYLE.get(row.state, "")), duration, row.reason
+            plain(row.name),
+            Text(row.state, STATE_STYLE.get(row.state, "")),
+            duration,
+            plain(row.reason),
         )
     status = "running" if board.wave_running else "idle, watching"
     wave = (
@@ -68,11 +72,11 @@ def render_board(board: Board, now: float | None = None) -> Group:
         if board.wave
         else "no wave yet"
     )
-    header = Text(f"pivot watch: {status}; {wave}   keys: f = force all, q = quit")
+    header = plain(f"pivot watch: {status}; {wave}   keys: f = force all, q = quit")
     parts: list[Any] = [header, table]
-    parts.append(Panel("\n".join(board.recent) or "(none yet)", title="recent events"))
+    parts.append(Panel(plain("\n".join(board.recent) or "(none yet)"), title="recent events"))
     if board.error:
-        parts.append(Panel(Text(board.error, "red"), title="error", border_style="red"))
+        parts.append(Panel(plain(board.error, "red"), title="error", border_style="red"))
     return Group(*parts)
 
 
@@ -175,7 +179,8 @@ class Display(Shell):
         elif self.mode == "plain":
             line = plain_line(e)
             if line is not None:
-                self._write(time.strftime("%H:%M:%S ", time.localtime(e.at)) + line)
+                stamp = time.strftime("%H:%M:%S ", time.localtime(e.at))
+                self._write(stamp + printable(line))
         else:
             with self.lock:
                 self.board.apply(e)

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from pivot.events.base import event_types
 from pivot.events.query import subject
+from pivot.terminal import plain
 
 __all__ = ["event_style", "event_table", "format_time"]
 
@@ -102,8 +103,8 @@ def event_table(rows: Iterable[tuple[int, str, Mapping[str, Any]]], header: bool
             str(seq),
             format_time(float(fields.get("at", 0.0)), today),
             Text(type_name, style=event_style(type_name)),
-            what,
-            str(fields.get("actor", "")),
-            details(fields, what, defaults.setdefault(type_name, _defaults(type_name))),
+            plain(what),
+            plain(fields.get("actor", "")),
+            plain(details(fields, what, defaults.setdefault(type_name, _defaults(type_name)))),
         )
     return table

@@ -10,6 +10,7 @@ import typer
 from pivot.cli import watchers_run
 from pivot.cli.store_access import StoreOption, open_store
 from pivot.cli.watchers_cmd import JsonOption, emit, load_config, user_errors, watchers_app
+from pivot.terminal import plain
 
 jobs_app = typer.Typer(
     help="SLURM jobs: submit a script with its embedded watchers, list known jobs.",
@@ -95,7 +96,9 @@ def list_(
             table.add_column(col)
         for r in rows:
             table.add_row(
-                r["host"], r["job_id"], r["name"], r["state"], str(r["watchers"]), r["resubmit_of"]
+                *(plain(r[k]) for k in ("host", "job_id", "name", "state")),
+                str(r["watchers"]),
+                plain(r["resubmit_of"]),
             )
         Console().print(table)
     for h, err in errors.items():

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pivot.cli.event_render import format_time
+from pivot.terminal import plain
 
 __all__ = ["render_view"]
 
@@ -52,12 +53,12 @@ def pipeline_status(view: dict[str, Any]) -> RenderableType:
         table.add_column(name, overflow="fold")
     for stage, s in sorted(view.get("stages", {}).items()):
         table.add_row(
-            stage,
+            plain(stage),
             _state(s["state"]),
             _when(s["last_run"]),
             _seconds(s["duration"]),
-            _short(s["reason"]),
-            Text(_short(s["last_error"]), style="red"),
+            plain(_short(s["reason"])),
+            plain(_short(s["last_error"]), style="red"),
         )
     parts: list[RenderableType] = [table]
     wave = view.get("wave")
@@ -73,7 +74,7 @@ def pipeline_status(view: dict[str, Any]) -> RenderableType:
     error = view.get("pipeline_error")
     if error:
         where = f" ({error['file']}:{error['line']})" if error.get("file") else ""
-        parts.append(Text(f"pipeline invalid{where}: {error['error']}", style="bold red"))
+        parts.append(plain(f"pipeline invalid{where}: {error['error']}", style="bold red"))
     if not view.get("stages"):
         parts.append(Text("no stage events recorded", style="dim"))
     return Group(*parts)
@@ -95,7 +96,7 @@ def watcher_stats(view: dict[str, Any]) -> RenderableType:
         actions.add_column(name, justify="left" if name == "type" else "right")
     for action, c in view["events_by_action"].items():
         actions.add_row(
-            action,
+            plain(action),
             str(c["total"]),
             Text(str(c["success"]), style="green"),
             Text(str(c["failed"]), style="red" if c["failed"] else ""),
@@ -105,7 +106,7 @@ def watcher_stats(view: dict[str, Any]) -> RenderableType:
     for name in ("id", "name", "job", "events"):
         top.add_column(name, justify="right" if name == "events" else "left")
     for w in view["top_watchers"]:
-        top.add_row(w["id"], w["name"], w["job"], str(w["events"]))
+        top.add_row(plain(w["id"]), plain(w["name"]), plain(w["job"]), str(w["events"]))
     return Group(head, Text(""), actions, Text(""), top)
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pivot.cli.event_render import format_time
+from pivot.terminal import plain
 
 __all__ = ["dry_run_report", "metric_table", "watcher_detail"]
 
@@ -30,13 +31,13 @@ def watcher_detail(watcher_id: str, entry: dict[str, Any]) -> None:
     d = entry["definition"]
     state = "removed" if entry.get("removed") else entry.get("state", "active")
     head = Table.grid(padding=(0, 2))
-    head.add_row("id", watcher_id)
-    head.add_row("name", d["name"])
-    head.add_row("job", f"{entry.get('job', '')} on {entry.get('host', '')}")
+    head.add_row("id", plain(watcher_id))
+    head.add_row("name", plain(d["name"]))
+    head.add_row("job", plain(f"{entry.get('job', '')} on {entry.get('host', '')}"))
     head.add_row("state", Text(state, style=_STATE_STYLE.get(state, "")))
-    head.add_row("pattern", d["pattern"])
+    head.add_row("pattern", plain(d["pattern"]))
     if d.get("condition"):
-        head.add_row("condition", d["condition"])
+        head.add_row("condition", plain(d["condition"]))
     head.add_row("actions", ", ".join(a["type"] for a in d["actions"]))
     c = entry.get("counts", {})
     if c:
@@ -46,7 +47,9 @@ def watcher_detail(watcher_id: str, entry: dict[str, Any]) -> None:
             f"{c['failed']} failed, {c['suppressed']} suppressed",
         )
     if entry.get("variables"):
-        head.add_row("captures", ", ".join(f"{k}={v}" for k, v in entry["variables"].items()))
+        head.add_row(
+            "captures", plain(", ".join(f"{k}={v}" for k, v in entry["variables"].items()))
+        )
     console.print(head)
     today = dt.date.today()
     if entry.get("matches"):
@@ -56,8 +59,8 @@ def watcher_detail(watcher_id: str, entry: dict[str, Any]) -> None:
         for m in entry["matches"][-10:]:
             t.add_row(
                 format_time(m["at"], today),
-                m["line"][:120],
-                ", ".join(f"{k}={v}" for k, v in m["captures"].items()),
+                plain(m["line"][:120]),
+                plain(", ".join(f"{k}={v}" for k, v in m["captures"].items())),
                 "yes" if m["condition"] else Text("no", style="yellow"),
             )
         console.print(t)
@@ -71,7 +74,7 @@ def watcher_detail(watcher_id: str, entry: dict[str, Any]) -> None:
                 format_time(a["at"], today),
                 a["type"],
                 Text(a["result"], style=style.get(a["result"], "")),
-                a["detail"][:160],
+                plain(a["detail"][:160]),
             )
         console.print(t)
 

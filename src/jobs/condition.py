@@ -114,6 +114,8 @@ class Condition:
             raise
         except (ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
             raise ConditionError(f"condition {self.source!r} failed: {exc}") from None
+        except (MemoryError, RecursionError):
+            raise ConditionError(f"condition {self.source!r} needs too much memory") from None
 
 
 def compile_condition(source: str, names: Sequence[str]) -> Condition:  # noqa: PLR0912
@@ -153,6 +155,13 @@ def compile_condition(source: str, names: Sequence[str]) -> Condition:  # noqa: 
             and isinstance(node.left.value if isinstance(node.left, ast.Constant) else "", str)
         ):
             raise ConditionError(f"condition {source!r}: string formatting with % is not allowed")
+        elif (
+            isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.Mult)
+            and isinstance(node.left, ast.Tuple | ast.List)
+            | isinstance(node.right, ast.Tuple | ast.List)
+        ):
+            raise ConditionError(f"condition {source!r}: repeating a tuple is not allowed")
         elif isinstance(node, ast.Constant) and not isinstance(
             node.value, int | float | str | bool | type(None)
         ):
@@ -185,6 +194,27 @@ def _fold_constants(source: str, tree: ast.Expression) -> None:
             raise ConditionError(f"condition {source!r}: {exc}") from None
         except (ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
             raise ConditionError(f"condition {source!r} always fails: {exc}") from None
+        except (MemoryError, RecursionError):
+            raise ConditionError(f"condition {source!r} needs too much memory") from None
+
+
+def _weight(value: Any) -> int:
+    """An upper bound on the characters ``str(value)`` takes, computed without building it.
+
+    Nested tuples count every element at every level, so ``((s,) * n,) * m``
+    weighs ``len(s) * n * m``, not ``m``. Strings count four per character
+    (``repr`` inside a tuple may escape each one as ``\\xNN``).
+    """
+    if isinstance(value, str):
+        return 4 * len(value) + 2
+    if isinstance(value, tuple | list):
+        total = 2
+        for item in value:
+            total += _weight(item) + 2
+            if total > MAX_STRING * 4:
+                break
+        return total
+    return 32  # numbers (at most MAX_INT_BITS bits), booleans, None
 
 
 def _check_size(value: Any) -> Any:
@@ -192,7 +222,9 @@ def _check_size(value: Any) -> Any:
         return value
     if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
         raise ConditionError(f"integer larger than {MAX_INT_BITS} bits")
-    if isinstance(value, str | list | tuple) and len(value) > MAX_STRING:
+    if isinstance(value, str) and len(value) > MAX_STRING:
+        raise ConditionError(f"value longer than {MAX_STRING}")
+    if isinstance(value, tuple | list) and _weight(value) > MAX_STRING * 4:
         raise ConditionError(f"value longer than {MAX_STRING}")
     return value
 
@@ -243,9 +275,9 @@ class _Evaluator:
         if isinstance(node, ast.IfExp):
             return self.eval(node.body) if self.eval(node.test) else self.eval(node.orelse)
         if isinstance(node, ast.Tuple | ast.List):
-            return tuple(self.eval(e) for e in node.elts)
+            return _check_size(tuple(self.eval(e) for e in node.elts))
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            args = [self.eval(a) for a in node.args]
+            args = [_check_size(self.eval(a)) for a in node.args]
             if node.func.id == "int" and args and isinstance(args[0], str) and len(args[0]) > 100:
                 raise ConditionError("int() of a string longer than 100 characters")
             return _check_size(_FUNCTIONS[node.func.id](*args))
@@ -257,10 +289,19 @@ class _Evaluator:
         if isinstance(op, ast.Mult):
             for seq, n in ((left, right), (right, left)):
                 if (
-                    isinstance(seq, str | tuple)
+                    isinstance(seq, str)
                     and isinstance(n, int)
                     and len(seq) * max(n, 0) > MAX_STRING
                 ):
                     raise ConditionError(f"value longer than {MAX_STRING}")
+                if isinstance(seq, tuple) and isinstance(n, int):
+                    raise ConditionError("repeating a tuple is not allowed")
+        if (
+            isinstance(op, ast.Add)
+            and isinstance(left, tuple)
+            and isinstance(right, tuple)
+            and _weight(left) + _weight(right) > MAX_STRING * 4
+        ):
+            raise ConditionError(f"value longer than {MAX_STRING}")
         if isinstance(op, ast.Mod) and isinstance(left, str):
             raise ConditionError("string formatting with % is not allowed")

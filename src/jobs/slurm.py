@@ -260,13 +260,37 @@ _SHORT = {
 }
 
 
+_OPTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
+# One #SBATCH token: no whitespace of any kind (str.isspace also covers the
+# form feeds, vertical tabs and Unicode separators that other line splitters
+# treat as line ends), no quotes or backslashes that sbatch's parser would
+# interpret, no control characters.
+_OPTION_VALUE = re.compile(r"[^\s\"'\\\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def _check_option(key: str, value: str) -> None:
+    """Refuse a modification that could add a line or an option of its own.
+
+    Values come from watcher definitions and, through substitution, from job
+    output: each must stay a single ``--key=value`` token on its own line.
+    """
+    if not _OPTION_NAME.fullmatch(key):
+        raise ScriptError(f"modification key {key!r} is not an sbatch option name")
+    if not _OPTION_VALUE.fullmatch(value):
+        raise ScriptError(
+            f"modification {key}={value!r} is not a single sbatch value "
+            "(empty, or has whitespace, quotes, backslashes or control characters)"
+        )
+
+
 def apply_modifications(script: str, modifications: Mapping[str, object]) -> str:
     """Set ``#SBATCH --opt=value`` for each modification, replacing or adding the line."""
-    lines = script.splitlines()
+    lines = script.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     pending = {k.lstrip("-"): str(v) for k, v in modifications.items()}
     for key, value in pending.items():
-        if "\n" in value or "\r" in value or "\n" in key:
-            raise ScriptError(f"modification {key!r} contains a newline")
+        _check_option(key, value)
     last_option = 0
     for i, line in enumerate(lines):
         m = _OPTION_LINE.match(line.strip())
@@ -292,7 +316,10 @@ def set_remaining_resubmits(script: str, value: int) -> str:
     """Rewrite ``remaining_resubmits: N`` in embedded watcher blocks to ``value``."""
     out: list[str] = []
     inside = False
-    for line in script.splitlines():
+    lines = script.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for line in lines:
         stripped = line.strip()
         if stripped.startswith("#WATCHER_BEGIN"):
             inside = True

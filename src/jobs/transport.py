@@ -143,6 +143,9 @@ class SshTransport:
         self._conn: Any = None
         self._sftp: Any = None
         self._lock = asyncio.Lock()
+        self._sftp_lock = asyncio.Lock()
+        # Reads in flight at once on the connection (SFTP requests are pipelined).
+        self._read_slots = asyncio.Semaphore(64)
         self._failures = 0
         self._retry_at = 0.0
         self._backoff_cap = backoff_cap
@@ -210,8 +213,9 @@ class SshTransport:
 
     async def _sftp_client(self) -> Any:
         conn = await self._connection()
-        if self._sftp is None:
-            self._sftp = await conn.start_sftp_client()
+        async with self._sftp_lock:  # concurrent reads share one SFTP session
+            if self._sftp is None:
+                self._sftp = await conn.start_sftp_client()
         return self._sftp
 
     async def stat_many(self, paths: Sequence[str]) -> dict[str, FileStat]:
@@ -236,7 +240,7 @@ class SshTransport:
         self.counters["reads"] += 1
         try:
             sftp = await self._sftp_client()
-            async with sftp.open(path, "rb") as fh:
+            async with self._read_slots, sftp.open(path, "rb") as fh:
                 data = await fh.read(length, offset)
         except (OSError, asyncssh.Error) as exc:
             if isinstance(exc, asyncssh.SFTPError):

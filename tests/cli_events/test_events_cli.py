@@ -233,3 +233,23 @@ def test_catalogue_command(tmp_path: Path) -> None:
     assert "is stale" in err
     rows = json.loads(run("events", "catalogue", "--json")[0])
     assert {"stage.failed", "watcher.matched", "actor.crashed"} <= {r["type"] for r in rows}
+
+
+def test_outside_text_is_shown_literally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stage's error text and a job's output line are outside text: rich
+    # markup in them is shown as written (an unbalanced "[/]" used to crash),
+    # terminal escapes are made visible.
+    monkeypatch.delenv("PIVOT_EVENT_STORE", raising=False)
+    (tmp_path / "pipeline.py").write_text("")
+    with EventStore.open(tmp_path / ".pivot" / "events.db") as store:
+        store.append(
+            [
+                StageFailed(stage="s[/]", error="RuntimeError: [/] [bold]x\x1b[2J", at=1.0),
+                WatcherMatched(watcher_id="w", match_id="m", line="[link=http://e]y[/]", at=2.0),
+            ]
+        )
+    monkeypatch.chdir(tmp_path)
+    out, _ = run("events")
+    assert "RuntimeError: [/] [bold]x\\x1b[2J" in out
+    assert "s[/]" in out and "[link=http://e]y[/]" in out
+    assert "\x1b" not in out

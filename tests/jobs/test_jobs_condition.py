@@ -84,6 +84,11 @@ ESCAPES = [
     "x = 1",
     "loss <",
     "1 / 0",
+    # memory blow-ups through tuples: repetition and str() of a nested tuple
+    "len(str((('a' * 9999,) * 10000,) * 10000)) > 0",
+    "len(str((1,) * 10000)) > 0",
+    "len(str((msg,) * 100)) > 0",
+    "len(str(((((('a' * 9000,) + ('a' * 9000,)) + ('a' * 9000,)),),))) > 0",
 ]
 
 
@@ -121,3 +126,10 @@ def test_bad_value_is_an_error_not_a_crash() -> None:
     cond = compile_condition("float(loss) < 1", NAMES)
     with pytest.raises(ConditionError, match="failed"):
         cond.evaluate({"loss": "nan-ish"})
+
+
+def test_tuples_built_from_captured_values_are_bounded_at_evaluation() -> None:
+    cond = compile_condition("len(str((msg, msg, msg, msg, msg))) > 0", NAMES)
+    with pytest.raises(ConditionError, match="longer than"):
+        cond.evaluate({"msg": "x" * 9000})
+    assert cond.evaluate({"msg": "x" * 100})

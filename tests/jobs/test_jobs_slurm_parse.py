@@ -83,3 +83,53 @@ def test_remaining_resubmits_rewritten_only_in_watcher_blocks() -> None:
     out = slurm.set_remaining_resubmits(SCRIPT + "# remaining_resubmits: 9\n", 1)
     assert "#     params: {remaining_resubmits: 1}" in out
     assert out.endswith("# remaining_resubmits: 9\n")
+
+
+# Captured job output reaches modification values through substitution: any
+# of these would end the #SBATCH line (for bash, or for a line splitter that
+# treats more than "\n" as a line end) or smuggle in a second sbatch option.
+_HOSTILE_VALUES = [
+    "1G\necho pwned",
+    "1G\r\necho pwned",
+    "1:00:00\x0ctouch /tmp/PWNED #",
+    "1\x0btouch /tmp/PWNED",
+    "1\x1ctouch /tmp/PWNED",
+    "1\x85touch /tmp/PWNED",
+    "1\u2028touch /tmp/PWNED",
+    "1 --output=~/.bashrc",
+    "1\t--output=~/.bashrc",
+    '"1" --wrap="id"',
+    "1\\\nid",
+    "",
+]
+
+
+@pytest.mark.parametrize("value", _HOSTILE_VALUES)
+def test_modification_values_cannot_add_lines_or_options(value: str) -> None:
+    with pytest.raises(slurm.ScriptError):
+        slurm.apply_modifications(SCRIPT, {"time": value})
+
+
+@pytest.mark.parametrize("key", ["time --wrap", "mem\nid", "", "--", "a=b"])
+def test_modification_keys_must_be_option_names(key: str) -> None:
+    with pytest.raises(slurm.ScriptError):
+        slurm.apply_modifications(SCRIPT, {key: "1"})
+
+
+def test_ordinary_sbatch_values_are_accepted() -> None:
+    mods = {
+        "time": "1-00:00:00",
+        "gres": "gpu:a100:2",
+        "output": "logs/%x-%j.out",
+        "constraint": "a100|v100",
+        "mem": "16G",
+    }
+    out = slurm.apply_modifications(SCRIPT, mods)
+    for key, value in mods.items():
+        assert f"#SBATCH --{key}={value}" in out.split("\n")
+
+
+def test_line_splitting_keeps_exotic_separators_inside_their_line() -> None:
+    script = "#!/bin/bash\n#SBATCH -t 1\necho 'a\x0cb'\n"
+    assert slurm.set_remaining_resubmits(script, 1) == script
+    assert slurm.apply_modifications(script, {"mem": "1G"}).count("\n") == 4
