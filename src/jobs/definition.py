@@ -18,6 +18,7 @@ import yaml
 
 from pivot.jobs.condition import Condition, ConditionError, compile_condition
 from pivot.jobs.patterns import CompiledPattern, PatternError, compile_pattern
+from pivot.jobs.substitute import placeholders
 
 __all__ = [
     "ACTION_PARAMS",
@@ -224,17 +225,63 @@ def _one(item: Any, source: str, offset: int) -> WatcherDefinition:
             "captures",
         )
     definition = WatcherDefinition(**kwargs)
+    _check_references(definition, pattern.group_count, err)
+    return definition
+
+
+def _check_references(definition: WatcherDefinition, group_count: int, err: Any) -> None:
+    """The condition's names, the actions' placeholders and the end states all exist."""
     try:
         definition.compiled_condition()
     except ConditionError as exc:
         raise err(str(exc), "condition") from None
+    problem = _unknown_placeholder(definition, group_count)
+    if problem:
+        raise err(problem, "actions")
     for state in definition.job_end_states:
         if state not in END_STATES:
             raise err(
                 f"unknown job end state {state!r} (known: {', '.join(END_STATES)})",
                 "job_end_states",
             )
-    return definition
+
+
+BUILTIN_NAMES = ("JOB_ID", "HOSTNAME", "JOB_STATE", "WATCHER_NAME")
+
+
+def _templates(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _templates(v)]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _templates(v)]
+    return []
+
+
+def _unknown_placeholder(definition: WatcherDefinition, group_count: int) -> str | None:
+    """Say which placeholder of which action can never get a value, if any.
+
+    A typo such as ``$eror`` or ``$7`` with three groups would otherwise fire
+    as literal text at three in the morning; it is a definition error instead.
+    """
+    names = set(definition.variable_names()) | set(BUILTIN_NAMES)
+    for action in definition.actions:
+        params = {k: v for k, v in action.params.items() if k != "url"}  # URLs are not substituted
+        for template in _templates(params):
+            for key in placeholders(template):
+                if key.isdigit() and int(key) <= group_count:
+                    continue
+                if not key.isdigit() and key in names:
+                    continue
+                what = f"group {key}" if key.isdigit() else f"name {key!r}"
+                known = ", ".join(sorted(names))
+                return (
+                    f"{action.type}: placeholder ${key} refers to {what}, which this watcher "
+                    f"never captures (the pattern has {group_count} groups; names: {known}); "
+                    "write $$ for a literal dollar"
+                )
+    return None
 
 
 def _coerce(key: str, value: Any, err: Any) -> Any:  # noqa: PLR0911, PLR0912 - one rule per key

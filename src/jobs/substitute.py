@@ -3,8 +3,9 @@
 One left-to-right pass with a single regular expression: a value put in is
 never looked at again (no re-substitution), and ``$10`` is group ten, never
 group one followed by ``0``. ``$$`` is a literal dollar. A placeholder with no
-value (``$7`` when the pattern has three groups, an unknown name) is left as
-written, so a typo is visible rather than silently empty.
+value is left as written; watcher definitions refuse such placeholders up front
+(:mod:`pivot.jobs.definition`), so at run time this only covers ``${JOB_STATE}``
+before the job has ended.
 """
 
 from __future__ import annotations

@@ -134,3 +134,34 @@ def test_resubmit_params_checked() -> None:
     assert d.actions[0].params["remaining_resubmits"] == 2
     with pytest.raises(DefinitionError, match=">= 0"):
         parse_watchers(base.replace("P", "remaining_resubmits: -1"))
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("OOM: $eror", "placeholder $eror refers to name 'eror'"),
+        ("OOM: ${7}", "placeholder $7 refers to group 7"),
+        ("OOM: $3", "placeholder $3 refers to group 3"),
+    ],
+)
+def test_placeholders_that_can_never_get_a_value_are_definition_errors(
+    template: str, message: str
+) -> None:
+    text = (
+        "name: oom\npattern: '(\\w+) at (?P<step>\\d+)'\ncaptures: [error]\n"
+        f"actions:\n  - type: log_event\n    params: {{message: '{template}'}}\n"
+    )
+    with pytest.raises(DefinitionError) as info:
+        parse_watchers(text, "oom.yaml")
+    assert str(info.value).startswith("oom.yaml:4: "), str(info.value)
+    assert message in str(info.value)
+
+
+def test_known_placeholders_and_escaped_dollars_are_accepted() -> None:
+    text = (
+        "name: oom\npattern: '(\\w+) at (?P<step>\\d+)'\ncaptures: [error]\n"
+        "actions:\n  - type: log_event\n    params: {message: "
+        "'$0 $1 $2 $error ${step} ${JOB_ID} $HOSTNAME ${WATCHER_NAME} $JOB_STATE costs $$5'}\n"
+    )
+    [definition] = parse_watchers(text, "oom.yaml")
+    assert definition.actions[0].params["message"].endswith("costs $$5")
