@@ -210,6 +210,7 @@ def bench_entr(root: Path, edits: int) -> list[float] | None:
 def bench_code(root: Path, edits: int, standby: bool) -> list[float]:
     proc, ev = start_watch(root, *([] if standby else ["--no-standby"]))
     out: list[float] = []
+    worst: list[str] = []
     helpers = root / "helpers.py"
     tag = "s" if standby else "n"
     try:
@@ -229,9 +230,19 @@ def bench_code(root: Path, edits: int, standby: bool) -> list[float]:
 
             out.append(poll(seen) - t0)
             ev.wait(lambda items, n=n: [e for e in items[n:] if e["type"] == "wave.finished"])
+            if out[-1] == max(out):
+                worst = [
+                    f"{e['type']}@{(e['at'] - t0) * 1000:.0f}ms"
+                    for e in ev.items[n:]
+                    if e["type"] in SHOWN
+                ]
     finally:
         stop(proc)
+    print(f"  slowest code-change sample ({'standby' if standby else 'no standby'}): {worst}")
     return out
+
+
+SHOWN = ("changes.detected", "pipeline.reloaded", "workers.restarted", "stage.started")
 
 
 def bench_loader(root: Path, n: int = 10) -> list[float]:
@@ -261,12 +272,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=50)
     parser.add_argument("--code-edits", type=int, default=20)
+    parser.add_argument("--only", choices=["data", "code"], default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = project(Path(tmp))
         print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
-        by_event, by_stage = bench_data(root, args.edits)
-        entr = bench_entr(root, args.edits)
+        if args.only != "code":
+            report_data(root, args.edits)
+        if args.only != "data":
+            report_code(root, args.code_edits)
+
+
+def report_data(root: Path, edits: int) -> None:
+    if True:
+        by_event, by_stage = bench_data(root, edits)
+        entr = bench_entr(root, edits)
         print("data change -> affected stage started (default debounce 100 ms)")
         print("  " + fmt("pivot watch: stage.started event", by_event))
         print("  " + fmt("pivot watch: stage body running in worker", by_stage))
@@ -276,8 +296,12 @@ def main() -> None:
             print("  " + fmt("entr -n -p python stage_cmd.py", entr))
             ratio = percentile(by_stage, 0.5) / percentile(entr, 0.5)
             print(f"  ratio pivot/entr (p50, stage body running): {ratio:.2f}")
-        standby = bench_code(root, args.code_edits, standby=True)
-        cold = bench_code(root, args.code_edits, standby=False)
+
+
+def report_code(root: Path, edits: int) -> None:
+    if True:
+        standby = bench_code(root, edits, standby=True)
+        cold = bench_code(root, edits, standby=False)
         print("code change -> stage running in fresh workers, new code")
         print("  " + fmt("pivot watch (standby pool, default)", standby))
         print("  " + fmt("pivot watch --no-standby", cold))

@@ -223,6 +223,7 @@ def dag(
     fmt: Annotated[
         DagFormat, typer.Option("--format", "-F", help="text, mermaid, dot or json.")
     ] = DagFormat.text,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     pipeline: PipelineOpt = None,
 ) -> None:
     """Show the stage graph: which stage feeds which, through which paths.
@@ -234,6 +235,8 @@ def dag(
     from pivot.pipeline.errors import PipelineError
     from pivot.pipeline.loader import load_pipeline
 
+    if as_json:
+        fmt = DagFormat.json
     try:
         graph = build_graph(load_pipeline(pipeline))
     except PipelineError as exc:

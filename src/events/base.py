@@ -123,59 +123,71 @@ def decode(type_name: str, version: int, data: JSONDict) -> Event:
         raise EventDecodeError(
             f"{type_name} v{version} was written by a newer pivot (this one reads v{cls.VERSION})"
         )
-    shape = _shape(cls)
-    if shape.plain and data.keys() <= shape.names and shape.required <= data.keys():
-        # Fast path, taken by every replay: fill the instance's __dict__
-        # directly. Frozen dataclass __init__ pays one object.__setattr__ per
-        # field; this is equivalent for classes without __post_init__/slots.
-        ev = object.__new__(cls)
-        fields = ev.__dict__
-        fields.update(shape.defaults)
-        fields.update(data)
-        for name, factory in shape.factories:
-            if name not in data:
-                fields[name] = factory()
-        for key, value in data.items():
-            if type(value) is list:
-                fields[key] = _thaw(value)
+    build = _BUILDERS.get(cls)
+    if build is None:
+        build = _BUILDERS[cls] = _builder(cls)
+    ev = build(data)
+    if ev is not None:
         return ev
+    names = _field_names(cls)
     try:
-        return cls(**{k: _thaw(v) for k, v in data.items() if k in shape.names})
+        return cls(**{k: _thaw(v) for k, v in data.items() if k in names})
     except TypeError as exc:
         raise EventDecodeError(f"{type_name} v{version}: {exc}") from exc
 
 
-@dataclasses.dataclass(frozen=True)
-class _Shape:
-    """What decoding needs to know about an event class, computed once."""
-
-    names: frozenset[str]
-    required: frozenset[str]
-    defaults: dict[str, Any]
-    factories: tuple[tuple[str, Callable[[], Any]], ...]
-    plain: bool  # no __post_init__ and no __slots__: __dict__ may be filled directly
+_BUILDERS: dict[type[Event], Callable[[JSONDict], Event | None]] = {}
+_SCALARS = frozenset({"str", "int", "float", "bool", "None"})
 
 
-_SHAPES: dict[type[Event], _Shape] = {}
+def _may_hold_list(annotation: object) -> bool:
+    # Annotations are strings here (``from __future__ import annotations``).
+    parts = [p.strip() for p in str(annotation).split("|")]
+    return not all(p in _SCALARS or p.startswith(("dict", "Mapping")) for p in parts)
 
 
-def _shape(cls: type[Event]) -> _Shape:
-    shape = _SHAPES.get(cls)
-    if shape is None:
-        fields = dataclasses.fields(cls)
-        missing = dataclasses.MISSING
-        shape = _SHAPES[cls] = _Shape(
-            names=frozenset(f.name for f in fields),
-            required=frozenset(
-                f.name for f in fields if f.default is missing and f.default_factory is missing
-            ),
-            defaults={f.name: f.default for f in fields if f.default is not missing},
-            factories=tuple(
-                (f.name, f.default_factory) for f in fields if f.default_factory is not missing
-            ),
-            plain=not hasattr(cls, "__post_init__") and not hasattr(cls, "__slots__"),
-        )
-    return shape
+def _builder(cls: type[Event]) -> Callable[[JSONDict], Event | None]:
+    """A fast constructor for stored data of ``cls``'s current version.
+
+    Frozen dataclass ``__init__`` pays one ``object.__setattr__`` per field,
+    which dominated replays. For classes without ``__post_init__`` or slots,
+    filling a new instance's ``__dict__`` (defaults, then the stored fields,
+    JSON lists turned back into tuples) is equivalent. It declines (returns
+    None, and ``__init__`` reports the problem) when a required field is
+    missing or an unknown one is present.
+    """
+    fields = dataclasses.fields(cls)
+    missing = dataclasses.MISSING
+    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__"):
+        return lambda data: None
+    names = frozenset(f.name for f in fields)
+    required = frozenset(
+        f.name for f in fields if f.default is missing and f.default_factory is missing
+    )
+    defaults = {f.name: f.default for f in fields if f.default is not missing}
+    factories = tuple(
+        (f.name, f.default_factory) for f in fields if f.default_factory is not missing
+    )
+    sequences = tuple(f.name for f in fields if _may_hold_list(f.type))
+    new = object.__new__
+
+    def build(data: JSONDict) -> Event | None:
+        keys = data.keys()
+        if not (keys <= names and required <= keys):
+            return None
+        ev: Event = new(cls)
+        values = ev.__dict__
+        values.update(defaults)
+        values.update(data)
+        for name, factory in factories:
+            if name not in values:
+                values[name] = factory()
+        for name in sequences:
+            if type(values[name]) is list:
+                values[name] = _thaw(values[name])
+        return ev
+
+    return build
 
 
 def _thaw(value: Any) -> Any:

@@ -170,3 +170,33 @@ def test_code_cache_skips_parsing_unchanged_files_but_sees_edits(tmp_path: Path)
     edited = load_pipeline(project.root / "pipeline.py").stage("clean")
     changed = {k for k in edited.code if edited.code[k] != first.code[k]}
     assert changed == {"helpers.py:twice"}
+
+
+def test_recorded_output_hashes_match_the_files(tmp_path: Path) -> None:
+    """Watch mode tells the stages' own writes apart by these hashes."""
+    from pivot.events.store import EventStore
+    from pivot.pipeline.hashing import FileHasher, hash_bytes
+    from pivot.pipeline.state import StateStore
+
+    project = make_project(tmp_path)
+    spec = _project(project)
+    project.cli("run")
+    state = StateStore.open(spec.root)
+    try:
+        records = state.records()
+    finally:
+        state.close()
+    clean = records["clean"]
+    assert clean.outs == {"data/clean.csv": hash_bytes(b"a,1\n")}
+    assert clean.deps == {"data/raw.csv": hash_bytes(b"a,1\n")}
+    assert clean.params == {"threshold": 0.5}
+    hasher = FileHasher(spec.root, {})
+    assert records["stats"].outs == {"reports": hasher.hash("reports")}
+    store = EventStore.open(str(project.root / ".pivot/events.db"))
+    try:
+        succeeded = {r.event.stage: r.event for r in store.read(types=["stage.succeeded"])}  # type: ignore[attr-defined]
+    finally:
+        store.close()
+    assert set(succeeded) == {"clean", "stats", "report"}
+    assert dict(succeeded["clean"].outs) == clean.outs  # type: ignore[attr-defined]
+    assert succeeded["clean"].duration >= 0  # type: ignore[attr-defined]

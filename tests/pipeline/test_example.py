@@ -27,7 +27,7 @@ def test_quickstart_example(tmp_path: Path) -> None:
     mermaid = project.cli("dag", "--format", "mermaid").stdout
     assert mermaid.startswith("flowchart TD")
     assert '    s0 -->|"data/clean.csv"| s1' in mermaid
-    graph = json.loads(project.cli("dag", "--format", "json").stdout)
+    graph = json.loads(project.cli("dag", "--json").stdout)
     assert graph["stages"] == ["clean", "stats", "histogram", "report"]
     assert {"from": "stats", "to": "report", "paths": ["reports/stats.json"]} in graph["edges"]
     dry_json = json.loads(project.cli("run", "--dry-run", "--json").stdout)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
-from pipeline_project import HEADER, make_project
+from pipeline_project import HEADER, PIVOT, make_project
 
 LINEAR = (
     HEADER
@@ -189,3 +190,56 @@ def test_directory_deps(tmp_path: Path) -> None:
     assert project.ran() == ["split", "count", "first"]
     assert project.read("count.txt") == "3"
     assert project.read("first.txt") == "z"
+
+
+PARALLEL = (
+    HEADER
+    + """
+import time
+
+def _meet(me: str, other: str) -> None:
+    Path(f"arrived-{me}").write_text("")
+    deadline = time.monotonic() + 60
+    while not Path(f"arrived-{other}").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{other} never ran alongside {me}")
+        time.sleep(0.01)
+
+@pipeline.stage
+def left(out: Annotated[Path, Out("left.txt")]) -> None:
+    _meet("left", "right")
+    out.write_text("l")
+
+@pipeline.stage
+def right(out: Annotated[Path, Out("right.txt")]) -> None:
+    _meet("right", "left")
+    out.write_text("r")
+"""
+)
+
+
+def test_independent_stages_run_at_the_same_time(tmp_path: Path) -> None:
+    # Each stage waits for the other to have started: only a parallel run passes.
+    project = make_project(tmp_path)
+    project.write("pipeline.py", PARALLEL)
+    assert sorted(project.ran("--jobs", "2")) == ["left", "right"]
+
+
+def test_pipeline_found_upwards_or_given(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    project.write("pipeline.py", LINEAR)
+    project.write("in.txt", "x")
+    sub = project.root / "deep" / "er"
+    sub.mkdir(parents=True)
+    below = subprocess.run([*PIVOT, "status"], check=False, cwd=sub, capture_output=True, text=True)
+    assert below.returncode == 0, below.stderr
+    assert "a  stale: never run" in below.stdout
+    elsewhere = subprocess.run(
+        [*PIVOT, "run", "--pipeline", str(project.root / "pipeline.py")],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert project.read("c.txt") == "xabc"
