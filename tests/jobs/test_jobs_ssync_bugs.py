@@ -225,3 +225,52 @@ def test_lookup_failure_never_ends_a_watcher(
     [changed] = events_of(store, WatcherStateChanged)
     assert isinstance(changed, WatcherStateChanged)
     assert (changed.new, changed.reason) == ("completed", "job ended: completed")
+
+
+def test_stderr_and_both_keep_working_after_a_restart(
+    slurm: slurm_cluster.Cluster,
+    job_dir: Path,
+    store: EventStore,
+    make_config: Callable[..., Config],
+) -> None:
+    body = (
+        "echo 'out 1'; echo 'err 1' >&2\nwait_gate 1\necho 'out 2'; echo 'err 2' >&2\nwait_gate 2\n"
+    )
+    script = gated_job(job_dir, "split", body).replace(
+        "#SBATCH --output", f"#SBATCH --error={job_dir}/split-%j.err\n#SBATCH --output"
+    )
+    config = make_config()
+    job = submit_job(store, config, "split.sh", script)
+    for kind in ("stderr", "both"):
+        watcher = (
+            f"name: {kind}\npattern: '^(out|err) (\\d)$'\noutput_type: {kind}\n"
+            "interval_seconds: 0.3\nmax_triggers: 0\n"
+            "actions: [{type: store_metric, params: {name: $1, value: $2}}]\n"
+        )
+        add_watchers(store, parse_watchers(watcher), job.job_id)
+
+    def seen() -> list[tuple[str, float]]:
+        return sorted(
+            (e.name, e.value) for e in events_of(store, MetricStored) if isinstance(e, MetricStored)
+        )
+
+    runtime = start_watchers(store, config, tick_seconds=0.1)
+    try:
+        wait_for(lambda: len(seen()) == 3, what="first lines", store=store)
+    finally:
+        runtime.stop()
+    (job_dir / "gate-1").touch()
+    err = job_dir / f"split-{job.job_id}.err"
+    wait_for(lambda: err.read_bytes().endswith(b"err 2\n"), what="second lines written")
+    runtime = start_watchers(store, config, tick_seconds=0.1)
+    try:
+        wait_for(lambda: len(seen()) == 6, what="second lines", store=store)
+        (job_dir / "gate-2").touch()
+        wait_for(lambda: job_state(slurm, job.job_id) == "COMPLETED", what="end")
+        assert runtime.poll_now()
+    finally:
+        runtime.stop()
+    # stderr watcher: err 1, err 2; both: out 1, err 1, out 2, err 2; each exactly once.
+    assert seen() == [
+        ("err", 1.0), ("err", 1.0), ("err", 2.0), ("err", 2.0), ("out", 1.0), ("out", 2.0),
+    ]  # fmt: skip
