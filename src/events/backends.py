@@ -91,6 +91,10 @@ class Backend:
         with datastore.transaction(commit=True) as cursor:
             yield cursor
 
+    def lock_schema(self, cursor: Cursor) -> None:
+        """Serialise schema changes (``CREATE ... IF NOT EXISTS``) with other processes
+        until ``cursor``'s transaction ends. SQLite needs nothing: it has one writer."""
+
     def select_states(
         self,
         after: int,
@@ -143,6 +147,9 @@ class PostgresBackend(Backend):
 
     kind = "postgresql"
     param = "%s"
+
+    def lock_schema(self, cursor: Cursor) -> None:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
 
     def select_states(
         self,
@@ -268,13 +275,46 @@ def _open_postgres(url: str) -> Backend:
             "POSTGRES_LOCK_TIMEOUT": "30",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
             "POSTGRES_CONNECT_TIMEOUT": str(_CONNECT_TIMEOUT),
+            "CREATE_TABLE": "no",  # done below, under the schema lock
         }
     )
     try:
-        return PostgresBackend(factory, factory.application_recorder())
+        recorder = factory.application_recorder()
+        with _postgres_schema_lock(url):
+            getattr(recorder, "create_table")()  # noqa: B009 - not in the base class
+        return PostgresBackend(factory, recorder)
     except PersistenceError as exc:
         factory.close()
         raise StoreUnavailableError(f"event store {shown}: {exc}") from None
+    except BaseException:
+        factory.close()
+        raise
+
+
+# pg advisory lock key (any bigint agreed by all pivot processes): "pivot" in ASCII.
+SCHEMA_LOCK_KEY = 0x7069766F74
+
+
+@contextlib.contextmanager
+def _postgres_schema_lock(url: str) -> Iterator[None]:
+    """Hold a session advisory lock while creating the schema.
+
+    eventsourcing's ``create_table`` runs ``CREATE TABLE/INDEX IF NOT EXISTS``,
+    ``CREATE TYPE`` and ``CREATE OR REPLACE FUNCTION`` on every open. Two
+    processes doing that at once fail ("tuple concurrently updated", or a
+    duplicate key in ``pg_type``): ``IF NOT EXISTS`` is not atomic against a
+    concurrent creation. One at a time, the second sees the first's work.
+    """
+    import psycopg
+
+    with contextlib.closing(
+        psycopg.connect(url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT)
+    ) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
 
 _CONNECT_TIMEOUT = 10

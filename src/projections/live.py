@@ -36,6 +36,7 @@ def ensure_table(backend: Backend) -> None:
     if "pivot_projections" in backend.tables_ensured:
         return
     with backend.transaction() as cur:
+        backend.lock_schema(cur)  # concurrent first opens must not race on the catalogue
         cur.execute(_CREATE)
     backend.tables_ensured.add("pivot_projections")
 

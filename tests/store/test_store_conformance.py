@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pgserver import postgres_url  # noqa: F401 - pytest fixture
+from pgserver import fresh_database, postgres_url  # noqa: F401 - pytest fixture
 
 from pivot.events import EventStore
 from pivot.events.pipeline import StageFailed, StageStarted, StageSucceeded
@@ -25,6 +25,7 @@ from pivot.events.store import RawRecord
 from pivot.events.watchers import WatcherCreated
 
 PRODUCER = Path(__file__).with_name("producer.py")
+OPENER = Path(__file__).with_name("opener.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -48,6 +49,10 @@ class StoreConformance:
 
     def check_integrity(self, store: EventStore) -> None:
         """Backend-specific proof that the files are consistent (after a crash)."""
+
+    def fresh_location(self, n: int) -> str:
+        """Another store location nobody has opened yet."""
+        raise NotImplementedError
 
     def test_empty_store(self) -> None:
         with self.open() as store:
@@ -184,6 +189,30 @@ class StoreConformance:
             stages = [r.event.stage for r in read if r.event.stage.startswith(name)]  # type: ignore[attr-defined]
             assert stages == [f"{name}-{i}" for i in range(300)]
 
+    def test_concurrent_first_open_of_a_fresh_store(self, tmp_path: Path) -> None:
+        # `pivot watch` and `pivot watchers run` started together both create
+        # the schema; neither may fail (PostgreSQL: "tuple concurrently updated").
+        for n in range(3):
+            location = self.fresh_location(n)
+            go = tmp_path / f"go-{n}"
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, str(OPENER), location, str(go)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    cwd=ROOT,
+                )
+                for _ in range(4)
+            ]
+            go.touch()
+            outputs = [p.communicate(timeout=120) for p in procs]
+            for p, (out, err) in zip(procs, outputs, strict=True):
+                assert p.returncode == 0, err
+                assert out.startswith("ok ")
+            with EventStore.open(location) as store:
+                assert store.last_seq() == 4
+
     def test_acknowledged_appends_survive_kill_9(self) -> None:
         with self.open() as store:
             store.last_seq()
@@ -220,6 +249,10 @@ class TestSQLiteStore(StoreConformance):
     @pytest.fixture(autouse=True)
     def _location(self, tmp_path: Path) -> None:
         self.location = str(tmp_path / ".pivot" / "events.db")
+        self.tmp_path = tmp_path
+
+    def fresh_location(self, n: int) -> str:
+        return str(self.tmp_path / f"fresh-{n}" / "events.db")
 
     def check_integrity(self, store: EventStore) -> None:
         with store.backend.transaction() as cur:
@@ -244,3 +277,6 @@ class TestPostgresStore(StoreConformance):
     @pytest.fixture(autouse=True)
     def _location(self, postgres_url: str) -> None:  # noqa: F811 - fixture
         self.location = postgres_url
+
+    def fresh_location(self, n: int) -> str:
+        return fresh_database()
