@@ -67,6 +67,8 @@ def render_board(board: Board, now: float | None = None) -> Group:
             plain(row.reason),
         )
     status = "running" if board.wave_running else "idle, watching"
+    if board.waiting_for:
+        status = f"waiting for pivot run (pid {board.waiting_for})"
     wave = (
         f"wave #{board.wave_count} {board.wave} ({board.wave_trigger})"
         if board.wave

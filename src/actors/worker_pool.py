@@ -15,6 +15,7 @@ from typing import Any
 
 from pivot.actors.base import Context, Shell
 from pivot.actors.messages import RunWave, WaveDone
+from pivot.events.actors import WaveWaiting
 from pivot.events.base import Event
 from pivot.events.pipeline import (
     StageCancelled,
@@ -26,7 +27,8 @@ from pivot.events.pipeline import (
     WorkersRestarted,
     WorkersRestartFailed,
 )
-from pivot.watch.engine import CancelToken, Engine
+from pivot.pipeline.lock import LockWaitCancelled, run_lock
+from pivot.watch.engine import CancelToken, Engine, PlannedStage
 from pivot.watch.sink import EventSink
 from pivot.watch.workers import Workers
 
@@ -196,16 +198,40 @@ class WorkerPool(Shell):
 
     def _wave(self, msg: RunWave, recorder: WaveRecorder) -> None:
         started = time.monotonic()
-        try:
-            self.engine.run(
-                msg.view,
-                list(msg.plan),
-                pool=self.control.workers,
-                emit=recorder.emit,
-                cancel=recorder.cancel,
-                trigger=msg.trigger,
-                correlation_id=msg.correlation_id,
+        waited: list[str] = []
+
+        def on_wait(holder: str) -> None:
+            waited.append(holder)
+            self.ctx.sink.emit(
+                WaveWaiting(
+                    wave_id=msg.wave_id,
+                    holder=holder,
+                    stages=recorder.stages,
+                    actor=self.name,
+                    correlation_id=msg.correlation_id,
+                )
             )
+
+        try:
+            # One run at a time per project: a `pivot run` in another terminal
+            # and a watch wave never run the project's stages together.
+            with run_lock(
+                self.engine.root, on_wait=on_wait, cancelled=lambda: recorder.cancel.requested
+            ):
+                plan = list(msg.plan)
+                if waited and msg.trigger != "force":
+                    plan = self._replan(msg)  # the run we waited for may have done the work
+                self.engine.run(
+                    msg.view,
+                    plan,
+                    pool=self.control.workers,
+                    emit=recorder.emit,
+                    cancel=recorder.cancel,
+                    trigger=msg.trigger,
+                    correlation_id=msg.correlation_id,
+                )
+        except LockWaitCancelled:
+            pass  # finish() reports the wave's stages as cancelled
         except Exception as exc:
             if not recorder.cancel.requested:
                 for p in msg.plan:
@@ -226,6 +252,11 @@ class WorkerPool(Shell):
                 "coordinator",
                 WaveDone(msg.wave_id, recorder.stages, cancelled=recorder.cancel.requested),
             )
+
+    def _replan(self, msg: RunWave) -> list[PlannedStage]:
+        names = frozenset(p.name for p in msg.plan)
+        fresh = {p.name for p in self.engine.plan(msg.view, names, False)}
+        return [p for p in msg.plan if p.name in fresh]
 
     def on_stop(self) -> None:
         self.control.abort("shutdown")

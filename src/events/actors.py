@@ -96,3 +96,17 @@ class WatchStopped(Event):
 
     TYPE = "watch.stopped"
     error: str = ""
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WaveWaiting(Event):
+    """A watch wave waits for the project's run lock (another `pivot run` holds it).
+
+    ``holder``: the pid written in the lock file by its holder ("?" if unknown).
+    """
+
+    TYPE = "wave.waiting"
+    wave_id: str
+    holder: str = "?"
+    stages: tuple[str, ...] = ()

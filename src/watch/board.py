@@ -43,6 +43,7 @@ class Board:
     wave_trigger: str = ""
     wave_count: int = 0
     wave_running: bool = False
+    waiting_for: str = ""  # pid of the `pivot run` a wave waits for
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT))
     error: str = ""
     stopped: str = ""
@@ -70,7 +71,10 @@ class Board:
                 f"{e.file}:{e.line}: " if e.file and e.line else (f"{e.file}: " if e.file else "")
             )
             self.error = f"{where}{e.error}\n(the last valid pipeline is kept; nothing runs)"
+        elif isinstance(e, ev_actors.WaveWaiting):
+            self.waiting_for = e.holder
         elif isinstance(e, ev.WaveStarted):
+            self.waiting_for = ""
             self.wave_count += 1
             self.wave = e.wave_id[:8]
             self.wave_trigger = e.trigger
@@ -151,6 +155,11 @@ def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch p
         return f"stage {e.stage} cancelled: {e.reason}"
     if isinstance(e, ev.StageQueued):
         return f"stage {e.stage} queued: {'; '.join(e.reasons)}"
+    if isinstance(e, ev_actors.WaveWaiting):
+        return (
+            f"wave {e.wave_id[:8]} waiting for another pivot run (pid {e.holder}) to finish: "
+            f"{', '.join(e.stages)}"
+        )
     if isinstance(e, ev_actors.ChangesPending):
         return f"{e.count} change(s) waiting for the next wave: {', '.join(e.paths)}"
     if isinstance(e, ev_actors.ActorCrashed):
