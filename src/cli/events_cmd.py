@@ -102,7 +102,10 @@ def list_events(  # noqa: PLR0917 - typer passes options by keyword; ctx first
         query = _query(type_ or [], stage, watcher, since, until)
         opened = open_store(store)
         try:
-            _show(opened, query, limit, follow, json_)
+            if follow:  # waiting forever for a mistyped name helps nobody
+                _check_names(opened, stage, watcher)
+            if _show(opened, query, limit, follow, json_) == 0:
+                _check_names(opened, stage, watcher)
         except KeyboardInterrupt:
             pass
         except BrokenPipeError:  # `pivot events | head`
@@ -132,6 +135,23 @@ def _query(
     )
 
 
+def _check_names(store: EventStore, stage: str | None, watcher: str | None) -> None:
+    """A --stage or --watcher that neither the log nor the pipeline knows is an error."""
+    from pivot.cli.known_names import logged_names, pipeline_stages, unknown_message
+
+    if stage is not None:
+        seen = logged_names(store, "stage")
+        if stage not in seen:
+            declared = pipeline_stages()
+            if stage not in declared:
+                known = declared + sorted(seen.difference(declared))
+                fail(unknown_message("stage", stage, known))
+    if watcher is not None:
+        seen = logged_names(store, "watcher_id")
+        if watcher not in seen:
+            fail(unknown_message("watcher", watcher, sorted(seen), "; see `pivot watchers list`"))
+
+
 Row = tuple[int, str, dict[str, Any]]
 
 
@@ -149,7 +169,8 @@ def _rows(store: EventStore, query: EventQuery, after: int, until: int | None) -
 
 def _show(
     store: EventStore, query: EventQuery, limit: int | None, follow: bool, as_json: bool
-) -> None:
+) -> int:
+    """Print the matching events (and, with ``follow``, new ones); how many were shown."""
     end = store.last_seq()
     after = 0
     if limit is not None and query.only_types and not query.types:
@@ -168,12 +189,14 @@ def _show(
         if newest > position:
             printer.print(_rows(store, query, position, newest), header=False)
             position = newest
+    return printer.shown
 
 
 class _Printer:
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
         self.printed_header = False
+        self.shown = 0
 
     def print(self, rows: Iterator[Row] | deque[Row], header: bool) -> None:
         if self.as_json:
@@ -183,6 +206,7 @@ class _Printer:
             for seq, type_name, fields in rows:
                 out.write(json_line(to_json(seq, type_name, fields)))
                 out.write("\n")
+                self.shown += 1
             out.flush()
             return
         from rich.console import Console
@@ -190,6 +214,7 @@ class _Printer:
         from pivot.cli.event_render import event_table
 
         batch = list(rows)
+        self.shown += len(batch)
         if batch:
             Console().print(event_table(batch, header=header or not self.printed_header))
             self.printed_header = True

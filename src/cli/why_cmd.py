@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from pivot.cli.store_access import StoreOption, fail, open_store, store_errors
 
 if TYPE_CHECKING:
+    from pivot.events.store import EventStore
     from pivot.events.why import Explanation
 
 
@@ -32,14 +33,27 @@ def why(
         opened = open_store(store)
         try:
             answer = explain_from_store(stage, opened)
+            if not answer.outcome:
+                _no_events(stage, opened)
         finally:
             opened.close()
-    if not answer.outcome:
-        fail(f"the event log has no event about stage {stage!r}")
     if json_:
         sys.stdout.write(json.dumps(answer.as_dict()) + "\n")
         return
     _print(answer)
+
+
+def _no_events(stage: str, store: EventStore) -> NoReturn:
+    """The log never mentions ``stage``: not run yet (the pipeline has it) or unknown."""
+    from pivot.cli.known_names import logged_names, pipeline_stages, unknown_message
+
+    declared = pipeline_stages()
+    if stage in declared:
+        fail(f"stage {stage!r} has not run yet: the event log has no event about it")
+    seen = logged_names(store, "stage")
+    if stage in seen:  # named by a wave, but it never got to run
+        fail(f"stage {stage!r} has no event of its own in the log yet")
+    fail(unknown_message("stage", stage, declared + sorted(seen.difference(declared))))
 
 
 def _print(a: Explanation) -> None:

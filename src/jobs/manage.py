@@ -60,12 +60,21 @@ def load_book(store: EventStore) -> Book:
 def find(book: Book, watcher_id: str) -> WatcherState:
     """A watcher by id (or unique id prefix)."""
     ws = book.watchers.get(watcher_id)
+    hits: list[WatcherState] = []
     if ws is None:
         hits = [w for wid, w in book.watchers.items() if wid.startswith(watcher_id)]
         if len(hits) == 1:
             ws = hits[0]
     if ws is None or ws.state == "removed":
-        raise ManageError(f"no watcher {watcher_id!r} (see `pivot watchers list`)")
+        live = sorted(wid for wid, w in book.watchers.items() if w.state != "removed")
+        if len(hits) > 1:
+            ids = sorted(w.watcher_id for w in hits)
+            what = f"{len(ids)} watchers start with it: " + ", ".join(ids[:10])
+        elif live:
+            what = "known watchers: " + ", ".join(live[:20]) + (" ..." if len(live) > 20 else "")
+        else:
+            what = "no watchers yet"
+        raise ManageError(f"unknown watcher {watcher_id!r} ({what}); see `pivot watchers list`")
     return ws
 
 

@@ -24,7 +24,7 @@ import posixpath
 import re
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from pivot.pipeline.errors import PipelineError
@@ -74,6 +74,18 @@ class StageDecl:
     params: Mapping[str, Any]  # argument name -> default value
     file: str
     line: int
+    # argument name -> its annotation when it is a simple type params.yaml can
+    # be checked against (int, float, str, bool, list, dict; ``list[int]`` -> list)
+    param_types: Mapping[str, type] = field(default_factory=dict)
+
+
+SIMPLE_PARAM_TYPES = (int, float, str, bool, list, dict)
+
+
+def _simple_type(hint: Any) -> type | None:
+    """``hint`` as one of :data:`SIMPLE_PARAM_TYPES`, or None (unions, Any, classes...)."""
+    base = typing.get_origin(hint) or hint
+    return base if base in SIMPLE_PARAM_TYPES else None
 
 
 def _where(func: Callable[..., Any]) -> tuple[str, int]:
@@ -107,6 +119,7 @@ def _inspect(name: str, func: Callable[..., Any]) -> StageDecl:
     deps: dict[str, str] = {}
     outs: dict[str, str] = {}
     params: dict[str, Any] = {}
+    param_types: dict[str, type] = {}
     for arg, p in inspect.signature(func).parameters.items():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             raise PipelineError(f"stage {name!r}: *args/**kwargs are not supported", file, line)
@@ -137,7 +150,10 @@ def _inspect(name: str, func: Callable[..., Any]) -> StageDecl:
                     line,
                 ) from None
             params[arg] = p.default
-    return StageDecl(name, func, deps, outs, params, file, line)
+            simple = _simple_type(hints.get(arg))
+            if simple is not None:
+                param_types[arg] = simple
+    return StageDecl(name, func, deps, outs, params, file, line, param_types)
 
 
 class Pipeline:

@@ -142,6 +142,15 @@ def _yaml_lines(node: Any) -> dict[tuple[str, ...], int]:
     return lines
 
 
+def _fits(value: Any, wanted: type) -> bool:
+    """Whether a params.yaml value suits an annotation (an int is a float; a bool is not an int)."""
+    if isinstance(value, bool):
+        return wanted is bool
+    if wanted is float:
+        return isinstance(value, int | float)
+    return isinstance(value, wanted)
+
+
 def _read_params(root: Path, stages: Mapping[str, StageDecl]) -> dict[str, dict[str, Any]]:
     path = root / PARAMS_FILE
     if not path.is_file():
@@ -189,6 +198,15 @@ def _read_params(root: Path, stages: Mapping[str, StageDecl]) -> dict[str, dict[
                     PARAMS_FILE,
                     at,
                 ) from None
+            wanted = stages[stage].param_types.get(param)
+            if wanted is not None and not _fits(value, wanted):
+                raise PipelineError(
+                    f"stage {stage!r}, param {param!r}: expected {wanted.__name__} "
+                    f"(as the stage function annotates it), got {type(value).__name__} "
+                    f"{json.dumps(value)}",
+                    PARAMS_FILE,
+                    at,
+                )
         result[str(stage)] = dict(values)
     return result
 

@@ -112,7 +112,7 @@ def test_user_mistakes_are_one_line_errors(project: Path) -> None:
     _, err = run("replay", "--projection", "nope", code=1)
     assert "unknown projection 'nope'" in err
     _, err = run("why", "nosuch", code=1)
-    assert "no event about stage 'nosuch'" in err
+    assert "unknown stage 'nosuch' (known stages: prep, train)" in err
 
 
 def test_corrupt_file_and_unreachable_postgres_are_clear_errors(
@@ -253,3 +253,40 @@ def test_outside_text_is_shown_literally(tmp_path: Path, monkeypatch: pytest.Mon
     assert "RuntimeError: [/] [bold]x\\x1b[2J" in out
     assert "s[/]" in out and "[link=http://e]y[/]" in out
     assert "\x1b" not in out
+
+
+def test_unknown_names_are_errors_that_say_what_exists(project: Path) -> None:
+    _, err = run("events", "--stage", "nosuch", code=1)
+    assert err == "error: unknown stage 'nosuch' (known stages: prep, train)\n"
+    _, err = run("events", "--watcher", "nosuch", "--follow", code=1)
+    assert err.startswith("error: unknown watcher 'nosuch' (known watchers: w-1)")
+    _, err = run("why", "nosuch", code=1)
+    assert err == "error: unknown stage 'nosuch' (known stages: prep, train)\n"
+    _, err = run("replay", "--projection", "nosuch", code=1)
+    assert "unknown projection 'nosuch' (known: pipeline_status" in err
+    out, _ = run("events", "--stage", "prep", "--since", "2999-01-01T00:00")  # known: no error
+    assert out == ""
+
+
+PIPELINE = """
+from pathlib import Path
+from typing import Annotated
+
+from pivot import Out, Pipeline
+
+pipeline = Pipeline()
+
+@pipeline.stage
+def fresh(out: Annotated[Path, Out("fresh.txt")]) -> None:
+    out.write_text("x")
+"""
+
+
+def test_a_stage_of_the_pipeline_that_never_ran_is_known(project: Path) -> None:
+    (project / "pipeline.py").write_text(PIPELINE)
+    out, _ = run("events", "--stage", "fresh")
+    assert out == ""
+    _, err = run("why", "fresh", code=1)
+    assert err == "error: stage 'fresh' has not run yet: the event log has no event about it\n"
+    _, err = run("events", "--stage", "nosuch", code=1)
+    assert err == "error: unknown stage 'nosuch' (known stages: fresh, prep, train)\n"

@@ -60,6 +60,10 @@ def test_define_inspect_control(project: Path) -> None:
     assert created == {"id": wid, "name": "loss", "job": "123", "host": "local"}
     [row] = json.loads(pivot(project, "watchers", "list", "--json").stdout)
     assert (row["id"], row["state"]) == (wid, "active")
+    r = pivot(project, "watchers", "show", "nosuch", ok=False)
+    assert r.stderr == (
+        f"error: unknown watcher 'nosuch' (known watchers: {wid}); see `pivot watchers list`\n"
+    )
     pivot(project, "watchers", "pause", wid[:6])
     assert json.loads(pivot(project, "watchers", "show", wid, "--json").stdout)["state"] == "paused"
     r = pivot(project, "watchers", "pause", wid, ok=False)

@@ -57,3 +57,28 @@ def test_params_yaml_mistakes_name_file_and_line(tmp_path: Path) -> None:
     project.write("params.yaml", "trian:\n  x: 1\n")
     proc = project.cli("run", ok=False)
     assert "params.yaml:1: no stage named 'trian' (stages: clean, train)" in proc.stderr
+
+
+def test_params_yaml_value_of_the_wrong_type_names_file_line_stage_and_param(
+    tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path)
+    project.write(
+        "pipeline.py",
+        PIPELINE.replace("threshold: float = 0.5", "threshold: float = 0.5, tags: list[str] = []"),
+    )
+    project.write("raw.csv", "0.1 0.6")
+    project.write("params.yaml", "clean:\n  threshold: [1, 2]\n")
+    proc = project.cli("status", ok=False)
+    assert proc.returncode == 2
+    assert (
+        "params.yaml:2: stage 'clean', param 'threshold': expected float "
+        "(as the stage function annotates it), got list [1, 2]" in proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
+    project.write("params.yaml", "clean:\n  threshold: 0.5\n  tags: yes\n")
+    proc = project.cli("run", ok=False)
+    assert "params.yaml:3: stage 'clean', param 'tags': expected list" in proc.stderr
+    assert "got bool true" in proc.stderr
+    project.write("params.yaml", "clean:\n  threshold: 1\n  tags: [a]\n")  # int is a float
+    assert project.ran() == ["clean", "train"]
