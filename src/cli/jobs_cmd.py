@@ -13,7 +13,10 @@ from pivot.cli.watchers_cmd import JsonOption, emit, load_config, user_errors, w
 from pivot.terminal import plain
 
 jobs_app = typer.Typer(
-    help="SLURM jobs: submit a script with its embedded watchers, list known jobs.",
+    help="SLURM jobs: submit a script with its embedded watchers, list known jobs.\n\n"
+    "Examples: `pivot jobs submit train.sbatch` (on this machine's Slurm), "
+    "`pivot jobs submit train.sbatch --host cluster` (a host of pivot.toml), "
+    "`pivot jobs list --json`.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )

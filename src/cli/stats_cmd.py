@@ -24,6 +24,8 @@ def stats(
     watchers_by_state, total_events, events_by_action {type: {total, success,
     failed, suppressed, pending}}, events_last_hour, top_watchers [{id, name,
     job, events}].
+
+    Examples: `pivot stats`, `pivot stats --json | jq .events_by_action`.
     """
     from pivot.projections import open_projection
 
