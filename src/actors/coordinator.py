@@ -22,6 +22,7 @@ from pivot.actors.base import Context, Shell
 from pivot.actors.messages import Batch, Boot, DeclaredPaths, ForceAll, RunWave, WaveDone
 from pivot.events.actors import ChangesPending
 from pivot.events.pipeline import ChangesDetected, PipelineInvalid, PipelineReloaded
+from pivot.pipeline.bytecode import drop_bytecode
 from pivot.watch.affected import (
     affected_stages,
     declared_paths,
@@ -31,7 +32,6 @@ from pivot.watch.affected import (
     unalias,
     upstream,
 )
-from pivot.watch.bytecode import drop_bytecode
 from pivot.watch.classify import Classified, classify, really_changed
 from pivot.watch.debounce import SAMPLE_SIZE
 from pivot.watch.engine import Engine, LoadError, PipelineView

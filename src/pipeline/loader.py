@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pivot.pipeline.bytecode import drop_racy_bytecode
 from pivot.pipeline.dag import build_graph, missing_deps
 from pivot.pipeline.declare import Pipeline, StageDecl
 from pivot.pipeline.errors import PipelineError
@@ -260,6 +261,10 @@ def load_pipeline(
     file = find_pipeline(path)
     root = file.parent
     rel_file = _rel(root, str(file))
+    # A .pyc written in the second of its source's last edit may hide a newer
+    # same-size edit: drop such caches of the sources known from the last
+    # load before importing, and of all imported sources before workers start.
+    drop_racy_bytecode([file, *(root / rel for rel in _read_code_cache(root))])
     module = _exec_pipeline(file, root)
     decls = _find_instance(module, rel_file).stages
     overrides = _read_params(root, decls)
@@ -297,6 +302,7 @@ def load_pipeline(
         params_file=PARAMS_FILE if (root / PARAMS_FILE).is_file() else "",
     )
     _write_code_cache(root, fp)
+    drop_racy_bytecode(root / rel for rel in spec.source_files)
     graph = build_graph(spec)
     if check_deps:
         missing = missing_deps(spec, graph)
