@@ -91,8 +91,9 @@ def list_(
     elif not rows:
         print("no jobs yet (submit one with `pivot jobs submit SCRIPT`)")
     else:
-        from rich.console import Console
         from rich.table import Table
+
+        from pivot.terminal import console as make_console
 
         table = Table(box=None, header_style="bold")
         for col in ("host", "job", "name", "state", "watchers", "resubmit of"):
@@ -103,7 +104,7 @@ def list_(
                 str(r["watchers"]),
                 plain(r["resubmit_of"]),
             )
-        Console().print(table)
+        make_console().print(table)
     for h, err in errors.items():
         typer.echo(f"warning: {h}: {err}", err=True)
     if errors:

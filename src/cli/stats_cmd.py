@@ -42,11 +42,10 @@ def stats(
 
         sys.stdout.write(json.dumps(view) + "\n")
         return
-    from rich.console import Console
-
     from pivot.cli.projection_render import watcher_stats
+    from pivot.terminal import console as make_console
 
-    Console().print(watcher_stats(view))
+    make_console().print(watcher_stats(view))
 
 
 def register(app: typer.Typer) -> None:
