@@ -5,9 +5,11 @@ first one imports pydantic (about 130 ms, more than the rest of a short
 command such as ``pivot stats``). Most of pivot's arguments are strings, and
 a string from argv needs no coercion. :func:`install` makes each parameter's
 runtime coercion lazy: a missing value (typer handles ``None`` itself), a
-``str`` for a ``str`` parameter, or strings for a ``list[str]`` are returned
-as they are; anything else (numbers, paths, choices, ranges, custom parsers)
-goes to typer's own coercion, built on first use exactly as before.
+``str`` for a ``str`` parameter and strings for a ``list[str]`` are returned
+as they are, decimal digits for an ``int`` (within its ``min``/``max``) are
+converted; anything else (paths, choices, floats, custom parsers, and every
+bad value, so the messages stay typer's) goes to typer's own coercion, built
+on first use exactly as before.
 
 It touches typer internals (``typer.core._TyperParameter.get_runtime_param``);
 if a typer release moves them, :func:`install` does nothing and commands are
@@ -16,12 +18,15 @@ only slower.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["install"]
+
+_DIGITS = re.compile(r"-?[0-9]{1,18}")
 
 
 def _plain(annotation: Any) -> Any:
@@ -33,16 +38,30 @@ def _plain(annotation: Any) -> Any:
     return annotation
 
 
-def _as_is(annotation: Any, info: Any, value: Any) -> bool:
-    """Whether ``value`` already is what typer's coercion would return."""
+_NOT_SIMPLE = object()
+
+
+def _simple(annotation: Any, info: Any, value: Any) -> Any:
+    """``value`` as typer's coercion would return it, or :data:`_NOT_SIMPLE` to ask typer.
+
+    Only the cases with one obvious answer: a ``str``, strings for a
+    ``list[str]``, decimal digits for an ``int`` within its ``min``/``max``.
+    Anything doubtful (and every error, so messages stay typer's) is typer's.
+    """
     if getattr(info, "parser", None) is not None or getattr(info, "click_type", None) is not None:
-        return False
+        return _NOT_SIMPLE
     base = _plain(annotation)
-    if base is str:
-        return isinstance(value, str)
-    if typing.get_origin(base) is list and typing.get_args(base) == (str,):
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    return False
+    if base is str and isinstance(value, str):
+        return value
+    strings = typing.get_origin(base) is list and typing.get_args(base) == (str,)
+    if strings and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    if base is int and isinstance(value, str) and _DIGITS.fullmatch(value):
+        number = int(value)
+        low, high = getattr(info, "min", None), getattr(info, "max", None)
+        if (low is None or number >= low) and (high is None or number <= high):
+            return number
+    return _NOT_SIMPLE
 
 
 def install() -> None:
@@ -60,8 +79,9 @@ def install() -> None:
         descriptor: TypeDescriptor
 
         def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-            if _as_is(self.annotation, self.parameter_info, value):
-                return value
+            simple = _simple(self.annotation, self.parameter_info, value)
+            if simple is not _NOT_SIMPLE:
+                return simple
             return build_runtime_param(self.descriptor)._coerce_value(value, param=param, ctx=ctx)
 
     def get_runtime_param(self: Any) -> Any:

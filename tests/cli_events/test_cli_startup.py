@@ -42,8 +42,9 @@ def test_stats_loads_one_group_and_no_pydantic(tmp_path: Path) -> None:
     assert "pydantic" not in loaded
     assert "pivot.cli.events_cmd" in loaded
     assert not {"pivot.cli.jobs_cmd", "pivot.cli.watch_cmd", "pivot.cli.pipeline_cmd"} & set(loaded)
-    _, loaded = _probe("events", "--store", str(db), "--type", "watcher.*", cwd=tmp_path)
-    assert "pydantic" not in loaded  # strings need no coercion
+    out, loaded = _probe("events", "--store", str(db), "-t", "watcher.*", "-n", "1", cwd=tmp_path)
+    assert "watcher.created" in out
+    assert "pydantic" not in loaded  # strings and in-range ints need no pydantic
 
 
 def test_root_help_lists_every_command(tmp_path: Path) -> None:
