@@ -5,7 +5,20 @@
 
 from __future__ import annotations
 
-from pivot.pipeline.declare import Dep, Out, Pipeline
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pivot.pipeline.declare import Dep, Out, Pipeline
 
 __all__ = ["Dep", "Out", "Pipeline"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `pivot stats` and other commands do not import the
+    # pipeline machinery they never use.
+    if name in __all__:
+        from pivot.pipeline import declare
+
+        return getattr(declare, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,11 +9,16 @@ control characters are replaced by visible ``\\xNN`` escapes.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 
+from rich.console import Console
 from rich.text import Text
 
-__all__ = ["plain", "printable"]
+__all__ = ["PIPE_WIDTH", "console", "plain", "printable"]
+
+PIPE_WIDTH = 240
 
 # C0 controls except tab and newline, DEL, and C1 controls (ESC's 8-bit twins).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -27,3 +32,16 @@ def printable(text: str) -> str:
 def plain(text: object, style: str = "") -> Text:
     """A rich Text of ``text`` taken literally: no markup, no control characters."""
     return Text(printable(str(text)), style=style)
+
+
+def console() -> Console:
+    """The Console for a command's tables.
+
+    On a terminal rich uses its width. Into a pipe or file (``pivot events |
+    grep``) rich would assume 80 columns and fold every row; there each row
+    stays on one line, up to :data:`PIPE_WIDTH` columns, unless ``COLUMNS``
+    says otherwise.
+    """
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return Console()
+    return Console(width=PIPE_WIDTH)

@@ -2,37 +2,99 @@
 
 Each command module exposes ``register(app)``; this module only assembles
 them, so a group can be read (and tested) on its own.
+
+Start-up time matters (``pivot stats`` in a prompt or a loop): :func:`main`
+imports only the module of the command that argv names; ``pivot``,
+``pivot --help`` or an unknown word get every group, so the help lists all.
+``app`` (every group) is built on first access, for tests and tools.
 """
 
 from __future__ import annotations
 
-import typer
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from pivot.cli import events_cmd, jobs_cmd, pipeline_cmd, watch_cmd
+if TYPE_CHECKING:
+    import typer
 
-app = typer.Typer(
-    name="pivot",
-    help="Pipelines that rebuild themselves, and watchers for long SLURM jobs.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    rich_markup_mode="rich",
-)
+HELP = "Pipelines that rebuild themselves, and watchers for long SLURM jobs."
+
+# Top-level command -> the module whose register(app) adds it.
+COMMANDS = {
+    "run": "pipeline_cmd",
+    "status": "pipeline_cmd",
+    "dag": "pipeline_cmd",
+    "events": "events_cmd",
+    "replay": "events_cmd",
+    "why": "events_cmd",
+    "stats": "events_cmd",
+    "watch": "watch_cmd",
+    "watchers": "jobs_cmd",
+    "jobs": "jobs_cmd",
+}
+MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
-@app.callback()
 def _root() -> None:
     """Pipelines that rebuild themselves, and watchers for long SLURM jobs.
 
     Every state transition is recorded in an event log under .pivot/; see
     `pivot events`.
+
+    Start here:
+
+      pivot run                  # bring every stage up to date
+
+      pivot status               # what is stale, and why
+
+      pivot watch                # re-run what a change makes stale, until Ctrl-C
+
+      pivot watchers add w.yaml --job 1234   # react to a SLURM job's output
+
+      pivot events --since 1h    # what happened
     """
 
 
-for _module in (pipeline_cmd, events_cmd, watch_cmd, jobs_cmd):
-    _module.register(app)
+def build_app(modules: Sequence[str] = MODULES) -> typer.Typer:
+    """The ``pivot`` app with the commands of ``modules`` (names in :data:`MODULES`)."""
+    import typer
+
+    from pivot.cli.fast_coercion import install
+
+    install()
+    app = typer.Typer(
+        name="pivot",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        rich_markup_mode="rich",
+    )
+    app.callback()(_root)
+    for name in modules:
+        importlib.import_module(f"pivot.cli.{name}").register(app)
+    return app
+
+
+def modules_for(argv: Sequence[str]) -> tuple[str, ...]:
+    """The command modules ``argv`` (without the program name) needs: one, or all."""
+    for word in argv:
+        if word.startswith("-"):
+            return MODULES  # a root option (--help): show everything
+        module = COMMANDS.get(word)
+        return (module,) if module is not None else MODULES
+    return MODULES
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":
+        full = build_app()
+        globals()["app"] = full
+        return full
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    build_app(modules_for(sys.argv[1:]))()

@@ -57,6 +57,8 @@ def _value(value: Any) -> str:
         text = ",".join(str(v) for v in value)
     elif isinstance(value, dict):
         text = json.dumps(value, separators=(",", ":"), default=str)
+    elif isinstance(value, float):
+        text = f"{value:.6g}"  # durations and metrics; --json keeps full precision
     else:
         text = str(value)
     text = " ".join(text.split())

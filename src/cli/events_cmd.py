@@ -209,14 +209,13 @@ class _Printer:
                 self.shown += 1
             out.flush()
             return
-        from rich.console import Console
-
         from pivot.cli.event_render import event_table
+        from pivot.terminal import console as make_console
 
         batch = list(rows)
         self.shown += len(batch)
         if batch:
-            Console().print(event_table(batch, header=header or not self.printed_header))
+            make_console().print(event_table(batch, header=header or not self.printed_header))
             self.printed_header = True
         sys.stdout.flush()
 

@@ -13,7 +13,10 @@ from pivot.cli.watchers_cmd import JsonOption, emit, load_config, user_errors, w
 from pivot.terminal import plain
 
 jobs_app = typer.Typer(
-    help="SLURM jobs: submit a script with its embedded watchers, list known jobs.",
+    help="SLURM jobs: submit a script with its embedded watchers, list known jobs.\n\n"
+    "Examples: `pivot jobs submit train.sbatch` (on this machine's Slurm), "
+    "`pivot jobs submit train.sbatch --host cluster` (a host of pivot.toml), "
+    "`pivot jobs list --json`.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -88,8 +91,9 @@ def list_(
     elif not rows:
         print("no jobs yet (submit one with `pivot jobs submit SCRIPT`)")
     else:
-        from rich.console import Console
         from rich.table import Table
+
+        from pivot.terminal import console as make_console
 
         table = Table(box=None, header_style="bold")
         for col in ("host", "job", "name", "state", "watchers", "resubmit of"):
@@ -100,7 +104,7 @@ def list_(
                 str(r["watchers"]),
                 plain(r["resubmit_of"]),
             )
-        Console().print(table)
+        make_console().print(table)
     for h, err in errors.items():
         typer.echo(f"warning: {h}: {err}", err=True)
     if errors:

@@ -191,6 +191,9 @@ def status(
     Reasons: never run, last run failed, code changed: FILE:NAME, param
     changed: NAME OLD -> NEW, dep changed: PATH, output missing: PATH, output
     changed: PATH, upstream will run: STAGE. Nothing is run or recorded.
+    Exit status: 0 (stale or not), 2 the pipeline is invalid or a stage unknown.
+
+    Examples: `pivot status`, `pivot status train`, `pivot status --json | jq .stages`.
     """
     from pivot.pipeline.errors import PipelineError
     from pivot.pipeline.project import Project

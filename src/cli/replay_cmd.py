@@ -89,13 +89,13 @@ def replay(
         document = {"seq": result.seq, "at": result.at, "projections": result.views}
         sys.stdout.write(json.dumps(document, default=str) + "\n")
         return
-    from rich.console import Console
     from rich.text import Text
 
     from pivot.cli.event_render import format_time
     from pivot.cli.projection_render import render_view
+    from pivot.terminal import console as make_console
 
-    console = Console()
+    console = make_console()
     console.print(Text(f"as of seq {result.seq} ({format_time(result.at)})", style="bold"))
     for name, view in result.views.items():
         console.print()

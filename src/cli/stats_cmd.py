@@ -24,6 +24,8 @@ def stats(
     watchers_by_state, total_events, events_by_action {type: {total, success,
     failed, suppressed, pending}}, events_last_hour, top_watchers [{id, name,
     job, events}].
+
+    Examples: `pivot stats`, `pivot stats --json | jq .events_by_action`.
     """
     from pivot.projections import open_projection
 
@@ -40,11 +42,10 @@ def stats(
 
         sys.stdout.write(json.dumps(view) + "\n")
         return
-    from rich.console import Console
-
     from pivot.cli.projection_render import watcher_stats
+    from pivot.terminal import console as make_console
 
-    Console().print(watcher_stats(view))
+    make_console().print(watcher_stats(view))
 
 
 def register(app: typer.Typer) -> None:

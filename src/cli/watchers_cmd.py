@@ -161,11 +161,10 @@ def list_(
     if not rows:
         print("no watchers (add one with `pivot watchers add FILE.yaml --job ID`)")
         return
-    from rich.console import Console
-
     from pivot.cli.projection_render import watcher_history
+    from pivot.terminal import console as make_console
 
-    Console().print(watcher_history({"watchers": rows}))
+    make_console().print(watcher_history({"watchers": rows}))
 
 
 @watchers_app.command("show")
@@ -258,11 +257,10 @@ def events(
     if not rows:
         print("no watcher events yet")
         return
-    from rich.console import Console
-
     from pivot.cli.event_render import event_table
+    from pivot.terminal import console as make_console
 
-    Console().print(event_table(rows))
+    make_console().print(event_table(rows))
 
 
 @watchers_app.command("stats")
@@ -283,11 +281,10 @@ def stats(json_: JsonOption = False, store: StoreOption = None) -> None:
     if json_:
         emit(view)
         return
-    from rich.console import Console
-
     from pivot.cli.projection_render import watcher_stats
+    from pivot.terminal import console as make_console
 
-    Console().print(watcher_stats(view))
+    make_console().print(watcher_stats(view))
 
 
 @watchers_app.command("metrics")

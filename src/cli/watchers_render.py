@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from pivot.cli.event_render import format_time
+from pivot.terminal import console as make_console
 from pivot.terminal import plain
 
 __all__ = ["dry_run_report", "metric_table", "watcher_detail"]
@@ -27,7 +27,7 @@ _STATE_STYLE = {
 
 def watcher_detail(watcher_id: str, entry: dict[str, Any]) -> None:
     """Definition, state, captures, then the recent matches and actions."""
-    console = Console()
+    console = make_console()
     d = entry["definition"]
     state = "removed" if entry.get("removed") else entry.get("state", "active")
     head = Table.grid(padding=(0, 2))
@@ -81,7 +81,7 @@ def watcher_detail(watcher_id: str, entry: dict[str, Any]) -> None:
 
 def metric_table(series: dict[str, list[tuple[float, float]]]) -> None:
     """One table per series: time and value, with count, min, max and last."""
-    console = Console()
+    console = make_console()
     today = dt.date.today()
     for name, points in sorted(series.items()):
         values = [v for _, v in points]
@@ -101,7 +101,7 @@ def metric_table(series: dict[str, list[tuple[float, float]]]) -> None:
 
 def dry_run_report(result: dict[str, Any]) -> None:
     """What `pivot watchers test` found, match by match."""
-    console = Console()
+    console = make_console()
     matches = result["matches"]
     console.print(
         f"[bold]{escape(result['watcher'])}[/]: {result['lines']} lines, {len(matches)} matches, "

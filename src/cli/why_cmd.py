@@ -25,7 +25,10 @@ def why(
     Follows correlation ids backwards through the log: the stage's last event
     -> its wave -> the detected changes (paths, time) that started the wave,
     and shows which changed paths are deps of the stage (or of an upstream
-    stage that had to run first).
+    stage that had to run first). A stage the log and the pipeline do not
+    know is an error listing the known ones.
+
+    Examples: `pivot why train`, `pivot why train --json | jq .cause.paths`.
     """
     from pivot.events.why import explain_from_store
 

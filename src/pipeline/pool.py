@@ -76,6 +76,10 @@ class StagePool:
         if self._executor is None:
             from loky import ProcessPoolExecutor
 
+            from pivot.pipeline import spawn
+
+            spawn.install()
+
             self._executor = ProcessPoolExecutor(max_workers=self._jobs, initializer=ignore_sigint)
             self.generation += 1
         future: Future[T] = self._executor.submit(fn, *args)

@@ -25,6 +25,8 @@ from typing import Any
 
 import loky
 
+from pivot.pipeline import spawn
+
 __all__ = ["PRELOAD", "Workers", "init_worker", "warm"]
 
 
@@ -87,6 +89,7 @@ class Workers:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def _spawn_blocked(self) -> Any:
+        spawn.install()
         executor = loky.ProcessPoolExecutor(max_workers=self.jobs, initializer=init_worker)
         try:
             futures = [executor.submit(warm) for _ in range(self.jobs)]

@@ -290,3 +290,17 @@ def test_a_stage_of_the_pipeline_that_never_ran_is_known(project: Path) -> None:
     assert err == "error: stage 'fresh' has not run yet: the event log has no event about it\n"
     _, err = run("events", "--stage", "nosuch", code=1)
     assert err == "error: unknown stage 'nosuch' (known stages: fresh, prep, train)\n"
+
+
+def test_piped_table_keeps_each_event_on_one_line(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Into a pipe (`pivot events | grep`), rich would assume 80 columns and
+    # squeeze the details column to a sliver; each event stays on one line.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    result = CliRunner().invoke(app, ["events"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["seq", "time", "type", "subject", "actor", "details"]
+    assert len(lines) == 12
+    assert any("stage.failed" in line and "ValueError: nan" in line for line in lines)

@@ -1,0 +1,55 @@
+"""Worker processes start in a session of their own, before any Python runs in them.
+
+A terminal's Ctrl-C is a SIGINT to its whole foreground process group. loky
+starts a worker by fork+exec of a fresh interpreter, and only the pool's
+initializer, which runs after the interpreter and loky have imported, can
+move the worker out of that group. A Ctrl-C inside that window (common on a
+loaded machine) killed the half-started worker with a ``KeyboardInterrupt``
+traceback on the user's terminal. loky has no option for the child's session,
+and its spawn resets the child's signal mask, so blocking SIGINT around it
+does not help (see docs/solutions/ctrl-c-reaches-starting-workers.md).
+
+:func:`install` wraps the function loky spawns with (``loky.backend.fork_exec.
+fork_exec``, looked up by loky at each spawn) so that the interpreter is
+started through ``setsid(1)``: the worker is born as the leader of a new
+session and process group, never in the terminal's foreground group, and
+keeps its pid (``setsid`` only forks when its caller already leads a group,
+which a freshly forked child never does). The parent still kills each
+worker's whole group on shutdown. Without a ``setsid`` program (not Linux),
+nothing is wrapped and the initializer's ``os.setpgrp()`` remains the only
+protection.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["install"]
+
+_lock = threading.Lock()
+_MARK = "_pivot_new_session"
+
+
+def install() -> bool:
+    """Make loky start every later worker in a new session; True when it will."""
+    from loky.backend import fork_exec as module
+
+    with _lock:
+        if getattr(module.fork_exec, _MARK, False):
+            return True
+        setsid = shutil.which("setsid")
+        if setsid is None:
+            return False
+        original: Callable[..., Any] = module.fork_exec
+
+        def fork_exec_in_new_session(
+            cmd: Sequence[str], keep_fds: Sequence[int], env: Any = None
+        ) -> Any:
+            return original([setsid, *cmd], keep_fds, env=env)
+
+        setattr(fork_exec_in_new_session, _MARK, True)
+        module.fork_exec = fork_exec_in_new_session
+        return True

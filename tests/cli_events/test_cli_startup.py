@@ -1,0 +1,69 @@
+"""A command loads only its own group and no pydantic; `pivot --help` still lists all."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from pivot.cli.app import COMMANDS, MODULES, app, modules_for
+from pivot.events import EventStore
+from pivot.events.watchers import WatcherCreated
+
+PROBE = """
+import sys
+sys.argv = ["pivot", *sys.argv[1:]]
+from pivot.cli.app import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+loaded = sorted(m for m in sys.modules if m == "pydantic" or m.startswith("pivot.cli."))
+print("LOADED", " ".join(loaded))
+"""
+
+
+def _probe(*args: str, cwd: Path) -> tuple[str, list[str]]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], cwd=cwd, capture_output=True, text=True, check=True
+    )
+    out, _, loaded = proc.stdout.rpartition("LOADED")
+    return out, loaded.split()
+
+
+def test_stats_loads_one_group_and_no_pydantic(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    with EventStore.open(db) as store:
+        store.append([WatcherCreated(watcher_id="w-1", name="loss", job_id="42", at=1.0)])
+    out, loaded = _probe("stats", "--json", "--store", str(db), cwd=tmp_path)
+    assert '"total_watchers": 1' in out
+    assert "pydantic" not in loaded
+    assert "pivot.cli.events_cmd" in loaded
+    assert not {"pivot.cli.jobs_cmd", "pivot.cli.watch_cmd", "pivot.cli.pipeline_cmd"} & set(loaded)
+    out, loaded = _probe("events", "--store", str(db), "-t", "watcher.*", "-n", "1", cwd=tmp_path)
+    assert "watcher.created" in out
+    assert "pydantic" not in loaded  # strings and in-range ints need no pydantic
+
+
+def test_root_help_lists_every_command(tmp_path: Path) -> None:
+    out, loaded = _probe("--help", cwd=tmp_path)
+    listed = {line.split()[1] for line in out.splitlines() if line.startswith("│ ")}
+    assert set(COMMANDS) <= listed
+    assert "pivot events --since 1h" in out  # the help teaches by example
+    assert {f"pivot.cli.{m}" for m in MODULES} <= set(loaded)
+
+
+def test_which_modules_argv_needs() -> None:
+    assert modules_for(["stats", "--json"]) == ("events_cmd",)
+    assert modules_for(["watchers", "list"]) == ("jobs_cmd",)
+    assert modules_for([]) == modules_for(["--help"]) == modules_for(["nosuch"]) == MODULES
+
+
+def test_numbers_are_still_checked_by_typer(tmp_path: Path) -> None:
+    runner = CliRunner(env={"COLUMNS": "200"})
+    bad = runner.invoke(app, ["events", "--store", str(tmp_path / "x.db"), "--limit", "many"])
+    assert bad.exit_code == 2 and "Input should be a valid integer" in bad.stderr
+    low = runner.invoke(app, ["events", "--store", str(tmp_path / "x.db"), "--limit", "0"])
+    assert low.exit_code == 2 and "greater than or equal to 1" in low.stderr
