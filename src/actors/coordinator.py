@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from pivot.actors.base import Context, Shell
-from pivot.actors.messages import Batch, Boot, DeclaredPaths, ForceAll, RunWave, WaveDone
+from pivot.actors.messages import (
+    Batch,
+    Boot,
+    DeclaredPaths,
+    ForceAll,
+    RunWave,
+    WaveDone,
+    WindowOpened,
+)
 from pivot.events.actors import ChangesPending
 from pivot.events.pipeline import ChangesDetected, PipelineInvalid, PipelineReloaded
 from pivot.pipeline.bytecode import drop_bytecode
@@ -67,6 +75,10 @@ class Coordinator(Shell):
         self.booted = False
         self.code_seen: dict[str, str | None] = {}
         self.aliases: dict[Path, Path] = {}
+        # The debouncer has an open window: a batch is on its way. Pending
+        # changes wait for it (a wave never starts mid-checkout); bounded by
+        # the debouncer's maximum wait.
+        self.incoming = False
 
     # -- start-up (on Boot, once the watcher runs): load, run what is stale ---
     def started(self) -> None:
@@ -88,7 +100,10 @@ class Coordinator(Shell):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Boot):
             self._boot()
+        elif isinstance(message, WindowOpened):
+            self.incoming = message.open
         elif isinstance(message, Batch):
+            self.incoming = False
             self.pending.add(message)
             if self.running is not None:
                 self.ctx.sink.emit(
@@ -167,7 +182,7 @@ class Coordinator(Shell):
         return True
 
     def _next(self) -> None:
-        if not self.booted or self.running is not None or self.pending.empty:
+        if not self.booted or self.running is not None or self.pending.empty or self.incoming:
             return
         taken = self.pending.take()
         batch_id = uuid.uuid4().hex

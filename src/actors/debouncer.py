@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from pivot.actors.base import Context, Shell
-from pivot.actors.messages import PathsChanged, Tick
+from pivot.actors.messages import PathsChanged, Tick, WindowOpened
 from pivot.watch.debounce import Debounce
 
 __all__ = ["Debouncer"]
@@ -30,9 +30,16 @@ class Debouncer(Shell):
         self.timer: threading.Timer | None = None
         self.timer_due: float | None = None
 
+    def started(self) -> None:
+        # A fresh (or restarted) debouncer has no window: nobody may wait for one.
+        self.ctx.registry.tell("coordinator", WindowOpened(open=False))
+
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, PathsChanged):
+            was_open = self.window.pending
             self.window.add(message.paths, time.monotonic(), overflow=message.overflow)
+            if not was_open and self.window.pending:
+                self.ctx.registry.tell("coordinator", WindowOpened())
             self._arm()
         elif isinstance(message, Tick):
             self.timer = None

@@ -19,6 +19,7 @@ __all__ = [
     "Tick",
     "WatcherThreadFailed",
     "WaveDone",
+    "WindowOpened",
 ]
 
 
@@ -31,6 +32,18 @@ class PathsChanged:
 
     paths: frozenset[str]
     overflow: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WindowOpened:
+    """Debouncer -> Coordinator: changes are arriving; a batch will follow.
+
+    Changes left pending by a wave then wait for that batch instead of
+    starting a wave in the middle of, say, a checkout. ``open=False``: no
+    window is open (a restarted debouncer says so, its window was lost).
+    """
+
+    open: bool = True
 
 
 @dataclass(frozen=True, slots=True)

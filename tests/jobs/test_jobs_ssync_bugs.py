@@ -87,7 +87,7 @@ def test_restart_mid_stream_loses_and_repeats_nothing(
     finally:
         runtime.stop()
     (job_dir / "gate-2").touch()
-    out = next(job_dir.glob("rows-*.out"))
+    out = job_dir / f"rows-{job.job_id}.out"  # exists: 51 rows were read from it
     wait_for(lambda: out.read_bytes().endswith(b"row 100\n"), what="rows written")
     runtime = start_watchers(store, config, tick_seconds=0.1)
     try:
@@ -133,8 +133,13 @@ def test_megabytes_between_polls_are_all_scanned(
         wait_for(lambda: job_state(slurm, job.job_id) == "RUNNING", what="running")
         assert runtime.poll_now()  # sees the job, empty output
         (job_dir / "gate-1").touch()
-        out = next(job_dir.glob("burst-*.out"))
-        wait_for(lambda: out.read_bytes().endswith(b"MARK end of burst\n"), what="burst")
+        # Slurm reports RUNNING before the step has created the output file:
+        # wait for the file by its known name, never assume it is there yet.
+        out = job_dir / f"burst-{job.job_id}.out"
+        wait_for(
+            lambda: out.exists() and out.read_bytes().endswith(b"MARK end of burst\n"),
+            what="burst",
+        )
         assert runtime.poll_now()  # ONE poll
     finally:
         runtime.stop()
