@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -80,12 +80,7 @@ def _print(a: Explanation) -> None:
         )
     if a.reasons:
         console.print("  queued because:")
-        for reason in a.reasons:
-            console.print(f"    {escape(reason)}")
-            name = reason.removeprefix("upstream will run: ")
-            if name != reason and name in a.upstream:
-                for r in a.upstream[name]:
-                    console.print(f"      [dim]{escape(name)}:[/] {escape(r)}")
+        _print_reasons(console, a.reasons, a.upstream, depth=2, seen={a.stage})
     elif a.outcome in ("succeeded", "failed", "running"):
         console.print("  [dim](no queued reasons recorded for this run)[/]")
     cause = a.cause
@@ -109,3 +104,17 @@ def _print(a: Explanation) -> None:
 def register(app: typer.Typer) -> None:
     """Add `pivot why`."""
     app.command("why")(why)
+
+
+def _print_reasons(
+    console: Any, reasons: list[str], upstream: dict[str, list[str]], depth: int, seen: set[str]
+) -> None:
+    """Each reason; ``upstream will run: X`` followed down to X's own reasons."""
+    from rich.markup import escape
+
+    for reason in reasons:
+        console.print(f"{'  ' * depth}{escape(reason)}")
+        name = reason.removeprefix("upstream will run: ")
+        if name != reason and name in upstream and name not in seen:
+            console.print(f"{'  ' * (depth + 1)}[dim]{escape(name)} ran because:[/]")
+            _print_reasons(console, upstream[name], upstream, depth + 2, seen | {name})

@@ -304,3 +304,30 @@ def test_piped_table_keeps_each_event_on_one_line(
     assert lines[0].split() == ["seq", "time", "type", "subject", "actor", "details"]
     assert len(lines) == 12
     assert any("stage.failed" in line and "ValueError: nan" in line for line in lines)
+
+
+def test_why_follows_upstream_reasons_all_the_way_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PIVOT_EVENT_STORE", raising=False)
+    (tmp_path / "pipeline.py").write_text("")
+    with EventStore.open(tmp_path / ".pivot" / "events.db") as store:
+        store.append(
+            [
+                WaveStarted(wave_id="w", trigger="run", stages=("a", "b", "c"), correlation_id="w"),
+                StageQueued(stage="a", reasons=("dep changed: raw.csv",), correlation_id="w"),
+                StageQueued(stage="b", reasons=("upstream will run: a",), correlation_id="w"),
+                StageQueued(stage="c", reasons=("upstream will run: b",), correlation_id="w"),
+                StageSucceeded(stage="c", duration=0.1, correlation_id="w"),
+            ]
+        )
+    monkeypatch.chdir(tmp_path)
+    lines = [line.strip() for line in run("why", "c")[0].splitlines()]
+    start = lines.index("upstream will run: b")
+    assert lines[start : start + 5] == [
+        "upstream will run: b",
+        "b ran because:",
+        "upstream will run: a",
+        "a ran because:",
+        "dep changed: raw.csv",
+    ]
