@@ -141,9 +141,15 @@ def run(
     if as_json:
         print(json.dumps(summary(the_plan, result)))
     if result.cancelled:
+        signum = _received[-1] if _received else signal.SIGINT
         if not as_json:
-            print("interrupted", file=sys.stderr)
-        raise typer.Exit(130)
+            print(
+                "interrupted"
+                if signum == signal.SIGINT
+                else f"stopped by {signal.Signals(signum).name}",
+                file=sys.stderr,
+            )
+        raise typer.Exit(128 + signum)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -160,13 +166,28 @@ def _execute(
     store = EventStore.open(events_path(project.root))
     display = RunDisplay(project.root, store.append, None if as_json else _print)
     cancel = Cancel()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel("interrupted"))
+
+    def on_signal(signum: int, frame: object) -> None:
+        del frame
+        _received.append(signum)
+        cancel.cancel("interrupted" if signum == signal.SIGINT else signal.Signals(signum).name)
+
+    # Workers lead sessions of their own, so a signal to pivot's process group
+    # (Ctrl-C, a closed terminal's SIGHUP, `timeout`'s or a scheduler's SIGTERM)
+    # reaches only this process: each one must cancel the wave, which kills the
+    # workers and their children before the run lock is released.
+    previous = {sig: signal.signal(sig, on_signal) for sig in _CANCEL_SIGNALS}
     try:
         return project.run(the_plan, display.emit, jobs=jobs, keep_going=keep_going, cancel=cancel)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         display.close()
         store.close()
+
+
+_CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_received: list[int] = []
 
 
 def _print_dry_run(the_plan: Plan, as_json: bool) -> None:

@@ -151,16 +151,19 @@ def watch(
     system = WatchSystem(engine, options, store)
 
     def on_term(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        system.shutdown.request(code=143)
+        del frame
+        system.shutdown.request(code=128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    # SIGTERM (a scheduler, `timeout`) and SIGHUP (the terminal closed) shut
+    # down like `q`: workers lead their own sessions and would not get them.
+    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         system.start()
         code = system.wait()
     finally:
         system.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         engine.close()
         store.close()
     if system.shutdown.error:

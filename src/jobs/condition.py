@@ -277,7 +277,12 @@ class _Evaluator:
         if isinstance(node, ast.Tuple | ast.List):
             return _check_size(tuple(self.eval(e) for e in node.elts))
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            args = [_check_size(self.eval(a)) for a in node.args]
+            # Tuples are bounded before str() renders them; a long capture may
+            # still be measured (len) or compared, only results are bounded.
+            args = [self.eval(a) for a in node.args]
+            for arg in args:
+                if isinstance(arg, tuple | list):
+                    _check_size(arg)
             if node.func.id == "int" and args and isinstance(args[0], str) and len(args[0]) > 100:
                 raise ConditionError("int() of a string longer than 100 characters")
             return _check_size(_FUNCTIONS[node.func.id](*args))

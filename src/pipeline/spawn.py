@@ -22,9 +22,11 @@ protection.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = ["install"]
@@ -35,21 +37,32 @@ _MARK = "_pivot_new_session"
 
 def install() -> bool:
     """Make loky start every later worker in a new session; True when it will."""
-    from loky.backend import fork_exec as module
+    try:
+        from loky.backend import fork_exec as module
+    except ImportError:  # loky reorganised: keep its own spawn, unwrapped
+        return False
 
     with _lock:
-        if getattr(module.fork_exec, _MARK, False):
+        original: Callable[..., Any] | None = getattr(module, "fork_exec", None)
+        if original is None:
+            return False
+        if getattr(original, _MARK, False):
             return True
-        setsid = shutil.which("setsid")
+        setsid = _setsid_program()
         if setsid is None:
             return False
-        original: Callable[..., Any] = module.fork_exec
 
-        def fork_exec_in_new_session(
-            cmd: Sequence[str], keep_fds: Sequence[int], env: Any = None
-        ) -> Any:
-            return original([setsid, *cmd], keep_fds, env=env)
+        def fork_exec_in_new_session(cmd: Sequence[str], *args: Any, **kwargs: Any) -> Any:
+            return original([setsid, *cmd], *args, **kwargs)
 
         setattr(fork_exec_in_new_session, _MARK, True)
         module.fork_exec = fork_exec_in_new_session
         return True
+
+
+def _setsid_program() -> str | None:
+    """An absolute path to ``setsid(1)``; never one relative to the project directory."""
+    for candidate in ("/usr/bin/setsid", "/bin/setsid", shutil.which("setsid")):
+        if candidate and Path(candidate).is_absolute() and os.access(candidate, os.X_OK):
+            return candidate
+    return None

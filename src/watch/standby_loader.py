@@ -27,10 +27,13 @@ from pivot.pipeline.spec import PipelineSpec
 __all__ = ["StandbyLoader"]
 
 # Imports pivot's loader (never project code), then waits for one path.
+# Directory listings cached by the import system while it waited would hide
+# a module created since (a checkout adding a file): forget them first.
 _SCRIPT = """\
-import sys
+import importlib, sys
 from pivot.pipeline import loader
 line = sys.stdin.readline().strip()
+importlib.invalidate_caches()
 sys.exit(loader.main([line]) if line else 0)
 """
 

@@ -133,3 +133,9 @@ def test_tuples_built_from_captured_values_are_bounded_at_evaluation() -> None:
     with pytest.raises(ConditionError, match="longer than"):
         cond.evaluate({"msg": "x" * 9000})
     assert cond.evaluate({"msg": "x" * 100})
+
+
+def test_long_captures_can_still_be_measured_and_compared() -> None:
+    # Captures may be long lines; measuring or comparing them allocates nothing.
+    cond = compile_condition("len(msg) > 20000 and 'OOM' in msg and min(len(msg), 5) == 5", NAMES)
+    assert cond.evaluate({"msg": "x" * 30000 + "OOM"})

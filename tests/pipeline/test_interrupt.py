@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from pipeline_project import HEADER, PIVOT, make_project
 
 from pivot.events.store import EventStore
@@ -174,3 +175,40 @@ def test_a_second_run_waits_for_the_first(tmp_path: Path) -> None:
     ]
     # The second run planned after the first finished: nothing left to do.
     assert json.loads(out2)["stages"] == [{"stage": "gated", "status": "up to date", "reasons": []}]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_the_run_like_ctrl_c(tmp_path: Path, sig: signal.Signals) -> None:
+    # Workers lead sessions of their own, so a signal to pivot's group (a
+    # closed terminal, `timeout`, a scheduler) reaches only `pivot run`: it
+    # must still kill the workers and their children before releasing the
+    # run lock, or an orphaned stage would keep writing outputs.
+    project = make_project(tmp_path)
+    project.write("pipeline.py", PIPELINE)
+    pids_file = project.root / "pids.txt"
+    proc = subprocess.Popen(
+        [*PIVOT, "run"],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(lambda: pids_file.exists() and len(pids_file.read_text().split()) == 2)
+        worker, child = (int(p) for p in pids_file.read_text().split())
+        os.killpg(proc.pid, sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + sig, out + err
+    assert f"stopped by {sig.name}" in err
+    if sig == signal.SIGTERM:
+        assert "Traceback" not in out + err, err
+    # On SIGHUP the terminal is gone, and loky's resource tracker (which stays
+    # in pivot's group and ignores only SIGINT/SIGTERM) dies noisily on a
+    # stderr nobody reads; what matters is below: nothing is left running.
+    _wait_for(lambda: not any(map(_alive, (worker, child))), timeout=10)
+    assert f"slow: cancelled ({sig.name})" in out
+    assert not (project.root / "slow.txt").exists()
