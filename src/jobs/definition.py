@@ -18,6 +18,7 @@ import yaml
 
 from pivot.jobs.condition import Condition, ConditionError, compile_condition
 from pivot.jobs.patterns import CompiledPattern, PatternError, compile_pattern
+from pivot.jobs.slurm import END_STATES_FOR_WATCHERS
 from pivot.jobs.substitute import placeholders
 
 __all__ = [
@@ -32,17 +33,9 @@ __all__ = [
 ]
 
 OUTPUT_TYPES = ("stdout", "stderr", "both")
-END_STATES = (
-    "completed",
-    "failed",
-    "timeout",
-    "cancelled",
-    "node_fail",
-    "out_of_memory",
-    "preempted",
-    "boot_fail",
-    "deadline",
-)
+# The states a watcher's job_end_states may name: every final Slurm state a
+# user would act on (slurm.FINAL_STATES adds the rare revoked/special_exit).
+END_STATES = END_STATES_FOR_WATCHERS
 BUILTIN_VARIABLES = ("JOB_ID", "HOSTNAME", "JOB_STATE", "WATCHER_NAME")
 
 # Action type -> {param: (python type, required)}

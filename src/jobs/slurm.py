@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "END_STATES_FOR_WATCHERS",
     "FINAL_STATES",
     "JobInfo",
     "ScriptError",
@@ -30,21 +31,18 @@ __all__ = [
     "squeue_argv",
 ]
 
-FINAL_STATES = frozenset(
-    {
-        "completed",
-        "failed",
-        "timeout",
-        "cancelled",
-        "node_fail",
-        "out_of_memory",
-        "preempted",
-        "boot_fail",
-        "deadline",
-        "revoked",
-        "special_exit",
-    }
+END_STATES_FOR_WATCHERS = (
+    "completed",
+    "failed",
+    "timeout",
+    "cancelled",
+    "node_fail",
+    "out_of_memory",
+    "preempted",
+    "boot_fail",
+    "deadline",
 )
+FINAL_STATES = frozenset({*END_STATES_FOR_WATCHERS, "revoked", "special_exit"})
 
 _SQUEUE_FORMAT = "%i|%T|%j|%u|%A|%a"
 
