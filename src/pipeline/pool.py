@@ -1,11 +1,11 @@
 """The worker processes stages run in: a loky process pool, started lazily.
 
 :class:`StagePool` is what :func:`pivot.pipeline.execute.execute` submits to.
-Its owner decides its life: `pivot run` makes one per run; watch mode keeps one
-across waves and calls :meth:`StagePool.restart` after a code change, so the
-next stage runs in fresh processes (loky's reusable executor would keep the
-old ones). Workers are created on the first submit, so a run with nothing to
-do never starts a process.
+`pivot run` makes one per run and kills it after; watch mode renews its
+workers with :class:`pivot.watch.workers.Workers` (warmed spares), which
+shares :func:`kill_executor` and the worker initializer with this pool.
+Workers are created on the first submit, so a run with nothing to do never
+starts a process.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from pivot.pipeline.worker import ignore_sigint
 
-__all__ = ["Pool", "StagePool", "default_jobs"]
+__all__ = ["Pool", "StagePool", "default_jobs", "kill_executor"]
 
 T = TypeVar("T")
 
@@ -93,18 +93,25 @@ class StagePool:
     def kill(self) -> None:
         """Kill the workers and their children, and wait until they are gone."""
         executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        # Each worker leads its own process group (see worker.ignore_sigint):
-        # killing the group also gets processes a stage started, including
-        # orphans loky's tree walk cannot find any more.
-        for pid in list(getattr(executor, "_processes", {}) or {}):
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
-        executor.shutdown(wait=True, kill_workers=True)
+        if executor is not None:
+            kill_executor(executor)
 
     def shutdown(self) -> None:
         """Let running stages finish, then stop the workers."""
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
+
+
+def kill_executor(executor: Any) -> None:
+    """Kill a loky executor's workers with everything their stages started; wait for it.
+
+    Each worker leads its own process group (see :func:`pivot.pipeline.spawn`
+    and :func:`pivot.pipeline.worker.ignore_sigint`): killing the group also
+    gets processes a stage started, including orphans loky's tree walk cannot
+    find any more.
+    """
+    for pid in list(getattr(executor, "_processes", {}) or {}):
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+    executor.shutdown(wait=True, kill_workers=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import threading
 import time
 from concurrent.futures import wait
@@ -26,29 +25,15 @@ from typing import Any
 import loky
 
 from pivot.pipeline import spawn
+from pivot.pipeline.pool import kill_executor
+from pivot.pipeline.worker import ignore_sigint
 
-__all__ = ["PRELOAD", "Workers", "init_worker", "warm"]
+__all__ = ["PRELOAD", "Workers", "warm"]
 
 
 # pivot's own module that runs stages: imported ahead of time in a spare, since
 # it is never the project's code.
 PRELOAD = ("pivot.pipeline.worker",)
-
-
-def init_worker() -> None:
-    """Initializer of every worker: Ctrl-C is the parent's to handle (it kills us).
-
-    Workers start with SIGINT blocked (see :meth:`Workers._spawn`); a Ctrl-C
-    that arrived meanwhile is discarded once it is ignored and unblocked.
-    Each worker leads its own process group, so the terminal's Ctrl-C never
-    reaches it or the processes its stages start: the parent kills them.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    # A process group of its own (as `pivot run`'s workers): killing the group
-    # also gets what a stage started, even orphans loky's tree walk misses.
-    with contextlib.suppress(OSError):
-        os.setpgrp()
 
 
 def warm(preload: tuple[str, ...] = PRELOAD) -> int:
@@ -78,19 +63,11 @@ class Workers:
         self.generation = 0
 
     def _spawn(self) -> Any:
-        # Processes (and loky's manager thread, which respawns them) inherit
-        # this thread's signal mask: with SIGINT blocked, a Ctrl-C during
-        # start-up cannot interrupt a worker still importing (a traceback on
-        # the user's terminal) before init_worker ignores it.
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            return self._spawn_blocked()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-    def _spawn_blocked(self) -> Any:
+        # Workers are born in sessions of their own (spawn.install), so a
+        # Ctrl-C never reaches one still starting; the initializer is
+        # `pivot run`'s, so both kinds of worker behave alike.
         spawn.install()
-        executor = loky.ProcessPoolExecutor(max_workers=self.jobs, initializer=init_worker)
+        executor = loky.ProcessPoolExecutor(max_workers=self.jobs, initializer=ignore_sigint)
         try:
             futures = [executor.submit(warm) for _ in range(self.jobs)]
             done, _ = wait(futures, timeout=60)
@@ -110,7 +87,7 @@ class Workers:
             return  # the next restart spawns synchronously and reports the error
         with self._lock:
             if self._closed or self._spare is not None:
-                _kill(spare)
+                kill_executor(spare)
                 return
             self._spare = spare
             self._spare_ready.set()
@@ -142,7 +119,7 @@ class Workers:
         if old is not None:
             # Killing is asynchronous so the new wave does not wait on it;
             # close() joins every kill still in flight.
-            self._in_background(_kill, old)
+            self._in_background(kill_executor, old)
         new = spare if spare is not None else self._spawn()
         with self._lock:
             closed = self.closed
@@ -150,7 +127,7 @@ class Workers:
                 self._current = new
                 self.generation += 1
         if closed:
-            _kill(new)
+            kill_executor(new)
             raise RuntimeError("worker pool is closed")
         return self.pids()
 
@@ -196,7 +173,7 @@ class Workers:
             old = self._current
             self._current = None
         if old is not None:
-            _kill(old)
+            kill_executor(old)
 
     def close(self) -> None:
         """Kill every worker process, spare included, and wait for the kills."""
@@ -207,14 +184,7 @@ class Workers:
             background = list(self._background)
         for ex in (current, spare):
             if ex is not None:
-                _kill(ex)
+                kill_executor(ex)
         deadline = time.monotonic() + 30
         for t in background:
             t.join(max(0.0, deadline - time.monotonic()))
-
-
-def _kill(executor: Any) -> None:
-    for pid in list(getattr(executor, "_processes", {}) or {}):
-        with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
-    executor.shutdown(wait=True, kill_workers=True)
