@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +44,49 @@ def test_unknown_type_and_newer_version_are_clear_errors() -> None:
         decode("nope.nothing", 1, {})
     with pytest.raises(EventDecodeError, match="newer pivot"):
         decode("test.renamed", 3, {"new_name": "x"})
+
+
+LAZY_PROBE = """
+import sys
+from pivot.events.store import EventStore
+domains = ("pivot.events.pipeline", "pivot.events.watchers", "pivot.events.jobs",
+           "pivot.events.actors")
+before = [d for d in domains if d in sys.modules]
+with EventStore.open(sys.argv[1]) as store:
+    types = [rec.event.TYPE for rec in store.read()]
+print(before, types)
+"""
+
+
+def test_a_fresh_process_decodes_every_domain_without_importing_it(tmp_path: Path) -> None:
+    # The domain modules load on first use (start-up time); reading a log that
+    # holds events of all four must still decode each into its class.
+    from pivot.events import EventStore
+    from pivot.events.actors import ActorStarted
+    from pivot.events.jobs import JobSeen
+    from pivot.events.pipeline import StageStarted
+    from pivot.events.watchers import WatcherCreated
+
+    db = tmp_path / "events.db"
+    with EventStore.open(db) as store:
+        store.append(
+            [
+                StageStarted(stage="a"),
+                WatcherCreated(watcher_id="w", name="n", job_id="1"),
+                JobSeen(host="local", job_id="1", state="RUNNING"),
+                ActorStarted(name="display"),
+            ]
+        )
+    proc = subprocess.run(
+        [sys.executable, "-c", LAZY_PROBE, str(db)], capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.strip() == (
+        "[] ['stage.started', 'watcher.created', 'job.seen', 'actor.started']"
+    )
+
+
+def test_event_types_is_the_whole_catalogue() -> None:
+    from pivot.events.base import DOMAINS, event_types
+
+    modules = {cls.__module__ for cls in event_types().values()}
+    assert set(DOMAINS) <= modules

@@ -44,8 +44,6 @@ def store_errors() -> Iterator[None]:
     """Report the store's user-facing errors as one line each (exit 1)."""
     import sqlite3
 
-    from eventsourcing.persistence import PersistenceError
-
     from pivot.events.backends import StoreLocationError, StoreUnavailableError
     from pivot.events.base import EventDecodeError
     from pivot.events.location import ConfigError
@@ -61,8 +59,17 @@ def store_errors() -> Iterator[None]:
         EventDecodeError,
     ) as exc:
         fail(str(exc))
-    except (sqlite3.DatabaseError, PersistenceError) as exc:
-        fail(f"the event store failed: {exc}")
+    except Exception as exc:
+        if isinstance(exc, sqlite3.DatabaseError) or _is_persistence_error(exc):
+            fail(f"the event store failed: {exc}")
+        raise
+
+
+def _is_persistence_error(exc: Exception) -> bool:
+    # eventsourcing is imported only by commands that write or export (start-up
+    # time); if it was never imported, nothing can have raised its errors.
+    persistence = sys.modules.get("eventsourcing.persistence")
+    return persistence is not None and isinstance(exc, persistence.PersistenceError)
 
 
 def open_store(location: str | None, *, create: bool = False) -> EventStore:

@@ -1,30 +1,32 @@
 """Where the log lives: eventsourcing's SQLite or PostgreSQL recorder.
 
 A :class:`Backend` bundles eventsourcing's application recorder (which
-writes and reads the log) with a way to run our own small SQL in a
-transaction on the same database (projections keep their state and
-position there, so both commit together). ``param`` is the placeholder of
-the driver (``?`` for sqlite3, ``%s`` for psycopg); :meth:`Backend.sql`
-rewrites ``?`` so one statement text serves both.
+writes the log and creates its schema) with a way to run our own small SQL
+in a transaction on the same database: scans of the log, and projections,
+which keep their state and position there so both commit together.
+``param`` is the placeholder of the driver (``?`` for sqlite3, ``%s`` for
+psycopg); :meth:`Backend.sql` rewrites ``?`` so one statement text serves both.
+
+On SQLite our own SQL runs on plain ``sqlite3`` connections
+(:class:`SQLiteConnections`), and the recorder, with the import of
+eventsourcing it needs (~45 ms), is built on the first write: a command that
+only reads an existing store, such as ``pivot stats``, never pays for it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from eventsourcing.persistence import (
-    ApplicationRecorder,
-    InfrastructureFactory,
-    PersistenceError,
-    StoredEvent,
-)
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+if TYPE_CHECKING:
+    from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory, StoredEvent
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 __all__ = ["Backend", "Cursor", "StoreLocationError", "StoreUnavailableError", "open_backend"]
 
@@ -45,51 +47,56 @@ class Cursor(Protocol):
     def fetchall(self) -> Any: ...
 
 
-class FastSQLiteRecorder(SQLiteApplicationRecorder):
+def _fast_sqlite_recorder(datastore: Any) -> SQLiteApplicationRecorder:
     """eventsourcing's SQLite recorder, inserting a batch with one executemany.
 
     The stock recorder runs one ``execute`` per row to read each row's
     ``lastrowid``. Inside the write transaction we hold SQLite's only write
     lock, and rowids are assigned as max(rowid)+1, so the batch's ids are the
-    consecutive run ending at ``last_insert_rowid()``.
+    consecutive run ending at ``last_insert_rowid()``. (Defined in a function
+    so that eventsourcing is imported only when a recorder is needed.)
     """
+    from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any
-    ) -> Sequence[int] | None:
-        if not stored_events:
-            return []
-        params = [
-            (_id_text(s.originator_id), s.originator_version, s.topic, s.state)
-            for s in stored_events
-        ]
-        c.executemany(self.insert_events_statement, params)
-        c.execute("SELECT last_insert_rowid()")
-        last = int(c.fetchone()[0])
-        return list(range(last - len(params) + 1, last + 1))
+    class FastSQLiteRecorder(SQLiteApplicationRecorder):
+        def _insert_events(
+            self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any
+        ) -> Sequence[int] | None:
+            if not stored_events:
+                return []
+            params = [
+                (_id_text(s.originator_id), s.originator_version, s.topic, s.state)
+                for s in stored_events
+            ]
+            c.executemany(self.insert_events_statement, params)
+            c.execute("SELECT last_insert_rowid()")
+            last = int(c.fetchone()[0])
+            return list(range(last - len(params) + 1, last + 1))
+
+    return FastSQLiteRecorder(datastore=datastore)
 
 
 class Backend:
-    """A recorder plus transactions for our own tables on the same database."""
+    """A recorder plus transactions for our own SQL on the same database."""
 
     kind = "base"
     param = "?"
 
-    def __init__(self, factory: InfrastructureFactory[Any], recorder: ApplicationRecorder) -> None:
-        self.factory = factory
-        self.recorder = recorder
+    def __init__(self) -> None:
         self.tables_ensured: set[str] = set()  # our own tables known to exist
+
+    @property
+    def recorder(self) -> ApplicationRecorder:
+        """eventsourcing's recorder of this database (appends, exports)."""
+        raise NotImplementedError
 
     def sql(self, statement: str) -> str:
         """``statement`` with ``?`` placeholders in this driver's style."""
         return statement if self.param == "?" else statement.replace("?", self.param)
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Cursor]:
-        """A write transaction committed on success, rolled back on error."""
-        datastore: Any = getattr(self.factory, "datastore")  # noqa: B009 - untyped in the base
-        with datastore.transaction(commit=True) as cursor:
-            yield cursor
+    def transaction(self) -> contextlib.AbstractContextManager[Cursor]:
+        """A transaction committed on success, rolled back on error."""
+        raise NotImplementedError
 
     def lock_schema(self, cursor: Cursor) -> None:
         """Serialise schema changes (``CREATE ... IF NOT EXISTS``) with other processes
@@ -112,15 +119,126 @@ class Backend:
         """
         raise NotImplementedError
 
+    def max_seq(self) -> int:
+        """The sequence number of the newest event (0 when the log is empty)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release connections."""
-        self.factory.close()
+        raise NotImplementedError
+
+
+class SQLiteConnections:
+    """Plain sqlite3 connections to one file, shared by threads one transaction at a time.
+
+    Like eventsourcing's own pool: autocommit mode with explicit ``BEGIN``, a
+    lock timeout for waiting on other writers, ``sqlite3.Row`` rows. The log
+    file is in WAL mode already (eventsourcing sets it when it creates the
+    table, and the mode is stored in the file).
+    """
+
+    def __init__(self, path: str, lock_timeout: float) -> None:
+        self._path = path
+        self._lock_timeout = lock_timeout
+        self._idle: list[sqlite3.Connection] = []
+        self._every: list[sqlite3.Connection] = []
+        self._mutex = threading.Lock()
+        self._closed = False
+
+    def _take(self) -> sqlite3.Connection:
+        with self._mutex:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the event store is closed")
+            if self._idle:
+                return self._idle.pop()
+        conn = sqlite3.connect(
+            self._path, timeout=self._lock_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        with self._mutex:
+            self._every.append(conn)
+        return conn
+
+    def _give(self, conn: sqlite3.Connection) -> None:
+        with self._mutex:
+            if self._closed:
+                conn.close()
+            else:
+                self._idle.append(conn)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """A transaction on one connection: committed on success, rolled back on error."""
+        conn = self._take()
+        try:
+            cursor = conn.cursor()
+            cursor.execute("BEGIN")
+            try:
+                yield cursor
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        finally:
+            self._give(conn)
+
+    def close(self) -> None:
+        """Close every connection (ones in use close when given back)."""
+        with self._mutex:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._every.clear()
+        for conn in idle:
+            conn.close()
 
 
 class SQLiteBackend(Backend):
     """A SQLite file in WAL mode (the default, ``.pivot/events.db``)."""
 
     kind = "sqlite"
+
+    def __init__(self, path: Path, lock_timeout: int = 30) -> None:
+        super().__init__()
+        self.path = path
+        self._lock_timeout = lock_timeout
+        self.connections = SQLiteConnections(str(path), lock_timeout)
+        self._factory: InfrastructureFactory[Any] | None = None
+        self._recorder: ApplicationRecorder | None = None
+        self._recorder_lock = threading.Lock()
+
+    @property
+    def recorder(self) -> ApplicationRecorder:
+        with self._recorder_lock:
+            if self._recorder is None:
+                from eventsourcing.persistence import InfrastructureFactory
+
+                factory = InfrastructureFactory.construct(
+                    env={
+                        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                        "SQLITE_DBNAME": str(self.path),
+                        "SQLITE_LOCK_TIMEOUT": str(self._lock_timeout),
+                    }
+                )
+                try:
+                    recorder = _fast_sqlite_recorder(getattr(factory, "datastore"))  # noqa: B009
+                except BaseException:
+                    factory.close()
+                    raise
+                self._factory, self._recorder = factory, recorder
+            return self._recorder
+
+    def ensure_log_table(self) -> None:
+        """Create the log's tables (through the recorder) unless the file has them."""
+        with self.connections.transaction() as cur:
+            cur.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stored_events'"
+            )
+            present = cur.fetchone() is not None
+        if not present:
+            getattr(self.recorder, "create_table")()  # noqa: B009 - not in the base class
+
+    def transaction(self) -> contextlib.AbstractContextManager[Cursor]:
+        return self.connections.transaction()
 
     def select_states(
         self,
@@ -134,12 +252,22 @@ class SQLiteBackend(Backend):
         sql, params = _select_states_sql(
             "rowid", after, until, topics, limit, p="?", descending=descending
         )
-        datastore: Any = getattr(self.factory, "datastore")  # noqa: B009 - untyped in the base
-        with datastore.transaction(commit=False) as c:
-            raw = c.sqlite_cursor
-            raw.row_factory = None  # plain tuples: no sqlite3.Row per event
-            raw.execute(sql, params)
-            return raw.fetchall()  # type: ignore[no-any-return]
+        with self.connections.transaction() as cur:
+            cur.row_factory = None  # plain tuples: no sqlite3.Row per event
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def max_seq(self) -> int:
+        with self.connections.transaction() as cur:
+            cur.execute("SELECT MAX(rowid) FROM stored_events")
+            return int(cur.fetchone()[0] or 0)
+
+    def close(self) -> None:
+        self.connections.close()
+        with self._recorder_lock:
+            if self._factory is not None:
+                self._factory.close()
+                self._factory = None
 
 
 class PostgresBackend(Backend):
@@ -147,6 +275,30 @@ class PostgresBackend(Backend):
 
     kind = "postgresql"
     param = "%s"
+
+    def __init__(self, factory: InfrastructureFactory[Any], recorder: ApplicationRecorder) -> None:
+        super().__init__()
+        self.factory = factory
+        self._recorder = recorder
+
+    @property
+    def recorder(self) -> ApplicationRecorder:
+        return self._recorder
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Cursor]:
+        datastore: Any = getattr(self.factory, "datastore")  # noqa: B009 - untyped in the base
+        with datastore.transaction(commit=True) as cursor:
+            yield cursor
+
+    def transaction(self) -> contextlib.AbstractContextManager[Cursor]:
+        return self._transaction()
+
+    def max_seq(self) -> int:
+        return self._recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        self.factory.close()
 
     def lock_schema(self, cursor: Cursor) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
@@ -217,32 +369,26 @@ def _open_sqlite(location: str) -> Backend:
         raise StoreUnavailableError(
             f"event store {location}: cannot create {path.parent}: {exc.strerror}"
         ) from None
+    backend = SQLiteBackend(path)
     try:
-        return _sqlite_backend(path)
+        backend.ensure_log_table()
     except sqlite3.DatabaseError as exc:
+        backend.close()
         raise StoreUnavailableError(
             f"event store {location} is not a usable SQLite database ({exc}); "
             "it may be corrupt or not a pivot store"
         ) from None
-    except PersistenceError as exc:
-        raise StoreUnavailableError(f"event store {location} cannot be opened: {exc}") from None
+    except Exception as exc:
+        backend.close()
+        from eventsourcing.persistence import PersistenceError
 
-
-def _sqlite_backend(path: Path) -> Backend:
-    factory = InfrastructureFactory.construct(
-        env={
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": str(path),
-            "SQLITE_LOCK_TIMEOUT": "30",
-        }
-    )
-    try:
-        recorder = FastSQLiteRecorder(datastore=getattr(factory, "datastore"))  # noqa: B009
-        recorder.create_table()
-    except BaseException:
-        factory.close()
+        if isinstance(exc, PersistenceError):
+            raise StoreUnavailableError(f"event store {location} cannot be opened: {exc}") from None
         raise
-    return SQLiteBackend(factory, recorder)
+    except BaseException:
+        backend.close()
+        raise
+    return backend
 
 
 def _open_postgres(url: str) -> Backend:
@@ -262,6 +408,8 @@ def _open_postgres(url: str) -> Backend:
     except ValueError as exc:
         raise StoreLocationError(f"event store URL {_redact(url)!r}: {exc}") from None
     _probe_postgres(url, shown)
+    from eventsourcing.persistence import InfrastructureFactory, PersistenceError
+
     factory = InfrastructureFactory.construct(
         env={
             "PERSISTENCE_MODULE": "eventsourcing.postgres",

@@ -10,6 +10,8 @@ store turn stored JSON back into the class. When a class's fields change, bump
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -22,6 +24,7 @@ __all__ = [
     "encode",
     "event",
     "event_types",
+    "load_catalogue",
     "new_correlation_id",
     "upcaster",
 ]
@@ -94,9 +97,33 @@ def upcaster(
     return register
 
 
+# The modules defining pivot's events. They register their classes when
+# imported, which happens on first use (see ``pivot.events``); reading the
+# whole registry, or meeting a type not registered yet, imports them all.
+DOMAINS = (
+    "pivot.events.pipeline",
+    "pivot.events.watchers",
+    "pivot.events.jobs",
+    "pivot.events.actors",
+)
+
+
+@functools.cache
+def load_catalogue() -> None:
+    """Import every domain module, so every event class is registered (once)."""
+    for name in DOMAINS:
+        importlib.import_module(name)
+
+
 def event_types() -> Mapping[str, type[Event]]:
-    """Every registered event class by type name."""
+    """Every event class by type name (the whole catalogue)."""
+    load_catalogue()
     return dict(_REGISTRY)
+
+
+def _registered(type_name: str) -> type[Event] | None:
+    load_catalogue()
+    return _REGISTRY.get(type_name)
 
 
 class EventDecodeError(ValueError):
@@ -110,7 +137,7 @@ def encode(ev: Event) -> tuple[str, int, JSONDict]:
 
 def decode(type_name: str, version: int, data: JSONDict) -> Event:
     """Rebuild an event, upcasting data written by an older version."""
-    cls = _REGISTRY.get(type_name)
+    cls = _REGISTRY.get(type_name) or _registered(type_name)
     if cls is None:
         raise EventDecodeError(f"unknown event type {type_name!r}")
     while version < cls.VERSION:

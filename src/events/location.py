@@ -14,10 +14,11 @@ holding ``pipeline.py``, ``pivot.toml`` or a ``.pivot`` directory
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pivot.events.store import EventStore
+if TYPE_CHECKING:
+    from pivot.events.store import EventStore
 
 __all__ = [
     "ENV_VAR",
@@ -45,6 +46,8 @@ def store_location(root: str | os.PathLike[str] = ".") -> str:
         return from_env
     config = base / "pivot.toml"
     if config.is_file():
+        import tomllib  # only when there is a file to read (start-up time)
+
         try:
             data = tomllib.loads(config.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
@@ -83,6 +86,8 @@ def resolve_store_location(
 
 def open_project_store(root: str | os.PathLike[str] = ".") -> EventStore:
     """Open (creating if needed) the event store of the project at ``root``."""
+    from pivot.events.store import EventStore
+
     return EventStore.open(store_location(root))
 
 

@@ -29,13 +29,14 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eventsourcing.persistence import StoredEvent
-
-from pivot.events.backends import Backend, open_backend
+from pivot.events.backends import open_backend
 from pivot.events.base import Event, decode, encode
 from pivot.events.group_commit import GroupCommitter
+
+if TYPE_CHECKING:
+    from pivot.events.backends import Backend
 
 __all__ = ["EventStore", "RawRecord", "Recorded"]
 
@@ -112,6 +113,8 @@ class EventStore:
 
     def _write(self, items: list[tuple[str, bytes]]) -> list[int]:
         # Only ever called by one thread at a time (the group-commit leader).
+        from eventsourcing.persistence import StoredEvent  # first write only (start-up)
+
         first = self._version + 1
         stored = [
             StoredEvent(self._stream, first + i, topic, state)
@@ -238,6 +241,8 @@ class EventStore:
 
     def append_raw(self, records: Sequence[RawRecord]) -> list[int]:
         """Store rows exactly as exported (their own streams and positions)."""
+        from eventsourcing.persistence import StoredEvent
+
         stored = [
             StoredEvent(
                 uuid.UUID(r.stream),
@@ -251,7 +256,7 @@ class EventStore:
 
     def last_seq(self) -> int:
         """The sequence number of the newest event (0 when empty)."""
-        return self.backend.recorder.max_notification_id() or 0
+        return self.backend.max_seq()
 
     def close(self) -> None:
         """Release connections."""

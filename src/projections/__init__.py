@@ -24,14 +24,17 @@ nothing stored): ``pivot replay`` and ``pivot replay --verify`` use it.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from pivot.events.store import EventStore, Recorded
 from pivot.projections.base import Projection, State
-from pivot.projections.live import LiveProjection
-from pivot.projections.pipeline_status import PIPELINE_STATUS
-from pivot.projections.watcher_history import WATCHER_HISTORY
-from pivot.projections.watcher_stats import WATCHER_STATS
+
+if TYPE_CHECKING:
+    from pivot.events.store import EventStore, Recorded
+    from pivot.projections.live import LiveProjection
+
+    PROJECTIONS: dict[str, Projection]
 
 __all__ = [
     "PROJECTIONS",
@@ -44,28 +47,49 @@ __all__ = [
     "rebuild",
 ]
 
-PROJECTIONS: dict[str, Projection] = {
-    p.name: p for p in (PIPELINE_STATUS, WATCHER_HISTORY, WATCHER_STATS)
+# name -> (module, attribute). A projection's module (and the event domain it
+# reads) is imported when the projection is first asked for, so `pivot stats`
+# loads only the watcher-stats fold. PROJECTIONS (every one) loads them all.
+_WHERE = {
+    "pipeline_status": ("pivot.projections.pipeline_status", "PIPELINE_STATUS"),
+    "watcher_history": ("pivot.projections.watcher_history", "WATCHER_HISTORY"),
+    "watcher_stats": ("pivot.projections.watcher_stats", "WATCHER_STATS"),
 }
+NAMES = tuple(_WHERE)
 
 
 class UnknownProjectionError(KeyError):
     """A projection name that does not exist."""
 
     def __str__(self) -> str:
-        return f"unknown projection {self.args[0]!r} (known: {', '.join(sorted(PROJECTIONS))})"
+        return f"unknown projection {self.args[0]!r} (known: {', '.join(sorted(_WHERE))})"
 
 
 def get_projection(name: str) -> Projection:
     """The projection called ``name``; :class:`UnknownProjectionError` if none."""
-    try:
-        return PROJECTIONS[name]
-    except KeyError:
-        raise UnknownProjectionError(name) from None
+    where = _WHERE.get(name)
+    if where is None:
+        raise UnknownProjectionError(name)
+    projection: Projection = getattr(importlib.import_module(where[0]), where[1])
+    return projection
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PROJECTIONS":
+        every = {n: get_projection(n) for n in NAMES}
+        globals()[name] = every
+        return every
+    if name == "LiveProjection":
+        from pivot.projections.live import LiveProjection
+
+        return LiveProjection
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_projection(store: EventStore, name: str) -> LiveProjection:
     """The stored projection ``name`` of this store (call ``catch_up()`` before reading)."""
+    from pivot.projections.live import LiveProjection
+
     return LiveProjection(store, get_projection(name))
 
 
@@ -81,7 +105,7 @@ def rebuild(
     ``records`` replaces reading the store (e.g. a filtered stream for a
     point in time).
     """
-    chosen = [get_projection(n) for n in (names if names is not None else PROJECTIONS)]
+    chosen = [get_projection(n) for n in (names if names is not None else NAMES)]
     states = {p.name: p.initial() for p in chosen}
     routes: dict[str, list[Projection]] = {}
     for p in chosen:

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pivot.events.store import Recorded
+if TYPE_CHECKING:
+    from pivot.events.store import Recorded
+
 
 __all__ = ["Projection", "State"]
 

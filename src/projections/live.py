@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pivot.events.backends import Backend
-from pivot.events.store import EventStore
 from pivot.projections.base import Projection, State
+
+if TYPE_CHECKING:
+    from pivot.events.backends import Backend
+    from pivot.events.store import EventStore
 
 __all__ = ["CHECKPOINT_EVERY", "LiveProjection", "ensure_table"]
 

@@ -19,12 +19,14 @@ the view sums those within an hour of ``now``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pivot.events import watchers as ev
-from pivot.events.base import event_types
-from pivot.events.store import Recorded
+from pivot.events.base import Event
 from pivot.projections.base import Projection, State
+
+if TYPE_CHECKING:
+    from pivot.events.store import Recorded
 
 __all__ = ["TOP_WATCHERS", "WATCHER_STATS"]
 
@@ -113,9 +115,12 @@ def _watcher_types() -> tuple[str, ...]:
     # Every watcher-domain event, including ones added to the catalogue later.
     return tuple(
         sorted(
-            name
-            for name, cls in event_types().items()
-            if cls.__module__ == ev.__name__ and "watcher_id" in cls.__dataclass_fields__
+            cls.TYPE
+            for cls in vars(ev).values()
+            if isinstance(cls, type)
+            and issubclass(cls, Event)
+            and cls.__module__ == ev.__name__
+            and "watcher_id" in cls.__dataclass_fields__
         )
     )
 
