@@ -72,7 +72,8 @@ class StageStarted(Event):
     """A stage was handed to an idle worker process, so it runs from now on.
 
     A wave never has more stages in flight than worker processes, so no stage
-    waits behind another. Which process ran it is the ``pid`` of the
+    waits behind another (the first ones may wait for their worker to finish
+    starting). Which process ran it is the ``pid`` of the
     ``stage.succeeded`` / ``stage.failed`` that ends it (v1 had a ``pid`` here
     that was never filled in).
     """
