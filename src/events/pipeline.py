@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pivot.events.base import Event, event
+from pivot.events.base import Event, event, upcaster
 
 __all__ = [
     "ChangesDetected",
@@ -69,11 +69,24 @@ class StageQueued(Event):
 @event
 @dataclass(frozen=True, kw_only=True)
 class StageStarted(Event):
-    """A stage began executing in a worker process."""
+    """A stage was handed to an idle worker process, so it runs from now on.
+
+    A wave never has more stages in flight than worker processes, so no stage
+    waits behind another (the first ones may wait for their worker to finish
+    starting). Which process ran it is the ``pid`` of the
+    ``stage.succeeded`` / ``stage.failed`` that ends it (v1 had a ``pid`` here
+    that was never filled in).
+    """
 
     TYPE = "stage.started"
+    VERSION = 2
     stage: str
-    pid: int = 0
+
+
+@upcaster(StageStarted.TYPE, 1)
+def _stage_started_v1(data: dict[str, Any]) -> dict[str, Any]:
+    # v1's pid was always 0: the pool had not chosen a worker when it was written.
+    return {k: v for k, v in data.items() if k != "pid"}
 
 
 @event
@@ -94,12 +107,14 @@ class StageSucceeded(Event):
     The optional fields carry what the run recorded for skip decisions (code
     fingerprint and per-piece hashes, dep and output hashes, params), so
     ``.pivot/state.db`` can be rebuilt from the log, and watch mode can tell
-    the stage's own writes (``outs``) from edits by someone else.
+    the stage's own writes (``outs``) from edits by someone else. ``pid`` is
+    the worker process that ran it (0 in logs of pivot before it was recorded).
     """
 
     TYPE = "stage.succeeded"
     stage: str
     duration: float
+    pid: int = 0
     fingerprint: str = ""
     code: Mapping[str, str] = field(default_factory=dict)
     deps: Mapping[str, str | None] = field(default_factory=dict)
@@ -110,13 +125,18 @@ class StageSucceeded(Event):
 @event
 @dataclass(frozen=True, kw_only=True)
 class StageFailed(Event):
-    """A stage raised, crashed or exited; its outputs are not recorded."""
+    """A stage raised, crashed or exited; its outputs are not recorded.
+
+    ``pid`` is the worker process that ran it, 0 when none reported back (the
+    worker died, or the stage never reached one).
+    """
 
     TYPE = "stage.failed"
     stage: str
     error: str
     duration: float = 0.0
     traceback: str = ""
+    pid: int = 0
 
 
 @event

@@ -6,7 +6,11 @@ pool the caller owns, as soon as everything upstream of it succeeded, at most
 (append it to the store, show it): ``WaveStarted``, ``StageQueued`` (with the
 reasons), ``StageSkipped``, ``StageStarted``, ``StageSucceeded`` /
 ``StageFailed`` / ``StageCancelled``, ``WaveFinished``; stage events carry the
-wave id as ``correlation_id``.
+wave id as ``correlation_id``. ``StageStarted`` is emitted when a stage is
+handed to the pool, which is when it starts: never more stages are in flight
+than the pool has workers, so each goes to an idle worker (or, first in a
+run, to one still starting) and never queues behind another stage. The worker
+reports its pid with the outcome; ``StageSucceeded`` / ``StageFailed`` record it.
 
 After a stage succeeds its record (code, dep hashes taken when it was
 submitted, params, output hashes) is saved, so an interrupted run keeps what
@@ -291,9 +295,13 @@ class _Wave:
             log_path=str(log_path(self.spec.root, s.name)),
         )
         deps = self.hasher.hashes(s.deps)
+        # _start_ready keeps at most pool.jobs stages in flight: an idle worker
+        # takes this one now, so "started" is not shown for a waiting stage.
+        # Its time is taken before the worker can begin, never after.
+        started = self.ev(StageStarted, stage=s.name)
         future = self.pool.submit(run_stage, task)
         self.running[future] = _Running(s, time.perf_counter(), deps)
-        self.emit([self.ev(StageStarted, stage=s.name)])
+        self.emit([started])
 
     def _finished(self, run: _Running, future: Future[StageOutcome]) -> str:
         """Handle one completed future; returns the error text if its worker died."""
@@ -308,7 +316,9 @@ class _Wave:
         if outcome.ok:
             self._succeed(run, outcome)
         else:
-            self._fail(run.stage.name, outcome.error, outcome.duration, outcome.traceback)
+            self._fail(
+                run.stage.name, outcome.error, outcome.duration, outcome.traceback, outcome.pid
+            )
         return ""
 
     def _recover(self, crashed: list[tuple[_Running, str]]) -> None:
@@ -329,11 +339,15 @@ class _Wave:
             self.pending.append(r.stage.name)
         self.pending.sort(key=self.to_run.index)
 
-    def _fail(self, name: str, error: str, duration: float, tb: str = "") -> None:
+    def _fail(self, name: str, error: str, duration: float, tb: str = "", pid: int = 0) -> None:
+        """Record a failure; ``pid`` 0 when no worker reported (it died, or was never reached)."""
         self.result.status[name] = "failed"
         self.result.errors[name] = error
         self.state.mark_failed(name)
-        self.emit([self.ev(StageFailed, stage=name, error=error, duration=duration, traceback=tb)])
+        failed = self.ev(
+            StageFailed, stage=name, error=error, duration=duration, traceback=tb, pid=pid
+        )
+        self.emit([failed])
         self.stop_new = self.stop_new or not self.keep_going
 
     def _succeed(self, run: _Running, outcome: StageOutcome) -> None:
@@ -341,7 +355,8 @@ class _Wave:
         outs = {o: self.hasher.hash(o) for o in s.outs}
         missing = [o for o, h in outs.items() if h is None]
         if missing:
-            self._fail(s.name, f"declared output not written: {missing[0]}", outcome.duration)
+            error = f"declared output not written: {missing[0]}"
+            self._fail(s.name, error, outcome.duration, pid=outcome.pid)
             return
         record = StageRecord(
             fingerprint=s.fingerprint,
@@ -360,6 +375,7 @@ class _Wave:
                     StageSucceeded,
                     stage=s.name,
                     duration=outcome.duration,
+                    pid=outcome.pid,
                     fingerprint=s.fingerprint,
                     code=dict(s.code),
                     deps=dict(run.deps),

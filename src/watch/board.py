@@ -32,6 +32,7 @@ class StageRow:
     duration: float | None = None
     reason: str = ""
     started_at: float | None = None
+    pid: int = 0  # the worker that ran it last; known when it ends (0: not yet, or unknown)
 
 
 @dataclass(slots=True)
@@ -86,15 +87,15 @@ class Board:
             r.state, r.reason = "queued", "; ".join(e.reasons)
         elif isinstance(e, ev.StageStarted):
             r = self.row(e.stage)
-            r.state, r.started_at, r.duration = "running", e.at, None
+            r.state, r.started_at, r.duration, r.pid = "running", e.at, None, 0
         elif isinstance(e, ev.StageSucceeded):
             r = self.row(e.stage)
-            r.state, r.duration = "succeeded", e.duration
+            r.state, r.duration, r.pid = "succeeded", e.duration, e.pid
             if self.error.startswith(f"{e.stage} failed"):
                 self.error = ""
         elif isinstance(e, ev.StageFailed):
             r = self.row(e.stage)
-            r.state, r.duration = "failed", e.duration
+            r.state, r.duration, r.pid = "failed", e.duration, e.pid
             tb = "\n".join(e.traceback.strip().splitlines()[-ERROR_LINES:])
             self.error = f"{e.stage} failed: {e.error}" + (f"\n{tb}" if tb else "")
         elif isinstance(e, ev.StageSkipped):
@@ -145,10 +146,12 @@ def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch p
     if isinstance(e, ev.StageStarted):
         return f"stage {e.stage} started"
     if isinstance(e, ev.StageSucceeded):
-        return f"stage {e.stage} succeeded ({e.duration:.2f}s)"
+        where = f", worker pid {e.pid}" if e.pid else ""
+        return f"stage {e.stage} succeeded ({e.duration:.2f}s{where})"
     if isinstance(e, ev.StageFailed):
         first = e.error.strip().splitlines()[-1] if e.error.strip() else "failed"
-        return f"stage {e.stage} failed: {first}"
+        where = f" (worker pid {e.pid})" if e.pid else ""
+        return f"stage {e.stage} failed{where}: {first}"
     if isinstance(e, ev.StageSkipped):
         return f"stage {e.stage} skipped: {e.reason}"
     if isinstance(e, ev.StageCancelled):

@@ -18,7 +18,7 @@ def main() -> None:
     store = EventStore.open(location)
     sent = 0
     while count < 0 or sent < count:
-        events = [StageStarted(stage=f"{name}-{sent + i}", pid=sent + i) for i in range(batch)]
+        events = [StageStarted(stage=f"{name}-{sent + i}") for i in range(batch)]
         seqs = store.append(events)
         sent += batch
         print("ack", " ".join(map(str, seqs)), flush=True)

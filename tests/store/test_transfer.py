@@ -26,7 +26,7 @@ def locations(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]
 
 def _fill(store: EventStore) -> None:
     store.append([WaveStarted(wave_id="w", trigger="run", stages=("a", "b"), at=1.25)])
-    store.append([StageStarted(stage=f"s{i}", pid=i, at=1763906700.123456 + i) for i in range(7)])
+    store.append([StageStarted(stage=f"s{i}", at=1763906700.123456 + i) for i in range(7)])
     store.append([
         StageFailed(stage="a", error="Trace: 'é' ✓ \"q\"\nline", duration=0.1 + 0.2),
         WatcherCreated(watcher_id="w", name="n", job_id="1",

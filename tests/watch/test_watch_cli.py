@@ -139,6 +139,8 @@ def test_code_change_runs_new_code_in_fresh_workers(project: Path, watches: list
     pids = {_pid(project, "clean"), _pid(project, "other")}
     watch_pid = w.proc.pid
     assert watch_pid not in pids
+    ran_in = _worker_pids(w, 0)
+    assert {ran_in["clean"], ran_in["other"]} == pids  # the log names the real processes
 
     # Edit the helper module the stages import: both stages use new code,
     # each in a process that never ran a stage before.
@@ -153,6 +155,13 @@ def test_code_change_runs_new_code_in_fresh_workers(project: Path, watches: list
     assert (project / "ignored" / "clean").read_text().split()[1] == "v2"
     new_pids = {_pid(project, "clean"), _pid(project, "other")}
     assert not new_pids & pids, "a stage ran in a worker process from before the code change"
+    # Per the log, every stage of the wave (stats too) ran in a new process.
+    ran_after = _worker_pids(w, m)
+    assert sorted(ran_after) == ["clean", "other", "stats"]
+    assert (
+        not set(ran_after.values()) & set(ran_in.values()) and watch_pid not in ran_after.values()
+    )
+    assert {ran_after["clean"], ran_after["other"]} == new_pids
     assert (project / "data" / "clean.csv").read_text() == "a\nb\n"
 
     # A data change now runs on the same workers: no restart.
@@ -167,6 +176,11 @@ def test_code_change_runs_new_code_in_fresh_workers(project: Path, watches: list
 
 def _pid(root: Path, stage: str) -> int:
     return int((root / "ignored" / stage).read_text().split()[0])
+
+
+def _worker_pids(w: Watch, since: int) -> dict[str, int]:
+    """Stage -> the worker pid its ``stage.succeeded`` event names."""
+    return {e["stage"]: e["pid"] for e in w.events("stage.succeeded", since)}
 
 
 def test_jobs_1_still_runs_stages_in_a_fresh_worker(project: Path, watches: list[Watch]) -> None:

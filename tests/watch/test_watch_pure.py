@@ -262,7 +262,16 @@ def test_board_and_lines() -> None:
     assert board.stages["a"].state == "failed" and board.stages["b"].state == "idle"
     assert board.wave_count == 1 and not board.wave_running
     assert "pipeline.py:3" in board.error
-    assert plain_line(events[3]) == "stage a failed: ValueError: boom"
+    assert plain_line(events[3]) == "stage a failed: ValueError: boom"  # no pid: none shown
+    assert board.stages["a"].pid == 0
+    done = ev.StageSucceeded(stage="b", duration=0.5, pid=4242)
+    board.apply(done)
+    assert board.stages["b"].state == "succeeded" and board.stages["b"].pid == 4242
+    assert plain_line(done) == "stage b succeeded (0.50s, worker pid 4242)"
+    assert (
+        plain_line(ev.StageFailed(stage="c", error="x", pid=7))
+        == "stage c failed (worker pid 7): x"
+    )
     assert '"type":"stage.failed"' in json_line(events[3])
 
 
