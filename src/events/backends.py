@@ -141,7 +141,6 @@ class SQLiteConnections:
         self._path = path
         self._lock_timeout = lock_timeout
         self._idle: list[sqlite3.Connection] = []
-        self._every: list[sqlite3.Connection] = []
         self._mutex = threading.Lock()
         self._closed = False
 
@@ -155,39 +154,41 @@ class SQLiteConnections:
             self._path, timeout=self._lock_timeout, isolation_level=None, check_same_thread=False
         )
         conn.row_factory = sqlite3.Row
-        with self._mutex:
-            self._every.append(conn)
         return conn
 
-    def _give(self, conn: sqlite3.Connection) -> None:
+    def _give(self, conn: sqlite3.Connection, *, reusable: bool) -> None:
         with self._mutex:
-            if self._closed:
-                conn.close()
-            else:
+            if reusable and not self._closed:
                 self._idle.append(conn)
+                return
+        conn.close()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
         """A transaction on one connection: committed on success, rolled back on error."""
         conn = self._take()
+        reusable = False
         try:
             cursor = conn.cursor()
             cursor.execute("BEGIN")
             try:
                 yield cursor
+                conn.commit()
             except BaseException:
                 conn.rollback()
                 raise
-            conn.commit()
+            finally:
+                # A connection whose COMMIT and ROLLBACK both failed is still
+                # inside a transaction: close it rather than hand it out again.
+                reusable = not conn.in_transaction
         finally:
-            self._give(conn)
+            self._give(conn, reusable=reusable)
 
     def close(self) -> None:
         """Close every connection (ones in use close when given back)."""
         with self._mutex:
             self._closed = True
             idle, self._idle = self._idle, []
-            self._every.clear()
         for conn in idle:
             conn.close()
 

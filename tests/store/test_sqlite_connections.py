@@ -1,0 +1,73 @@
+"""The plain sqlite3 connections the SQLite backend reads and writes its own tables with."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from pivot.events.backends import SQLiteConnections
+
+
+def _pool(tmp_path: Path) -> SQLiteConnections:
+    pool = SQLiteConnections(str(tmp_path / "x.db"), lock_timeout=5)
+    with pool.transaction() as cur:
+        cur.execute("CREATE TABLE t (v INTEGER)")
+    return pool
+
+
+def test_a_failing_body_is_rolled_back_and_the_connection_reused(tmp_path: Path) -> None:
+    pool = _pool(tmp_path)
+    with pytest.raises(ValueError, match="boom"), pool.transaction() as cur:
+        cur.execute("INSERT INTO t VALUES (1)")
+        first = cur.connection
+        raise ValueError("boom")
+    with pool.transaction() as cur:
+        cur.execute("SELECT COUNT(*) FROM t")
+        assert cur.fetchone()[0] == 0
+        assert cur.connection is first  # rolled back cleanly, so handed out again
+        cur.execute("INSERT INTO t VALUES (2)")
+    with pool.transaction() as cur:
+        cur.execute("SELECT v FROM t")
+        assert [tuple(r) for r in cur.fetchall()] == [(2,)]
+    pool.close()
+
+
+def test_threads_get_their_own_connection_and_see_committed_rows(tmp_path: Path) -> None:
+    pool = _pool(tmp_path)
+    inside = threading.Event()
+    done = threading.Event()
+    seen: list[int] = []
+
+    def reader() -> None:
+        inside.wait(10)
+        with pool.transaction() as cur:  # while the main thread holds its transaction
+            cur.execute("SELECT COUNT(*) FROM t")
+            seen.append(cur.fetchone()[0])
+        done.set()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    with pool.transaction() as cur:
+        cur.execute("INSERT INTO t VALUES (1)")
+        inside.set()
+        assert done.wait(10)  # a reader is not blocked by our open write transaction
+    t.join(10)
+    assert seen == [0]  # uncommitted rows are not visible to the other connection
+    with pool.transaction() as cur:
+        cur.execute("SELECT COUNT(*) FROM t")
+        assert cur.fetchone()[0] == 1
+    pool.close()
+
+
+def test_closed_pool_refuses_and_closes_connections_given_back(tmp_path: Path) -> None:
+    pool = _pool(tmp_path)
+    with pool.transaction() as cur:
+        pool.close()  # a connection in use is closed when it comes back
+        conn = cur.connection
+    with pytest.raises(sqlite3.ProgrammingError):
+        conn.execute("SELECT 1")
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"), pool.transaction():
+        pass
