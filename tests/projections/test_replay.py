@@ -64,6 +64,22 @@ def test_verify_passes_on_caught_up_projections_and_finds_tampering(tmp_path: Pa
         ]
 
 
+def test_verify_rebuilds_each_projection_up_to_its_own_position(tmp_path: Path) -> None:
+    # One read of the log serves all projections; each must stop at its own
+    # position (pipeline_status at 2 has not seen the failure at seq 5).
+    positions = {"pipeline_status": 2, "watcher_history": 4, "watcher_stats": 7}
+    with _store(tmp_path) as store:
+        for name, position in positions.items():
+            open_projection(store, name).catch_up(until=position)
+        verdicts = verify(store, ["watcher_stats", "pipeline_status", "watcher_history"])
+        assert [(v.name, v.status, v.position) for v in verdicts] == [
+            ("watcher_stats", "ok", 7),
+            ("pipeline_status", "ok", 2),
+            ("watcher_history", "ok", 4),
+        ]
+        assert [v.status for v in verify(store, ["pipeline_status"])] == ["ok"]
+
+
 def test_differences_name_paths() -> None:
     assert differences({"a": [1, 2], "b": 1}, {"a": [1, 3], "c": 1}) == [
         "$.a[1]: stored 2, the log gives 3",
