@@ -85,7 +85,9 @@ def slow(
         # A child process too: shutdown must not leave it behind.
         child = subprocess.Popen(["sleep", "300"])
         Path("ignored").mkdir(exist_ok=True)
-        Path("ignored/slow-running").write_text(str(child.pid))
+        # Written whole, then renamed: the test reads it as soon as it exists.
+        Path("ignored/slow-running.tmp").write_text(str(child.pid))
+        Path("ignored/slow-running.tmp").replace("ignored/slow-running")
         deadline = time.monotonic() + 120
         while not gate.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
