@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pivot.cli import replay_cmd, stats_cmd, why_cmd
 from pivot.cli.store_access import StoreOption, fail, open_store, store_errors
 
 if TYPE_CHECKING:
@@ -321,8 +320,5 @@ def catalogue(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `events`, `replay`, `why` and `stats` to the `pivot` app."""
+    """Add `events` to the `pivot` app (`replay`, `why`, `stats` have modules of their own)."""
     app.add_typer(events_app, name="events")
-    replay_cmd.register(app)
-    why_cmd.register(app)
-    stats_cmd.register(app)

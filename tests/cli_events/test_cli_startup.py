@@ -51,8 +51,15 @@ def test_stats_loads_one_group_and_no_pydantic(tmp_path: Path) -> None:
         assert '"total_watchers": 1' in out
         assert "pydantic" not in loaded
         assert "eventsourcing" not in loaded
-        assert "pivot.cli.events_cmd" in loaded
-        others = {"pivot.cli.jobs_cmd", "pivot.cli.watch_cmd", "pivot.cli.pipeline_cmd"}
+        assert "pivot.cli.stats_cmd" in loaded
+        others = {
+            "pivot.cli.jobs_cmd",
+            "pivot.cli.watch_cmd",
+            "pivot.cli.pipeline_cmd",
+            "pivot.cli.events_cmd",
+            "pivot.cli.replay_cmd",
+            "pivot.cli.why_cmd",
+        }
         assert not others & set(loaded)
         assert "pivot.events.watchers" in loaded
         assert not {"pivot.events.pipeline", "pivot.events.jobs", "pivot.events.actors"} & set(
@@ -72,7 +79,8 @@ def test_root_help_lists_every_command(tmp_path: Path) -> None:
 
 
 def test_which_modules_argv_needs() -> None:
-    assert modules_for(["stats", "--json"]) == ("events_cmd",)
+    assert modules_for(["stats", "--json"]) == ("stats_cmd",)
+    assert modules_for(["events", "-n", "3"]) == ("events_cmd",)
     assert modules_for(["watchers", "list"]) == ("jobs_cmd",)
     assert modules_for([]) == modules_for(["--help"]) == modules_for(["nosuch"]) == MODULES
 
