@@ -4,9 +4,10 @@ The four domains' event classes live in :mod:`pivot.events.pipeline`,
 :mod:`~pivot.events.watchers`, :mod:`~pivot.events.jobs` and
 :mod:`~pivot.events.actors`. They are imported on first use, not with this
 package: a command such as ``pivot stats`` that only needs one domain (or
-none) does not pay for defining every dataclass. Decoding a stored event
-and :func:`pivot.events.base.event_types` load the whole catalogue first, so
-every stored event can be read without importing anything by hand.
+none) does not pay for defining every dataclass. Decoding a stored event of
+a type not registered yet, and :func:`pivot.events.base.event_types`, load
+the whole catalogue, so every stored event can be read without importing
+anything by hand.
 """
 
 from __future__ import annotations

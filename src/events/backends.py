@@ -206,10 +206,15 @@ class SQLiteBackend(Backend):
         self._factory: InfrastructureFactory[Any] | None = None
         self._recorder: ApplicationRecorder | None = None
         self._recorder_lock = threading.Lock()
+        self._closed = False
 
     @property
     def recorder(self) -> ApplicationRecorder:
         with self._recorder_lock:
+            if self._closed:
+                # Not a fresh pool that nothing would close (e.g. an actor
+                # appending during shutdown): the same error as a read.
+                raise sqlite3.ProgrammingError("the event store is closed")
             if self._recorder is None:
                 from eventsourcing.persistence import InfrastructureFactory
 
@@ -266,6 +271,7 @@ class SQLiteBackend(Backend):
     def close(self) -> None:
         self.connections.close()
         with self._recorder_lock:
+            self._closed = True
             if self._factory is not None:
                 self._factory.close()
                 self._factory = None
@@ -361,6 +367,13 @@ def open_backend(location: str) -> Backend:
 
 
 def _open_sqlite(location: str) -> Backend:
+    if location == ":memory:" or location.startswith("file:"):
+        # Reads and writes use separate connections, which would each get a
+        # private in-memory database; a URI could select that mode too.
+        raise StoreLocationError(
+            f"event store {location!r}: give a file path (an in-memory or URI "
+            "SQLite database is not supported)"
+        )
     path = Path(location)
     if path.is_dir():
         raise StoreUnavailableError(f"event store {location}: is a directory, not a file")

@@ -2,9 +2,12 @@
 
 An event class declares ``TYPE`` (a stable dotted name such as
 ``"stage.started"``) and ``VERSION``. Registering it with :func:`event` lets the
-store turn stored JSON back into the class. When a class's fields change, bump
+store turn stored JSON back into the class. When a class's fields change
+incompatibly (a field renamed or removed, or added without a default), bump
 ``VERSION`` and register an upcaster from the old version with
-:func:`upcaster`, so a log written by an older pivot still reads.
+:func:`upcaster`, so a log written by an older pivot still reads. Adding a
+field with a default needs neither: old rows read with the default, and an
+older pivot ignores a field it does not know.
 """
 
 from __future__ import annotations
@@ -154,6 +157,12 @@ def _decode(type_name: str, version: int, data: JSONDict) -> Event:
         raise EventDecodeError(f"unknown event type {type_name!r}")
     while version < cls.VERSION:
         step = _UPCASTERS.get((type_name, version))
+        if step is None:
+            # The class may be registered while its module (which registers
+            # the upcaster a few lines later) is still being imported by
+            # another thread: load_catalogue waits for that import.
+            load_catalogue()
+            step = _UPCASTERS.get((type_name, version))
         if step is None:
             raise EventDecodeError(f"no upcaster for {type_name} v{version}")
         data = step(data)

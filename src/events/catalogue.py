@@ -28,8 +28,6 @@ _COMMON = ("at", "actor", "correlation_id")
 
 def pivot_event_types() -> dict[str, type[Event]]:
     """Every registered event class defined in pivot itself (not by tests or plugins)."""
-    import pivot.events  # noqa: F401 - importing the package registers every domain
-
     return {
         name: cls
         for name, cls in event_types().items()

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pivot.events.backends import open_backend
-from pivot.events.base import Event, decode, encode
+from pivot.events.base import Event, EventDecodeError, decode, encode
 from pivot.events.group_commit import GroupCommitter
 
 if TYPE_CHECKING:
@@ -139,8 +139,12 @@ class EventStore:
         # through read_payloads (one generator layer less per event).
         for batch in self._pages(after, limit, types, until):
             for seq, topic, state in batch:
-                payload = _parse(state.decode())
-                yield Recorded(seq, decode(topic, payload["v"], payload["d"]))
+                try:
+                    payload = _parse(state.decode())
+                    ev = decode(topic, payload["v"], payload["d"])
+                except Exception as exc:
+                    raise _row_error(seq, topic, state, exc) from None
+                yield Recorded(seq, ev)
 
     def read_payloads(
         self,
@@ -154,8 +158,14 @@ class EventStore:
         survive an event this pivot cannot decode (e.g. from a newer one)."""
         for batch in self._pages(after, limit, types, until):
             for seq, topic, state in batch:
-                payload = _parse(state.decode())
-                yield seq, topic, payload["v"], payload["d"]
+                try:
+                    payload = _parse(state.decode())
+                    version, data = payload["v"], payload["d"]
+                    if type(version) is not int or type(data) is not dict:
+                        raise TypeError("not a pivot event")  # noqa: TRY301 - reported below
+                except Exception as exc:
+                    raise _row_error(seq, topic, state, exc) from None
+                yield seq, topic, version, data
 
     def _pages(
         self, after: int, limit: int | None, types: Sequence[str], until: int | None
@@ -187,8 +197,12 @@ class EventStore:
         while True:
             batch = select(after, bound, topics, _BACKWARD_PAGE, descending=True)
             for seq, topic, state in batch:
-                payload = _parse(state.decode())
-                yield Recorded(seq, decode(topic, payload["v"], payload["d"]))
+                try:
+                    payload = _parse(state.decode())
+                    ev = decode(topic, payload["v"], payload["d"])
+                except Exception as exc:
+                    raise _row_error(seq, topic, state, exc) from None
+                yield Recorded(seq, ev)
             if len(batch) < _BACKWARD_PAGE:
                 return
             bound = batch[-1][0] - 1
@@ -300,6 +314,32 @@ def _parse(text: str) -> Any:
     if end != len(text):
         return _DECODER.decode(text)
     return value
+
+
+def _row_error(seq: int, topic: str, state: bytes, exc: Exception) -> Exception:
+    """What to raise for a stored row that did not read: which event, and why.
+
+    A row that is not ``{"v": int, "d": {...}}`` JSON (a damaged file, a row
+    written by something else) is a clear :class:`EventDecodeError` naming its
+    seq, so commands print one line; any other exception is a bug and stays
+    itself.
+    """
+    if isinstance(exc, EventDecodeError):
+        return EventDecodeError(f"event #{seq}: {exc}")
+    try:
+        payload = json.loads(state)
+    except ValueError:  # also invalid UTF-8
+        payload = None
+    if not (
+        isinstance(payload, dict)
+        and type(payload.get("v")) is int
+        and isinstance(payload.get("d"), dict)
+    ):
+        return EventDecodeError(
+            f"event #{seq} ({topic}): the stored data is not a pivot event "
+            "(a damaged store, or a row written by another program)"
+        )
+    return exc
 
 
 def _hex(originator_id: object) -> str:

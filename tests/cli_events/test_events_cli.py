@@ -130,6 +130,17 @@ def test_corrupt_file_and_unreachable_postgres_are_clear_errors(
     assert "secret" not in err
 
 
+def test_a_damaged_row_is_a_one_line_error(project: Path) -> None:
+    db = project / ".pivot" / "events.db"
+    with EventStore.open(db) as store, store.backend.transaction() as cur:
+        cur.execute("UPDATE stored_events SET state = ? WHERE rowid = 9", (b"garbage",))
+    for command in (["stats"], ["events"], ["replay"]):  # watcher.matched is in all three
+        _, err = run(*command, code=1)
+        assert err.startswith("error: event #9 (watcher.matched)"), err
+        assert "not a pivot event" in err
+        assert "Traceback" not in err
+
+
 def test_store_location_precedence(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

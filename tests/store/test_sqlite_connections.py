@@ -71,3 +71,26 @@ def test_closed_pool_refuses_and_closes_connections_given_back(tmp_path: Path) -
         conn.execute("SELECT 1")
     with pytest.raises(sqlite3.ProgrammingError, match="closed"), pool.transaction():
         pass
+
+
+def test_a_closed_store_refuses_appends_even_before_its_first_write(tmp_path: Path) -> None:
+    from pivot.events import EventStore
+    from pivot.events.watchers import WatcherRemoved
+
+    db = tmp_path / "events.db"
+    EventStore.open(db).close()  # creates it
+    store = EventStore.open(db)  # exists: the recorder is built on the first write
+    store.close()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        store.append([WatcherRemoved(watcher_id="w")])
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        store.last_seq()
+
+
+def test_in_memory_stores_are_refused_with_a_clear_error() -> None:
+    from pivot.events import EventStore
+    from pivot.events.backends import StoreLocationError
+
+    for location in (":memory:", "file:x?mode=memory"):
+        with pytest.raises(StoreLocationError, match="give a file path"):
+            EventStore.open(location)
