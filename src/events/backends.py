@@ -94,8 +94,12 @@ class Backend:
         """``statement`` with ``?`` placeholders in this driver's style."""
         return statement if self.param == "?" else statement.replace("?", self.param)
 
-    def transaction(self) -> contextlib.AbstractContextManager[Cursor]:
-        """A transaction committed on success, rolled back on error."""
+    def transaction(self, *, write: bool = True) -> contextlib.AbstractContextManager[Cursor]:
+        """A transaction committed on success, rolled back on error.
+
+        ``write=False`` promises only reads (on SQLite it then does not wait
+        for, or block, other writers).
+        """
         raise NotImplementedError
 
     def lock_schema(self, cursor: Cursor) -> None:
@@ -164,13 +168,20 @@ class SQLiteConnections:
         conn.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Cursor]:
-        """A transaction on one connection: committed on success, rolled back on error."""
+    def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Cursor]:
+        """A transaction on one connection: committed on success, rolled back on error.
+
+        A write transaction takes SQLite's write lock at ``BEGIN IMMEDIATE``,
+        waiting up to the lock timeout for other writers. A deferred one that
+        read first and wrote later (``CREATE TABLE IF NOT EXISTS``, read then
+        insert) fails at once with "database is locked" when another process
+        wrote in between: waiting cannot fix a stale snapshot.
+        """
         conn = self._take()
         reusable = False
         try:
             cursor = conn.cursor()
-            cursor.execute("BEGIN")
+            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield cursor
                 conn.commit()
@@ -191,6 +202,9 @@ class SQLiteConnections:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+_CREATE_ATTEMPTS = 3
 
 
 class SQLiteBackend(Backend):
@@ -234,17 +248,33 @@ class SQLiteBackend(Backend):
             return self._recorder
 
     def ensure_log_table(self) -> None:
-        """Create the log's tables (through the recorder) unless the file has them."""
-        with self.connections.transaction() as cur:
+        """Create the log's tables (through the recorder) unless the file has them.
+
+        Processes opening a new file together may all find it empty; the
+        recorder's ``CREATE TABLE IF NOT EXISTS`` runs in a deferred
+        transaction, so the ones whose snapshot predates the winner's commit
+        fail with "database is locked". By then the table exists: look again.
+        """
+        for attempt in range(_CREATE_ATTEMPTS):
+            if self._has_log_table():
+                return
+            try:
+                getattr(self.recorder, "create_table")()  # noqa: B009 - not in the base class
+            except Exception:
+                if attempt + 1 == _CREATE_ATTEMPTS or not self._has_log_table():
+                    raise
+            else:
+                return
+
+    def _has_log_table(self) -> bool:
+        with self.connections.transaction(write=False) as cur:
             cur.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stored_events'"
             )
-            present = cur.fetchone() is not None
-        if not present:
-            getattr(self.recorder, "create_table")()  # noqa: B009 - not in the base class
+            return cur.fetchone() is not None
 
-    def transaction(self) -> contextlib.AbstractContextManager[Cursor]:
-        return self.connections.transaction()
+    def transaction(self, *, write: bool = True) -> contextlib.AbstractContextManager[Cursor]:
+        return self.connections.transaction(write=write)
 
     def select_states(
         self,
@@ -258,13 +288,13 @@ class SQLiteBackend(Backend):
         sql, params = _select_states_sql(
             "rowid", after, until, topics, limit, p="?", descending=descending
         )
-        with self.connections.transaction() as cur:
+        with self.connections.transaction(write=False) as cur:
             cur.row_factory = None  # plain tuples: no sqlite3.Row per event
             cur.execute(sql, params)
             return cur.fetchall()
 
     def max_seq(self) -> int:
-        with self.connections.transaction() as cur:
+        with self.connections.transaction(write=False) as cur:
             cur.execute("SELECT MAX(rowid) FROM stored_events")
             return int(cur.fetchone()[0] or 0)
 
@@ -298,7 +328,8 @@ class PostgresBackend(Backend):
         with datastore.transaction(commit=True) as cursor:
             yield cursor
 
-    def transaction(self) -> contextlib.AbstractContextManager[Cursor]:
+    def transaction(self, *, write: bool = True) -> contextlib.AbstractContextManager[Cursor]:
+        del write  # PostgreSQL's row locks need no up-front promise
         return self._transaction()
 
     def max_seq(self) -> int:

@@ -74,7 +74,7 @@ class LiveProjection:
     def reload(self) -> None:
         """Load the stored state (or start over if none, or of another version)."""
         backend = self.store.backend
-        with backend.transaction() as cur:
+        with backend.transaction(write=False) as cur:
             cur.execute(
                 backend.sql(
                     "SELECT version, position, state FROM pivot_projections WHERE name = ?"

@@ -12,6 +12,8 @@ from pivot.events.backends import SQLiteConnections
 
 
 def _pool(tmp_path: Path) -> SQLiteConnections:
+    with sqlite3.connect(tmp_path / "x.db") as conn:  # as event stores are
+        conn.execute("PRAGMA journal_mode=WAL")
     pool = SQLiteConnections(str(tmp_path / "x.db"), lock_timeout=5)
     with pool.transaction() as cur:
         cur.execute("CREATE TABLE t (v INTEGER)")
@@ -43,7 +45,7 @@ def test_threads_get_their_own_connection_and_see_committed_rows(tmp_path: Path)
 
     def reader() -> None:
         inside.wait(10)
-        with pool.transaction() as cur:  # while the main thread holds its transaction
+        with pool.transaction(write=False) as cur:  # while the main thread writes
             cur.execute("SELECT COUNT(*) FROM t")
             seen.append(cur.fetchone()[0])
         done.set()
@@ -59,6 +61,39 @@ def test_threads_get_their_own_connection_and_see_committed_rows(tmp_path: Path)
     with pool.transaction() as cur:
         cur.execute("SELECT COUNT(*) FROM t")
         assert cur.fetchone()[0] == 1
+    pool.close()
+
+
+def test_a_second_writer_waits_for_the_first_instead_of_failing(tmp_path: Path) -> None:
+    # Read-then-write in one transaction (what CREATE TABLE IF NOT EXISTS and
+    # conditional saves do) while another connection commits a write: a
+    # write transaction takes the lock at BEGIN, so it waits and succeeds.
+    pool = _pool(tmp_path)
+    holding = threading.Event()
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        holding.wait(10)
+        try:
+            with pool.transaction() as cur:
+                cur.execute("SELECT COUNT(*) FROM t")
+                n = cur.fetchone()[0]
+                cur.execute("INSERT INTO t VALUES (?)", (n + 1,))
+        except BaseException as exc:  # reported to the test thread
+            errors.append(exc)
+
+    t = threading.Thread(target=second)
+    t.start()
+    with pool.transaction() as cur:
+        cur.execute("INSERT INTO t VALUES (1)")
+        holding.set()
+        t.join(0.3)  # the second writer is now waiting for our lock
+        assert t.is_alive()
+    t.join(10)
+    assert not errors
+    with pool.transaction(write=False) as cur:
+        cur.execute("SELECT v FROM t ORDER BY v")
+        assert [r[0] for r in cur.fetchall()] == [1, 2]  # it saw our row before writing
     pool.close()
 
 
