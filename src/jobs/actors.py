@@ -2,7 +2,8 @@
 
 The JobTailer ticks (a timer tells it ``Tick``), runs one
 :meth:`pivot.jobs.tailer.Tailer.cycle` and tells the ActionExecutor each
-batch of intents; the ActionExecutor runs them with
+batch of intents as soon as it is durable (mid-cycle, through the tailer's
+``hand_off``); the ActionExecutor runs them with
 :func:`pivot.jobs.execute.execute_batch` and schedules retries. A tick that
 raises is recorded (``ActorCrashed``) and the next tick runs as usual: one
 bad cycle never stops the watching.
@@ -111,6 +112,7 @@ class JobTailerActor(pykka.ThreadingActor):
         super().__init__()
         self.tailer = tailer
         self.executor = executor
+        tailer.hand_off = executor.tell  # a file's batches leave once committed
         self.tick_seconds = tick_seconds
         self._timer: threading.Timer | None = None
 
