@@ -139,12 +139,7 @@ class EventStore:
         # through read_payloads (one generator layer less per event).
         for batch in self._pages(after, limit, types, until):
             for seq, topic, state in batch:
-                try:
-                    payload = _parse(state.decode())
-                    ev = decode(topic, payload["v"], payload["d"])
-                except Exception as exc:
-                    raise _row_error(seq, topic, state, exc) from None
-                yield Recorded(seq, ev)
+                yield Recorded(seq, _event_of(seq, topic, state))
 
     def read_payloads(
         self,
@@ -197,12 +192,7 @@ class EventStore:
         while True:
             batch = select(after, bound, topics, _BACKWARD_PAGE, descending=True)
             for seq, topic, state in batch:
-                try:
-                    payload = _parse(state.decode())
-                    ev = decode(topic, payload["v"], payload["d"])
-                except Exception as exc:
-                    raise _row_error(seq, topic, state, exc) from None
-                yield Recorded(seq, ev)
+                yield Recorded(seq, _event_of(seq, topic, state))
             if len(batch) < _BACKWARD_PAGE:
                 return
             bound = batch[-1][0] - 1
@@ -314,6 +304,15 @@ def _parse(text: str) -> Any:
     if end != len(text):
         return _DECODER.decode(text)
     return value
+
+
+def _event_of(seq: int, topic: str, state: bytes) -> Event:
+    """The event a stored row holds (an :class:`EventDecodeError` naming it if none)."""
+    try:
+        payload = _parse(state.decode())
+        return decode(topic, payload["v"], payload["d"])
+    except Exception as exc:
+        raise _row_error(seq, topic, state, exc) from None
 
 
 def _row_error(seq: int, topic: str, state: bytes, exc: Exception) -> Exception:
