@@ -44,7 +44,11 @@ def store_errors() -> Iterator[None]:
     """Report the store's user-facing errors as one line each (exit 1)."""
     import sqlite3
 
-    from pivot.events.backends import StoreLocationError, StoreUnavailableError
+    from pivot.events.backends import (
+        StoreLocationError,
+        StoreUnavailableError,
+        is_persistence_error,
+    )
     from pivot.events.base import EventDecodeError
     from pivot.events.location import ConfigError
     from pivot.events.timespec import TimeSpecError
@@ -60,16 +64,9 @@ def store_errors() -> Iterator[None]:
     ) as exc:
         fail(str(exc))
     except Exception as exc:
-        if isinstance(exc, sqlite3.DatabaseError) or _is_persistence_error(exc):
+        if isinstance(exc, sqlite3.DatabaseError) or is_persistence_error(exc):
             fail(f"the event store failed: {exc}")
         raise
-
-
-def _is_persistence_error(exc: Exception) -> bool:
-    # eventsourcing is imported only by commands that write or export (start-up
-    # time); if it was never imported, nothing can have raised its errors.
-    persistence = sys.modules.get("eventsourcing.persistence")
-    return persistence is not None and isinstance(exc, persistence.PersistenceError)
 
 
 def open_store(location: str | None, *, create: bool = False) -> EventStore:

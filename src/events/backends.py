@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import sys
 import threading
 import urllib.parse
 import uuid
@@ -28,7 +29,14 @@ if TYPE_CHECKING:
     from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory, StoredEvent
     from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-__all__ = ["Backend", "Cursor", "StoreLocationError", "StoreUnavailableError", "open_backend"]
+__all__ = [
+    "Backend",
+    "Cursor",
+    "StoreLocationError",
+    "StoreUnavailableError",
+    "is_persistence_error",
+    "open_backend",
+]
 
 
 class StoreLocationError(ValueError):
@@ -195,6 +203,11 @@ class SQLiteConnections:
         finally:
             self._give(conn, reusable=reusable)
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
     def close(self) -> None:
         """Close every connection (ones in use close when given back)."""
         with self._mutex:
@@ -202,9 +215,6 @@ class SQLiteConnections:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
-
-
-_CREATE_ATTEMPTS = 3
 
 
 class SQLiteBackend(Backend):
@@ -220,12 +230,11 @@ class SQLiteBackend(Backend):
         self._factory: InfrastructureFactory[Any] | None = None
         self._recorder: ApplicationRecorder | None = None
         self._recorder_lock = threading.Lock()
-        self._closed = False
 
     @property
     def recorder(self) -> ApplicationRecorder:
         with self._recorder_lock:
-            if self._closed:
+            if self.connections.closed:
                 # Not a fresh pool that nothing would close (e.g. an actor
                 # appending during shutdown): the same error as a read.
                 raise sqlite3.ProgrammingError("the event store is closed")
@@ -255,16 +264,13 @@ class SQLiteBackend(Backend):
         transaction, so the ones whose snapshot predates the winner's commit
         fail with "database is locked". By then the table exists: look again.
         """
-        for attempt in range(_CREATE_ATTEMPTS):
-            if self._has_log_table():
-                return
-            try:
-                getattr(self.recorder, "create_table")()  # noqa: B009 - not in the base class
-            except Exception:
-                if attempt + 1 == _CREATE_ATTEMPTS or not self._has_log_table():
-                    raise
-            else:
-                return
+        if self._has_log_table():
+            return
+        try:
+            getattr(self.recorder, "create_table")()  # noqa: B009 - not in the base class
+        except Exception:
+            if not self._has_log_table():
+                raise
 
     def _has_log_table(self) -> bool:
         with self.connections.transaction(write=False) as cur:
@@ -301,7 +307,6 @@ class SQLiteBackend(Backend):
     def close(self) -> None:
         self.connections.close()
         with self._recorder_lock:
-            self._closed = True
             if self._factory is not None:
                 self._factory.close()
                 self._factory = None
@@ -323,14 +328,11 @@ class PostgresBackend(Backend):
         return self._recorder
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Cursor]:
+    def transaction(self, *, write: bool = True) -> Iterator[Cursor]:
+        del write  # PostgreSQL's row locks need no up-front promise
         datastore: Any = getattr(self.factory, "datastore")  # noqa: B009 - untyped in the base
         with datastore.transaction(commit=True) as cursor:
             yield cursor
-
-    def transaction(self, *, write: bool = True) -> contextlib.AbstractContextManager[Cursor]:
-        del write  # PostgreSQL's row locks need no up-front promise
-        return self._transaction()
 
     def max_seq(self) -> int:
         return self._recorder.max_notification_id() or 0
@@ -425,9 +427,7 @@ def _open_sqlite(location: str) -> Backend:
         ) from None
     except Exception as exc:
         backend.close()
-        from eventsourcing.persistence import PersistenceError
-
-        if isinstance(exc, PersistenceError):
+        if is_persistence_error(exc):
             raise StoreUnavailableError(f"event store {location} cannot be opened: {exc}") from None
         raise
     except BaseException:
@@ -526,6 +526,16 @@ def _probe_postgres(url: str, shown: str) -> None:
         raise StoreUnavailableError(
             f"cannot reach the PostgreSQL event store {shown}: {reason}"
         ) from None
+
+
+def is_persistence_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is eventsourcing's ``PersistenceError``, without importing it.
+
+    eventsourcing is imported only by code that writes or exports (start-up
+    time); if it was never imported, nothing can have raised its errors.
+    """
+    persistence = sys.modules.get("eventsourcing.persistence")
+    return persistence is not None and isinstance(exc, persistence.PersistenceError)
 
 
 def _id_text(originator_id: uuid.UUID | str) -> str:
