@@ -6,7 +6,8 @@ State::
                        "last_run": at of the last start or None,
                        "duration": seconds of the last finished run or None,
                        "reason": why it was queued, skipped or cancelled,
-                       "last_error": the last failure's error ("" if none yet),
+                       "last_error": the error of the last failure since the last
+                                     success ("" if it has not failed since),
                        "wave_id": the wave of the latest event, "updated_at": at}},
      "wave": {"wave_id", "trigger", "stages", "started_at", "finished_at",
               "succeeded", "failed", "skipped", "cancelled", "duration"} or None,
@@ -62,6 +63,7 @@ def _apply(state: State, rec: Recorded) -> State:
         s = _stage(state, e.stage, e.at, e.correlation_id)
         s["state"] = "succeeded"
         s["duration"] = e.duration
+        s["last_error"] = ""  # a success supersedes an older run's failure
     elif isinstance(e, ev.StageFailed):
         s = _stage(state, e.stage, e.at, e.correlation_id)
         s["state"] = "failed"
@@ -110,7 +112,7 @@ def _apply(state: State, rec: Recorded) -> State:
 
 PIPELINE_STATUS = Projection(
     name="pipeline_status",
-    version=1,
+    version=2,  # 2: a success clears last_error
     types=tuple(
         cls.TYPE
         for cls in (
