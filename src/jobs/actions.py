@@ -93,7 +93,8 @@ class ActionRunner:
         result = self._slurm(ctx.host, slurm.scancel_argv(ctx.job_id))
         if result.returncode != 0:
             raise ActionError(f"scancel {ctx.job_id} failed: {result.stderr.strip()}")
-        return Outcome(f"cancelled job {ctx.job_id}")
+        reason = str(req.params.get("reason") or "")
+        return Outcome(f"cancelled job {ctx.job_id}" + (f": {reason}" if reason else ""))
 
     def _resubmit(self, req: ActionRequested, ctx: JobContext) -> Outcome:
         remaining = int(req.params.get("remaining_resubmits", 1))
@@ -150,7 +151,8 @@ class ActionRunner:
         msg["From"] = _header(smtp.sender)
         msg["To"] = ", ".join(to)
         msg["Subject"] = _header(str(req.params.get("subject") or f"pivot: job {ctx.job_id}"))
-        msg.set_content(str(req.params.get("body") or f"Watcher fired on job {ctx.job_id}."))
+        body = req.params.get("body") or req.params.get("message")
+        msg.set_content(str(body or f"Watcher fired on job {ctx.job_id}."))
         timeout = self.config.action_timeout
         with smtplib.SMTP(smtp.host, smtp.port, timeout=timeout) as client:
             if smtp.starttls:
@@ -163,11 +165,23 @@ class ActionRunner:
         return Outcome(f"mailed {', '.join(to)}")
 
     def _notify_webhook(self, req: ActionRequested, ctx: JobContext) -> Outcome:
+        text = str(req.params.get("message") or f"pivot: watcher fired on job {ctx.job_id}")
+        return self._post(req, {"text": text})
+
+    def _notify_slack(self, req: ActionRequested, ctx: JobContext) -> Outcome:
+        # Slack's incoming-webhook body: `text`, and `channel` where the webhook allows it.
+        body: dict[str, str] = {
+            "text": str(req.params.get("message") or f"pivot: watcher fired on job {ctx.job_id}")
+        }
+        if req.params.get("channel"):
+            body["channel"] = str(req.params["channel"])
+        return self._post(req, body)
+
+    def _post(self, req: ActionRequested, payload: Mapping[str, str]) -> Outcome:
         url = str(req.params.get("url") or self.config.webhook.url)
         if not url.startswith(("http://", "https://")):
             raise ActionError("no webhook URL: set params.url or [notify.webhook] url")
-        text = str(req.params.get("message") or f"pivot: watcher fired on job {ctx.job_id}")
-        body = json.dumps({"text": text}).encode()
+        body = json.dumps(payload).encode()
         request = urllib.request.Request(  # noqa: S310 - scheme checked above
             url, data=body, method="POST", headers={"Content-Type": "application/json"}
         )

@@ -76,6 +76,7 @@ def _values(
     names["JOB_ID"] = ws.job_id
     names["HOSTNAME"] = ctx.hostname
     names["WATCHER_NAME"] = ws.name
+    names["NOW"] = str(int(ctx.now))
     if ctx.job_state:
         names["JOB_STATE"] = ctx.job_state
     return Values(whole=whole, groups=groups, names=names)

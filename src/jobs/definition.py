@@ -36,14 +36,24 @@ OUTPUT_TYPES = ("stdout", "stderr", "both")
 # The states a watcher's job_end_states may name: every final Slurm state a
 # user would act on (slurm.FINAL_STATES adds the rare revoked/special_exit).
 END_STATES = END_STATES_FOR_WATCHERS
-BUILTIN_VARIABLES = ("JOB_ID", "HOSTNAME", "JOB_STATE", "WATCHER_NAME")
+# NOW: the Unix time (whole seconds) of the match or timer tick, what ssync
+# users get from `$(date +%s)` in a shell.
+BUILTIN_VARIABLES = ("JOB_ID", "HOSTNAME", "JOB_STATE", "WATCHER_NAME", "NOW")
 
 # Action type -> {param: (python type, required)}
 ACTION_PARAMS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
-    "cancel_job": {},
+    "cancel_job": {"reason": (str, False)},
     "resubmit": {"modifications": (dict, False), "remaining_resubmits": (int, False)},
-    "notify_email": {"to": (str, False), "subject": (str, False), "body": (str, False)},
+    # `message` is ssync's name for the body.
+    "notify_email": {
+        "to": (str, False),
+        "subject": (str, False),
+        "body": (str, False),
+        "message": (str, False),
+    },
     "notify_webhook": {"message": (str, False), "url": (str, False)},
+    # ssync's Slack action: an incoming webhook, Slack's JSON body.
+    "notify_slack": {"message": (str, False), "url": (str, False), "channel": (str, False)},
     "run_command": {"command": (str, True), "timeout_seconds": ((int, float), False)},
     "store_metric": {"name": (str, True), "value": ((str, int, float), True)},
     "log_event": {"message": (str, True)},
@@ -239,7 +249,7 @@ def _check_references(definition: WatcherDefinition, group_count: int, err: Any)
             )
 
 
-BUILTIN_NAMES = ("JOB_ID", "HOSTNAME", "JOB_STATE", "WATCHER_NAME")
+BUILTIN_NAMES = BUILTIN_VARIABLES
 
 
 def _templates(value: Any) -> list[str]:

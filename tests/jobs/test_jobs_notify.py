@@ -126,6 +126,38 @@ def test_webhook_posts_a_slack_body(webhook: tuple[str, _Hook]) -> None:
     assert hook.bodies == [{"text": '"quoted" loss 0.5"},"x":{" on node1'}]
 
 
+def test_ssync_notify_slack_posts_slacks_body_to_its_url(webhook: tuple[str, _Hook]) -> None:
+    url, hook = webhook
+    text = (
+        "name: slack\npattern: 'Progress: (\\d+)%'\ncaptures: [progress]\nactions:\n"
+        "  - type: notify_slack\n"
+        f"    params: {{channel: '#alerts', url: '{url}', "
+        "message: 'Job ${JOB_ID} is ${progress}% complete'}\n"
+    )
+    [req], _ = _requests(text, "Progress: 50%")
+    out = _runner(Config()).run(req, JobContext("local", "77"))
+    assert out.detail == "webhook answered HTTP 200"
+    assert hook.bodies == [{"text": "Job 77 is 50% complete", "channel": "#alerts"}]
+
+
+def test_ssync_message_is_the_mail_body_and_reason_is_recorded(smtp: tuple[int, _Mailbox]) -> None:
+    port, box = smtp
+    config = Config(smtp=SmtpConfig(host="127.0.0.1", port=port, to=("ops@example.org",)))
+    text = (
+        "name: oom\npattern: '(CUDA out of memory)'\ncaptures: [error]\nactions:\n"
+        "  - type: cancel_job\n    params: {reason: 'CUDA out of memory'}\n"
+        "  - type: notify_email\n"
+        "    params: {subject: 'Job ${JOB_ID} cancelled - CUDA OOM', message: 'Error: $error'}\n"
+    )
+    cancel, mail = _requests(text, "RuntimeError: CUDA out of memory.")[0]
+    assert cancel.params == {"reason": "CUDA out of memory"}
+    _runner(config).run(mail, JobContext("local", "77"))
+    [(_, raw)] = box.messages
+    msg = message_from_bytes(raw)
+    assert msg["Subject"] == "Job 77 cancelled - CUDA OOM"
+    assert msg.get_payload().strip() == "Error: CUDA out of memory"
+
+
 TWO_ACTIONS = (
     "name: two\npattern: 'boom'\nmax_failures: {mf}\nactions:\n"
     "  - type: log_event\n    params: {{message: first}}\n"
