@@ -30,6 +30,7 @@ from pivot.actors.messages import (
 )
 from pivot.events.actors import ChangesPending
 from pivot.events.pipeline import ChangesDetected, PipelineInvalid, PipelineReloaded
+from pivot.names import USAGE_EXIT, unknown_name
 from pivot.pipeline.bytecode import drop_bytecode
 from pivot.watch.affected import (
     affected_stages,
@@ -147,8 +148,7 @@ class Coordinator(Shell):
         missing = [t for t in self.targets if t not in result.stages]
         if missing:
             self.invalid = True
-            known = ", ".join(sorted(result.stages)) or "none"
-            error = f"unknown stage(s): {', '.join(missing)} (stages: {known})"
+            error = unknown_name("stage", missing[0], list(result.stages))
             self.ctx.sink.emit(
                 PipelineInvalid(
                     error=error,
@@ -159,7 +159,7 @@ class Coordinator(Shell):
             )
             if self.view is None:
                 # A typo on the command line: say so and stop, rather than wait.
-                self.ctx.shutdown.request(error, code=2)
+                self.ctx.shutdown.request(error, code=USAGE_EXIT)
             return False
         added, removed, modified = diff_stages(self.view, result)
         first = self.view is None

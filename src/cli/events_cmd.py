@@ -136,7 +136,8 @@ def _query(
 
 def _check_names(store: EventStore, stage: str | None, watcher: str | None) -> None:
     """A --stage or --watcher that neither the log nor the pipeline knows is an error."""
-    from pivot.cli.known_names import logged_names, pipeline_stages, unknown_message
+    from pivot.cli.known_names import logged_names, pipeline_stages
+    from pivot.names import USAGE_EXIT, unknown_name
 
     if stage is not None:
         seen = logged_names(store, "stage")
@@ -144,11 +145,12 @@ def _check_names(store: EventStore, stage: str | None, watcher: str | None) -> N
             declared = pipeline_stages()
             if stage not in declared:
                 known = declared + sorted(seen.difference(declared))
-                fail(unknown_message("stage", stage, known))
+                fail(unknown_name("stage", stage, known), USAGE_EXIT)
     if watcher is not None:
         seen = logged_names(store, "watcher_id")
         if watcher not in seen:
-            fail(unknown_message("watcher", watcher, sorted(seen), "; see `pivot watchers list`"))
+            hint = "; see `pivot watchers list`"
+            fail(unknown_name("watcher", watcher, sorted(seen), hint))
 
 
 Row = tuple[int, str, dict[str, Any]]

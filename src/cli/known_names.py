@@ -3,7 +3,8 @@
 A stage is known when the log mentions it (``stage`` or a wave's ``stages``)
 or when the project's pipeline (if one loads) declares it; a watcher id is
 known when the log mentions it. Only consulted when a name matched nothing,
-so a correct name costs nothing extra.
+so a correct name costs nothing extra. The message about a name that matched
+nothing is :func:`pivot.names.unknown_name`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pivot.events.store import EventStore
 
-__all__ = ["logged_names", "pipeline_stages", "unknown_message"]
-
-SHOWN = 20  # at most this many names in a message
+__all__ = ["logged_names", "pipeline_stages"]
 
 
 def logged_names(store: EventStore, field: str) -> set[str]:
@@ -42,13 +41,3 @@ def pipeline_stages() -> list[str]:
     except Exception:  # a broken or absent pipeline only means: no names from it
         return []
     return [s.name for s in spec.stages]
-
-
-def unknown_message(what: str, name: str, known: list[str], hint: str = "") -> str:
-    """``unknown stage 'x' (known stages: a, b)`` with at most :data:`SHOWN` names."""
-    if not known:
-        listing = f"no {what}s are known yet"
-    else:
-        more = f", ... ({len(known)} in all)" if len(known) > SHOWN else ""
-        listing = f"known {what}s: " + ", ".join(known[:SHOWN]) + more
-    return f"unknown {what} {name!r} ({listing}){hint}"

@@ -243,6 +243,12 @@ def status(
 
 
 def dag(
+    stages: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Draw only these stages and what they need (default: all).", show_default=False
+        ),
+    ] = None,
     *,
     fmt: Annotated[
         DagFormat, typer.Option("--format", "-F", help="text, mermaid, dot or json.")
@@ -252,17 +258,25 @@ def dag(
 ) -> None:
     """Show the stage graph: which stage feeds which, through which paths.
 
-    `pivot dag --format mermaid` pastes into Markdown; `--format dot | dot -Tsvg`
-    draws it with Graphviz.
+    Given stage names, only those stages and everything upstream of them
+    (what `pivot run STAGE` would bring up to date). `pivot dag --format
+    mermaid` pastes into Markdown; `--format dot | dot -Tsvg` draws it with
+    Graphviz. Exit status: 0, 2 the pipeline is invalid or a stage unknown.
+
+    Examples: `pivot dag`, `pivot dag report`, `pivot dag train -F mermaid`.
     """
     from pivot.pipeline.dag import build_graph, render, to_plain
     from pivot.pipeline.errors import PipelineError
     from pivot.pipeline.loader import load_pipeline
+    from pivot.pipeline.plan import select
 
     if as_json:
         fmt = DagFormat.json
     try:
-        graph = build_graph(load_pipeline(pipeline))
+        spec = load_pipeline(pipeline)
+        graph = build_graph(spec)
+        if stages:
+            graph = graph.restricted(select(spec, graph, stages))
     except PipelineError as exc:
         raise _fail(exc, fmt is DagFormat.json) from None
     if fmt is DagFormat.json:

@@ -1,8 +1,11 @@
-"""`pivot why STAGE`: from the log alone, why a stage last ran or was skipped.
+"""`pivot why STAGE`: from the log alone, why a stage last ran (or ran before that).
 
-The answer follows correlation ids backwards: the stage's latest event
-carries its wave's id; the wave (``wave.started``) carries the id of what
-caused it, e.g. the change batch (``changes.detected``) with the paths and
+By default the stage's last *real* run is explained (a no-op `pivot run`
+after it only skips the stage as up to date, which is summarised as what
+came later); ``run=2`` explains the run before, and so on. A stage that
+never really ran has its last skip explained. The answer follows
+correlation ids backwards: the stage's event carries its wave's id; the
+wave (``wave.started``) carries the id of what caused it, e.g. the change batch (``changes.detected``) with the paths and
 their time. The stage's ``stage.queued`` reasons say through which deps
 (``dep changed: data/raw.csv``), code or params it was affected, and
 ``upstream will run: prepare`` points at an upstream stage of the same wave,
@@ -42,15 +45,25 @@ _OUTCOME = {
     ev.StageSkipped: "skipped",
     ev.StageCancelled: "cancelled",
 }
+# A stage event of one of these types in a wave makes that wave a real run.
+_RUN_TYPES = (ev.StageStarted, ev.StageSucceeded, ev.StageFailed)
 _DEP, _UPSTREAM = "dep changed: ", "upstream will run: "
 
 
 @dataclass
 class Explanation:
-    """Why ``stage`` last ran or was skipped (plain data: ``as_dict()`` is ``--json``)."""
+    """Why ``stage`` ran or was skipped (plain data: ``as_dict()`` is ``--json``).
+
+    ``run`` is which run was asked for (1: the last real one); ``runs_seen``
+    how many of the stage's runs the log holds, counted back from the newest
+    as far as that one (``runs_seen < run``: the log has no such run).
+    ``later`` summarises the stage's events after the explained one: the
+    runs and skips since, and the newest (e.g. the "up to date" skip of the
+    no-op run after it), or None when nothing came after.
+    """
 
     stage: str
-    outcome: str = ""  # "" when the log never mentions the stage
+    outcome: str = ""  # "" when the log has no such event of the stage
     seq: int = 0
     at: float = 0.0
     detail: str = ""  # skip/cancel reason or failure
@@ -60,6 +73,9 @@ class Explanation:
     cause: dict[str, Any] | None = None
     upstream: dict[str, list[str]] = field(default_factory=dict)
     chain: list[dict[str, Any]] = field(default_factory=list)
+    run: int = 1
+    runs_seen: int = 0
+    later: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -75,6 +91,9 @@ class Explanation:
             "cause": self.cause,
             "upstream": self.upstream,
             "chain": self.chain,
+            "run": self.run,
+            "runs_seen": self.runs_seen,
+            "later": self.later,
         }
 
 
@@ -88,47 +107,126 @@ def _link(rec: Recorded, id_field: str) -> dict[str, Any]:
     }
 
 
-def explain(stage: str, records: Iterable[Recorded]) -> Explanation:
-    """Fold the log (at least :data:`WHY_TYPES`, in order) into an explanation."""
-    waves: dict[str, Recorded] = {}
-    batches: dict[str, Recorded] = {}
-    # Per wave id: every stage's queued reasons (for upstream causes), and ours.
-    queued: dict[str, dict[str, list[str]]] = {}
-    last: Recorded | None = None
-    for rec in records:
+@dataclass
+class _Waves:
+    """What the log says about waves: their start, their change batch, queued reasons."""
+
+    started: dict[str, Recorded] = field(default_factory=dict)
+    batches: dict[str, Recorded] = field(default_factory=dict)
+    # Per wave id: every stage's queued reasons (for upstream causes).
+    queued: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def add(self, rec: Recorded) -> None:
         e = rec.event
         if isinstance(e, ev.WaveStarted):
-            waves[e.wave_id] = rec
+            self.started[e.wave_id] = rec
         elif isinstance(e, ev.ChangesDetected):
-            batches.setdefault(e.batch_id, rec)
-        elif isinstance(e, _STAGE_TYPES):
-            if isinstance(e, ev.StageQueued):
-                queued.setdefault(e.correlation_id, {})[e.stage] = list(e.reasons)
-            if e.stage == stage:
-                last = rec
-    out = Explanation(stage)
-    if last is None:
+            self.batches.setdefault(e.batch_id, rec)
+        elif isinstance(e, ev.StageQueued):
+            self.queued.setdefault(e.correlation_id, {})[e.stage] = list(e.reasons)
+
+
+def _details(e: Event) -> tuple[str, str]:
+    """(outcome, detail) of a stage event."""
+    detail = ""
+    if isinstance(e, ev.StageSkipped | ev.StageCancelled):
+        detail = e.reason
+    elif isinstance(e, ev.StageFailed):
+        detail = e.error
+    return _OUTCOME[type(e)], detail
+
+
+def _runs(mine: list[Recorded]) -> list[int]:
+    """Index in ``mine`` of the last event of each real run, oldest first.
+
+    A real run is a wave in which the stage started, succeeded or failed
+    (a cancel in such a wave ends the run; a cancel or skip alone is not a
+    run). A stage runs at most once per wave, and a stage's events of one
+    wave are contiguous (one wave at a time), so a run is the stretch of
+    its events sharing one wave id.
+    """
+    ends: list[int] = []
+    wave: str | None = None
+    for i, rec in enumerate(mine):
+        e = rec.event
+        same = bool(ends) and wave == e.correlation_id
+        if isinstance(e, _RUN_TYPES) or (same and isinstance(e, ev.StageCancelled)):
+            if same:
+                ends[-1] = i
+            else:
+                ends.append(i)
+                wave = e.correlation_id
+    return ends
+
+
+def _pick(mine: list[Recorded], run: int) -> tuple[int | None, int]:
+    """(index in ``mine`` of the event to explain, runs seen counting back to it).
+
+    The end of the ``run``-th real run counted from the newest; when the
+    stage never really ran and ``run`` is 1, its newest event (a skip).
+    """
+    ends = _runs(mine)
+    if len(ends) >= run:
+        return ends[-run], run
+    if not ends and run == 1 and mine:
+        return len(mine) - 1, 0
+    return None, len(ends)
+
+
+def _later(after: list[Recorded]) -> dict[str, Any] | None:
+    if not after:
+        return None
+    newest = after[-1]
+    outcome, detail = _details(newest.event)
+    ends = _runs(after)
+    return {
+        "runs": len(ends),
+        "skips": sum(isinstance(r.event, ev.StageSkipped) for r in after),
+        "latest": {"outcome": outcome, "detail": detail, "seq": newest.seq, "at": newest.event.at},
+    }
+
+
+def explain(stage: str, records: Iterable[Recorded], run: int = 1) -> Explanation:
+    """Fold the log (at least :data:`WHY_TYPES`, in order) into an explanation of one run.
+
+    ``run`` 1 is the stage's last real run (see :func:`_runs`), 2 the one
+    before, and so on; skips after it are summarised in ``later``.
+    """
+    waves = _Waves()
+    mine: list[Recorded] = []
+    for rec in records:
+        waves.add(rec)
+        e = rec.event
+        if isinstance(e, _STAGE_TYPES) and e.stage == stage:
+            mine.append(rec)
+    return _answer(stage, mine, waves, run)
+
+
+def _answer(stage: str, mine: list[Recorded], waves: _Waves, run: int) -> Explanation:
+    """The explanation of the picked event of ``mine``, with its wave's context."""
+    index, runs_seen = _pick(mine, run)
+    out = Explanation(stage, run=run, runs_seen=runs_seen)
+    if index is None:
         return out
+    last = mine[index]
+    out.later = _later(mine[index + 1 :])
     e = last.event
     wave_id = e.correlation_id
-    out.outcome, out.seq, out.at = _OUTCOME[type(e)], last.seq, e.at
-    if isinstance(e, ev.StageSkipped | ev.StageCancelled):
-        out.detail = e.reason
-    elif isinstance(e, ev.StageFailed):
-        out.detail = e.error
-    wave_stages = queued.get(wave_id, {})
+    out.outcome, out.detail = _details(e)
+    out.seq, out.at = last.seq, e.at
+    wave_stages = waves.queued.get(wave_id, {})
     out.reasons = wave_stages.get(stage, [])
     out.deps = [r.removeprefix(_DEP) for r in out.reasons if r.startswith(_DEP)]
     _explain_upstream(out, wave_stages)
     out.chain.append(_link(last, "stage"))
-    wave = waves.get(wave_id)
+    wave = waves.started.get(wave_id)
     if wave is None:
         return out
     w = wave.event
     assert isinstance(w, ev.WaveStarted)
     out.wave = {"wave_id": w.wave_id, "trigger": w.trigger, "at": w.at, "seq": wave.seq}
     out.chain.append(_link(wave, "wave_id"))
-    batch = batches.get(w.correlation_id) if w.correlation_id else None
+    batch = waves.batches.get(w.correlation_id) if w.correlation_id else None
     if batch is not None:
         b = batch.event
         assert isinstance(b, ev.ChangesDetected)
@@ -164,18 +262,20 @@ def _explain_upstream(out: Explanation, wave_stages: dict[str, list[str]]) -> No
         todo += [r.removeprefix(_UPSTREAM) for r in reasons if r.startswith(_UPSTREAM)]
 
 
-def explain_from_store(stage: str, store: EventStore) -> Explanation:
+def explain_from_store(stage: str, store: EventStore, run: int = 1) -> Explanation:
     """:func:`explain` over the log, reading only the events it needs.
 
-    Reads backwards to the stage's last event, then to its wave's start
-    and to the change batch behind it, and folds just that stretch: on a
-    long log this reads a few pages instead of the whole log.
+    Reads the stage's events backwards as far as the asked run, then its
+    wave's start and the change batch behind it, and folds just that
+    stretch: on a long log this reads a few pages instead of the whole log.
     """
-    stage_types = sorted(c.TYPE for c in _STAGE_TYPES)
-    last = _newest(store, stage_types, lambda e: getattr(e, "stage", None) == stage)
-    if last is None:
-        return Explanation(stage)
+    mine = _back_to_run(stage, store, run)
+    index, _ = _pick(mine, run)
+    if index is None:
+        return _answer(stage, mine, _Waves(), run)
+    last = mine[index]
     wave_id = last.event.correlation_id
+    waves = _Waves()
     wave = _newest(
         store,
         [ev.WaveStarted.TYPE],
@@ -189,8 +289,9 @@ def explain_from_store(stage: str, store: EventStore) -> Explanation:
             lambda e: getattr(e, "stage", None) == stage and e.correlation_id == wave_id,
             until=last.seq,
         )
-        return explain(stage, [r for r in (queued, last) if r is not None])
-    records: list[Recorded] = []
+        if queued is not None:
+            waves.add(queued)
+        return _answer(stage, mine, waves, run)
     cause_id = wave.event.correlation_id
     if cause_id:
         batch = _newest(
@@ -200,9 +301,32 @@ def explain_from_store(stage: str, store: EventStore) -> Explanation:
             until=wave.seq,
         )
         if batch is not None:
-            records.append(batch)
-    records += store.read(after=wave.seq - 1, until=last.seq, types=WHY_TYPES)
-    return explain(stage, records)
+            waves.add(batch)
+    for rec in store.read(after=wave.seq - 1, until=last.seq, types=WHY_TYPES):
+        waves.add(rec)
+    return _answer(stage, mine, waves, run)
+
+
+def _back_to_run(stage: str, store: EventStore, run: int) -> list[Recorded]:
+    """The stage's events, oldest first, from the start of its ``run``-th last run on.
+
+    Reads backwards and stops at the first event of an older wave once that
+    many runs were seen (the whole log when it has fewer).
+    """
+    stage_types = sorted(c.TYPE for c in _STAGE_TYPES)
+    newest_first: list[Recorded] = []
+    run_waves: list[str] = []
+    for rec in store.read_backwards(None, stage_types):
+        e = rec.event
+        if getattr(e, "stage", None) != stage:
+            continue
+        if len(run_waves) == run and e.correlation_id != run_waves[-1]:
+            break
+        if isinstance(e, _RUN_TYPES) and (not run_waves or run_waves[-1] != e.correlation_id):
+            run_waves.append(e.correlation_id)
+        newest_first.append(rec)
+    newest_first.reverse()
+    return newest_first
 
 
 def _newest(

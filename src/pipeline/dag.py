@@ -100,6 +100,18 @@ class StageGraph:
                     stack.append(nxt)
         return seen
 
+    def restricted(self, names: Iterable[str]) -> StageGraph:
+        """The graph of ``names`` only: their order and the edges between them."""
+        keep = set(names)
+        return StageGraph(
+            order=tuple(n for n in self.order if n in keep),
+            upstream={n: tuple(u for u in self.upstream[n] if u in keep) for n in keep},
+            downstream={n: tuple(d for d in self.downstream[n] if d in keep) for n in keep},
+            edges={k: v for k, v in self.edges.items() if k[0] in keep and k[1] in keep},
+            producers=self.producers,
+            consumers=self.consumers,
+        )
+
     def affected(self, paths: Iterable[str]) -> set[str]:
         """Stages reading any of ``paths`` (directory deps included), plus downstream.
 

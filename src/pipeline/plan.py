@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pivot.names import unknown_name
 from pivot.pipeline.dag import StageGraph
 from pivot.pipeline.errors import PipelineError
 from pivot.pipeline.spec import PipelineSpec, StageSpec
@@ -82,9 +83,7 @@ def select(spec: PipelineSpec, graph: StageGraph, targets: Iterable[str] = ()) -
     known = set(spec.names)
     unknown = [t for t in wanted if t not in known]
     if unknown:
-        raise PipelineError(
-            f"unknown stage {unknown[0]!r} (stages: {', '.join(spec.names) or 'none'})"
-        )
+        raise PipelineError(unknown_name("stage", unknown[0], spec.names))
     keep = set(wanted) | graph.ancestors(wanted)
     return [n for n in graph.order if n in keep]
 

@@ -111,7 +111,7 @@ def test_user_mistakes_are_one_line_errors(project: Path) -> None:
     assert "no event store at" in err
     _, err = run("replay", "--projection", "nope", code=1)
     assert "unknown projection 'nope'" in err
-    _, err = run("why", "nosuch", code=1)
+    _, err = run("why", "nosuch", code=2)
     assert "unknown stage 'nosuch' (known stages: prep, train)" in err
 
 
@@ -267,11 +267,11 @@ def test_outside_text_is_shown_literally(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_unknown_names_are_errors_that_say_what_exists(project: Path) -> None:
-    _, err = run("events", "--stage", "nosuch", code=1)
+    _, err = run("events", "--stage", "nosuch", code=2)
     assert err == "error: unknown stage 'nosuch' (known stages: prep, train)\n"
     _, err = run("events", "--watcher", "nosuch", "--follow", code=1)
     assert err.startswith("error: unknown watcher 'nosuch' (known watchers: w-1)")
-    _, err = run("why", "nosuch", code=1)
+    _, err = run("why", "nosuch", code=2)
     assert err == "error: unknown stage 'nosuch' (known stages: prep, train)\n"
     _, err = run("replay", "--projection", "nosuch", code=1)
     assert "unknown projection 'nosuch' (known: pipeline_status" in err
@@ -299,7 +299,7 @@ def test_a_stage_of_the_pipeline_that_never_ran_is_known(project: Path) -> None:
     assert out == ""
     _, err = run("why", "fresh", code=1)
     assert err == "error: stage 'fresh' has not run yet: the event log has no event about it\n"
-    _, err = run("events", "--stage", "nosuch", code=1)
+    _, err = run("events", "--stage", "nosuch", code=2)
     assert err == "error: unknown stage 'nosuch' (known stages: fresh, prep, train)\n"
 
 

@@ -42,3 +42,35 @@ def test_replay_after_a_fixed_failure_shows_no_old_error(tmp_path: Path) -> None
     assert divide["state"] == "succeeded" and divide["last_error"] == ""
     text = project.cli("replay", "-p", "pipeline_status").stdout
     assert "ZeroDivisionError" not in text and "succeeded" in text
+
+
+def test_why_after_a_no_op_run_explains_the_last_real_run(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    project.write("in.txt", "2")
+    project.cli("run")  # run 3: divide never ran
+    project.write("in.txt", "0")
+    project.cli("run", ok=False)  # run 2: in.txt changed, divide fails (ZeroDivisionError)
+    project.write("in.txt", "4")
+    project.cli("run")  # run 1: divide succeeds
+    project.cli("run")  # a no-op: divide skipped, up to date
+    out = project.cli("why", "divide").stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("divide succeeded at ")
+    assert lines[1].startswith("  since then: 1 skip; the latest: skipped at ")
+    assert lines[1].endswith(": up to date")
+    assert "queued because:" in out
+    doc = json.loads(project.cli("why", "divide", "--json").stdout)
+    assert (doc["outcome"], doc["run"], doc["runs_seen"]) == ("succeeded", 1, 1)
+    assert doc["later"]["skips"] == 1 and doc["later"]["latest"]["detail"] == "up to date"
+    earlier = project.cli("why", "divide", "--run", "2").stdout
+    assert earlier.startswith("divide failed at ") and "ZeroDivisionError" in earlier
+    assert "run 2 counting back from the last" in earlier
+    assert "since then: 1 later run and 1 skip;" in earlier
+    assert "dep changed: in.txt" in earlier  # why it was queued that time
+    first = json.loads(project.cli("why", "divide", "--run", "3", "--json").stdout)
+    assert (first["outcome"], first["reasons"]) == ("succeeded", ["never run"])
+    proc = project.cli("why", "divide", "--run", "4", ok=False)
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == (
+        "error: stage 'divide' has only 3 runs in the event log (asked for --run 4)\n"
+    )

@@ -120,5 +120,5 @@ def test_no_pipeline_and_unknown_stage(tmp_path: Path) -> None:
         CASES["param without default"][0].replace("threshold: float", "threshold: float = 1"),
     )
     proc = project.cli("run", "nope", ok=False)
-    assert "unknown stage 'nope' (stages: a)" in proc.stderr
+    assert "unknown stage 'nope' (known stages: a)" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -73,6 +73,36 @@ def test_a_skip_gives_its_reason_and_a_run_without_batch_its_trigger() -> None:
     assert a.as_dict()["chain"][0]["type"] == "stage.skipped"
 
 
+def test_the_last_real_run_is_explained_and_the_skips_after_it_summarised() -> None:
+    log = [
+        *_change_wave("b1", "w1", ("data/raw.csv",), 10.0),
+        StageQueued(stage="train", reasons=("dep changed: data/raw.csv",), correlation_id="w1"),
+        StageStarted(stage="train", correlation_id="w1"),
+        StageFailed(stage="train", error="boom", correlation_id="w1", at=12.0),
+        WaveStarted(wave_id="w2", trigger="force", stages=("train",), at=20.0),
+        StageQueued(stage="train", reasons=("forced",), correlation_id="w2"),
+        StageStarted(stage="train", correlation_id="w2"),
+        StageSucceeded(stage="train", duration=1.0, correlation_id="w2", at=22.0),
+        WaveStarted(wave_id="w3", trigger="run", stages=("train",), at=30.0),
+        StageSkipped(stage="train", reason="up to date", correlation_id="w3", at=31.0),
+        WaveStarted(wave_id="w4", trigger="run", stages=("train",), at=40.0),
+        StageSkipped(stage="train", reason="up to date", correlation_id="w4", at=41.0),
+    ]
+    last = explain("train", _records(log))
+    assert (last.outcome, last.reasons, last.run, last.runs_seen) == ("succeeded", ["forced"], 1, 1)
+    assert last.later == {
+        "runs": 0,
+        "skips": 2,
+        "latest": {"outcome": "skipped", "detail": "up to date", "seq": 13, "at": 41.0},
+    }
+    before = explain("train", _records(log), run=2)
+    assert (before.outcome, before.detail, before.runs_seen) == ("failed", "boom", 2)
+    assert before.cause is not None and before.cause["via_deps"] == ["data/raw.csv"]
+    assert before.later is not None and (before.later["runs"], before.later["skips"]) == (1, 2)
+    missing = explain("train", _records(log), run=3)
+    assert (missing.outcome, missing.runs_seen) == ("", 2)
+
+
 def test_unknown_stage_has_no_outcome() -> None:
     a = explain("nope", _records(_change_wave("b", "w", ("x",), 1.0)))
     assert a.outcome == "" and a.chain == []
@@ -98,4 +128,6 @@ def test_reading_only_what_is_needed_gives_the_same_answer(tmp_path: Path) -> No
     with EventStore.open(tmp_path / "events.db") as store:
         store.append(log)
         for stage in [*stages, "other", "missing"]:
-            assert explain_from_store(stage, store) == explain(stage, store.read())
+            for run in (1, 2, 5, 100):
+                got = explain_from_store(stage, store, run)
+                assert got == explain(stage, store.read(), run)

@@ -458,7 +458,7 @@ def test_unknown_stage_is_a_clear_error(project: Path) -> None:
         check=False,
     )
     assert proc.returncode == 2
-    assert "unknown stage(s): nope" in proc.stderr and "clean" in proc.stderr
+    assert "unknown stage 'nope'" in proc.stderr and "clean" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -1,0 +1,70 @@
+"""A CLI that reads like a mature tool, through the real `pivot` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline_project import HEADER, Project, make_project
+
+PIPELINE = (
+    HEADER
+    + """
+@pipeline.stage
+def tokenize(src: Annotated[Path, Dep("raw.txt")], out: Annotated[Path, Out("tokens.txt")]) -> None:
+    out.write_text(" ".join(src.read_text().split()))
+
+@pipeline.stage
+def count(src: Annotated[Path, Dep("tokens.txt")], out: Annotated[Path, Out("count.txt")]) -> None:
+    out.write_text(str(len(src.read_text().split())))
+
+@pipeline.stage
+def other(out: Annotated[Path, Out("other.txt")]) -> None:
+    out.write_text("x")
+"""
+)
+
+
+def _project(tmp_path: Path) -> Project:
+    project = make_project(tmp_path)
+    project.write("pipeline.py", PIPELINE)
+    project.write("raw.txt", "a b  c")
+    return project
+
+
+def test_a_mistyped_stage_is_the_same_error_and_exit_2_in_every_command(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    project.cli("run")
+    expected = (
+        "error: unknown stage 'tokenzie'; did you mean 'tokenize'? "
+        "(known stages: tokenize, count, other)"
+    )
+    commands = [
+        ("run", "tokenzie"),
+        ("run", "--dry-run", "tokenzie"),
+        ("status", "tokenzie"),
+        ("why", "tokenzie"),
+        ("dag", "tokenzie"),
+        ("events", "--stage", "tokenzie"),
+        ("watch", "tokenzie", "--display", "plain", "--no-standby", "--no-job-watchers"),
+    ]
+    for args in commands:
+        proc = project.cli(*args, ok=False, timeout=60)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert errors == [expected], (args, proc.stderr)
+        assert "Traceback" not in proc.stderr + proc.stdout
+    far = project.cli("status", "zzzzzz", ok=False)
+    assert far.stderr == "error: unknown stage 'zzzzzz' (known stages: tokenize, count, other)\n"
+
+
+def test_dag_of_named_stages_draws_only_what_they_need(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    assert project.cli("dag", "count").stdout == "tokenize\n  count  <- tokenize\n"
+    doc = json.loads(project.cli("dag", "count", "other", "--json").stdout)
+    assert doc == {
+        "stages": ["tokenize", "count", "other"],
+        "edges": [{"from": "tokenize", "to": "count", "paths": ["tokens.txt"]}],
+    }
+    mermaid = project.cli("dag", "tokenize", "-F", "mermaid").stdout
+    assert mermaid == 'flowchart TD\n    s0["tokenize"]\n'
