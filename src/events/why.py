@@ -3,14 +3,16 @@
 By default the stage's last *real* run is explained (a no-op `pivot run`
 after it only skips the stage as up to date, which is summarised as what
 came later); ``run=2`` explains the run before, and so on. A stage that
-never really ran has its last skip explained. The answer follows
-correlation ids backwards: the stage's event carries its wave's id; the
-wave (``wave.started``) carries the id of what caused it, e.g. the change batch (``changes.detected``) with the paths and
-their time. The stage's ``stage.queued`` reasons say through which deps
-(``dep changed: data/raw.csv``), code or params it was affected, and
-``upstream will run: prepare`` points at an upstream stage of the same wave,
-whose own reasons are given too. :func:`explain` is a pure fold over
-recorded events; :data:`WHY_TYPES` are the types it needs.
+never really ran has its last skip explained.
+
+The answer follows correlation ids backwards: the stage's event carries its
+wave's id; the wave (``wave.started``) carries the id of what caused it,
+e.g. the change batch (``changes.detected``) with the paths and their time.
+The stage's ``stage.queued`` reasons say through which deps (``dep changed:
+data/raw.csv``), code or params it was affected, and ``upstream will run:
+prepare`` points at an upstream stage of the same wave, whose own reasons
+are given too. :func:`explain` is a pure fold over recorded events;
+:data:`WHY_TYPES` are the types it needs.
 """
 
 from __future__ import annotations
