@@ -265,16 +265,15 @@ def dag(
 
     Examples: `pivot dag`, `pivot dag report`, `pivot dag train -F mermaid`.
     """
-    from pivot.pipeline.dag import build_graph, render, to_plain
+    from pivot.pipeline.dag import render, to_plain
     from pivot.pipeline.errors import PipelineError
-    from pivot.pipeline.loader import load_pipeline
+    from pivot.pipeline.loader import load_with_graph
     from pivot.pipeline.plan import select
 
     if as_json:
         fmt = DagFormat.json
     try:
-        spec = load_pipeline(pipeline)
-        graph = build_graph(spec)
+        spec, graph = load_with_graph(pipeline)
         if stages:
             graph = graph.restricted(select(spec, graph, stages))
     except PipelineError as exc:

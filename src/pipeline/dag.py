@@ -19,7 +19,6 @@ import os
 import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pivot.pipeline.errors import PipelineError
@@ -227,11 +226,13 @@ def affected_stages(
 
 def missing_deps(spec: PipelineSpec, graph: StageGraph) -> list[tuple[str, str]]:
     """``(stage, dep)`` for deps no stage writes and that do not exist on disk."""
-    root = Path(spec.root)
     missing = []
     for s in spec.stages:
         for dep in s.deps:
-            if not graph.producers.owners(dep) and not (root / dep).exists():
+            # os.path on str: this runs for every dep of every load
+            if not graph.producers.owners(dep) and not os.path.exists(  # noqa: PTH110
+                os.path.join(spec.root, dep)  # noqa: PTH118
+            ):
                 missing.append((s.name, dep))
     return missing
 

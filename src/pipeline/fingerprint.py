@@ -204,6 +204,9 @@ class Fingerprinter:
         self._rel: dict[str, str | None] = {}
         # piece key -> (hash, module namespace for its references, references)
         self._pieces: dict[str, tuple[str, Mapping[str, Any], list[tuple[str, ...]]]] = {}
+        # (id of a namespace, dotted name) -> piece key: stages of one module share
+        # most names (their helpers, Path, Dep...), and namespaces outlive a load.
+        self._resolved: dict[tuple[int, tuple[str, ...]], str | None] = {}
 
     # -- which files belong to the project ------------------------------------
 
@@ -359,7 +362,11 @@ class Fingerprinter:
             digest, namespace, refs = self._pieces[key]
             seen[key] = digest
             for chain in refs:
-                found = self._resolve(namespace, chain)
+                memo = (id(namespace), chain)
+                if memo in self._resolved:
+                    found = self._resolved[memo]
+                else:
+                    found = self._resolved[memo] = self._resolve(namespace, chain)
                 if found is not None and found not in seen:
                     stack.append(found)
         files = tuple(sorted({k.rsplit(":", 1)[0] for k in seen}))

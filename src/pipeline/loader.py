@@ -25,14 +25,21 @@ from pathlib import Path
 from typing import Any
 
 from pivot.pipeline.bytecode import drop_racy_bytecode
-from pivot.pipeline.dag import build_graph, missing_deps
+from pivot.pipeline.dag import StageGraph, build_graph, missing_deps
 from pivot.pipeline.declare import Pipeline, StageDecl
 from pivot.pipeline.errors import PipelineError
 from pivot.pipeline.fingerprint import Fingerprinter, combine
 from pivot.pipeline.spec import PipelineSpec, StageSpec
 from pivot.pipeline.state import STATE_DIR
 
-__all__ = ["PIPELINE_FILE", "find_pipeline", "load_fresh", "load_pipeline", "main"]
+__all__ = [
+    "PIPELINE_FILE",
+    "find_pipeline",
+    "load_fresh",
+    "load_pipeline",
+    "load_with_graph",
+    "main",
+]
 
 PIPELINE_FILE = "pipeline.py"
 PARAMS_FILE = "params.yaml"
@@ -258,17 +265,25 @@ def load_pipeline(
     With ``check_deps`` a dep that no stage writes and that is not on disk is
     an error.
     """
+    return load_with_graph(path, check_deps=check_deps)[0]
+
+
+def load_with_graph(
+    path: str | os.PathLike[str] | None = None, *, check_deps: bool = True
+) -> tuple[PipelineSpec, StageGraph]:
+    """:func:`load_pipeline`, also returning the stage graph it builds to check the spec."""
     file = find_pipeline(path)
     root = file.parent
     rel_file = _rel(root, str(file))
     # A .pyc written in the second of its source's last edit may hide a newer
     # same-size edit: drop such caches of the sources known from the last
     # load before importing, and of all imported sources before workers start.
-    drop_racy_bytecode([file, *(root / rel for rel in _read_code_cache(root))])
+    code_cache = _read_code_cache(root)  # read once: 10,000 stages make it megabytes
+    drop_racy_bytecode([file, *(root / rel for rel in code_cache)])
     module = _exec_pipeline(file, root)
     decls = _find_instance(module, rel_file).stages
     overrides = _read_params(root, decls)
-    fp = Fingerprinter(root, _read_code_cache(root))
+    fp = Fingerprinter(root, code_cache)
     stages = []
     for decl in decls.values():
         try:
@@ -316,7 +331,7 @@ def load_pipeline(
                 _rel(root, decl.file),
                 decl.line,
             )
-    return spec
+    return spec, graph
 
 
 def load_fresh(

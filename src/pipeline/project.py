@@ -39,16 +39,17 @@ class Project:
     @classmethod
     def open(cls, pipeline: str | os.PathLike[str] | None = None) -> Project:
         """Load the pipeline (found from the working directory unless given)."""
-        from pivot.pipeline.loader import load_pipeline
+        from pivot.pipeline.loader import load_with_graph
 
-        spec = load_pipeline(pipeline)
-        return cls.from_spec(spec)
+        return cls.from_spec(*load_with_graph(pipeline))
 
     @classmethod
-    def from_spec(cls, spec: PipelineSpec) -> Project:
+    def from_spec(cls, spec: PipelineSpec, graph: StageGraph | None = None) -> Project:
         """A project for an already loaded spec (watch mode reloads on its own)."""
         state = StateStore.open(spec.root)
-        return cls(spec, build_graph(spec), state, FileHasher(spec.root, state.file_cache()))
+        if graph is None:
+            graph = build_graph(spec)
+        return cls(spec, graph, state, FileHasher(spec.root, state.file_cache()))
 
     @property
     def root(self) -> Path:
