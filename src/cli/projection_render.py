@@ -80,6 +80,38 @@ def pipeline_status(view: dict[str, Any]) -> RenderableType:
     return Group(*parts)
 
 
+def pipeline_stats(view: dict[str, Any]) -> RenderableType:
+    """Per stage: runs, failures, durations, top triggers; waves per day."""
+    table = Table(title="pipeline stages", title_justify="left", box=None, header_style="bold")
+    for name in ("stage", "runs", "failed", "last", "took", "p50", "p95", "triggered by"):
+        right = name in ("runs", "failed", "took", "p50", "p95")
+        table.add_column(name, justify="right" if right else "left")
+    for s in view["stages"]:
+        triggers = ", ".join(f"{t['trigger']} x{t['count']}" for t in s["triggers"])
+        table.add_row(
+            plain(s["stage"]),
+            str(s["runs"]),
+            Text(str(s["failed"]), style="red" if s["failed"] else ""),
+            _state(s["last_outcome"]),
+            _seconds(s["last_duration"]),
+            _seconds(s["p50"]),
+            _seconds(s["p95"]),
+            plain(triggers or "-"),
+        )
+    waves = view["waves"]
+    by_trigger = ", ".join(f"{k} {v}" for k, v in waves["by_trigger"].items())
+    days = ", ".join(f"{d['day'][5:]} {d['waves']}" for d in waves["by_day"])
+    head = Table.grid(padding=(0, 2))
+    head.add_row("waves", f"{waves['total']}" + (f" ({by_trigger})" if by_trigger else ""))
+    head.add_row("per day", f"{waves['per_day']:g} over the last 7 days (UTC): {days}")
+    top = ", ".join(f"{t['trigger']} x{t['count']}" for t in view["triggers"][:5])
+    head.add_row("top triggers", plain(top or "-"))
+    parts: list[RenderableType] = [head, Text(""), table]
+    if not view["stages"]:
+        parts.append(Text("no stage events recorded", style="dim"))
+    return Group(*parts)
+
+
 def watcher_stats(view: dict[str, Any]) -> RenderableType:
     """Totals, states, outcomes per action type, busiest watchers."""
     head = Table.grid(padding=(0, 2))
@@ -129,6 +161,7 @@ def watcher_history(view: dict[str, Any]) -> RenderableType:
 
 _RENDERERS: dict[str, Callable[[dict[str, Any]], RenderableType]] = {
     "pipeline_status": pipeline_status,
+    "pipeline_stats": pipeline_stats,
     "watcher_stats": watcher_stats,
     "watcher_history": watcher_history,
 }

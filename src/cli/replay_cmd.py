@@ -29,8 +29,8 @@ def replay(
         typer.Option(
             "--projection",
             "-p",
-            help="Only this projection (repeatable): pipeline_status, watcher_history, "
-            "watcher_stats.",
+            help="Only this projection (repeatable): pipeline_status, pipeline_stats, "
+            "watcher_history, watcher_stats.",
             show_default=False,
         ),
     ] = None,

@@ -1,4 +1,4 @@
-"""Read models of the event log: pipeline status, watcher history, watcher stats.
+"""Read models of the event log: pipeline status and stats, watcher history and stats.
 
 Each projection is a deterministic fold over the log (see
 :mod:`pivot.projections.base`), stored in the store's own database with the
@@ -15,7 +15,7 @@ log position it reflects, and brought up to date on demand. Typical use::
 
 ``catch_up()`` is cheap when nothing is new (one ``MAX(seq)`` query); call it
 before every read, or once per display refresh. Names: ``pipeline_status``,
-``watcher_history``, ``watcher_stats`` (:data:`PROJECTIONS`). The shape of
+``pipeline_stats``, ``watcher_history``, ``watcher_stats`` (:data:`PROJECTIONS`). The shape of
 each state and view is documented in its module.
 
 :func:`rebuild` folds the log from the start into fresh states (in memory,
@@ -52,6 +52,7 @@ __all__ = [
 # loads only the watcher-stats fold. PROJECTIONS (every one) loads them all.
 _WHERE = {
     "pipeline_status": ("pivot.projections.pipeline_status", "PIPELINE_STATUS"),
+    "pipeline_stats": ("pivot.projections.pipeline_stats", "PIPELINE_STATS"),
     "watcher_history": ("pivot.projections.watcher_history", "WATCHER_HISTORY"),
     "watcher_stats": ("pivot.projections.watcher_stats", "WATCHER_STATS"),
 }

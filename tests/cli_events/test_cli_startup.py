@@ -91,3 +91,25 @@ def test_numbers_are_still_checked_by_typer(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "Input should be a valid integer" in bad.stderr
     low = runner.invoke(app, ["events", "--store", str(tmp_path / "x.db"), "--limit", "0"])
     assert low.exit_code == 2 and "greater than or equal to 1" in low.stderr
+
+
+def test_stats_on_a_caught_up_store_does_not_load_the_pipeline_events(tmp_path: Path) -> None:
+    from pivot.events.pipeline import StageStarted, StageSucceeded
+
+    db = tmp_path / "events.db"
+    with EventStore.open(db) as store:
+        store.append([StageStarted(stage="a", at=1.0), StageSucceeded(stage="a", duration=2.0)])
+    out, loaded = _probe("stats", "--json", "--store", str(db), cwd=tmp_path)  # catches up
+    assert '"runs": 1' in out
+    out, loaded = _probe("stats", "--json", "--store", str(db), cwd=tmp_path)
+    assert '"runs": 1' in out and '"p50": 2.0' in out
+    assert "pivot.events.pipeline" not in loaded and "eventsourcing" not in loaded
+
+
+def test_pipeline_stats_folds_the_stage_and_wave_events_by_their_names() -> None:
+    from pivot.events import pipeline as ev
+    from pivot.projections.pipeline_stats import TYPES
+
+    stages = (ev.StageQueued, ev.StageStarted, ev.StageSucceeded, ev.StageFailed, ev.StageSkipped)
+    stage_types = {c.TYPE for c in (*stages, ev.StageCancelled)}
+    assert set(TYPES) == stage_types | {ev.WaveStarted.TYPE}

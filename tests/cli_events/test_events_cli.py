@@ -215,7 +215,8 @@ def test_why_text_and_json(project: Path) -> None:
 
 
 def test_stats_reads_the_stored_projection_not_the_log(project: Path) -> None:
-    doc = json.loads(run("stats", "--json")[0])
+    both = json.loads(run("stats", "--json")[0])
+    doc = both["watchers"]
     assert doc["total_watchers"] == 1 and doc["total_events"] == 4
     assert doc["events_by_action"]["cancel"] == {
         "total": 1, "success": 1, "failed": 0, "suppressed": 0, "pending": 0
@@ -227,7 +228,7 @@ def test_stats_reads_the_stored_projection_not_the_log(project: Path) -> None:
         store.backend.transaction() as cur,
     ):
         cur.execute("DELETE FROM stored_events")
-    assert json.loads(run("stats", "--json")[0]) == doc
+    assert json.loads(run("stats", "--json")[0]) == both
     out, _ = run("stats")
     assert "busiest watchers" in out and "cancel" in out
 
@@ -274,7 +275,7 @@ def test_unknown_names_are_errors_that_say_what_exists(project: Path) -> None:
     _, err = run("why", "nosuch", code=2)
     assert err == "error: unknown stage 'nosuch' (known stages: prep, train)\n"
     _, err = run("replay", "--projection", "nosuch", code=1)
-    assert "unknown projection 'nosuch' (known: pipeline_status" in err
+    assert "unknown projection 'nosuch' (known: pipeline_stats, pipeline_status" in err
     out, _ = run("events", "--stage", "prep", "--since", "2999-01-01T00:00")  # known: no error
     assert out == ""
 

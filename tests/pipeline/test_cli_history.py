@@ -74,3 +74,38 @@ def test_why_after_a_no_op_run_explains_the_last_real_run(tmp_path: Path) -> Non
     assert proc.stderr == (
         "error: stage 'divide' has only 3 runs in the event log (asked for --run 4)\n"
     )
+
+
+def test_stats_counts_runs_failures_durations_and_triggers(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    project.cli("run", ok=False)  # divide fails (never run); report skipped
+    for n in ("4", "5"):
+        project.write("in.txt", n)
+        project.cli("run")  # divide and report run: in.txt changed
+    project.cli("run")  # a no-op wave
+    doc = json.loads(project.cli("stats", "--json").stdout)
+    pipeline = doc["pipeline"]
+    stages = {s["stage"]: s for s in pipeline["stages"]}
+    divide, report = stages["divide"], stages["report"]
+    assert (divide["runs"], divide["succeeded"], divide["failed"], divide["skipped"]) == (
+        3,
+        2,
+        1,
+        1,
+    )
+    assert (report["runs"], report["succeeded"], report["skipped"]) == (2, 2, 2)
+    assert divide["last_outcome"] == "skipped"
+    assert 0 < divide["p50"] <= divide["p95"]
+    assert divide["triggers"][0] == {"trigger": "never run", "count": 2}
+    assert {"trigger": "dep in.txt", "count": 1} in divide["triggers"]
+    # queued three times (the first time skipped when divide failed), run twice
+    assert report["triggers"][0] == {"trigger": "upstream divide", "count": 3}
+    waves = pipeline["waves"]
+    assert waves["total"] == 4 and waves["by_trigger"] == {"run": 4}
+    assert waves["by_day"][-1]["waves"] == 4 and len(waves["by_day"]) == 7
+    assert doc["watchers"]["total_watchers"] == 0
+    text = project.cli("stats").stdout
+    lines = text.splitlines()
+    [row] = [line for line in lines if line.startswith(" divide ") or line.startswith("divide ")]
+    assert row.split()[:4] == ["divide", "3", "1", "skipped"]
+    assert "upstream divide x3" in text and "waves" in text and "busiest watchers" in text

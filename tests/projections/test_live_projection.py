@@ -134,4 +134,6 @@ class TestPostgresLiveProjection(LiveProjectionConformance):
 def test_unknown_projection_is_a_clear_error(tmp_path: Path) -> None:
     with EventStore.open(tmp_path / "e.db") as store, pytest.raises(UnknownProjectionError) as err:
         open_projection(store, "nope")
-    assert "known: pipeline_status, watcher_history, watcher_stats" in str(err.value)
+    assert "known: pipeline_stats, pipeline_status, watcher_history, watcher_stats" in str(
+        err.value
+    )
