@@ -139,7 +139,7 @@ def dry_run(
                 chunk, partial = partial + b"\n", b""
             split = split_lines(partial, chunk, skipping=skipping)
             partial, skipping = split.partial, split.skipping
-            if split.line_count:
+            if split.has_lines:
                 for raw in split.lines_blob.split(b"\n"):
                     number += 1
                     for m in pattern.scan(raw):

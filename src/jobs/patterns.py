@@ -7,6 +7,11 @@ a match contains the start of some chunk match, and the leftmost chunk match
 starts no later than the first matching line); each candidate line is then
 matched on its own, so results are exactly those of a line-by-line loop at a
 fraction of the cost.
+
+Before either, a literal prefilter (:mod:`pivot.jobs.literals`) finds the
+lines holding a text every match must contain with ``bytes.find`` over the
+whole chunk; RE2 then only sees those lines. Patterns without such a text
+(``\\d+``, ``^$``) take the RE2 chunk scan.
 """
 
 from __future__ import annotations
@@ -16,8 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import re2
+from re2 import _re2
+
+from pivot.jobs.literals import Prefilter, required_literals
 
 __all__ = ["CompiledPattern", "LineMatch", "PatternError", "compile_pattern"]
+
+
+_UNANCHORED = _re2.RE2.Anchor.UNANCHORED
 
 
 class PatternError(ValueError):
@@ -48,6 +59,9 @@ class CompiledPattern:
         self.source = source
         try:
             self._line = re2.compile(source.encode(), options=_options(never_nl=False))
+            # The same regexp without the wrapper: one call returns every group's
+            # span, where the wrapper's Python per-group calls cost twice the match.
+            self._raw = _re2.RE2(source.encode(), _options(never_nl=False))
             self._scan = re2.compile(b"(?m)" + source.encode(), options=_options(never_nl=True))
         except re2.error as exc:
             raise PatternError(_explain(exc)) from None
@@ -58,28 +72,25 @@ class CompiledPattern:
         }
         # \A and \z mean "start/end of text": only a per-line loop keeps their meaning.
         self._chunk_scan_ok = "\\A" not in source and "\\z" not in source
+        self.prefilter: Prefilter | None = required_literals(source)
         # The pattern as it appears in a script: plain, or escaped for double-quoted YAML.
         # A literal pattern (no metacharacters) is its own only match: never skip those.
         literal = not any(c in source for c in "\\.^$*+?{}[]|()")
-        self._literals: tuple[bytes, ...] = (
+        self._literals: tuple[bytes, ...] = (  # at most two: scan() checks both inline
             () if literal else tuple({source.encode(), source.replace("\\", "\\\\").encode()})
         )
 
     def match_line(self, line: bytes) -> LineMatch | None:
         """Match one line (without its newline)."""
-        m = self._line.search(line)
-        if m is None:
+        spans = self._raw.Match(_UNANCHORED, line, 0, len(line))
+        if spans[0][0] < 0:
             return None
-        text = line.decode("utf-8", errors="replace")
-        groups = tuple(
-            (g.decode("utf-8", errors="replace") if g is not None else "") for g in m.groups()
-        )
-        named = {name: groups[idx - 1] for name, idx in self.group_names.items()}
+        texts = [line[a:b].decode("utf-8", errors="replace") if a >= 0 else "" for a, b in spans]
         return LineMatch(
-            line=text,
-            whole=m.group(0).decode("utf-8", errors="replace"),
-            groups=groups,
-            named=named,
+            line=line.decode("utf-8", errors="replace"),
+            whole=texts[0],
+            groups=tuple(texts[1:]),
+            named={name: texts[idx] for name, idx in self.group_names.items()},
         )
 
     def scan(self, chunk: bytes) -> Iterator[LineMatch]:
@@ -91,27 +102,37 @@ class CompiledPattern:
         pattern such as ``CUDA out of memory`` is exempt: every real match
         contains it.)
         """
+        ascii_only = chunk.isascii()  # isascii is ~10x cheaper than a decode
         try:
-            if not chunk.isascii():  # isascii is ~10x cheaper than a decode
+            if not ascii_only:
                 chunk.decode("utf-8")
         except UnicodeDecodeError:
             # RE2 reads UTF-8: invalid bytes would match nothing, not even `\S`.
             chunk = chunk.decode("utf-8", errors="replace").encode("utf-8")
-        for line in self._candidate_lines(chunk):
-            if any(lit in line for lit in self._literals):
+        pf = self.prefilter
+        if pf is not None and (ascii_only or not pf.fold):
+            candidates = _lines_containing(chunk, chunk.lower() if pf.fold else chunk, pf.literals)
+        else:
+            candidates = self._candidate_lines(chunk)
+        own = self._literals
+        match_line = self.match_line
+        for line in candidates:
+            if own and (own[0] in line or (len(own) > 1 and own[1] in line)):
                 continue
-            found = self.match_line(line)
+            found = match_line(line)
             if found is not None:
                 yield found
 
     def _candidate_lines(self, chunk: bytes) -> Iterator[bytes]:
-        if not self._chunk_scan_ok:
+        # A line is matched without its trailing "\r"s, but in the chunk "$" sees
+        # them before the "\n": CRLF output takes the per-line loop.
+        if not self._chunk_scan_ok or ("$" in self.source and b"\r" in chunk):
             for raw in chunk.split(b"\n"):
                 yield raw.rstrip(b"\r")
             return
         pos = 0
         end = len(chunk)
-        while pos < end:
+        while pos <= end:  # == end: the chunk's last line is empty (b"" or ending in "\n")
             m = self._scan.search(chunk, pos)
             if m is None:
                 return
@@ -125,6 +146,28 @@ class CompiledPattern:
             if m.end() == start and start == line_end:
                 # An empty match at the end of a line: move past it.
                 pos = max(pos, start + 1)
+
+
+def _lines_containing(chunk: bytes, hay: bytes, literals: tuple[bytes, ...]) -> Iterator[bytes]:
+    """Each line of ``chunk`` where ``hay`` (the chunk or its lower-cased copy) has a literal."""
+    find, rfind = hay.find, hay.rfind
+    end = len(hay)
+    nxt = [find(lit) for lit in literals]
+    pos = 0
+    while True:
+        at = min((a for a in nxt if a >= 0), default=-1)
+        if at < 0:
+            return
+        nl = rfind(b"\n", pos, at)  # pos is a line start: look no further back
+        line_start = pos if nl < 0 else nl + 1
+        line_end = find(b"\n", at)
+        if line_end < 0:
+            line_end = end
+        yield chunk[line_start:line_end].rstrip(b"\r")
+        pos = line_end + 1
+        nxt = [
+            a if a < 0 or a >= pos else find(lit, pos) for a, lit in zip(nxt, literals, strict=True)
+        ]
 
 
 def _explain(exc: Exception) -> str:

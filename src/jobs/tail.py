@@ -102,10 +102,15 @@ class Split:
     """Complete lines found in a chunk, and what is left for later."""
 
     lines_blob: bytes  # complete lines joined by b"\n" (no trailing newline), or b""
-    line_count: int
+    has_lines: bool  # at least one complete line (lines_blob may be one empty line)
     consumed: int  # bytes of input (partial + chunk) that ended in a newline
     partial: bytes  # an incomplete last line, kept until its newline arrives
     skipping: bool  # inside an over-long line whose head was already emitted
+
+    @property
+    def line_count(self) -> int:
+        """How many complete lines (counted on demand: a pass over the blob)."""
+        return self.lines_blob.count(b"\n") + 1 if self.has_lines else 0
 
 
 def split_lines(
@@ -116,32 +121,37 @@ def split_lines(
     A line longer than ``max_line`` is emitted cut at ``max_line`` bytes and
     the rest of it is skipped, so memory stays bounded whatever a job prints.
     """
-    data = partial + chunk if partial else chunk
-    last_nl = data.rfind(b"\n")
-    if last_nl < 0:
-        rest = data
+    chunk_nl = chunk.rfind(b"\n")
+    if chunk_nl < 0:
+        last_nl = -1
+        rest = partial + chunk if partial else chunk
         complete = b""
         consumed = 0
     else:
-        complete = data[:last_nl]
-        rest = data[last_nl + 1 :]
+        # One copy of the chunk's complete lines (joined to the pending partial
+        # through a memoryview), not two: this runs over every byte of output.
+        last_nl = len(partial) + chunk_nl
+        complete = (
+            b"".join((partial, memoryview(chunk)[:chunk_nl])) if partial else chunk[:chunk_nl]
+        )
+        rest = chunk[chunk_nl + 1 :]
         consumed = last_nl + 1
     lines_blob = b""
-    line_count = 0
+    has_lines = False
     if last_nl >= 0:
-        if not skipping and len(complete) <= max_line:
-            lines_blob, line_count = complete, complete.count(b"\n") + 1
+        if not skipping and _no_line_longer(complete, max_line):
+            lines_blob, has_lines = complete, True
         else:
             lines = complete.split(b"\n")
             if skipping:
                 lines = lines[1:]  # the tail of an over-long line already emitted
                 skipping = False
             lines = [line[:max_line] for line in lines]
-            lines_blob, line_count = b"\n".join(lines), len(lines)
+            lines_blob, has_lines = b"\n".join(lines), bool(lines)
     if len(rest) > max_line:
         if not skipping:
-            lines_blob = lines_blob + b"\n" + rest[:max_line] if line_count else rest[:max_line]
-            line_count += 1
+            lines_blob = lines_blob + b"\n" + rest[:max_line] if has_lines else rest[:max_line]
+            has_lines = True
         consumed += len(rest)
         rest = b""
         skipping = True
@@ -150,11 +160,27 @@ def split_lines(
         rest = b""
     return Split(
         lines_blob=lines_blob,
-        line_count=line_count,
+        has_lines=has_lines,
         consumed=consumed,
         partial=rest,
         skipping=skipping,
     )
+
+
+def _no_line_longer(blob: bytes, max_line: int) -> bool:
+    """Whether every line of ``blob`` fits in ``max_line`` bytes.
+
+    Jumps from line start to the last newline within reach, so a 1 MiB chunk
+    costs a step or two, not a pass over its lines (the fast path of
+    :func:`split_lines` must not depend on the chunk being under ``max_line``).
+    """
+    pos, end = 0, len(blob)
+    while end - pos > max_line:
+        nl = blob.rfind(b"\n", pos, pos + max_line + 1)
+        if nl < 0:
+            return False
+        pos = nl + 1
+    return True
 
 
 def next_interval(current: float, base: float, cap: float, got_bytes: bool) -> float:

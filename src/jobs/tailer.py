@@ -492,7 +492,7 @@ class Tailer:
                 split = split_lines(live.partial, chunk, skipping=live.skipping)
                 pos = replace(pos, offset=pos.offset + split.consumed)
                 live.partial, live.skipping = split.partial, split.skipping
-                if split.line_count:
+                if split.has_lines:
                     self._scan(ws, split.lines_blob, split.line_count, now, (events, batches))
                 if len(chunk) < CHUNK_BYTES:
                     break

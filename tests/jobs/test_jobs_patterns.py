@@ -82,3 +82,20 @@ def test_python_re_agrees_on_simple_patterns() -> None:
     ours = [m.groups[0] for m in p.scan(text)]
     ref = [m.group(1).decode() for line in text.split(b"\n") if (m := re.search(rb"b(\d+)", line))]
     assert ours == ref
+
+
+def test_empty_last_line_of_a_chunk_is_scanned() -> None:
+    # A chunk of one empty line is b"" (split_lines drops the newline); "a\n" ends in one.
+    p = compile_pattern("^$")
+    assert [m.line for m in p.scan(b"")] == [""]
+    assert [m.line for m in p.scan(b"a\n")] == [""]
+    assert [m.line for m in p.scan(b"a")] == []
+
+
+def test_crlf_lines_match_end_anchored_patterns() -> None:
+    # A line is matched without its "\r"; the chunk scan's "$" would see it before "\n".
+    for source in ["ab$", "^ERROR .*timeout$"]:
+        p = compile_pattern(source)
+        chunk = b"x ab\r\nERROR disk timeout\r\nab"
+        expected = [m for raw in chunk.split(b"\n") if (m := p.match_line(raw.rstrip(b"\r")))]
+        assert expected and list(p.scan(chunk)) == expected, source
