@@ -23,6 +23,7 @@ HELP = "Pipelines that rebuild themselves, and watchers for long SLURM jobs."
 
 # Top-level command -> the module whose register(app) adds it.
 COMMANDS = {
+    "init": "init_cmd",
     "run": "pipeline_cmd",
     "status": "pipeline_cmd",
     "dag": "pipeline_cmd",
@@ -45,6 +46,8 @@ def _root() -> None:
 
     Start here:
 
+      pivot init                 # start a project: pipeline.py, params.yaml, ...
+
       pivot run                  # bring every stage up to date
 
       pivot status               # what is stale, and why
@@ -55,6 +58,25 @@ def _root() -> None:
 
       pivot events --since 1h    # what happened
     """
+
+
+def version() -> str:
+    """The installed pivot's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("pivot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        import typer
+
+        print(f"pivot {version()}")
+        raise typer.Exit()
 
 
 def build_app(modules: Sequence[str] = MODULES) -> typer.Typer:
@@ -71,7 +93,21 @@ def build_app(modules: Sequence[str] = MODULES) -> typer.Typer:
         add_completion=False,
         rich_markup_mode="rich",
     )
-    app.callback()(_root)
+
+    def root(
+        show_version: bool = typer.Option(
+            False,
+            "--version",
+            "-V",
+            help="Print pivot's version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ) -> None:
+        del show_version
+
+    root.__doc__ = _root.__doc__
+    app.callback()(root)
     for name in modules:
         importlib.import_module(f"pivot.cli.{name}").register(app)
     return app
@@ -97,4 +133,7 @@ def __getattr__(name: str) -> typer.Typer:
 
 def main() -> None:
     """Console-script entry point."""
+    if sys.argv[1:] in (["--version"], ["-V"]):  # no command group needed
+        print(f"pivot {version()}")
+        return
     build_app(modules_for(sys.argv[1:]))()

@@ -68,3 +68,41 @@ def test_dag_of_named_stages_draws_only_what_they_need(tmp_path: Path) -> None:
     }
     mermaid = project.cli("dag", "tokenize", "-F", "mermaid").stdout
     assert mermaid == 'flowchart TD\n    s0["tokenize"]\n'
+
+
+def test_version_is_the_installed_one(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    project = make_project(tmp_path)
+    for flag in ("--version", "-V"):
+        assert project.cli(flag).stdout == f"pivot {version('pivot')}\n"
+    assert "--version" in project.cli("--help").stdout
+
+
+def test_init_starts_a_project_that_runs_and_never_overwrites(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    project.write(".gitignore", "*.pyc")  # no newline at the end: the entry goes on its own line
+    out = project.cli("init").stdout
+    assert "pipeline.py, params.yaml, pivot.toml, .gitignore" in out
+    assert project.read(".gitignore") == (
+        "*.pyc\n# pivot: state, stage logs and the event log\n.pivot/\n"
+    )
+    toml = project.read("pivot.toml")
+    assert all(not line or line.startswith("#") for line in toml.splitlines())  # all commented
+    ran = project.run_json()
+    assert [(s["stage"], s["status"]) for s in ran["stages"]] == [("greet", "succeeded")]
+    assert project.read("output/greeting.txt") == "hello, world\n"
+    project.write("params.yaml", "greet:\n  name: pivot\n")
+    assert project.status() == {"greet": ['param changed: name "world" -> "pivot"']}
+    # A second init refuses and changes nothing, not even .gitignore.
+    before = {p.name: p.read_bytes() for p in project.root.iterdir() if p.is_file()}
+    proc = project.cli("init", ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: pipeline.py already exists; pivot init writes nothing")
+    assert {p.name: p.read_bytes() for p in project.root.iterdir() if p.is_file()} == before
+    # Into a new directory; an existing .pivot/ entry is not added twice.
+    (project.root / "sub").mkdir()
+    (project.root / "sub" / ".gitignore").write_text("/.pivot\n")
+    project.cli("init", "sub")
+    assert (project.root / "sub" / ".gitignore").read_text() == "/.pivot\n"
+    assert (project.root / "sub" / "pipeline.py").read_text() == project.read("pipeline.py")
