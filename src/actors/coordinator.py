@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from pivot.watch.affected import (
     declared_paths,
     diff_stages,
     drop_own_writes,
+    drop_vanished,
     symlink_aliases,
     unalias,
     upstream,
@@ -165,11 +167,13 @@ class Coordinator(Shell):
         first = self.view is None
         self.view = result
         self.invalid = False
+        scope = self._scope(result)
         self.ctx.sink.emit(
             PipelineReloaded(
                 added=added,
                 removed=removed,
                 modified=modified,
+                stages=tuple(n for n in result.stages if scope is None or n in scope),
                 actor=self.name,
                 correlation_id=batch_id,
             )
@@ -193,6 +197,8 @@ class Coordinator(Shell):
             classified = Classified(code, classified.data, classified.ignore_changed)
         reload = bool(classified.code) or taken.overflow or self.view is None or self.invalid
         data = unalias(classified.data, self.aliases)
+        if self.view is not None:
+            data = drop_vanished(self.view, data, os.path.lexists)
         if not reload and self.view is not None:
             data = drop_own_writes(self.view, data, self._is_recorded, Path.is_dir)
         if classified.code or taken.overflow or data:
@@ -202,7 +208,8 @@ class Coordinator(Shell):
                     batch_id=batch_id,
                     kind="code" if (classified.code or taken.overflow) else "data",
                     paths=tuple(_rel(p, root) for p in shown[:SAMPLE_SIZE]),
-                    count=max(taken.count, len(shown)),
+                    # Paths, not notifications (one save is several); a guess on overflow.
+                    count=max(taken.count, len(shown)) if taken.overflow else len(shown),
                     overflow=taken.overflow,
                     actor=self.name,
                     correlation_id=batch_id,

@@ -1,15 +1,20 @@
-"""Display: shows the engine's events (rich Live table, plain lines or JSON).
+"""Display: shows the engine's events and the stages' output (rich Live, plain lines, JSON).
 
 Modes:
 
-- ``tui``: a rich Live view of :class:`pivot.watch.board.Board` (stage table,
-  current wave, recent events, error panel);
-- ``plain``: one line per transition (logs, CI; the default when stdout is
-  not a terminal);
-- ``json``: one JSON object per event.
+- ``tui``: a rich Live view of :class:`pivot.watch.board.Board` (stage table
+  in pipeline order, a log pane with one stage's output, recent events, an
+  error panel, the keys);
+- ``plain``: one line per transition, and ``stage | line`` for what stages
+  print (logs, CI; the default when stdout is not a terminal);
+- ``json``: one JSON object per event, and a ``stage.output`` record per line
+  a stage printed.
 
-When stdin is a terminal, a key reader thread turns ``f`` into a force-run
-of every stage and ``q`` into a clean quit.
+Stage output comes from the stages' log files, followed by a
+:class:`pivot.pipeline.display.LogTail` (the one `pivot run` uses) from each
+``stage.started`` to the stage's end. When stdin is a terminal, a key reader
+thread turns keys into actions (:mod:`pivot.watch.keys`): ``f`` force-runs
+every stage and ``q`` quits in every mode; the others move the log pane.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import select
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console, Group
@@ -29,10 +35,14 @@ from rich.table import Table
 from rich.text import Text
 
 from pivot.actors.base import Context, Shell
-from pivot.actors.messages import ForceAll
+from pivot.actors.messages import DisplayKey, ForceAll
 from pivot.events.base import Event
+from pivot.events.pipeline import StageCancelled, StageFailed, StageStarted, StageSucceeded
+from pivot.pipeline.display import LogTail
+from pivot.pipeline.execute import log_path
 from pivot.terminal import plain, printable
-from pivot.watch.board import Board, json_line, plain_line
+from pivot.watch.board import UP_TO_DATE, Board, json_line, output_json, plain_line
+from pivot.watch.keys import HINT, parse_keys
 
 __all__ = ["Display", "KeyReader", "render_board"]
 
@@ -43,12 +53,27 @@ STATE_STYLE = {
     "failed": "bold red",
     "cancelled": "magenta",
     "skipped": "dim",
-    "idle": "dim",
+    UP_TO_DATE: "dim",
 }
+_ENDS = (StageSucceeded, StageFailed, StageCancelled)
+# Rows the screen keeps for the log pane and the recent events, at least.
+MIN_LOG, MIN_RECENT, DEFAULT_HEIGHT = 3, 3, 40
 
 
-def render_board(board: Board, now: float | None = None) -> Group:
-    """The rich renderable of a board."""
+def _status(board: Board) -> str:
+    if board.waiting_for:
+        return f"waiting for pivot run (pid {board.waiting_for})"
+    if board.wave_running:
+        return "running"
+    if board.error:
+        return "error (see below), watching for a fix"
+    if all(r.state in (UP_TO_DATE, "succeeded") for r in board.stages.values()):
+        return "up to date, watching"
+    return "watching"
+
+
+def render_board(board: Board, now: float | None = None, height: int | None = None) -> Group:
+    """The rich renderable of a board, fitted to ``height`` terminal rows."""
     now = time.time() if now is None else now
     table = Table(title="stages", expand=True)
     table.add_column("stage")
@@ -65,20 +90,41 @@ def render_board(board: Board, now: float | None = None) -> Group:
             Text(row.state, STATE_STYLE.get(row.state, "")),
             duration,
             plain(row.reason),
+            style="reverse" if row.name == board.selected else None,
         )
-    status = "running" if board.wave_running else "idle, watching"
-    if board.waiting_for:
-        status = f"waiting for pivot run (pid {board.waiting_for})"
     wave = (
         f"wave #{board.wave_count} {board.wave} ({board.wave_trigger})"
         if board.wave
         else "no wave yet"
     )
-    header = plain(f"pivot watch: {status}; {wave}   keys: f = force all, q = quit")
-    parts: list[Any] = [header, table]
-    parts.append(Panel(plain("\n".join(board.recent) or "(none yet)"), title="recent events"))
+    parts: list[Any] = [plain(f"pivot watch: {_status(board)}; {wave}"), table]
+    error_lines = board.error.count("\n") + 1 if board.error else 0
+    # What is left for the two panels once the fixed parts are drawn (borders: 2 each).
+    left = (
+        (height or DEFAULT_HEIGHT)
+        - (len(board.stages) + 5)
+        - 2
+        - (error_lines + 2 if error_lines else 0)
+    )
+    recent_rows = max(
+        MIN_RECENT, min(len(board.recent) or 1, left // 3 if board.show_log else left - 2)
+    )
+    if board.show_log:
+        log_rows = max(MIN_LOG, left - recent_rows - 4)
+        stage = board.log_stage
+        lines = board.log_window(log_rows)
+        title = f"output: {stage}" if stage else "output"
+        if board.selected:
+            title += " (selected; Esc follows the running stage)"
+        if board.scroll:
+            title += f" [{board.scroll} line(s) up]"
+        body = "\n".join(lines) if lines else ("(no output)" if stage else "(no stage ran yet)")
+        parts.append(Panel(plain(body), title=plain(title), height=log_rows + 2))
+    recent = list(board.recent)[-recent_rows:]
+    parts.append(Panel(plain("\n".join(recent) or "(none yet)"), title="recent events"))
     if board.error:
         parts.append(Panel(plain(board.error, "red"), title="error", border_style="red"))
+    parts.append(Text(HINT, style="dim"))
     return Group(*parts)
 
 
@@ -119,11 +165,13 @@ class KeyReader:
             data = os.read(fd, 32)
             if not data:
                 return
-            for key in data.decode(errors="ignore").lower():
-                if key == "f":
+            for action in parse_keys(data.decode(errors="ignore")):
+                if action == "force":
                     self.ctx.registry.tell("coordinator", ForceAll())
-                elif key == "q":
+                elif action == "quit":
                     self.ctx.shutdown.request(code=0)
+                else:
+                    self.ctx.registry.tell("display", DisplayKey(action))
 
     def close(self) -> None:
         """Stop reading and restore the terminal."""
@@ -139,25 +187,31 @@ class KeyReader:
 
 
 class Display(Shell):
-    """Receives every event (from the sink) and shows it."""
+    """Receives every event (from the sink) and the stages' output, and shows them."""
 
     name = "display"
 
-    def __init__(self, ctx: Context, mode: str, out: IO[str] | None = None) -> None:
+    def __init__(
+        self, ctx: Context, mode: str, out: IO[str] | None = None, root: Path | None = None
+    ) -> None:
         super().__init__(ctx)
         if mode not in {"tui", "plain", "json"}:
             raise ValueError(f"unknown display {mode!r} (choose tui, plain or json)")
         self.mode = mode
         self.out = out if out is not None else sys.stdout
+        self.root = root
         self.board = Board()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the board, and writes to ``out``
         self.live: Live | None = None
+        self.tail: LogTail | None = None
 
     def started(self) -> None:
+        if self.root is not None:
+            self.tail = LogTail(self._output)
         if self.mode == "tui":
             console = Console(file=self.out)
             self.live = Live(
-                get_renderable=self._renderable,
+                get_renderable=lambda: self._renderable(console),
                 console=console,
                 refresh_per_second=8,
                 screen=False,
@@ -165,36 +219,70 @@ class Display(Shell):
             )
             self.live.start()
 
-    def _renderable(self) -> Group:
+    def _renderable(self, console: Console) -> Group:
         with self.lock:
-            return render_board(self.board)
+            return render_board(self.board, height=console.size.height)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Event):
             self.show(message)
+        elif isinstance(message, DisplayKey):
+            self._key(message.action)
         return None
 
+    def _key(self, action: str) -> None:
+        with self.lock:
+            b = self.board
+            if action == "log":
+                b.toggle_log()
+            elif action in ("prev", "next"):
+                b.select(-1 if action == "prev" else 1)
+            elif action in ("page_up", "page_down"):
+                b.scroll_by(10 if action == "page_up" else -10)
+            elif action == "follow":
+                b.follow()
+
     def show(self, e: Event) -> None:
-        """Render one event in the chosen mode."""
+        """Render one event in the chosen mode, with the output of the stage it ends."""
+        # Never called with self.lock held: the tail's thread takes its own lock, then ours.
+        if self.tail is not None and self.root is not None and isinstance(e, _ENDS):
+            self.tail.finish(e.stage)  # its last lines come before its end
         if self.mode == "json":
             self._write(json_line(e))
         elif self.mode == "plain":
             line = plain_line(e)
             if line is not None:
-                stamp = time.strftime("%H:%M:%S ", time.localtime(e.at))
-                self._write(stamp + printable(line))
+                self._write(_stamp(e.at) + printable(line))
         else:
             with self.lock:
                 self.board.apply(e)
+        if self.tail is not None and self.root is not None and isinstance(e, StageStarted):
+            self.tail.follow(e.stage, log_path(self.root, e.stage))
+
+    def _output(self, stage: str, line: str) -> None:
+        """A line a stage printed (called from the tail's thread, or from :meth:`show`)."""
+        if self.mode == "json":
+            self._write(output_json(stage, line, time.time()))
+        elif self.mode == "plain":
+            self._write(_stamp(time.time()) + printable(f"{stage} | {line}"))
+        else:
+            with self.lock:
+                self.board.output(stage, line)
 
     def _write(self, line: str) -> None:
-        with contextlib.suppress(BrokenPipeError, ValueError):
+        with self.lock, contextlib.suppress(BrokenPipeError, ValueError):
             self.out.write(line + "\n")
             self.out.flush()
 
     def on_stop(self) -> None:
+        if self.tail is not None:
+            self.tail.close()
         if self.live is not None:
             with contextlib.suppress(Exception):
                 self.live.refresh()
                 self.live.stop()
         super().on_stop()
+
+
+def _stamp(at: float) -> str:
+    return time.strftime("%H:%M:%S ", time.localtime(at))

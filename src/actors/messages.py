@@ -12,6 +12,7 @@ __all__ = [
     "Boot",
     "ChildCrashed",
     "DeclaredPaths",
+    "DisplayKey",
     "ForceAll",
     "PathsChanged",
     "Ping",
@@ -69,6 +70,13 @@ class DeclaredPaths:
 @dataclass(frozen=True, slots=True)
 class ForceAll:
     """Display/keyboard -> Coordinator: run every stage (key `f`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DisplayKey:
+    """KeyReader -> Display: a key that moves the TUI's log pane (see pivot.watch.keys)."""
+
+    action: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,7 @@ class WatchSystem:
     def start(self) -> None:
         """Start the display, the supervisor and every actor; returns at once."""
         logging.getLogger("pykka").setLevel(logging.CRITICAL)
-        display = Display.start(self.ctx, self.options.display, self.options.out)
+        display = Display.start(self.ctx, self.options.display, self.options.out, self.engine.root)
         self.registry.set("display", display)
 
         def show(e: Event) -> None:

@@ -111,9 +111,11 @@ def watch(
     file and line; the last valid one is kept until the file is fixed.
     .gitignore and .pivotignore are honoured; .pivot/ is never watched.
 
-    Keys (tui): f runs every stage, q quits. Ctrl-C quits too; running stages
-    are cancelled and every worker process is stopped. Exit status: 0 after
-    q, 130 after Ctrl-C, 2 for an unknown stage, 1 after an internal error.
+    Keys (stdin a terminal): f runs every stage, q quits; in the tui, up/down
+    show a stage's output, PgUp/PgDn scroll it, l hides it. Ctrl-C quits too;
+    running stages are cancelled and every worker process is stopped. Exit
+    status: 0 after q, 130 after Ctrl-C, 2 for an unknown stage, 1 after an
+    internal error.
 
     Examples: `pivot watch`, `pivot watch train -j 2`, `pivot watch --display
     json | jq .type`, `pivot watch --debounce 500`.
@@ -143,7 +145,7 @@ def watch(
         display=mode.value,
         force=force,
         standby=standby,
-        keys=mode is DisplayMode.tui,
+        keys=True,  # f and q in every display whose stdin is a terminal
     )
     starter = job_watchers_starter(store, engine.root, _warn) if job_watchers else None
     if starter is not None:

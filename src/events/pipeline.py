@@ -152,12 +152,18 @@ class StageCancelled(Event):
 @event
 @dataclass(frozen=True, kw_only=True)
 class PipelineReloaded(Event):
-    """`pipeline.py` was loaded again; how the stage set changed."""
+    """`pipeline.py` was loaded again; how the stage set changed.
+
+    ``stages``: the stages this command keeps up to date (for `pivot watch
+    STAGE...`, those and their upstream), in a topological order; () in logs
+    of pivot before it was recorded.
+    """
 
     TYPE = "pipeline.reloaded"
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     modified: tuple[str, ...] = ()
+    stages: tuple[str, ...] = ()
 
 
 @event

@@ -8,6 +8,7 @@ and its traceback appears exactly once (it is in the log).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,15 +25,15 @@ from pivot.events.pipeline import (
     WaveFinished,
 )
 from pivot.pipeline.execute import WaveResult, log_path
-from pivot.pipeline.plan import Plan
+from pivot.pipeline.plan import Plan, describe_reasons
 
-__all__ = ["LogTail", "RunDisplay", "describe", "summary"]
+__all__ = ["LogTail", "RunDisplay", "describe", "summary", "wave_counts"]
 
 
 def describe(ev: Event) -> str | None:  # noqa: PLR0911 - one case per event type
     """A one-line description of a pipeline event, or None to stay quiet."""
     if isinstance(ev, StageQueued):
-        return f"{ev.stage}: queued ({'; '.join(ev.reasons)})"
+        return f"{ev.stage}: queued ({describe_reasons(ev.reasons)})"
     if isinstance(ev, StageStarted):
         return f"{ev.stage}: running"
     if isinstance(ev, StageSucceeded):
@@ -44,27 +45,37 @@ def describe(ev: Event) -> str | None:  # noqa: PLR0911 - one case per event typ
     if isinstance(ev, StageSkipped):
         return None if ev.reason == "up to date" else f"{ev.stage}: skipped ({ev.reason})"
     if isinstance(ev, WaveFinished):
-        parts = [
-            f"{n} {label}"
-            for n, label in (
-                (ev.succeeded, "succeeded"),
-                (ev.failed, "failed"),
-                (ev.cancelled, "cancelled"),
-                (ev.skipped, "skipped or up to date"),
-            )
-            if n
-        ]
         if not (ev.succeeded or ev.failed or ev.cancelled):
             return f"everything up to date ({ev.skipped} stages)"
-        return f"{', '.join(parts)} in {ev.duration:.2f}s"
+        return f"{wave_counts(ev)} in {ev.duration:.2f}s"
     return None
 
 
-class LogTail:
-    """Print new lines of running stages' logs as ``stage | line``."""
+def wave_counts(ev: WaveFinished) -> str:
+    """``2 succeeded, 1 skipped or up to date``: the non-zero counts of a wave."""
+    parts = [
+        f"{n} {label}"
+        for n, label in (
+            (ev.succeeded, "succeeded"),
+            (ev.failed, "failed"),
+            (ev.cancelled, "cancelled"),
+            (ev.skipped, "skipped or up to date"),
+        )
+        if n
+    ]
+    return ", ".join(parts) or "nothing ran"
 
-    def __init__(self, write: Callable[[str], None], interval: float = 0.1) -> None:
-        self._write = write
+
+class LogTail:
+    """Follow the logs of running stages; each new line goes to ``on_line(stage, line)``.
+
+    `pivot run` prints them as ``stage | line``; `pivot watch` shows them in
+    its display. A log that shrank was started again (a new run): it is read
+    from its beginning.
+    """
+
+    def __init__(self, on_line: Callable[[str, str], None], interval: float = 0.1) -> None:
+        self._on_line = on_line
         self._interval = interval
         self._files: dict[str, tuple[Path, int, bytes]] = {}  # stage -> path, offset, partial
         self._lock = threading.Lock()
@@ -101,6 +112,8 @@ class LogTail:
         path, offset, partial = entry
         try:
             with path.open("rb") as f:
+                if os.fstat(f.fileno()).st_size < offset:
+                    offset, partial = 0, b""
                 f.seek(offset)
                 data = f.read()
         except OSError:
@@ -113,7 +126,7 @@ class LogTail:
             lines.append(rest)
             rest = b""
         for line in lines:
-            self._write(f"{stage} | {line.decode(errors='replace')}")
+            self._on_line(stage, line.decode(errors="replace"))
         self._files[stage] = (path, offset, rest)
 
 
@@ -132,7 +145,9 @@ class RunDisplay:
         self._root = root
         self._append = append
         self._write = write
-        self._tail = LogTail(write) if write is not None else None
+        self._tail = (
+            LogTail(lambda stage, line: write(f"{stage} | {line}")) if write is not None else None
+        )
 
     def emit(self, events: Sequence[Event]) -> None:
         """Record ``events``, then show them."""

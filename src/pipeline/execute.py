@@ -25,6 +25,7 @@ workers and their children and reports running and waiting stages cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -295,6 +296,7 @@ class _Wave:
             log_path=str(log_path(self.spec.root, s.name)),
         )
         deps = self.hasher.hashes(s.deps)
+        _empty_log(Path(task.log_path))
         # _start_ready keeps at most pool.jobs stages in flight: an idle worker
         # takes this one now, so "started" is not shown for a waiting stage.
         # Its time is taken before the worker can begin, never after.
@@ -399,6 +401,19 @@ class _Wave:
         self.running.clear()
         self.pending.clear()
         self.emit(events)
+
+
+def _empty_log(path: Path) -> None:
+    """Empty a stage's log before its ``stage.started`` is emitted.
+
+    Whoever follows the log from that event on (`pivot run`'s output, watch's
+    log pane) must see only this run's lines, never the last run's traceback;
+    the worker opening it later would be too late.
+    """
+    # A log that cannot be written here fails the worker's own open, which says so.
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
 
 
 def _crash_message(error: str) -> str:

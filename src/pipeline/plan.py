@@ -17,6 +17,10 @@ current hashes of its deps and outputs, and returns the reasons it must run::
 A stage with no reason is up to date. An output edited by hand since its stage
 wrote it (``output changed``) makes that stage stale: the next run rewrites
 it, and its consumers run after it.
+
+The reasons are recorded one per cause (``pivot why`` follows each
+``upstream will run: X``); :func:`describe_reasons` is how people read them:
+``upstream stats, histogram will run``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,18 @@ from pivot.pipeline.errors import PipelineError
 from pivot.pipeline.spec import PipelineSpec, StageSpec
 from pivot.pipeline.state import StageRecord
 
-__all__ = ["Decision", "Plan", "paths_to_observe", "plan", "select", "stage_reasons"]
+__all__ = [
+    "UPSTREAM",
+    "Decision",
+    "Plan",
+    "describe_reasons",
+    "paths_to_observe",
+    "plan",
+    "select",
+    "stage_reasons",
+]
+
+UPSTREAM = "upstream will run: "
 
 
 @dataclass(frozen=True)
@@ -163,8 +178,26 @@ def plan(
     for name in selected:
         reasons = ["forced"] if name in forced else []
         reasons += stage_reasons(by_name[name], records.get(name), observed)
-        reasons += [f"upstream will run: {u}" for u in graph.upstream[name] if u in runs]
+        reasons += [f"{UPSTREAM}{u}" for u in graph.upstream[name] if u in runs]
         if reasons:
             runs.add(name)
         decisions.append(Decision(name, bool(reasons), tuple(reasons)))
     return Plan(tuple(decisions))
+
+
+def describe_reasons(reasons: Sequence[str], ran: bool = False) -> str:
+    """The reasons of one stage as a sentence, for people (the records keep one per cause).
+
+    Every ``upstream will run: X`` becomes one clause where the first was:
+    ``dep changed: a.csv; upstream stats, histogram will run``. With ``ran``
+    (the stage has run since) that clause is in the past: ``upstream stats,
+    histogram ran``.
+    """
+    parts: list[str] = []
+    ups = [r.removeprefix(UPSTREAM) for r in reasons if r.startswith(UPSTREAM)]
+    for r in reasons:
+        if not r.startswith(UPSTREAM):
+            parts.append(r)
+        elif r.removeprefix(UPSTREAM) == ups[0]:
+            parts.append(f"upstream {', '.join(ups)} {'ran' if ran else 'will run'}")
+    return "; ".join(parts)

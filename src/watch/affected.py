@@ -21,6 +21,7 @@ __all__ = [
     "diff_stages",
     "downstream",
     "drop_own_writes",
+    "drop_vanished",
     "producers_of",
     "symlink_aliases",
     "unalias",
@@ -135,6 +136,21 @@ def drop_own_writes(
         if sources or not recorded(inside):
             kept.add(raw)
     return frozenset(kept)
+
+
+def drop_vanished(
+    view: PipelineView, paths: Iterable[str], exists: Callable[[str], bool]
+) -> frozenset[str]:
+    """The data paths left once those gone by now that no stage declares are dropped.
+
+    An editor's temporary file (``sed -i`` writes ``lib/sedXXXXXX`` and
+    renames it over the file) is created and gone within one batch: it cannot
+    affect a stage and is not worth listing as a change. A declared path that
+    vanished (a dep deleted) is kept.
+    """
+    return frozenset(
+        p for p in paths if exists(p) or consumers_of(view, Path(p)) or producers_of(view, Path(p))
+    )
 
 
 def diff_stages(

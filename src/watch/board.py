@@ -1,9 +1,13 @@
 """What the watch display shows, folded from events (pure, no terminal).
 
-:class:`Board` is the state of the live table (stage rows, current wave,
-recent events, error panel); :func:`plain_line` is the one line
-`--display plain` prints for a transition; :func:`json_line` the record
-`--display json` prints.
+:class:`Board` is the state of the live table (stage rows in pipeline order,
+current wave, recent events, error panel, the log pane of one stage's
+output); :func:`plain_line` is the one line `--display plain` prints for a
+transition; :func:`json_line` the record `--display json` prints.
+
+The log pane shows the *selected* stage, or, until the user selects one
+(:meth:`Board.select`), the stage that started last. A stage's lines are
+those of its current run only: they are cleared when it starts again.
 """
 
 from __future__ import annotations
@@ -16,11 +20,17 @@ from dataclasses import dataclass, field
 from pivot.events import actors as ev_actors
 from pivot.events import pipeline as ev
 from pivot.events.base import Event
+from pivot.pipeline.display import wave_counts
+from pivot.pipeline.plan import describe_reasons
 
-__all__ = ["Board", "StageRow", "json_line", "plain_line"]
+__all__ = ["Board", "StageRow", "json_line", "output_json", "plain_line"]
 
 RECENT = 12
 ERROR_LINES = 12  # of a failed stage's traceback, in the error panel
+LOG_LINES = 2000  # kept per stage for the log pane (its log file has them all)
+UP_TO_DATE = "up to date"
+# States after which a row's reasons are about the past ("upstream x ran").
+ENDED = frozenset({"succeeded", "failed", "cancelled"})
 
 
 @dataclass(slots=True)
@@ -28,16 +38,21 @@ class StageRow:
     """One line of the stage table."""
 
     name: str
-    state: str = "idle"
+    state: str = UP_TO_DATE
     duration: float | None = None
-    reason: str = ""
+    reasons: tuple[str, ...] = ()
     started_at: float | None = None
     pid: int = 0  # the worker that ran it last; known when it ends (0: not yet, or unknown)
+
+    @property
+    def reason(self) -> str:
+        """Why it last ran (or was skipped), as a sentence in the right tense."""
+        return describe_reasons(self.reasons, ran=self.state in ENDED)
 
 
 @dataclass(slots=True)
 class Board:
-    """The display's model: apply events, read fields."""
+    """The display's model: apply events (and stage output, and keys), read fields."""
 
     stages: dict[str, StageRow] = field(default_factory=dict)
     wave: str = ""
@@ -48,6 +63,11 @@ class Board:
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT))
     error: str = ""
     stopped: str = ""
+    logs: dict[str, deque[str]] = field(default_factory=dict)
+    last_started: str = ""
+    selected: str = ""  # "" follows the stage that started last
+    show_log: bool = True
+    scroll: int = 0  # lines above the newest shown at the bottom of the pane
 
     def row(self, name: str) -> StageRow:
         """The row of ``name``, created when first seen."""
@@ -56,16 +76,53 @@ class Board:
             r = self.stages[name] = StageRow(name)
         return r
 
-    def apply(self, e: Event) -> None:  # noqa: PLR0912 - one branch per event type
+    # -- the log pane --------------------------------------------------------------
+    @property
+    def log_stage(self) -> str:
+        """The stage whose output the pane shows ("" before any stage started)."""
+        return self.selected or self.last_started
+
+    def output(self, stage: str, line: str) -> None:
+        """A line the stage printed in its current run."""
+        self.logs.setdefault(stage, deque(maxlen=LOG_LINES)).append(line)
+
+    def log_window(self, height: int) -> list[str]:
+        """The ``height`` lines of the pane, scrolled; the scroll is clamped to the log."""
+        lines = self.logs.get(self.log_stage, ())
+        self.scroll = max(0, min(self.scroll, len(lines) - height))
+        end = len(lines) - self.scroll
+        return list(lines)[max(0, end - height) : end]
+
+    def select(self, step: int) -> None:
+        """Show the output of the next (``step`` 1) or previous (-1) stage of the table."""
+        names = list(self.stages)
+        if not names:
+            return
+        current = self.log_stage
+        i = names.index(current) + step if current in names else (0 if step > 0 else -1)
+        self.selected = names[i % len(names)]
+        self.scroll = 0
+
+    def follow(self) -> None:
+        """Go back to showing the stage that started last."""
+        self.selected, self.scroll = "", 0
+
+    def scroll_by(self, lines: int) -> None:
+        """Scroll the pane up (positive) or down (negative)."""
+        self.scroll = max(0, self.scroll + lines)
+
+    def toggle_log(self) -> None:
+        """Show or hide the log pane."""
+        self.show_log = not self.show_log
+
+    # -- events ----------------------------------------------------------------------
+    def apply(self, e: Event) -> None:  # noqa: PLR0912, PLR0915 - one branch per event type
         """Fold one event into the board."""
         line = plain_line(e)
         if line:
             self.recent.append(time.strftime("%H:%M:%S ", time.localtime(e.at)) + line)
         if isinstance(e, ev.PipelineReloaded):
-            for name in e.removed:
-                self.stages.pop(name, None)
-            for name in (*e.added, *e.modified):
-                self.row(name)
+            self._reloaded(e)
             self.error = ""
         elif isinstance(e, ev.PipelineInvalid):
             where = (
@@ -84,10 +141,14 @@ class Board:
             self.wave_running = False
         elif isinstance(e, ev.StageQueued):
             r = self.row(e.stage)
-            r.state, r.reason = "queued", "; ".join(e.reasons)
+            r.state, r.reasons = "queued", e.reasons
         elif isinstance(e, ev.StageStarted):
             r = self.row(e.stage)
             r.state, r.started_at, r.duration, r.pid = "running", e.at, None, 0
+            self.logs[e.stage] = deque(maxlen=LOG_LINES)  # this run's output only
+            self.last_started = e.stage
+            if not self.selected:
+                self.scroll = 0
         elif isinstance(e, ev.StageSucceeded):
             r = self.row(e.stage)
             r.state, r.duration, r.pid = "succeeded", e.duration, e.pid
@@ -100,14 +161,29 @@ class Board:
             self.error = f"{e.stage} failed: {e.error}" + (f"\n{tb}" if tb else "")
         elif isinstance(e, ev.StageSkipped):
             r = self.row(e.stage)
-            r.state, r.reason = "skipped", e.reason
+            if e.reason == UP_TO_DATE:
+                r.state, r.reasons = UP_TO_DATE, ()
+            else:
+                r.state, r.reasons = "skipped", (e.reason,)
         elif isinstance(e, ev.StageCancelled):
             r = self.row(e.stage)
-            r.state, r.reason = "cancelled", e.reason
+            r.state, r.reasons = "cancelled", (e.reason,)
         elif isinstance(e, ev_actors.SupervisorGaveUp):
             self.error = e.error
         elif isinstance(e, ev_actors.WatchStopped):
             self.stopped = e.error or "stopped"
+
+    def _reloaded(self, e: ev.PipelineReloaded) -> None:
+        if not e.stages:  # a log from before the order was recorded
+            for name in e.removed:
+                self.stages.pop(name, None)
+            for name in (*e.added, *e.modified):
+                self.row(name)
+            return
+        # The table follows the pipeline's order; rows keep their last state.
+        self.stages = {name: self.stages.get(name) or StageRow(name) for name in e.stages}
+        if self.selected not in self.stages:
+            self.selected = ""
 
 
 def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch per event type
@@ -139,10 +215,7 @@ def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch p
     if isinstance(e, ev.WaveStarted):
         return f"wave {e.wave_id[:8]} started ({e.trigger}): {', '.join(e.stages)}"
     if isinstance(e, ev.WaveFinished):
-        return (
-            f"wave {e.wave_id[:8]} finished in {e.duration:.2f}s: {e.succeeded} succeeded, "
-            f"{e.failed} failed, {e.skipped} skipped, {e.cancelled} cancelled"
-        )
+        return f"wave {e.wave_id[:8]} finished in {e.duration:.2f}s: {wave_counts(e)}"
     if isinstance(e, ev.StageStarted):
         return f"stage {e.stage} started"
     if isinstance(e, ev.StageSucceeded):
@@ -157,7 +230,7 @@ def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch p
     if isinstance(e, ev.StageCancelled):
         return f"stage {e.stage} cancelled: {e.reason}"
     if isinstance(e, ev.StageQueued):
-        return f"stage {e.stage} queued: {'; '.join(e.reasons)}"
+        return f"stage {e.stage} queued: {describe_reasons(e.reasons)}"
     if isinstance(e, ev_actors.WaveWaiting):
         return (
             f"wave {e.wave_id[:8]} waiting for another pivot run (pid {e.holder}) to finish: "
@@ -199,3 +272,13 @@ def _generic(e: Event) -> str:
 def json_line(e: Event) -> str:
     """One JSON object: ``type`` and every field of the event."""
     return json.dumps({"type": e.TYPE, **e.to_dict()}, default=str, separators=(",", ":"))
+
+
+def output_json(stage: str, line: str, at: float) -> str:
+    """The `--display json` record of one line a stage printed (``stage.output``).
+
+    Not an event of the log: the stage's log file (``.pivot/logs``) keeps its
+    output; the display only passes it on.
+    """
+    record = {"type": "stage.output", "at": at, "stage": stage, "line": line}
+    return json.dumps(record, separators=(",", ":"))

@@ -31,7 +31,8 @@ class StageInfo:
 
 @dataclass(frozen=True, slots=True)
 class PipelineView:
-    """A loaded pipeline: its stages, plus the engine's own picklable spec."""
+    """A loaded pipeline: its stages (in a topological order), plus the engine's own
+    picklable spec."""
 
     stages: Mapping[str, StageInfo]
     spec: Any = None

@@ -96,6 +96,8 @@ def _stage_fingerprint(spec: PipelineSpec, name: str) -> str:
 def to_view(spec: PipelineSpec, graph: StageGraph, now: float = 0.0) -> PipelineView:
     """The watch engine's view of a loaded spec (absolute paths)."""
     root = Path(spec.root)
+    by_name = {s.name: s for s in spec.stages}
+    # In the graph's topological order: the display lists stages as they run.
     stages = {
         s.name: StageInfo(
             name=s.name,
@@ -103,7 +105,7 @@ def to_view(spec: PipelineSpec, graph: StageGraph, now: float = 0.0) -> Pipeline
             outs=tuple(root / o for o in s.outs),
             fingerprint=_stage_fingerprint(spec, s.name),
         )
-        for s in spec.stages
+        for s in (by_name[n] for n in graph.order)
     }
     return PipelineView(stages=stages, spec=Loaded(spec, graph), loaded_at=now)
 

@@ -414,10 +414,12 @@ def test_q_in_a_real_terminal_and_f_force_runs_all(project: Path, tmp_path: Path
         env=_tmux_env(),
     )
     try:
-        screen = _wait_screen(tmux, session, lambda s: "idle, watching" in s and "succeeded" in s)
+        screen = _wait_screen(
+            tmux, session, lambda s: "up to date, watching" in s and "succeeded" in s
+        )
         assert "stage" in screen and "clean" in screen and "recent events" in screen
         subprocess.run([*tmux, "send-keys", "-t", session, "f"], check=True)
-        _wait_screen(tmux, session, lambda s: "(force)" in s and "idle, watching" in s)
+        _wait_screen(tmux, session, lambda s: "(force)" in s and "up to date, watching" in s)
         subprocess.run([*tmux, "send-keys", "-t", session, "q"], check=True)
         screen = _wait_screen(tmux, session, lambda s: "EXITED:" in s)
         assert "EXITED:0" in screen

@@ -259,7 +259,7 @@ def test_board_and_lines() -> None:
     ]
     for e in events:
         board.apply(e)
-    assert board.stages["a"].state == "failed" and board.stages["b"].state == "idle"
+    assert board.stages["a"].state == "failed" and board.stages["b"].state == "up to date"
     assert board.wave_count == 1 and not board.wave_running
     assert "pipeline.py:3" in board.error
     assert plain_line(events[3]) == "stage a failed: ValueError: boom"  # no pid: none shown
