@@ -53,6 +53,15 @@ def _fail(exc: PipelineError, as_json: bool) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _note_rebuilt(project: Project) -> None:
+    if project.state.rebuilt:
+        print(
+            f"note: {project.state.path.name} was missing: rebuilt the records of "
+            f"{project.state.rebuilt} stages from the event log",
+            file=sys.stderr,
+        )
+
+
 def _print(line: str) -> None:
     print(line, flush=True)
 
@@ -61,12 +70,18 @@ F = TypeVar("F", bound=Callable[..., None])
 
 
 def _interruptible(command: F) -> F:
-    """Ctrl-C outside a running wave (loading, hashing): exit 130, no traceback."""
+    """Ctrl-C outside a running wave (loading, hashing): exit 130, no traceback.
+
+    A damaged, full or unwritable ``.pivot/`` is one line too (exit 1).
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
+        from pivot.cli.store_access import store_errors
+
         try:
-            command(*args, **kwargs)
+            with store_errors():
+                command(*args, **kwargs)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
@@ -115,6 +130,7 @@ def run(
         project = Project.open(pipeline)
     except PipelineError as exc:
         raise _fail(exc, as_json) from None
+    _note_rebuilt(project)
     if dry_run:
         try:
             the_plan = project.plan(stages or (), force=force)
@@ -221,6 +237,7 @@ def status(
 
     try:
         project = Project.open(pipeline)
+        _note_rebuilt(project)
         try:
             the_plan = project.plan(stages or ())
         finally:

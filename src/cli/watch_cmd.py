@@ -121,6 +121,7 @@ def watch(
     json | jq .type`, `pivot watch --debounce 500`.
     """
     from pivot.actors.system import WatchOptions, WatchSystem
+    from pivot.cli.store_access import store_errors
     from pivot.events.store import EventStore
     from pivot.pipeline.errors import PipelineError
     from pivot.pipeline.loader import find_pipeline
@@ -135,8 +136,9 @@ def watch(
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
     mode = display or (DisplayMode.tui if sys.stdout.isatty() else DisplayMode.plain)
+    with store_errors():  # a damaged or unwritable .pivot/: one line, before anything starts
+        store = EventStore.open(events_path(pipeline_file.parent))
     engine = PipelineEngine(pipeline_file, standby=standby)
-    store = EventStore.open(events_path(engine.root))
     options = WatchOptions(
         targets=tuple(stages or ()),
         jobs=jobs or default_jobs(),

@@ -25,6 +25,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pivot.storage import StorageError, describe, sqlite_file_problem, storage_error
+
 if TYPE_CHECKING:
     from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory, StoredEvent
     from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -43,8 +45,12 @@ class StoreLocationError(ValueError):
     """An event store location that cannot be used (bad URL, ...)."""
 
 
-class StoreUnavailableError(RuntimeError):
-    """The store cannot be opened: unreachable server, corrupt or unreadable file."""
+class StoreUnavailableError(StorageError):
+    """The store cannot be opened: unreachable server, damaged or unwritable file."""
+
+
+# What a storage error calls the file, for the user.
+LOG = "the event log"
 
 
 class Cursor(Protocol):
@@ -177,6 +183,18 @@ class SQLiteConnections:
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Cursor]:
+        """:meth:`_transaction`, with a damaged, full or unwritable file a :class:`StorageError`."""
+        try:
+            with self._transaction(write=write) as cursor:
+                yield cursor
+        except sqlite3.Error as exc:
+            error = storage_error(exc, self._path, LOG)
+            if error is None:
+                raise
+            raise error from exc
+
+    @contextlib.contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Cursor]:
         """A transaction on one connection: committed on success, rolled back on error.
 
         A write transaction takes SQLite's write lock at ``BEGIN IMMEDIATE``,
@@ -410,6 +428,9 @@ def _open_sqlite(location: str) -> Backend:
     path = Path(location)
     if path.is_dir():
         raise StoreUnavailableError(f"event store {location}: is a directory, not a file")
+    problem = sqlite_file_problem(path)
+    if problem:
+        raise StoreUnavailableError(describe("damaged", problem, path, LOG))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -419,15 +440,12 @@ def _open_sqlite(location: str) -> Backend:
     backend = SQLiteBackend(path)
     try:
         backend.ensure_log_table()
-    except sqlite3.DatabaseError as exc:
-        backend.close()
-        raise StoreUnavailableError(
-            f"event store {location} is not a usable SQLite database ({exc}); "
-            "it may be corrupt or not a pivot store"
-        ) from None
     except Exception as exc:
         backend.close()
-        if is_persistence_error(exc):
+        error = storage_error(exc, path, LOG)
+        if error is not None:
+            raise StoreUnavailableError(str(error)) from None
+        if isinstance(exc, sqlite3.DatabaseError) or is_persistence_error(exc):
             raise StoreUnavailableError(f"event store {location} cannot be opened: {exc}") from None
         raise
     except BaseException:

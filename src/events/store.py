@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from pivot.events.backends import open_backend
+from pivot.events.backends import LOG, open_backend
 from pivot.events.base import Event, EventDecodeError, decode, encode
 from pivot.events.group_commit import GroupCommitter
+from pivot.storage import storage_error
 
 if TYPE_CHECKING:
     from pivot.events.backends import Backend
@@ -111,7 +112,16 @@ class EventStore:
         """
         if not events:
             return []
-        return self._committer.submit([encode_state(ev) for ev in events])
+        items = [encode_state(ev) for ev in events]
+        try:
+            return self._committer.submit(items)
+        except Exception as exc:
+            # A full disk or a file made unwritable while running: one line
+            # naming the log, not eventsourcing's wrapped "disk I/O error".
+            error = storage_error(exc, self.location, LOG) if self.kind == "sqlite" else None
+            if error is None:
+                raise
+            raise error from exc
 
     def _write(self, items: list[tuple[str, bytes]]) -> list[int]:
         # Only ever called by one thread at a time (the group-commit leader).

@@ -12,18 +12,23 @@ file is a cache that could be rebuilt from ``.pivot/events.db``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pivot.pipeline.hashing import CacheEntry
+from pivot.storage import StorageError, describe, sqlite_file_problem, storage_error
 
 __all__ = ["STATE_DIR", "StageRecord", "StateStore"]
 
 STATE_DIR = ".pivot"
+
+# What a storage error calls this file, for the user.
+RECORDS = "the stage records file"
 
 
 @dataclass(frozen=True)
@@ -68,63 +73,133 @@ class StageRecord:
 
 
 class StateStore:
-    """The ``.pivot/state.db`` of one project."""
+    """The ``.pivot/state.db`` of one project.
+
+    A damaged, full or unwritable file raises :class:`~pivot.storage.StorageError`
+    (from every method), never a bare ``sqlite3`` error, and never is it
+    silently replaced: the records are what lets stages be skipped.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS stages (name TEXT PRIMARY KEY, data TEXT)")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS files "
-            "(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, hash TEXT)"
-        )
-        self._db.commit()
+        problem = sqlite_file_problem(self.path)
+        if problem:
+            raise StorageError(describe("damaged", problem, self.path, RECORDS))
+        with self._failures():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        try:
+            with self._failures():
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS stages (name TEXT PRIMARY KEY, data TEXT)"
+                )
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS files "
+                    "(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, hash TEXT)"
+                )
+                self._db.commit()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @contextlib.contextmanager
+    def _failures(self) -> Iterator[None]:
+        """sqlite3 and OS errors as :class:`StorageError` saying what to do."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            db = getattr(self, "_db", None)
+            if db is not None and db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.rollback()  # a failed commit leaves its transaction open
+            error = storage_error(exc, self.path, RECORDS)
+            if error is None:
+                raise
+            raise error from exc
+
+    rebuilt = 0
+    """How many records :meth:`open` rebuilt from the event log (the file was missing)."""
 
     @classmethod
     def open(cls, root: str | Path) -> StateStore:
-        """The state of the project at ``root`` (created when missing)."""
-        return cls(Path(root) / STATE_DIR / "state.db")
+        """The state of the project at ``root``.
+
+        When the file is missing it is created, holding the records the
+        event log ``.pivot/events.db`` vouches for (see
+        :mod:`pivot.pipeline.records_from_log`), read before the file exists
+        so that a failure to read them leaves nothing half made.
+        """
+        folder = Path(root) / STATE_DIR
+        path = folder / "state.db"
+        if path.exists():
+            return cls(path)
+        from pivot.pipeline.records_from_log import read_records
+
+        records = read_records(folder / "events.db")
+        store = cls(path)
+        try:
+            store.save_records(records)
+        except BaseException:
+            store.close()
+            raise
+        store.rebuilt = len(records)
+        return store
 
     def records(self) -> dict[str, StageRecord]:
         """Every stage's record, by stage name."""
-        rows = self._db.execute("SELECT name, data FROM stages").fetchall()
-        return {name: StageRecord.from_dict(json.loads(data)) for name, data in rows}
+        with self._failures():
+            rows = self._db.execute("SELECT name, data FROM stages").fetchall()
+            return {name: StageRecord.from_dict(json.loads(data)) for name, data in rows}
 
     def file_cache(self) -> dict[str, CacheEntry]:
         """The size+mtime cache of file hashes."""
-        rows = self._db.execute("SELECT path, size, mtime_ns, hash FROM files").fetchall()
-        return {p: (s, m, h) for p, s, m, h in rows}
+        with self._failures():
+            rows = self._db.execute("SELECT path, size, mtime_ns, hash FROM files").fetchall()
+            return {p: (s, m, h) for p, s, m, h in rows}
 
     def save_record(self, stage: str, record: StageRecord) -> None:
         """Record a stage's successful run (durable when this returns)."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO stages (name, data) VALUES (?, ?)",
-            (stage, json.dumps(record.to_dict(), sort_keys=True)),
-        )
-        self._db.commit()
+        with self._failures():
+            self._db.execute(
+                "INSERT OR REPLACE INTO stages (name, data) VALUES (?, ?)",
+                (stage, json.dumps(record.to_dict(), sort_keys=True)),
+            )
+            self._db.commit()
+
+    def save_records(self, records: Mapping[str, StageRecord]) -> None:
+        """Save several records in one transaction (rebuilding the file)."""
+        if not records:
+            return
+        with self._failures():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO stages (name, data) VALUES (?, ?)",
+                [(n, json.dumps(r.to_dict(), sort_keys=True)) for n, r in records.items()],
+            )
+            self._db.commit()
 
     def mark_failed(self, stage: str) -> None:
         """The stage's latest run failed: its outputs are no longer vouched for."""
-        row = self._db.execute("SELECT data FROM stages WHERE name = ?", (stage,)).fetchone()
-        if row is None:
-            return
-        data = json.loads(row[0])
-        data["failed"] = True
-        self._db.execute("UPDATE stages SET data = ? WHERE name = ?", (json.dumps(data), stage))
-        self._db.commit()
+        with self._failures():
+            row = self._db.execute("SELECT data FROM stages WHERE name = ?", (stage,)).fetchone()
+            if row is None:
+                return
+            data = json.loads(row[0])
+            data["failed"] = True
+            self._db.execute("UPDATE stages SET data = ? WHERE name = ?", (json.dumps(data), stage))
+            self._db.commit()
 
     def save_file_cache(self, entries: Mapping[str, CacheEntry]) -> None:
         """Write back hash cache entries."""
         if not entries:
             return
-        self._db.executemany(
-            "INSERT OR REPLACE INTO files (path, size, mtime_ns, hash) VALUES (?, ?, ?, ?)",
-            [(p, s, m, h) for p, (s, m, h) in entries.items()],
-        )
-        self._db.commit()
+        with self._failures():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO files (path, size, mtime_ns, hash) VALUES (?, ?, ?, ?)",
+                [(p, s, m, h) for p, (s, m, h) in entries.items()],
+            )
+            self._db.commit()
 
     def close(self) -> None:
         """Release the database."""

@@ -121,7 +121,7 @@ def test_corrupt_file_and_unreachable_postgres_are_clear_errors(
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"this is not sqlite at all" * 100)
     _, err = run("stats", "--store", str(bad), code=1)
-    assert err.startswith(f"error: event store {bad} is not a usable SQLite database")
+    assert err.startswith(f"error: the event log {bad} is damaged (not a SQLite database)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nobody listens there once closed

@@ -64,5 +64,5 @@ def test_real_process_reports_a_corrupt_store_without_traceback(tmp_path: Path) 
         check=False,
     )  # fmt: skip
     assert proc.returncode == 1
-    assert proc.stderr.startswith("error: event store") and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: the event log") and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1
