@@ -136,23 +136,29 @@ class StageGraph:
 
 def build_graph(spec: PipelineSpec) -> StageGraph:
     """The graph of ``spec``; PipelineError for shared outputs and cycles."""
+    by_name = {s.name: s for s in spec.stages}
     out_owner: dict[str, str] = {}
     for s in spec.stages:
         for out in s.outs:
             if out in out_owner and out_owner[out] != s.name:
+                first = by_name[out_owner[out]]
                 raise PipelineError(
-                    f"stages {out_owner[out]!r} and {s.name!r} both write {out!r}",
-                    spec.pipeline_file,
+                    f"stages {first.name!r} ({first.file}:{first.line}) and {s.name!r} "
+                    f"both write {out!r}",
+                    s.file,
+                    s.line,
                 )
             out_owner[out] = s.name
     producers = PathIndex({p: [s] for p, s in out_owner.items()})
     for out, owner in out_owner.items():
         for other in producers.related(out):
             if other != out and out_owner[other] != owner:
+                there = by_name[out_owner[other]]
                 raise PipelineError(
                     f"outputs overlap: {out!r} of stage {owner!r} and {other!r} of stage "
-                    f"{out_owner[other]!r} (one is inside the other)",
-                    spec.pipeline_file,
+                    f"{there.name!r} ({there.file}:{there.line}; one is inside the other)",
+                    by_name[owner].file,
+                    by_name[owner].line,
                 )
     dep_owners: dict[str, list[str]] = {}
     edges: dict[tuple[str, str], list[str]] = {}
@@ -174,13 +180,15 @@ def build_graph(spec: PipelineSpec) -> StageGraph:
         producers=producers,
         consumers=PathIndex(dep_owners),
     )
-    order = _toposort(spec.names, graph)
+    order = _toposort(spec.names, graph, {s.name: (s.file, s.line) for s in spec.stages})
     return StageGraph(
         order, graph.upstream, graph.downstream, graph.edges, producers, graph.consumers
     )
 
 
-def _toposort(names: tuple[str, ...], graph: StageGraph) -> tuple[str, ...]:
+def _toposort(
+    names: tuple[str, ...], graph: StageGraph, where: Mapping[str, tuple[str, int]]
+) -> tuple[str, ...]:
     # Kahn's algorithm; ties broken by declaration order so output is stable.
     rank = {n: i for i, n in enumerate(names)}
     indegree = {n: len(graph.upstream[n]) for n in names}
@@ -203,7 +211,9 @@ def _toposort(names: tuple[str, ...], graph: StageGraph) -> tuple[str, ...]:
     first = min(range(len(cycle)), key=lambda i: rank[cycle[i][0]])
     cycle = cycle[first:] + cycle[:first]
     steps = [f"{a} -> {b} (via {', '.join(graph.edges[(a, b)])})" for a, b in cycle]
-    raise PipelineError("dependency cycle: " + "; ".join(steps))
+    places = ", ".join(f"{a} at {where[a][0]}:{where[a][1]}" for a, _ in cycle)
+    file, line = where[cycle[0][0]]
+    raise PipelineError(f"dependency cycle: {'; '.join(steps)} ({places})", file, line)
 
 
 def affected_stages(

@@ -136,17 +136,44 @@ def _find_instance(module: Any, rel: str) -> Pipeline:
 
 
 def _yaml_lines(node: Any) -> dict[tuple[str, ...], int]:
-    """Line of each ``stage`` and ``(stage, param)`` key, for error messages."""
+    """Line of each ``stage`` and ``(stage, param)`` key, for error messages.
+
+    A key given twice in one mapping is an error (PyYAML would keep the last
+    one silently, so an edit to the first would do nothing).
+    """
     import yaml
 
     lines: dict[tuple[str, ...], int] = {}
+
+    def key(path: tuple[str, ...], k: Any) -> None:
+        at = k.start_mark.line + 1
+        if path in lines:
+            where = f"stage {path[0]!r}: param" if len(path) > 1 else "stage"
+            raise PipelineError(
+                f"{where} {path[-1]!r} is given twice (first at line {lines[path]})",
+                PARAMS_FILE,
+                at,
+            )
+        lines[path] = at
+
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
-            lines[(str(k.value),)] = k.start_mark.line + 1
+            key((str(k.value),), k)
             if isinstance(v, yaml.MappingNode):
                 for k2, _ in v.value:
-                    lines[(str(k.value), str(k2.value))] = k2.start_mark.line + 1
+                    key((str(k.value), str(k2.value)), k2)
     return lines
+
+
+def _yaml_error(exc: Exception) -> PipelineError:
+    """PyYAML's several-line report as one line: what is wrong, at which line and column."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    text = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
+    if mark is None:
+        return PipelineError(text, PARAMS_FILE)
+    return PipelineError(f"{text}, at column {mark.column + 1}", PARAMS_FILE, mark.line + 1)
 
 
 def _fits(value: Any, wanted: type) -> bool:
@@ -169,9 +196,7 @@ def _read_params(root: Path, stages: Mapping[str, StageDecl]) -> dict[str, dict[
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        raise PipelineError(f"invalid YAML: {exc}", PARAMS_FILE, line) from None
+        raise _yaml_error(exc) from None
     if data is None:
         return {}
     lines = _yaml_lines(node)

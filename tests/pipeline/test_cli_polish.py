@@ -106,3 +106,31 @@ def test_init_starts_a_project_that_runs_and_never_overwrites(tmp_path: Path) ->
     project.cli("init", "sub")
     assert (project.root / "sub" / ".gitignore").read_text() == "/.pivot\n"
     assert (project.root / "sub" / "pipeline.py").read_text() == project.read("pipeline.py")
+
+
+def test_params_yaml_mistakes_are_one_line_with_line_and_column(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    project.write("pipeline.py", PIPELINE.replace("def other(out", "def other(n: int = 1, *, out"))
+    project.write("raw.txt", "a b")
+    cases = {
+        "other:\n  n: a: b\n": (
+            "error: params.yaml:2: invalid YAML: mapping values are not allowed here, at column 7"
+        ),
+        'other:\n  n: "open\n': (
+            "error: params.yaml:3: invalid YAML: found unexpected end of stream "
+            "(while scanning a quoted scalar), at column 1"
+        ),
+        "other:\n  n: 1\n  n: 2\n": (
+            "error: params.yaml:3: stage 'other': param 'n' is given twice (first at line 2)"
+        ),
+        "other:\n  n: 1\nother:\n  n: 2\n": (
+            "error: params.yaml:3: stage 'other' is given twice (first at line 1)"
+        ),
+    }
+    for text, expected in cases.items():
+        project.write("params.yaml", text)
+        for command in ("status", "run"):
+            proc = project.cli(command, ok=False)
+            assert (proc.returncode, proc.stderr) == (2, expected + "\n"), text
+    project.write("params.yaml", "other:\n  n: 2\n")
+    assert project.status()["other"] == ["never run"]

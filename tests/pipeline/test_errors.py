@@ -18,7 +18,8 @@ def a(x: Annotated[Path, Dep("b.txt")], out: Annotated[Path, Out("a.txt")]) -> N
 @pipeline.stage
 def b(x: Annotated[Path, Dep("a.txt")], out: Annotated[Path, Out("b.txt")]) -> None: ...
 """,
-        "dependency cycle: a -> b (via a.txt); b -> a (via b.txt)",
+        "pipeline.py:8: dependency cycle: a -> b (via a.txt); b -> a (via b.txt) "
+        "(a at pipeline.py:8, b at pipeline.py:11)",
     ),
     "duplicate output": (
         HEADER
@@ -29,7 +30,7 @@ def a(out: Annotated[Path, Out("same.txt")]) -> None: ...
 @pipeline.stage
 def b(out: Annotated[Path, Out("same.txt")]) -> None: ...
 """,
-        "pipeline.py: stages 'a' and 'b' both write 'same.txt'",
+        "pipeline.py:11: stages 'a' (pipeline.py:8) and 'b' both write 'same.txt'",
     ),
     "overlapping outputs": (
         HEADER
@@ -40,7 +41,8 @@ def a(out: Annotated[Path, Out("d")]) -> None: ...
 @pipeline.stage
 def b(out: Annotated[Path, Out("d/x.txt")]) -> None: ...
 """,
-        "outputs overlap",
+        "pipeline.py:8: outputs overlap: 'd' of stage 'a' and 'd/x.txt' of stage 'b' "
+        "(pipeline.py:11; one is inside the other)",
     ),
     "missing dep": (
         HEADER
