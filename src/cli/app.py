@@ -34,6 +34,7 @@ COMMANDS = {
     "watch": "watch_cmd",
     "watchers": "jobs_cmd",
     "jobs": "jobs_cmd",
+    "ui": "ui_cmd",
 }
 MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

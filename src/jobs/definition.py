@@ -10,6 +10,7 @@ A mistake is a :class:`DefinitionError` naming the file and line.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "DefinitionError",
     "WatcherDefinition",
     "definition_from_dict",
+    "parse_watcher_data",
     "parse_watchers",
 ]
 
@@ -39,6 +41,11 @@ END_STATES = END_STATES_FOR_WATCHERS
 # NOW: the Unix time (whole seconds) of the match or timer tick, what ssync
 # users get from `$(date +%s)` in a shell.
 BUILTIN_VARIABLES = ("JOB_ID", "HOSTNAME", "JOB_STATE", "WATCHER_NAME", "NOW")
+# ssync's documented input limits, the same for a file, an embedded block and
+# the web page's API: a pattern, a condition, one action's params (as JSON).
+MAX_PATTERN_CHARS = 1000
+MAX_CONDITION_CHARS = 500
+MAX_PARAMS_BYTES = 10 * 1024
 
 # Action type -> {param: (python type, required)}
 ACTION_PARAMS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
@@ -64,11 +71,13 @@ ACTION_PARAMS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
 class DefinitionError(ValueError):
     """A watcher definition mistake, with where it is."""
 
-    def __init__(self, message: str, source: str = "", line: int = 0) -> None:
+    def __init__(self, message: str, source: str = "", line: int = 0, field: str = "") -> None:
         where = f"{source}:{line}: " if source and line else (f"{source}: " if source else "")
         super().__init__(f"{where}{message}")
         self.source = source
         self.line = line
+        self.field = field  # the key at fault (e.g. "pattern", "actions"), "" if none
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -179,6 +188,14 @@ def parse_watchers(
     return [_one(item, source, line_offset) for item in items]
 
 
+def parse_watcher_data(data: Any, source: str = "<request>") -> WatcherDefinition:
+    """Validate one watcher given as plain data (a JSON body) exactly as a YAML file is.
+
+    Raises :class:`DefinitionError` whose ``field`` names the key at fault.
+    """
+    return _one(data, source, 0)
+
+
 def _strip_where(exc: DefinitionError) -> str:
     text = str(exc)
     prefix = f"{exc.source}:{exc.line}: " if exc.line else ""
@@ -199,7 +216,7 @@ def _one(item: Any, source: str, offset: int) -> WatcherDefinition:
 
     def err(msg: str, key: str | None = None) -> DefinitionError:
         line = _line(item, key)
-        return DefinitionError(msg, source, line + offset if line else 0)
+        return DefinitionError(msg, source, line + offset if line else 0, key or "")
 
     for key in item:
         if key not in _FIELDS:
@@ -207,7 +224,7 @@ def _one(item: Any, source: str, offset: int) -> WatcherDefinition:
             raise err(f"unknown key {key!r} (known keys: {known})", key)
     for required in ("name", "pattern", "actions"):
         if required not in item:
-            raise err(f"missing required key {required!r}")
+            raise err(f"missing required key {required!r}", required)
     kwargs: dict[str, Any] = {}
     for key, value in item.items():
         kwargs[key] = _coerce(key, value, err)
@@ -297,6 +314,9 @@ def _coerce(key: str, value: Any, err: Any) -> Any:  # noqa: PLR0911, PLR0912 - 
             raise err(f"'output_type' must be one of {', '.join(OUTPUT_TYPES)}, not {value!r}", key)
         if key in ("name", "pattern") and not value:
             raise err(f"{key!r} must not be empty", key)
+        limit = {"pattern": MAX_PATTERN_CHARS, "condition": MAX_CONDITION_CHARS}.get(key)
+        if limit is not None and len(value) > limit:
+            raise err(f"{key!r} is {len(value)} characters long; at most {limit} are allowed", key)
         return value
     if key in ("captures", "job_end_states"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -326,7 +346,7 @@ def _action(raw: Any, source: str, offset: int, parent: Any) -> ActionSpec:  # n
 
     def err(msg: str, key: str | None = None) -> DefinitionError:
         at = _line(raw, key) if isinstance(raw, _Lined) else line
-        return DefinitionError(msg, source, at + offset if at else 0)
+        return DefinitionError(msg, source, at + offset if at else 0, "actions")
 
     if not isinstance(raw, dict):
         raise err("each action must be a mapping with a 'type'")
@@ -339,6 +359,9 @@ def _action(raw: Any, source: str, offset: int, parent: Any) -> ActionSpec:  # n
     params = raw.get("params") or {}
     if not isinstance(params, dict):
         raise err("'params' must be a mapping", "params")
+    size = len(json.dumps(params, default=str).encode())
+    if size > MAX_PARAMS_BYTES:
+        raise err(f"the params of {kind} are {size} bytes; at most {MAX_PARAMS_BYTES} are allowed")
     schema = ACTION_PARAMS[kind]
     for key, value in params.items():
         if key not in schema:

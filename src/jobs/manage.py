@@ -108,41 +108,54 @@ def add_watchers(
     return ids
 
 
-def pause(store: EventStore, watcher_id: str) -> str:
-    """Pause an active watcher (it keeps its position; matches are not acted on)."""
-    ws = find(load_book(store), watcher_id)
+def pause(store: EventStore, watcher_id: str, book: Book | None = None) -> str:
+    """Pause an active watcher (it keeps its position; matches are not acted on).
+
+    ``book``: the watchers as already folded (e.g. by ``pivot ui``); default: fold the log.
+    """
+    ws = find(book if book is not None else load_book(store), watcher_id)
     if ws.state != "active":
         raise ManageError(f"watcher {ws.watcher_id} is {ws.state}, not active")
     store.append([WatcherPaused(watcher_id=ws.watcher_id, actor="cli")])
     return ws.watcher_id
 
 
-def resume(store: EventStore, watcher_id: str) -> str:
-    """Resume a paused watcher."""
-    ws = find(load_book(store), watcher_id)
+def resume(store: EventStore, watcher_id: str, book: Book | None = None) -> str:
+    """Resume a paused watcher.
+
+    ``book``: the watchers as already folded (e.g. by ``pivot ui``); default: fold the log.
+    """
+    ws = find(book if book is not None else load_book(store), watcher_id)
     if ws.state != "paused":
         raise ManageError(f"watcher {ws.watcher_id} is {ws.state}, not paused")
     store.append([WatcherResumed(watcher_id=ws.watcher_id, actor="cli")])
     return ws.watcher_id
 
 
-def remove(store: EventStore, watcher_id: str) -> str:
-    """Remove a watcher (its history stays in the log)."""
-    ws = find(load_book(store), watcher_id)
+def remove(store: EventStore, watcher_id: str, book: Book | None = None) -> str:
+    """Remove a watcher (its history stays in the log).
+
+    ``book``: the watchers as already folded (e.g. by ``pivot ui``); default: fold the log.
+    """
+    ws = find(book if book is not None else load_book(store), watcher_id)
     store.append([WatcherRemoved(watcher_id=ws.watcher_id, actor="cli")])
     return ws.watcher_id
 
 
 def trigger(
-    store: EventStore, config: Config, watcher_id: str, sample: str | None = None
+    store: EventStore,
+    config: Config,
+    watcher_id: str,
+    sample: str | None = None,
+    book: Book | None = None,
 ) -> list[Event]:
     """Fire a watcher now, with a sample line's captures or the cached ones; run its actions.
 
     The decision is the usual one (condition, rate limit); the actions run
     here, recorded like any other (intent, then result). Returns every event
-    appended.
+    appended. ``book``: the watchers as already folded (default: fold the log).
     """
-    book = load_book(store)
+    book = book if book is not None else load_book(store)
     ws = find(book, watcher_id)
     line = None
     if sample is not None:

@@ -29,6 +29,7 @@ __all__ = [
     "scontrol_argv",
     "set_remaining_resubmits",
     "squeue_argv",
+    "squeue_mine_argv",
 ]
 
 END_STATES_FOR_WATCHERS = (
@@ -84,6 +85,11 @@ def squeue_argv(job_ids: Sequence[str]) -> list[str]:
         f"--format={_SQUEUE_FORMAT}",
         f"--jobs={','.join(job_ids)}",
     ]
+
+
+def squeue_mine_argv() -> list[str]:
+    """Every job of the user Slurm is asked as, queued or running (to pick one to watch)."""
+    return ["squeue", "--noheader", "--me", f"--format={_SQUEUE_FORMAT}"]
 
 
 def parse_squeue(text: str) -> dict[str, JobInfo]:

@@ -28,7 +28,8 @@ except SystemExit as exc:
     code = exc.code
 loaded = sorted(
     m for m in sys.modules
-    if m in ("pydantic", "eventsourcing") or m.startswith(("pivot.cli.", "pivot.events."))
+    if m in ("pydantic", "eventsourcing", "starlette", "uvicorn")
+    or m.startswith(("pivot.cli.", "pivot.events.", "pivot.ui"))
 )
 print("LOADED", " ".join(loaded))
 """
@@ -59,7 +60,9 @@ def test_stats_loads_one_group_and_no_pydantic(tmp_path: Path) -> None:
             "pivot.cli.events_cmd",
             "pivot.cli.replay_cmd",
             "pivot.cli.why_cmd",
+            "pivot.cli.ui_cmd",
         }
+        assert not {"starlette", "uvicorn", "pivot.ui"} & set(loaded)
         assert not others & set(loaded)
         assert "pivot.events.watchers" in loaded
         assert not {"pivot.events.pipeline", "pivot.events.jobs", "pivot.events.actors"} & set(
@@ -76,6 +79,7 @@ def test_root_help_lists_every_command(tmp_path: Path) -> None:
     assert set(COMMANDS) <= listed
     assert "pivot events --since 1h" in out  # the help teaches by example
     assert {f"pivot.cli.{m}" for m in MODULES} <= set(loaded)
+    assert not {"starlette", "uvicorn", "pivot.ui"} & set(loaded)  # `pivot ui` imports them itself
 
 
 def test_which_modules_argv_needs() -> None:

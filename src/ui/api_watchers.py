@@ -1,0 +1,277 @@
+"""The watchers API, with ssync's paths and shapes.
+
+Reads come from the feed's in-memory read models (no fold of the log per
+request); changes go through :mod:`pivot.jobs.manage` and the definition
+parser that ``pivot watchers add`` uses, so the limits, defaults and error
+messages are the same as the CLI's. After a change the handler folds what
+it appended before answering, so the answer and the next read show it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from pivot.ui.context import UiContext
+from pivot.ui.errors import ApiError, from_user_error, int_param, str_param
+from pivot.ui.messages import event_json
+from pivot.ui.shapes import stats_json, watcher_json
+
+__all__ = ["WATCHER_STATES", "parse_new_watcher", "read_body", "routes"]
+
+WATCHER_STATES = ("active", "paused", "triggered", "completed", "disabled", "removed")
+# ssync's API names for keys the YAML format calls otherwise.
+_ALIASES = {"trigger_job_states": "job_end_states"}
+_NOT_DEFINITION = ("job_id", "hostname")
+
+
+def parse_new_watcher(body: Any) -> tuple[str, str, dict[str, Any]]:
+    """``(job_id, hostname, definition data)`` of a create request, or a 4xx naming the field."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object", "body")
+    job = body.get("job_id")
+    if job is None or job == "":
+        raise ApiError(422, "job_id is required (the Slurm job to watch)", "job_id")
+    if isinstance(job, bool) or not isinstance(job, str | int):
+        raise ApiError(422, "job_id must be a string such as '1234' or '1234_5'", "job_id")
+    job_id = str(job)
+    if not job_id.replace("_", "").isdigit():
+        raise ApiError(422, f"job_id must be a Slurm job id such as 1234, not {job_id!r}", "job_id")
+    host = body.get("hostname", "local")
+    if not isinstance(host, str) or not host:
+        raise ApiError(422, "hostname must be a host name from pivot.toml, or 'local'", "hostname")
+    data: dict[str, Any] = {
+        _ALIASES.get(str(k), str(k)): v for k, v in body.items() if k not in _NOT_DEFINITION
+    }
+    return job_id, host, data
+
+
+async def read_body(request: Request) -> Any:
+    """The request's JSON body ({} when empty), or a 400 naming the body."""
+    raw = await request.body()
+    if not raw:
+        return {}
+    import json
+
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}", "body") from None
+
+
+def _ctx(request: Request) -> UiContext:
+    ctx: UiContext = request.app.state.ctx
+    return ctx
+
+
+def _watcher(ctx: UiContext, watcher_id: str) -> dict[str, Any]:
+    from pivot.jobs.manage import ManageError, find
+
+    feed = ctx.feed
+    with feed.lock:
+        try:
+            ws = find(feed.book, watcher_id)
+        except ManageError as exc:
+            raise ApiError(404, str(exc), "id") from None
+        history = feed.states["watcher_history"]["watchers"].get(ws.watcher_id)
+        return watcher_json(ws, history, feed.last_read.get(ws.watcher_id))
+
+
+def _listing(ctx: UiContext, query: Mapping[str, str], job_id: str = "") -> list[dict[str, Any]]:
+    state = str_param(query, "state", WATCHER_STATES)
+    limit = int_param(query, "limit", 100_000, 1, 100_000)
+    feed = ctx.feed
+    out: list[dict[str, Any]] = []
+    with feed.lock:
+        history = feed.states["watcher_history"]["watchers"]
+        for wid, ws in feed.book.watchers.items():
+            if (state and ws.state != state) or (not state and ws.state == "removed"):
+                continue
+            if job_id and ws.job_id != job_id:
+                continue
+            out.append(watcher_json(ws, history.get(wid), feed.last_read.get(wid)))
+    out.sort(key=lambda w: (-(w["created_at_ts"] or 0.0), w["id"]))  # newest first, as ssync
+    return out[:limit]
+
+
+async def list_watchers(request: Request) -> JSONResponse:
+    """GET /api/watchers?state=&limit=."""
+    rows = _listing(_ctx(request), request.query_params)
+    return JSONResponse({"watchers": rows, "count": len(rows)})
+
+
+async def job_watchers(request: Request) -> JSONResponse:
+    """GET /api/jobs/{job_id}/watchers."""
+    job_id = request.path_params["job_id"]
+    rows = _listing(_ctx(request), request.query_params, job_id)
+    return JSONResponse({"job_id": job_id, "watchers": rows, "count": len(rows)})
+
+
+async def get_watcher(request: Request) -> JSONResponse:
+    """GET /api/watchers/{id}."""
+    return JSONResponse(_watcher(_ctx(request), request.path_params["watcher_id"]))
+
+
+def _create(ctx: UiContext, body: Any) -> dict[str, Any]:
+    from pivot.jobs.manage import ManageError, add_watchers
+    from pivot.ui.api_templates import validated, warnings_for
+
+    job_id, host, definition = validated(ctx, body)
+    try:
+        [wid] = add_watchers(ctx.store, [definition], job_id, host, actor="ui")
+    except ManageError as exc:
+        raise ApiError(422, str(exc), "job_id") from None
+    ctx.feed.poll()
+    return {**_watcher(ctx, wid), "warnings": warnings_for(ctx, definition, job_id, host)}
+
+
+async def create_watcher(request: Request) -> JSONResponse:
+    """POST /api/watchers: validate like ``pivot watchers add``, attach; the watcher + warnings."""
+    body = await read_body(request)
+    created = await run_in_threadpool(_create, _ctx(request), body)
+    return JSONResponse(created, status_code=201)
+
+
+def _change(ctx: UiContext, action: str, watcher_id: str) -> dict[str, Any]:
+    from pivot.jobs import manage
+
+    fn = {"pause": manage.pause, "resume": manage.resume, "delete": manage.remove}[action]
+    with ctx.feed.lock:  # the check and the append see one state of the book
+        try:
+            wid = fn(ctx.store, watcher_id, ctx.feed.book)
+        except manage.ManageError as exc:
+            raise from_user_error(exc) from None
+    ctx.feed.poll()
+    if action == "delete":
+        return {"id": wid, "state": "removed", "message": "watcher removed"}
+    return _watcher(ctx, wid)
+
+
+async def pause_watcher(request: Request) -> JSONResponse:
+    """POST /api/watchers/{id}/pause."""
+    ctx, wid = _ctx(request), request.path_params["watcher_id"]
+    return JSONResponse(await run_in_threadpool(_change, ctx, "pause", wid))
+
+
+async def resume_watcher(request: Request) -> JSONResponse:
+    """POST /api/watchers/{id}/resume."""
+    ctx, wid = _ctx(request), request.path_params["watcher_id"]
+    return JSONResponse(await run_in_threadpool(_change, ctx, "resume", wid))
+
+
+async def delete_watcher(request: Request) -> JSONResponse:
+    """DELETE /api/watchers/{id}: removed (its history stays in the log)."""
+    ctx, wid = _ctx(request), request.path_params["watcher_id"]
+    return JSONResponse(await run_in_threadpool(_change, ctx, "delete", wid))
+
+
+def _trigger(ctx: UiContext, watcher_id: str, body: Any) -> dict[str, Any]:
+    from pivot.events.watchers import ActionFailed, ActionSucceeded, ActionSuppressed
+    from pivot.events.watchers import WatcherMatched as Matched
+    from pivot.jobs.manage import ManageError, find, trigger
+
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object", "body")
+    text = body.get("text")
+    if text is not None and not isinstance(text, str):
+        raise ApiError(422, "text must be a sample line (a string)", "text")
+    try:
+        book = ctx.job_book(watcher_id)
+        ws = find(book, watcher_id)
+        events = trigger(ctx.store, ctx.config, ws.watcher_id, text, book)
+    except ManageError as exc:
+        raise from_user_error(exc, "text" if "sample" in str(exc) else None) from None
+    ctx.feed.poll()
+    ran = [e for e in events if isinstance(e, ActionSucceeded | ActionFailed)]
+    failed = [e for e in ran if isinstance(e, ActionFailed)]
+    suppressed = [e for e in events if isinstance(e, ActionSuppressed)]
+    parts = [f"{e.action_type} {'failed: ' + e.error if isinstance(e, ActionFailed) else 'ok'}"
+             for e in ran]  # fmt: skip
+    parts += [f"{e.action_type} suppressed ({e.reason})" for e in suppressed]
+    matches = [e for e in events if isinstance(e, Matched)]
+    if not ran and not suppressed:
+        false = any(not m.condition_result for m in matches)
+        message = "condition false: no action ran" if false else "no action ran"
+    else:
+        message = "; ".join(parts)
+    answer: dict[str, Any] = {
+        "timer_mode": ws.definition.timer_mode_enabled,
+        "success": bool(ran) and not failed,
+        "message": message,
+    }
+    if matches:
+        answer["matches"] = [{"matched_text": m.line, "captures": dict(m.captures),
+                              "condition": m.condition_result} for m in matches]  # fmt: skip
+    return answer
+
+
+async def trigger_watcher(request: Request) -> JSONResponse:
+    """POST /api/watchers/{id}/trigger [{"text": sample line}]: fire now, run the actions."""
+    body = await read_body(request)
+    ctx, wid = _ctx(request), request.path_params["watcher_id"]
+    return JSONResponse(await run_in_threadpool(_trigger, ctx, wid, body))
+
+
+def _events(ctx: UiContext, query: Mapping[str, str]) -> list[dict[str, Any]]:
+    from pivot.projections import get_projection
+
+    limit = int_param(query, "limit", 100, 1, 10_000)
+    job_id = str_param(query, "job_id")
+    watcher_id = str_param(query, "watcher_id")
+    feed = ctx.feed
+    with feed.lock:
+        watchers = {wid: (w.job_id, w.host) for wid, w in feed.book.watchers.items()}
+        until = feed.seq
+    if watcher_id and watcher_id not in watchers:
+        raise ApiError(404, f"unknown watcher {watcher_id!r}", "watcher_id")
+    wanted = {w for w, (j, _) in watchers.items() if not job_id or j == job_id}
+    rows: list[dict[str, Any]] = []
+    types = get_projection("watcher_stats").types
+    for rec in ctx.store.read_backwards(until, types):
+        seq, type_name, data = rec.seq, rec.event.TYPE, rec.event.to_dict()
+        wid = data.get("watcher_id", "")
+        if (watcher_id and wid != watcher_id) or wid not in wanted:
+            continue
+        job, host = watchers[wid]
+        rows.append(event_json(seq, type_name, data, job, host))
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+async def list_events(request: Request) -> JSONResponse:
+    """GET /api/watchers/events?job_id=&watcher_id=&limit=: newest first."""
+    rows = await run_in_threadpool(_events, _ctx(request), request.query_params)
+    return JSONResponse({"events": rows, "count": len(rows)})
+
+
+async def stats(request: Request) -> JSONResponse:
+    """GET /api/watchers/stats."""
+    ctx = _ctx(request)
+    with ctx.feed.lock:
+        view = ctx.feed.projections["watcher_stats"].view(
+            ctx.feed.states["watcher_stats"], time.time()
+        )
+    return JSONResponse(stats_json(view))
+
+
+def routes() -> list[Route]:
+    """The watcher routes (fixed paths before ``{watcher_id}``)."""
+    return [
+        Route("/api/watchers", list_watchers, methods=["GET"]),
+        Route("/api/watchers", create_watcher, methods=["POST"]),
+        Route("/api/watchers/events", list_events, methods=["GET"]),
+        Route("/api/watchers/stats", stats, methods=["GET"]),
+        Route("/api/jobs/{job_id}/watchers", job_watchers, methods=["GET"]),
+        Route("/api/watchers/{watcher_id}", get_watcher, methods=["GET"]),
+        Route("/api/watchers/{watcher_id}", delete_watcher, methods=["DELETE"]),
+        Route("/api/watchers/{watcher_id}/pause", pause_watcher, methods=["POST"]),
+        Route("/api/watchers/{watcher_id}/resume", resume_watcher, methods=["POST"]),
+        Route("/api/watchers/{watcher_id}/trigger", trigger_watcher, methods=["POST"]),
+    ]

@@ -1,0 +1,53 @@
+"""What every request handler reads: the store, the configuration, the feed."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+from pivot.events.store import EventStore
+from pivot.jobs.config import Config
+from pivot.jobs.state import Book
+from pivot.ui.feed import Feed
+
+__all__ = ["UiContext"]
+
+
+@dataclass
+class UiContext:
+    """One ``pivot ui`` server's world.
+
+    ``token``: the bearer token every API and WebSocket request must carry
+    ("" = none, only allowed on loopback). ``hosting``: whether this process
+    hosts the project's job watchers (else another one does, or none).
+    """
+
+    store: EventStore
+    config: Config
+    feed: Feed
+    root: Path
+    token: str = ""
+    hosting: bool = False
+
+    def job_book(self, watcher_id: str) -> Book:
+        """A private copy of the watchers and record of one watcher's job (for ``trigger``).
+
+        Running a watcher's actions takes seconds; the feed keeps folding
+        meanwhile, so the command works on a copy of just what it reads.
+        """
+        from pivot.jobs.manage import find
+
+        with self.feed.lock:
+            book = self.feed.book
+            ws = find(book, watcher_id)
+            key = (ws.host, ws.job_id)
+            return Book(
+                watchers={
+                    wid: copy.deepcopy(w)
+                    for wid, w in book.watchers.items()
+                    if (w.host, w.job_id) == key
+                },
+                jobs={key: copy.deepcopy(book.job(*key))},
+                seq=book.seq,
+            )

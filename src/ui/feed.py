@@ -1,0 +1,233 @@
+"""Following the event log for the page: in-memory read models and live subscribers.
+
+SQLite has no ``subscribe()``, and events come from any process (a
+``pivot watch`` or ``pivot watchers run`` in another terminal), so one
+thread polls the store's last seq every :data:`POLL_SECONDS`, reads what is
+new in log order, folds it into the read models the API serves, and hands
+the WebSocket messages it makes to every subscriber.
+
+Read models (all kept in memory, folded once from the log at start):
+
+- the watchers' :class:`~pivot.jobs.state.Book` (definitions, states,
+  counts), the same fold the runtime uses;
+- the stored projections ``watcher_history``, ``watcher_stats`` and
+  ``pipeline_status``, caught up once through their stored checkpoint, then
+  folded here event by event without writing (a 10,000-watcher state is
+  megabytes; the page must not rewrite it for every event);
+- per watcher, the numeric series of ``store_metric`` and the time it last
+  read output.
+
+A subscriber gets every message with ``seq`` > the position it subscribed
+at; :meth:`Feed.subscribe` returns that position atomically with the
+registration, so a client that replays the log up to it from the store and
+then drains its queue sees every event exactly once (see :mod:`pivot.ui.ws`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pivot.events.store import EventStore, Recorded
+from pivot.jobs.state import Book, fold
+from pivot.projections import get_projection
+from pivot.projections.base import Projection, State
+from pivot.projections.live import LiveProjection
+from pivot.ui.messages import Message, messages_for
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["POLL_SECONDS", "Feed", "Subscription"]
+
+POLL_SECONDS = 0.02
+SERIES_LIMIT = 10_000  # newest points kept per metric series
+QUEUE_LIMIT = 20_000  # messages a slow client may lag behind before it is cut off
+_PROJECTIONS = ("watcher_history", "watcher_stats", "pipeline_status")
+
+
+@dataclass
+class Subscription:
+    """One live client: messages arrive on ``queue`` as lists, in log order.
+
+    ``overflowed`` is set (and nothing more is queued) when the client lags
+    more than :data:`QUEUE_LIMIT` messages; it must reconnect and resume.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    accept: Callable[[Message], bool]
+    queue: asyncio.Queue[list[Message]] = field(default_factory=asyncio.Queue)
+    queued: int = 0
+    overflowed: bool = False
+
+    def _deliver(self, batch: list[Message]) -> None:
+        # Runs on the subscriber's event loop.
+        if self.overflowed:
+            return
+        self.queued += len(batch)
+        if self.queued > QUEUE_LIMIT:
+            self.overflowed = True
+            self.queue.put_nowait([])  # wakes the sender, which sees the flag
+            return
+        self.queue.put_nowait(batch)
+
+    def taken(self, count: int) -> None:
+        """The sender took ``count`` messages off the queue."""
+        self.queued -= count
+
+
+class Feed:
+    """The log as the page sees it, kept current by a polling thread."""
+
+    def __init__(self, store: EventStore, *, poll_seconds: float = POLL_SECONDS) -> None:
+        self.store = store
+        self.poll_seconds = poll_seconds
+        self.lock = threading.RLock()
+        self.book = Book()
+        self.projections: dict[str, Projection] = {n: get_projection(n) for n in _PROJECTIONS}
+        self.states: dict[str, State] = {}
+        self.metrics: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        self.last_read: dict[str, float] = {}
+        self.seq = 0
+        self._subscribers: list[Subscription] = []
+        self._poll_lock = threading.Lock()  # one reader of the tail at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: str = ""
+
+    # -- start-up -----------------------------------------------------------
+
+    def load(self) -> None:
+        """Fold the whole log once (projections from their stored checkpoints)."""
+        target = self.store.last_seq()
+        for name, projection in self.projections.items():
+            live = LiveProjection(self.store, projection)
+            live.catch_up(until=target)
+            self.states[name] = live.state
+        from pivot.events.jobs import JobEnded, JobSeen, JobStateChanged, JobSubmitted
+        from pivot.events.watchers import MetricStored
+
+        book_types = sorted(
+            {*self.projections["watcher_stats"].types}
+            | {JobSeen.TYPE, JobStateChanged.TYPE, JobEnded.TYPE, JobSubmitted.TYPE}
+        )
+        self.book = fold(self.store.read(types=book_types, until=target))
+        for rec in self.store.read(types=[MetricStored.TYPE], until=target):
+            self._metric(rec)
+        self.seq = target
+
+    def start(self) -> None:
+        """Load, then follow the log in a daemon thread until :meth:`stop`."""
+        self.load()
+        self._thread = threading.Thread(target=self._run, name="pivot-ui-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop following (idempotent)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    # -- following ----------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll()
+                self.error = ""
+            except Exception as exc:  # a store hiccup must not end the feed
+                self.error = f"{type(exc).__name__}: {exc}"
+                self._stop.wait(1.0)
+            self._stop.wait(self.poll_seconds)
+
+    def poll(self) -> int:
+        """Fold and publish what was appended since the last poll; returns how many.
+
+        Also called by a request handler right after it appended, so that
+        the answer (and the next GET) already shows the change.
+        """
+        with self._poll_lock:
+            last = self.store.last_seq()
+            if last <= self.seq:
+                return 0
+            records = list(self.store.read(after=self.seq, until=last))
+            with self.lock:
+                batch = self.apply(records)
+                self.seq = max(self.seq, last)
+                subscribers = list(self._subscribers)
+            self._publish(subscribers, batch)
+        return len(records)
+
+    def _publish(self, subscribers: list[Subscription], batch: list[Message]) -> None:
+        for sub in subscribers:
+            chosen = [m for m in batch if sub.accept(m)]
+            if chosen:
+                with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                    sub.loop.call_soon_threadsafe(sub._deliver, chosen)
+
+    def apply(self, records: Sequence[Recorded]) -> list[Message]:
+        """Fold records into every read model; returns their messages (caller holds the lock)."""
+        out: list[Message] = []
+        wanted = {name: set(p.types) for name, p in self.projections.items()}
+        for rec in records:
+            type_name = rec.event.TYPE
+            for name, projection in self.projections.items():
+                if type_name in wanted[name]:
+                    self.states[name] = projection.apply(self.states[name], rec)
+            self.book.apply(rec.event)
+            self.book.seq = max(self.book.seq, rec.seq)
+            self._metric(rec)
+            out.extend(messages_for(rec, self.book))
+        return out
+
+    def _metric(self, rec: Recorded) -> None:
+        from pivot.events.jobs import OutputRead
+        from pivot.events.watchers import MetricStored
+
+        e = rec.event
+        if isinstance(e, MetricStored):
+            series = self.metrics.setdefault(e.watcher_id, {}).setdefault(e.name, [])
+            series.append((e.at, float(e.value)))
+            if len(series) > SERIES_LIMIT:
+                del series[: len(series) - SERIES_LIMIT]
+        elif isinstance(e, OutputRead) and e.watcher_id:
+            self.last_read[e.watcher_id] = e.at
+
+    # -- subscribers --------------------------------------------------------
+
+    def subscribe(self, accept: Callable[[Message], bool]) -> tuple[Subscription, int]:
+        """Register a live client (on the running loop); returns it and the seq it starts after."""
+        sub = Subscription(asyncio.get_running_loop(), accept)
+        with self.lock:
+            self._subscribers.append(sub)
+            return sub, self.seq
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Forget a client."""
+        with self.lock, contextlib.suppress(ValueError):
+            self._subscribers.remove(sub)
+
+    def replay(self, after: int, until: int) -> list[Message]:
+        """The messages of the events with ``after < seq <= until``, from the store."""
+        scratch = _Lookup(self.book)
+        out: list[Message] = []
+        for rec in self.store.read(after=after, until=until):
+            out.extend(messages_for(rec, scratch))
+        return out
+
+    def view(self, name: str) -> dict[str, Any]:
+        """A projection's view now (``watcher_stats``: counts with the last hour)."""
+        with self.lock:
+            return self.projections[name].view(self.states[name], time.time())
+
+
+class _Lookup:
+    """The current book, read-only, for messages of older events (job ids of watchers)."""
+
+    def __init__(self, book: Book) -> None:
+        self.watchers = book.watchers

@@ -1,0 +1,316 @@
+"""`pivot ui`'s API against a real server process, a real store and the real SLURM.
+
+The server is the CLI (`pivot ui --port 0`) in its own process; watchers
+are created over HTTP, hosted by that server, and watch a real Slurm job.
+Events appended by other processes (`pivot watchers add` in a subprocess)
+must reach a WebSocket, in order, none lost across a reconnect.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import slurm_cluster
+from jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
+from ui_server import pivot, receive_until, running_ui, wait_for
+from websockets.exceptions import InvalidStatus
+
+from pivot.ui.app import routes
+from pivot.ui.openapi import openapi
+
+LOSS = {
+    "name": "Training Loss Tracker",
+    "pattern": r"epoch (\d+) loss=([0-9.]+)",
+    "captures": ["epoch", "loss"],
+    "interval_seconds": 0.5,
+    "max_triggers": 0,
+    "rate_limit_per_minute": 1000,
+    "actions": [{"type": "store_metric", "params": {"name": "loss", "value": "$loss"}}],
+}
+
+
+def _project(slurm: slurm_cluster.Cluster, root: Path) -> Path:
+    (root / "pivot.toml").write_text(f'[hosts.local]\nenv = {{SLURM_CONF = "{slurm.conf}"}}\n')
+    return root
+
+
+def _submit(slurm: slurm_cluster.Cluster, job_dir: Path, name: str, epochs: int = 400) -> str:
+    script = job_dir / f"{name}.sh"
+    script.write_text(
+        f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --output={job_dir}/{name}-%j.out\n"
+        f'for i in $(seq 1 {epochs}); do echo "epoch $i loss=0.$((1000 - i))"; sleep 0.3; done\n'
+    )
+    out = slurm.run("sbatch", "--parsable", str(script))
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().split(";")[0]
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_watchers_crud_and_control_on_a_real_job(
+    slurm: slurm_cluster.Cluster, job_dir: Path
+) -> None:
+    project = _project(slurm, job_dir)
+    job = _submit(slurm, job_dir, "train")
+    with running_ui(project, "--tick", "0.2") as ui:
+        assert ui.get("/api/status")["hosting_watchers"] is True
+        jobs = wait_for(lambda: ui.get("/api/hosts/local/jobs")["jobs"], what="the job listed")
+        assert job in [j["job_id"] for j in jobs]
+        created = ui.post("/api/watchers", {"job_id": job, "hostname": "local", **LOSS}, 201)
+        wid = created["id"]
+        assert (created["job_id"], created["state"], created["captures"]) == (
+            job, "active", ["epoch", "loss"])  # fmt: skip
+        # The server hosts the watchers: the real job's lines become metrics.
+        series = wait_for(
+            lambda: ui.get(f"/api/watchers/{wid}/metrics")["series"].get("loss", [])[2:],
+            what="three losses stored",
+        )
+        assert all(0 < p["value"] < 1 for p in series)
+        listed = ui.get("/api/watchers")
+        assert listed["count"] == 1 and listed["watchers"][0]["id"] == wid
+        assert listed["watchers"][0]["trigger_count"] >= 3
+        assert listed["watchers"][0]["last_trigger"]["matched_text"].startswith("epoch ")
+        assert ui.get(f"/api/jobs/{job}/watchers")["count"] == 1
+        assert ui.get("/api/jobs/999999/watchers")["count"] == 0
+        output = wait_for(lambda: ui.get(f"/api/hosts/local/jobs/{job}/output"), what="output")
+        assert "epoch 1 loss=0.999" in output["text"]
+
+        assert ui.post(f"/api/watchers/{wid}/pause")["state"] == "paused"
+        assert ui.get("/api/watchers", state="paused")["count"] == 1
+        assert ui.get("/api/watchers", state="active")["count"] == 0
+        assert ui.post(f"/api/watchers/{wid}/resume")["state"] == "active"
+
+        fired = ui.post(f"/api/watchers/{wid}/trigger", {"text": "epoch 7 loss=0.25"})
+        assert fired["success"] is True and fired["timer_mode"] is False
+        assert fired["matches"][0]["captures"] == {"epoch": "7", "loss": "0.25"}
+        wait_for(
+            lambda: any(p["value"] == 0.25 for p in
+                        ui.get(f"/api/watchers/{wid}/metrics")["series"]["loss"]),
+            what="the triggered value stored",
+        )  # fmt: skip
+
+        events = ui.get("/api/watchers/events", watcher_id=wid, limit=5)
+        assert events["count"] == 5
+        seqs = [e["seq"] for e in events["events"]]
+        assert seqs == sorted(seqs, reverse=True)  # newest first
+        by_job = ui.get("/api/watchers/events", job_id=job, limit=1000)["events"]
+        assert {e["job_id"] for e in by_job} == {job}
+        assert any(e["type"] == "watcher.matched" and e["captured_vars"] for e in by_job)
+
+        stats = ui.get("/api/watchers/stats")
+        assert stats["total_watchers"] == 1
+        assert stats["watchers_by_state"] == {"active": 1}
+        assert stats["events_by_action"]["store_metric"]["success"] >= 4
+        assert stats["top_watchers"][0]["watcher_id"] == wid
+        assert stats["events_last_hour"] > 0
+
+        removed = ui.http.delete(f"/api/watchers/{wid}")
+        assert removed.status_code == 200 and removed.json()["state"] == "removed"
+        assert ui.http.get(f"/api/watchers/{wid}").status_code == 404
+        assert ui.get("/api/watchers")["count"] == 0
+        assert ui.get("/api/watchers", state="removed")["count"] == 1
+    slurm.run("scancel", job)
+
+
+def _bad(ui: Any, method: str, path: str, body: Any = None, raw: bytes | None = None,
+         **params: Any) -> tuple[int, str | None, str]:  # fmt: skip
+    r = ui.http.request(method, path, json=body if raw is None else None, content=raw,
+                        params=params or None)  # fmt: skip
+    data = r.json()
+    return r.status_code, data.get("field"), data["error"]
+
+
+def test_every_bad_request_is_a_4xx_naming_the_field(tmp_path: Path) -> None:
+    (tmp_path / "pivot.toml").write_text("")
+    good = {"job_id": "42", **LOSS}
+    with running_ui(tmp_path, "--no-watchers") as ui:
+        wid = ui.post("/api/watchers", good, 201)["id"]
+        corpus: list[tuple[tuple[int, str | None], str, str, Any]] = [
+            ((422, "pattern"), "POST", "/api/watchers", {**good, "pattern": "(unclosed"}),
+            ((422, "pattern"), "POST", "/api/watchers", {**good, "pattern": r"(a)\1"}),
+            ((422, "pattern"), "POST", "/api/watchers", {**good, "pattern": "x" * 1001}),
+            ((422, "condition"), "POST", "/api/watchers",
+             {**good, "condition": "().__class__.__bases__[0].__subclasses__()"}),
+            ((422, "condition"), "POST", "/api/watchers",
+             {**good, "condition": "__import__('os').system('id')"}),
+            ((422, "condition"), "POST", "/api/watchers", {**good, "condition": "1 < " * 200}),
+            ((422, "actions"), "POST", "/api/watchers", {**good, "actions": [{"type": "rm_rf"}]}),
+            ((422, "actions"), "POST", "/api/watchers", {**good, "actions": []}),
+            ((422, "actions"), "POST", "/api/watchers", {**good, "actions": [
+                {"type": "log_event", "params": {"message": "x" * 11_000}}]}),
+            ((422, "actions"), "POST", "/api/watchers", {**good, "actions": [
+                {"type": "log_event", "params": {"message": "$nosuch"}}]}),
+            ((422, "name"), "POST", "/api/watchers", {k: v for k, v in good.items()
+                                                     if k != "name"}),
+            ((422, "job_id"), "POST", "/api/watchers", {k: v for k, v in good.items()
+                                                       if k != "job_id"}),
+            ((422, "job_id"), "POST", "/api/watchers", {**good, "job_id": "12; rm -rf /"}),
+            ((422, "hostname"), "POST", "/api/watchers", {**good, "hostname": "nowhere"}),
+            ((422, "interval_seconds"), "POST", "/api/watchers", {**good, "interval_seconds": -1}),
+            ((422, "colour"), "POST", "/api/watchers", {**good, "colour": "red"}),
+            ((400, "body"), "POST", "/api/watchers", [1, 2]),
+            ((404, "id"), "GET", "/api/watchers/nosuch", None),
+            ((404, "id"), "POST", "/api/watchers/nosuch/pause", None),
+            ((404, "id"), "POST", "/api/watchers/nosuch/resume", None),
+            ((404, "id"), "POST", "/api/watchers/nosuch/trigger", None),
+            ((404, "id"), "DELETE", "/api/watchers/nosuch", None),
+            ((404, "id"), "GET", "/api/watchers/nosuch/metrics", None),
+            ((409, None), "POST", f"/api/watchers/{wid}/resume", None),
+            ((422, "text"), "POST", f"/api/watchers/{wid}/trigger", {"text": "no match here"}),
+            ((422, "text"), "POST", f"/api/watchers/{wid}/trigger", {"text": 5}),
+            ((404, "watcher_id"), "GET", "/api/watchers/events?watcher_id=nosuch", None),
+            ((400, "limit"), "GET", "/api/watchers?limit=many", None),
+            ((400, "limit"), "GET", "/api/watchers/events?limit=0", None),
+            ((400, "state"), "GET", "/api/watchers?state=asleep", None),
+            ((404, "hostname"), "GET", "/api/hosts/nowhere/jobs", None),
+            ((400, "job_id"), "GET", "/api/hosts/local/jobs/abc/output", None),
+            ((404, None), "GET", "/api/pipeline/stages/..%2F..%2Fetc/log", None),
+            ((400, "stage"), "GET", "/api/pipeline/stages/..passwd/log", None),
+            ((400, "stage"), "GET", "/api/pipeline/stages/a%20b/log", None),
+            ((404, "stage"), "GET", "/api/pipeline/stages/train/log", None),
+            ((404, "name"), "POST", "/api/templates/nosuch/render", {"values": {}}),
+            ((422, "values.memory"), "POST", "/api/templates/oom-resubmit/render",
+             {"values": {"memory": "lots"}}),
+            ((422, "values"), "POST", "/api/templates/progress/render", {"values": {"x": "1"}}),
+            ((400, "values"), "POST", "/api/templates/progress/render", {"values": [1]}),
+            ((422, "pattern"), "POST", "/api/watchers/check", {**good, "pattern": "(a"}),
+            ((404, None), "GET", "/api/nosuch", None),
+            ((405, None), "PATCH", "/api/watchers", None),
+        ]  # fmt: skip
+        for (status, field), method, path, body in corpus:
+            got = _bad(ui, method, path, body)
+            assert got[:2] == (status, field), (method, path, body, got)
+            assert got[2] and "Traceback" not in got[2]
+        status, field, error = _bad(ui, "POST", "/api/watchers", raw=b"{not json")
+        assert (status, field) == (400, "body") and "not valid JSON" in error
+        assert ui.get("/api/watchers")["count"] == 1  # nothing bad was added
+
+
+def test_a_token_guards_every_api_and_websocket_request(tmp_path: Path) -> None:
+    (tmp_path / "pivot.toml").write_text("")
+    refused = pivot(tmp_path, "ui", "--host", "0.0.0.0", "--port", "0", ok=False)
+    assert refused.returncode == 1 and "without a token" in refused.stderr
+    with running_ui(tmp_path, "--no-watchers", token="s3cret") as ui:
+        assert ui.get("/api/watchers")["count"] == 0
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+            for path in ("/api/watchers", "/api/watchers/stats", "/api/pipeline"):
+                r = httpx.get(ui.url + path, headers=headers)
+                assert r.status_code == 401 and r.json()["field"] == "authorization"
+        r = httpx.post(ui.url + "/api/watchers", json={"job_id": "1", **LOSS})
+        assert r.status_code == 401
+        assert httpx.get(ui.url + "/openapi.json").status_code == 200  # the schema is public
+        with pytest.raises(InvalidStatus) as refused_ws:
+            ui.ws("/ws/watchers", token="wrong").close()
+        assert refused_ws.value.response.status_code == 401
+        with ui.ws("/ws/watchers") as conn:  # the header
+            assert json.loads(conn.recv(timeout=30))["type"] == "hello"
+        with ui.ws("/ws/watchers", token="", subprotocols=["pivot", "bearer.s3cret"]) as conn:
+            assert conn.subprotocol == "pivot"  # the browser's way
+            assert json.loads(conn.recv(timeout=30))["type"] == "hello"
+
+
+WATCHER_YAML = """\
+name: from another process {n}
+pattern: "never matches {n}"
+actions:
+  - type: log_event
+    params: {{message: hi}}
+"""
+
+
+def _add_from_another_process(project: Path, n: int, job: str = "77") -> str:
+    (project / f"w{n}.yaml").write_text(WATCHER_YAML.format(n=n))
+    out = pivot(project, "watchers", "add", f"w{n}.yaml", "--job", job, "--json").stdout
+    wid: str = json.loads(out)["watchers"][0]["id"]
+    return wid
+
+
+def test_websocket_pushes_what_another_process_appends_and_resumes_without_loss(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "pivot.toml").write_text("")
+    pivot(tmp_path, "watchers", "add", "--help")  # nothing recorded yet: the store is created
+    with running_ui(tmp_path, "--no-watchers") as ui:
+        with ui.ws("/ws/watchers") as conn, ui.ws("/ws/watchers/78") as other_job:
+            hello = json.loads(conn.recv(timeout=30))
+            assert hello["type"] == "hello"
+            assert json.loads(other_job.recv(timeout=30))["type"] == "hello"
+            wid = _add_from_another_process(tmp_path, 1)
+            got = receive_until(conn, lambda m: m["type"] == "watcher_state_change")
+            assert got[0]["type"] == "watcher_event"
+            assert got[0]["event"]["type"] == "watcher.created"
+            assert got[0]["event"]["watcher_id"] == wid and got[0]["job_id"] == "77"
+            assert got[-1] == {"type": "watcher_state_change", "channel": "watchers",
+                               "seq": got[0]["seq"], "job_id": "77", "watcher_id": wid,
+                               "state": "active"}  # fmt: skip
+            last_seen = got[-1]["seq"]
+            pivot(tmp_path, "watchers", "pause", wid)
+            paused = receive_until(conn, lambda m: m["type"] == "watcher_state_change")
+            assert paused[-1]["state"] == "paused"
+            last_seen = paused[-1]["seq"]
+            # The job-78 channel saw nothing of job 77.
+            wid78 = _add_from_another_process(tmp_path, 2, job="78")
+            mine = receive_until(other_job, lambda m: m["type"] == "watcher_state_change")
+            assert {m["job_id"] for m in mine} == {"78"} and mine[-1]["watcher_id"] == wid78
+        # Disconnected: other processes go on appending.
+        missed = [_add_from_another_process(tmp_path, n) for n in range(3, 6)]
+        pivot(tmp_path, "watchers", "rm", missed[0])
+        with ui.ws(f"/ws/watchers?after={last_seen}") as conn:
+            hello = json.loads(conn.recv(timeout=30))
+            assert hello["type"] == "hello" and hello["replay_after"] == last_seen
+            replayed = receive_until(conn, lambda m: m.get("state") == "removed", timeout=30)
+            live_wid = _add_from_another_process(tmp_path, 9)
+            live = receive_until(conn, lambda m: m.get("watcher_id") == live_wid and
+                                 m["type"] == "watcher_state_change")  # fmt: skip
+        seqs = [m["seq"] for m in replayed + live]
+        assert seqs == sorted(seqs) and seqs[0] > last_seen
+        created = [
+            m["event"]["watcher_id"]
+            for m in replayed + live
+            if m["type"] == "watcher_event" and m["event"]["type"] == "watcher.created"
+        ]
+        assert created == [wid78, *missed, live_wid]  # every one, once, in order  # fmt: skip
+        assert replayed[-1]["watcher_id"] == missed[0]
+
+
+def test_openapi_lists_exactly_the_routes() -> None:
+    from starlette.routing import Route
+
+    schema = openapi()
+    documented = {(p, m.upper()) for p, ops in schema["paths"].items() for m in ops}
+    served = {
+        (r.path, m)
+        for r in routes()
+        if isinstance(r, Route) and r.path.startswith("/api/")
+        for m in (r.methods or ()) - {"HEAD"}
+    }
+    assert documented == served
+
+
+def test_templates_render_and_warnings_come_from_the_cli_s_catalogue(tmp_path: Path) -> None:
+    from pivot.jobs.templates import templates
+
+    (tmp_path / "pivot.toml").write_text("")
+    with running_ui(tmp_path, "--no-watchers") as ui:
+        listed = ui.get("/api/templates")
+        assert [t["name"] for t in listed["templates"]] == [t.name for t in templates()]
+        loss = next(t for t in listed["templates"] if t["name"] == "training-loss")
+        assert {p["name"] for p in loss["params"]} == {"pattern", "metric"}
+        rendered = ui.post("/api/templates/training-loss/render", {"values": {"metric": "loss"}})
+        definition = rendered["definition"]
+        assert definition["actions"][0]["type"] == "store_metric"
+        body = {"job_id": "4242", **definition,
+                "actions": [*definition["actions"], {"type": "run_command",
+                            "params": {"command": "rm -rf $(date +%s)"}}]}  # fmt: skip
+        checked = ui.post("/api/watchers/check", body)
+        fields = {w["field"] for w in checked["warnings"]}
+        assert "actions[1].run_command" in fields  # not on the allowlist, shell syntax
+        assert fields & {"job", "host"}  # Slurm does not know job 4242, or is not there
+        assert all(w["fix"] for w in checked["warnings"])
+        assert ui.get("/api/watchers")["count"] == 0  # a check adds nothing
+        created = ui.post("/api/watchers", body, 201)
+        assert {w["field"] for w in created["warnings"]} == fields
