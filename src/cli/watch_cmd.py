@@ -138,7 +138,7 @@ def watch(
     mode = display or (DisplayMode.tui if sys.stdout.isatty() else DisplayMode.plain)
     with store_errors():  # a damaged or unwritable .pivot/: one line, before anything starts
         store = EventStore.open(events_path(pipeline_file.parent))
-    engine = PipelineEngine(pipeline_file, standby=standby)
+    engine = PipelineEngine(pipeline_file, standby=standby, say=_note)
     options = WatchOptions(
         targets=tuple(stages or ()),
         jobs=jobs or default_jobs(),
@@ -174,6 +174,10 @@ def watch(
         print(f"error: {system.shutdown.error}", file=sys.stderr)
     if code:
         raise typer.Exit(code)
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _warn(message: str) -> None:

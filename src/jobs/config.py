@@ -127,8 +127,9 @@ _WATCHERS_KEYS: dict[str, type | tuple[type, ...]] = {
     "retry_seconds": (int, float),
 }
 _MINE = {"hosts", "actions", "notify", "watchers"}
-# Read (and checked) by the event store (pivot.events.location).
-_OTHERS = {"event_store"}
+# Read (and checked) by the event store (pivot.events.location) and the
+# pipeline loader (pivot.pipeline.load_limits).
+_OTHERS = {"event_store", "load_timeout"}
 
 
 def find_project_root(start: Path | None = None) -> Path:

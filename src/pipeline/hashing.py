@@ -4,7 +4,8 @@ A file whose size and modification time (in nanoseconds) match the cache
 entry keeps its cached hash and is not read (files modified in the last two
 seconds are never cached: a second same-size edit within one mtime tick would
 otherwise go unseen, git's "racy clean" problem); any other file is read and
-hashed (BLAKE2b). A directory's hash combines the relative paths and hashes of
+hashed (BLAKE2b); a FIFO, socket or device is a :class:`PipelineError` (reading one
+could wait for ever). A directory's hash combines the relative paths and hashes of
 every file below it, so adding, removing, renaming or editing any of them
 changes it. Cache keys are project-relative POSIX paths.
 """
@@ -21,11 +22,25 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from pivot.pipeline.errors import PipelineError
+
 __all__ = ["RACY_NS", "CacheEntry", "FileHasher", "hash_bytes"]
 
 CacheEntry = tuple[int, int, str]  # size, mtime_ns, content hash
 RACY_NS = 2_000_000_000  # files younger than this are hashed but not cached
 _CHUNK = 1 << 20
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    return "special file"
 
 
 def hash_bytes(data: bytes) -> str:
@@ -51,6 +66,12 @@ class FileHasher:
             return None
         if stat.S_ISDIR(st.st_mode):
             return self._dir(rel, full)
+        if not stat.S_ISREG(st.st_mode):
+            # Reading a FIFO waits for a writer for ever; a device never ends.
+            raise PipelineError(
+                f"{rel} is a {_kind(st.st_mode)}, not a regular file or directory: pivot "
+                "reads every dep and output to hash it; make it a file (or leave it undeclared)"
+            )
         return self._file(rel, full, st)
 
     def hashes(self, paths: Iterable[str]) -> dict[str, str | None]:

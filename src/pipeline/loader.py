@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pivot.pipeline import load_limits
 from pivot.pipeline.bytecode import drop_racy_bytecode
 from pivot.pipeline.dag import StageGraph, build_graph, missing_deps
 from pivot.pipeline.declare import Pipeline, StageDecl
@@ -305,7 +306,8 @@ def load_with_graph(
     # load before importing, and of all imported sources before workers start.
     code_cache = _read_code_cache(root)  # read once: 10,000 stages make it megabytes
     drop_racy_bytecode([file, *(root / rel for rel in code_cache)])
-    module = _exec_pipeline(file, root)
+    with load_limits.guard(rel_file, root):
+        module = _exec_pipeline(file, root)
     decls = _find_instance(module, rel_file).stages
     overrides = _read_params(root, decls)
     fp = Fingerprinter(root, code_cache)

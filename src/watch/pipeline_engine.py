@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pivot.events.base import Event
+from pivot.pipeline import load_limits
 from pivot.pipeline.dag import StageGraph, build_graph
 from pivot.pipeline.errors import PipelineError
 from pivot.pipeline.execute import Cancel, execute
@@ -41,7 +42,7 @@ __all__ = ["PipelineEngine", "WorkersAsPool"]
 
 T = TypeVar("T")
 
-LOAD_TIMEOUT = 120.0
+LOAD_TIMEOUT_MARGIN = 30.0
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,11 @@ def to_view(spec: PipelineSpec, graph: StageGraph, now: float = 0.0) -> Pipeline
 class PipelineEngine:
     """Loads, plans and runs the pipeline of one project for `pivot watch`."""
 
-    def __init__(self, pipeline_file: Path, standby: bool = True) -> None:
+    def __init__(
+        self, pipeline_file: Path, standby: bool = True, say: Callable[[str], None] | None = None
+    ) -> None:
         self.pipeline_file = pipeline_file.resolve()
+        self._say = say  # "still loading pipeline.py (N s)" while a load takes long
         self.root = self.pipeline_file.parent
         # With standby, the fresh interpreter of the next reload is started ahead.
         self._loader = StandbyLoader(self.pipeline_file) if standby else None
@@ -134,11 +138,15 @@ class PipelineEngine:
 
     def load(self) -> PipelineView | LoadError:
         """Load the pipeline in a new interpreter; a :class:`LoadError` for user mistakes."""
+        rel = self.pipeline_file.name
         try:
-            if self._loader is not None:
-                spec = self._loader.load(timeout=LOAD_TIMEOUT)
-            else:
-                spec = load_fresh(self.pipeline_file, timeout=LOAD_TIMEOUT)
+            # The loader interpreter stops itself at load_timeout; ours is a backstop.
+            timeout = load_limits.load_timeout(self.root) + LOAD_TIMEOUT_MARGIN
+            with load_limits.notices(rel, self._say):
+                if self._loader is not None:
+                    spec = self._loader.load(timeout=timeout)
+                else:
+                    spec = load_fresh(self.pipeline_file, timeout=timeout)
             graph = build_graph(spec)
         except PipelineError as exc:
             return LoadError(exc.message, exc.file, exc.line)
