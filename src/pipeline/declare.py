@@ -37,7 +37,8 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
 def normalise_path(path: str) -> str:
-    """A project-relative POSIX path, or ValueError when it leaves the project."""
+    """A project-relative POSIX path; ValueError when it leaves the project or is
+    inside ``.pivot/`` or ``.git/``."""
     if not isinstance(path, str) or not path.strip():
         raise ValueError("a path must be a non-empty string")
     p = path.replace("\\", "/")
@@ -46,7 +47,18 @@ def normalise_path(path: str) -> str:
     norm = posixpath.normpath(p)
     if norm in {".", ".."} or norm.startswith("../"):
         raise ValueError(f"{path!r} is outside the project")
+    top = norm.split("/", 1)[0]
+    if top in _RESERVED:
+        # A stage writing .pivot/state.db would destroy the records that skip it.
+        raise ValueError(
+            f"{path!r} is inside {top}/, which holds {_RESERVED[top]}; "
+            "deps and outputs must be elsewhere in the project"
+        )
     return norm
+
+
+# Top-level folders that are not the pipeline's to read or write.
+_RESERVED = {".pivot": "pivot's own state", ".git": "git's repository"}
 
 
 @dataclass(frozen=True)
