@@ -1,0 +1,240 @@
+"""`pivot ui`: push latency, API read times on a big log, first page load in Chromium.
+
+1. **Push**: another process appends an event (its ``at`` is the time just
+   before the append); a WebSocket client of a running `pivot ui` receives
+   it. p50/p95 of receive time - ``at``. Peer, same run: `pivot events
+   --follow --json` in a subprocess (the CLI's way to follow the log).
+2. **Reads**: a store of 10,000 watchers over 1,000,000 events (matches,
+   metrics, actions); p50 of ``GET /api/watchers`` (all of them) and ``GET
+   /api/watchers/stats``. Peer: `pivot watchers stats --json` as a process.
+3. **First load**: Debian's Chromium (Playwright) opens the page on that
+   store; time until the first watcher card is visible.
+
+    uv run python bench/ui_latency.py [--watchers 10000] [--events 1000000] [--pushes 200]
+
+Prints the figures and the targets (push p50 <= 100 ms; reads p50 <= 50 ms;
+first load <= 1 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from websockets.sync.client import connect
+
+from pivot.events.store import EventStore
+from pivot.events.watchers import (
+    ActionRequested,
+    ActionSucceeded,
+    MetricStored,
+    WatcherCreated,
+    WatcherMatched,
+)
+
+PIVOT = str(Path(sys.executable).with_name("pivot"))
+URL = re.compile(r"pivot ui on (http://\S+?)/? ")
+
+APPENDER = """
+import sys, time
+from pivot.events.store import EventStore
+from pivot.events.watchers import MetricStored
+store = EventStore.open(sys.argv[1])
+n, gap = int(sys.argv[2]), float(sys.argv[3])
+for i in range(n):
+    time.sleep(gap)
+    store.append([MetricStored(watcher_id="bench", name="push", value=float(i), at=time.time())])
+store.close()
+"""
+
+DEFINITION = {"name": "w", "pattern": r"loss=([0-9.]+)", "captures": ["loss"],
+              "actions": [{"type": "store_metric",
+                           "params": {"name": "loss", "value": "$loss"}}]}  # fmt: skip
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def start_ui(project: Path, store: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [PIVOT, "ui", "--port", "0", "--no-watchers", "--store", str(store)], cwd=project,
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        m = URL.search(line + " ")
+        if m:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return proc, m.group(1).rstrip("/")
+    raise SystemExit("pivot ui did not start")
+
+
+def push_latency(project: Path, store_path: Path, n: int) -> tuple[list[float], list[float]]:
+    EventStore.open(store_path).close()
+    proc, url = start_ui(project, store_path)
+    ws_lat: list[float] = []
+    cli_lat: list[float] = []
+    follower = subprocess.Popen(
+        [PIVOT, "events", "--follow", "--json", "--store", str(store_path), "-t", "metric.stored"],
+        cwd=project, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+
+    def follow_cli() -> None:
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            got = time.time()
+            row = json.loads(line)
+            if row["data"].get("name") == "push":
+                cli_lat.append(got - row["at"])
+
+    threading.Thread(target=follow_cli, daemon=True).start()
+    try:
+        with connect("ws" + url.removeprefix("http") + "/ws/watchers") as ws:
+            json.loads(ws.recv(timeout=30))  # hello
+            time.sleep(1.0)  # the CLI follower is up too
+            appender = subprocess.Popen([sys.executable, "-c", APPENDER, str(store_path), str(n),
+                                         "0.037"])  # fmt: skip
+            while len(ws_lat) < n:
+                msg = json.loads(ws.recv(timeout=60))
+                got = time.time()
+                if msg["type"] == "watcher_event" and msg["event"]["data"].get("name") == "push":
+                    ws_lat.append(got - msg["event"]["at"])
+            appender.wait(60)
+        deadline = time.monotonic() + 10
+        while len(cli_lat) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        follower.terminate()
+        proc.terminate()
+        proc.wait(30)
+    return ws_lat, cli_lat
+
+
+def build_big_store(path: Path, watchers: int, events: int) -> None:
+    store = EventStore.open(path)
+    now = time.time()
+    ids = [f"w{i:05d}" for i in range(watchers)]
+    batch: list[object] = [
+        WatcherCreated(watcher_id=w, name=f"loss {i}", job_id=str(1000 + i % 500), host="local",
+                       definition=DEFINITION, at=now - 7200)
+        for i, w in enumerate(ids)
+    ]  # fmt: skip
+    store.append(batch)  # type: ignore[arg-type]
+    left = events - watchers
+    i = 0
+    while left > 0:
+        chunk = []
+        for _ in range(min(20_000, left) // 4):
+            w = ids[i % watchers]
+            at = now - 3600 + (i % 3600)
+            chunk += [
+                WatcherMatched(watcher_id=w, match_id=f"m{i}", line=f"epoch {i} loss=0.5",
+                               captures={"loss": "0.5"}, fired=True, at=at),
+                ActionRequested(watcher_id=w, action_id=f"a{i}", action_type="store_metric",
+                                at=at),
+                MetricStored(watcher_id=w, name="loss", value=0.5, at=at),
+                ActionSucceeded(watcher_id=w, action_id=f"a{i}", action_type="store_metric",
+                                at=at),
+            ]  # fmt: skip
+            i += 1
+        if not chunk:
+            break
+        store.append(chunk)
+        left -= len(chunk)
+    store.close()
+
+
+def timed_gets(url: str, path: str, n: int = 30) -> list[float]:
+    out = []
+    with httpx.Client(base_url=url, timeout=120) as client:
+        client.get(path)  # warm
+        for _ in range(n):
+            t0 = time.perf_counter()
+            r = client.get(path)
+            out.append(time.perf_counter() - t0)
+            assert r.status_code == 200
+    return out
+
+
+def first_load(url: str) -> float | None:
+    if not Path("/usr/bin/chromium").exists():
+        return None
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url + "/openapi.json")  # the browser process is warm, the page is not
+        t0 = time.perf_counter()
+        page.goto(url + "/")
+        page.locator("article.card").first.wait_for(state="visible", timeout=60_000)
+        took = time.perf_counter() - t0
+        browser.close()
+    return took
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--watchers", type=int, default=10_000)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--pushes", type=int, default=200)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pivot-ui-bench-") as tmp:
+        project = Path(tmp)
+        (project / "pivot.toml").write_text("")
+        print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+        ws_lat, cli_lat = push_latency(project, project / "push.db", args.pushes)
+        ws50, ws95 = pct(ws_lat, 0.5) * 1000, pct(ws_lat, 0.95) * 1000
+        print(f"push, another process's append -> WebSocket message ({len(ws_lat)}): "
+              f"p50 {ws50:.1f} ms, p95 {ws95:.1f} ms (target p50 <= 100 ms)")  # fmt: skip
+        if cli_lat:
+            c50, c95 = pct(cli_lat, 0.5) * 1000, pct(cli_lat, 0.95) * 1000
+            print(f"  peer `pivot events --follow --json` ({len(cli_lat)}): p50 {c50:.1f} ms, "
+                  f"p95 {c95:.1f} ms; ratio ui/peer p50 {ws50 / c50:.2f}")  # fmt: skip
+
+        big = project / "big.db"
+        t0 = time.perf_counter()
+        build_big_store(big, args.watchers, args.events)
+        print(f"built {args.watchers} watchers over {args.events} events in "
+              f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
+        t0 = time.perf_counter()
+        proc, url = start_ui(project, big)
+        print(f"pivot ui folded it and listens after {time.perf_counter() - t0:.1f} s")
+        try:
+            for path in ("/api/watchers", "/api/watchers/stats"):
+                times = timed_gets(url, path)
+                print(f"GET {path}: p50 {statistics.median(times) * 1000:.1f} ms, "
+                      f"p95 {pct(times, 0.95) * 1000:.1f} ms (target p50 <= 50 ms)")  # fmt: skip
+            peer = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                subprocess.run([PIVOT, "watchers", "stats", "--json", "--store", str(big)],
+                               cwd=project, capture_output=True, check=True)  # fmt: skip
+                peer.append(time.perf_counter() - t0)
+            print(f"  peer `pivot watchers stats --json` (a process): p50 "
+                  f"{statistics.median(peer) * 1000:.0f} ms")  # fmt: skip
+            took = first_load(url)
+            if took is None:
+                print("first page load: skipped (no /usr/bin/chromium)")
+            else:
+                print(f"first page load to watchers visible (Chromium): {took * 1000:.0f} ms "
+                      "(target <= 1000 ms)")  # fmt: skip
+        finally:
+            proc.terminate()
+            proc.wait(60)
+
+
+if __name__ == "__main__":
+    main()

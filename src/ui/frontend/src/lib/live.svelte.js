@@ -1,0 +1,126 @@
+// The page's live state: loaded over REST, kept current by the WebSockets.
+import { api, follow } from "./api.js";
+
+export const live = $state({
+  watchers: {}, // id -> watcher
+  events: [], // newest first, at most EVENTS_KEPT
+  stats: null,
+  pipeline: { stages: [], wave: null, pipeline_error: null },
+  status: { watchers: "connecting", pipeline: "connecting" },
+  error: "",
+  needToken: false,
+});
+
+const EVENTS_KEPT = 2000;
+let refreshTimer = null;
+
+function report(err) {
+  if (err.status === 401) live.needToken = true;
+  live.error = err.message;
+}
+
+export async function loadWatchers() {
+  try {
+    const [listed, stats] = await Promise.all([api("/api/watchers"), api("/api/watchers/stats")]);
+    const next = {};
+    for (const w of listed.watchers) next[w.id] = w;
+    live.watchers = next;
+    live.stats = stats;
+    live.needToken = false;
+    live.error = "";
+  } catch (err) {
+    report(err);
+  }
+}
+
+export async function loadEvents() {
+  try {
+    const data = await api("/api/watchers/events?limit=500");
+    live.events = data.events;
+  } catch (err) {
+    report(err);
+  }
+}
+
+export async function loadPipeline() {
+  try {
+    live.pipeline = await api("/api/pipeline");
+  } catch (err) {
+    report(err);
+  }
+}
+
+// Counts and last triggers change with every match: refetch the changed
+// watchers at most every 300 ms rather than per event.
+const dirty = new Set();
+function refreshSoon(id) {
+  dirty.add(id);
+  if (refreshTimer) return;
+  refreshTimer = setTimeout(async () => {
+    refreshTimer = null;
+    const ids = [...dirty];
+    dirty.clear();
+    for (const wid of ids) {
+      try {
+        live.watchers[wid] = await api(`/api/watchers/${wid}`);
+      } catch (err) {
+        if (err.status === 404) delete live.watchers[wid];
+      }
+    }
+    try {
+      live.stats = await api("/api/watchers/stats");
+    } catch {
+      /* shown on the next load */
+    }
+  }, 300);
+}
+
+export function start() {
+  loadWatchers();
+  loadEvents();
+  loadPipeline();
+  follow("/ws/watchers", {
+    onStatus: (s) => (live.status.watchers = s),
+    onReset: () => {
+      loadWatchers();
+      loadEvents();
+    },
+    onMessage: (m) => {
+      if (m.type === "watcher_event") {
+        live.events.unshift(m.event);
+        if (live.events.length > EVENTS_KEPT) live.events.length = EVENTS_KEPT;
+        if (m.event.type !== "watcher.removed") refreshSoon(m.event.watcher_id);
+      } else if (m.type === "watcher_state_change") {
+        const w = live.watchers[m.watcher_id];
+        if (m.state === "removed") delete live.watchers[m.watcher_id];
+        else if (w) w.state = m.state;
+        else refreshSoon(m.watcher_id);
+      }
+    },
+  });
+  follow("/ws/pipeline", {
+    onStatus: (s) => (live.status.pipeline = s),
+    onReset: loadPipeline,
+    onMessage: (m) => {
+      if (m.type !== "pipeline_event") return;
+      if (m.stage) {
+        const stages = live.pipeline.stages;
+        let s = stages.find((x) => x.name === m.stage);
+        if (!s) {
+          s = { name: m.stage, state: "", duration: null, reason: "", last_error: "" };
+          stages.push(s);
+          stages.sort((a, b) => a.name.localeCompare(b.name));
+        }
+        s.state = m.state;
+        const d = m.event.data;
+        if (d.duration !== undefined) s.duration = d.duration;
+        if (d.reason) s.reason = d.reason;
+        if (d.reasons) s.reason = d.reasons.join("; ");
+        if (d.error) s.last_error = d.error;
+        if (m.state === "running") s.last_run = m.event.at;
+      } else if (m.wave) {
+        loadPipeline();
+      }
+    },
+  });
+}

@@ -1,0 +1,139 @@
+"""The page in a real Chromium (Debian's, driven by Playwright) on a real server and SLURM.
+
+A user creates a watcher from the training-loss template on a running job,
+sees its matches arrive live, pauses it, copies it to another job, and
+looks at the loss chart; the pipeline tab follows stage events appended by
+another process. The screenshots in docs/screenshots/ are taken here, so
+they show the page as it is.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import slurm_cluster
+from conftest import require
+from jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
+from ui_server import running_ui, wait_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def _submit(slurm: slurm_cluster.Cluster, job_dir: Path, name: str) -> str:
+    script = job_dir / f"{name}.sh"
+    script.write_text(
+        f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --output={job_dir}/{name}-%j.out\n"
+        'for i in $(seq 1 600); do echo "Epoch $i, Loss: 0.$((900 - i))"; sleep 0.5; done\n'
+    )
+    out = slurm.run("sbatch", "--parsable", str(script))
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().split(";")[0]
+
+
+STAGES = """
+import sys
+from pathlib import Path
+from pivot.events.pipeline import StageStarted, StageSucceeded, WaveStarted
+from pivot.events.store import EventStore
+root = Path(sys.argv[1])
+(root / ".pivot" / "logs").mkdir(parents=True, exist_ok=True)
+(root / ".pivot" / "logs" / "train.log").write_text("loading data\\n<b>epoch 1</b> done\\n")
+with EventStore.open(root / ".pivot" / "events.db") as store:
+    store.append([WaveStarted(wave_id="w1", trigger="data change", stages=("train",))])
+    store.append([StageStarted(stage="train", correlation_id="w1")])
+    store.append([StageSucceeded(stage="train", duration=1.5, correlation_id="w1")])
+"""
+
+
+def test_create_from_template_see_matches_live_pause_copy_and_chart(
+    slurm: slurm_cluster.Cluster, job_dir: Path
+) -> None:
+    require(CHROMIUM.exists(), "Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    (job_dir / "pivot.toml").write_text(f'[hosts.local]\nenv = {{SLURM_CONF = "{slurm.conf}"}}\n')
+    first, second = _submit(slurm, job_dir, "train"), _submit(slurm, job_dir, "finetune")
+    SHOTS.mkdir(exist_ok=True)
+    with running_ui(job_dir, "--tick", "0.2") as ui, sync_playwright() as pw:
+        wait_for(
+            lambda: (
+                {first, second} <= {j["job_id"] for j in ui.get("/api/hosts/local/jobs")["jobs"]}
+            ),
+            what="jobs running",
+        )
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(ui.url + "/")
+        expect(page.locator(".conn")).to_have_text("● live", timeout=30_000)
+
+        page.get_by_role("button", name="+ New watcher").click()
+        form = page.get_by_role("form", name="New watcher")
+        form.get_by_label("Running job").select_option(first)
+        form.get_by_label("Quick template").select_option("training-loss")
+        expect(form.get_by_label("Name", exact=True)).not_to_have_value("", timeout=30_000)
+        # The pattern tester shows the job's real output with the matches marked.
+        expect(form.locator(".tester mark").first).to_contain_text("Epoch", timeout=30_000)
+        form.locator("summary", has_text="Advanced").click()
+        form.get_by_label("Poll every (s)").fill("0.5")
+        form.get_by_label("Max triggers (0 = unlimited)").fill("0")  # every epoch's loss
+        page.screenshot(path=str(SHOTS / "ui-create.png"), full_page=True)
+        form.get_by_role("button", name="Create watcher").click()
+
+        expect(page.locator("article.card")).to_have_count(1, timeout=30_000)
+        wid = page.locator("article.card").get_attribute("data-watcher")
+        card = page.locator(f"article[data-watcher='{wid}']")
+        expect(card).to_contain_text(first)
+        # Matches arrive live (over the WebSocket) and the trigger count climbs.
+        expect(card.locator(".triggers")).not_to_have_text("0", timeout=60_000)
+        page.get_by_role("tab", name="Events").click()
+        expect(page.locator("table.events")).to_contain_text("watcher.matched", timeout=30_000)
+        page.screenshot(path=str(SHOTS / "ui-events.png"))
+        page.get_by_role("tab", name="Watchers").click()
+
+        card.get_by_role("button", name="Pause").click()
+        expect(card.locator(".state")).to_have_text("paused", timeout=30_000)
+        card.get_by_role("button", name="Copy").click()
+        copy_form = page.get_by_role("form", name="New watcher")
+        expect(copy_form).to_contain_text("to another job")
+        copy_form.get_by_label("Running job").select_option(second)
+        copy_form.get_by_role("button", name="Create watcher").click()
+        expect(page.locator("article.card")).to_have_count(2, timeout=30_000)
+        expect(page.locator("article.card", has_text=second)).to_contain_text("(copy)")
+        page.get_by_role("button", name="By job").click()
+        expect(page.locator("section.group")).to_have_count(2)
+        card.locator(".card-head").click()  # expand: captures, actions, the last trigger
+        expect(card.locator(".last-match")).to_contain_text("Epoch")
+        page.screenshot(path=str(SHOTS / "ui-watchers.png"), full_page=True)
+
+        page.get_by_role("tab", name="Stats").click()
+        chart = page.locator("figure.chart").first
+        expect(chart).to_contain_text("train_loss", timeout=30_000)
+        expect(chart.locator("path.line")).to_have_attribute("d", re.compile(r"^M.*L.*L"))
+        page.screenshot(path=str(SHOTS / "ui-stats.png"), full_page=True)
+
+        page.get_by_role("tab", name="Pipeline").click()
+        subprocess.run([sys.executable, "-c", STAGES, str(job_dir)], check=True, timeout=60)
+        row = page.locator("tr[data-stage='train']")
+        expect(row).to_contain_text("succeeded", timeout=30_000)  # pushed live
+        row.get_by_role("button", name="Log").click()
+        expect(page.locator("pre.output")).to_contain_text("<b>epoch 1</b> done")  # as text
+        page.screenshot(path=str(SHOTS / "ui-pipeline.png"), full_page=True)
+
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        phone.goto(ui.url + "/")
+        expect(phone.locator("article.card")).to_have_count(2, timeout=30_000)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        phone.screenshot(path=str(SHOTS / "ui-phone.png"), full_page=True)
+        browser.close()
+        assert errors == []
+    for job in (first, second):
+        slurm.run("scancel", job)
