@@ -47,16 +47,12 @@ def _root() -> None:
 
     Start here:
 
-      pivot init                 # start a project: pipeline.py, params.yaml, ...
-
+    \b
+      pivot init                 # start a project here
       pivot run                  # bring every stage up to date
-
       pivot status               # what is stale, and why
-
-      pivot watch                # re-run what a change makes stale, until Ctrl-C
-
-      pivot watchers add w.yaml --job 1234   # react to a SLURM job's output
-
+      pivot watch                # re-run what changes make stale
+      pivot watchers add w.yaml --job 1234   # react to a job's output
       pivot events --since 1h    # what happened
     """
 
@@ -84,15 +80,18 @@ def build_app(modules: Sequence[str] = MODULES) -> typer.Typer:
     """The ``pivot`` app with the commands of ``modules`` (names in :data:`MODULES`)."""
     import typer
 
-    from pivot.cli.fast_coercion import install
+    from pivot.cli import fast_coercion, help_format
 
-    install()
+    fast_coercion.install()
+    help_format.install()
     app = typer.Typer(
         name="pivot",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
-        rich_markup_mode="rich",
+        # click's classic help: one line per option, names never cut, no
+        # boxes to pad a pipe with; see help_format for the value names.
+        rich_markup_mode=None,
     )
 
     def root(
@@ -137,4 +136,4 @@ def main() -> None:
     if sys.argv[1:] in (["--version"], ["-V"]):  # no command group needed
         print(f"pivot {version()}")
         return
-    build_app(modules_for(sys.argv[1:]))()
+    build_app(modules_for(sys.argv[1:]))(prog_name="pivot")

@@ -41,23 +41,29 @@ def list_events(  # noqa: PLR0917 - typer passes options by keyword; ctx first
         typer.Option(
             "--type",
             "-t",
+            metavar="TYPE",
             help="Only these event types; repeat or comma-separate; globs work "
             "(--type 'stage.*'). See `pivot events catalogue`.",
             show_default=False,
         ),
     ] = None,
     stage: Annotated[
-        str | None, typer.Option(help="Only events about this stage.", show_default=False)
+        str | None,
+        typer.Option(help="Only events about this stage.", metavar="STAGE", show_default=False),
     ] = None,
     watcher: Annotated[
-        str | None, typer.Option(help="Only events of this watcher id.", show_default=False)
+        str | None,
+        typer.Option(help="Only events of this watcher id.", metavar="ID", show_default=False),
     ] = None,
     since: Annotated[
         str | None,
-        typer.Option(help=f"Only events at or after TIME ({TIME_HELP}).", show_default=False),
+        typer.Option(
+            help=f"Only events at or after TIME ({TIME_HELP}).", metavar="TIME", show_default=False
+        ),
     ] = None,
     until: Annotated[
-        str | None, typer.Option(help="Only events at or before TIME.", show_default=False)
+        str | None,
+        typer.Option(help="Only events at or before TIME.", metavar="TIME", show_default=False),
     ] = None,
     limit: Annotated[
         int | None,
@@ -86,10 +92,9 @@ def list_events(  # noqa: PLR0917 - typer passes options by keyword; ctx first
 
     Examples:
 
+    \b
       pivot events --type 'stage.*' --since 2h
-
       pivot events --stage train --json | jq .data.error
-
       pivot events --follow            # like tail -f, Ctrl-C to stop
     """
     if ctx.invoked_subcommand is not None:

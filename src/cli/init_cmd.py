@@ -80,10 +80,13 @@ FILES = {"pipeline.py": PIPELINE, "params.yaml": PARAMS, "pivot.toml": TOML}
 def init(
     directory: Annotated[
         Path,
-        typer.Argument(help="Where to start the project (created if missing).", show_default="."),
+        typer.Argument(
+            help="Where to start the project (default: here; created if missing).",
+            show_default=False,
+        ),
     ] = Path(),
 ) -> None:
-    """Start a project: pipeline.py with one stage, params.yaml, pivot.toml, .gitignore.
+    """Start a new project: pipeline.py, params.yaml, pivot.toml.
 
     Writes pipeline.py (one example stage, and a second one commented out),
     params.yaml (that stage's param), pivot.toml (every setting commented
@@ -91,7 +94,11 @@ def init(
     creating it if needed. Refuses, writing nothing, if any of the first
     three exists. Then: `pivot run`. Exit status: 0, 1 a file exists.
 
-    Examples: `pivot init`, `pivot init my-project && cd my-project && pivot run`.
+    Examples:
+
+    \b
+      pivot init
+      pivot init my-project && cd my-project && pivot run
     """
     from pivot.cli.store_access import fail
 

@@ -22,7 +22,7 @@ jobs_app = typer.Typer(
 )
 
 HostOption = Annotated[
-    str, typer.Option(help="Host from \\[hosts.NAME] in pivot.toml; `local` runs Slurm here.")
+    str, typer.Option(help="Host from [hosts.NAME] in pivot.toml; `local` runs Slurm here.")
 ]
 
 

@@ -112,7 +112,7 @@ def run(
     as_json: JsonOpt = False,
     pipeline: PipelineOpt = None,
 ) -> None:
-    """Run the stale stages, in dependency order, independent ones in parallel.
+    """Run the stale stages, independent ones in parallel.
 
     A stage is stale when its code (and the project code it reaches), its deps,
     its params or its outputs changed since its last successful run. Stage
@@ -120,7 +120,12 @@ def run(
     Ctrl-C stops the run and kills the workers. Exit status: 0 all good, 1 a
     stage failed, 2 the pipeline is invalid, 130 interrupted.
 
-    Examples: `pivot run`, `pivot run train --dry-run`, `pivot run -f clean -j 4`.
+    Examples:
+
+    \b
+      pivot run
+      pivot run train --dry-run
+      pivot run -f clean -j 4
     """
     from pivot.pipeline.display import summary
     from pivot.pipeline.errors import PipelineError
@@ -230,7 +235,12 @@ def status(
     changed: PATH, upstream will run: STAGE. Nothing is run or recorded.
     Exit status: 0 (stale or not), 2 the pipeline is invalid or a stage unknown.
 
-    Examples: `pivot status`, `pivot status train`, `pivot status --json | jq .stages`.
+    Examples:
+
+    \b
+      pivot status
+      pivot status train
+      pivot status --json | jq .stages
     """
     from pivot.pipeline.errors import PipelineError
     from pivot.pipeline.project import Project
@@ -273,14 +283,19 @@ def dag(
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     pipeline: PipelineOpt = None,
 ) -> None:
-    """Show the stage graph: which stage feeds which, through which paths.
+    """Draw the stage graph: which stage feeds which, through which paths.
 
     Given stage names, only those stages and everything upstream of them
     (what `pivot run STAGE` would bring up to date). `pivot dag --format
     mermaid` pastes into Markdown; `--format dot | dot -Tsvg` draws it with
     Graphviz. Exit status: 0, 2 the pipeline is invalid or a stage unknown.
 
-    Examples: `pivot dag`, `pivot dag report`, `pivot dag train -F mermaid`.
+    Examples:
+
+    \b
+      pivot dag
+      pivot dag report
+      pivot dag train -F mermaid
     """
     from pivot.pipeline.dag import render, to_plain
     from pivot.pipeline.errors import PipelineError

@@ -19,6 +19,7 @@ def replay(
     until: Annotated[
         str | None,
         typer.Option(
+            metavar="SEQ|TIME",
             help="Stop at this seq (a number) or TIME (2h, yesterday 14:05, "
             "2026-11-23T14:05, ...). Default: the end of the log.",
             show_default=False,
@@ -44,14 +45,13 @@ def replay(
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     store: StoreOption = None,
 ) -> None:
-    """Rebuild projections from the log and print them, as they were at --until.
+    """Rebuild projections from the log, as they were at --until.
 
     Examples:
 
+    \b
       pivot replay --until 'yesterday 14:05' --projection watcher_stats
-
       pivot replay --until 1200 --json
-
       pivot replay --verify     # stored projections == rebuilt from the log?
     """
     from pivot.events.timespec import parse_time

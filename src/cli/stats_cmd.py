@@ -18,7 +18,7 @@ def stats(
     ] = False,
     store: StoreOption = None,
 ) -> None:
-    """Pipeline stats (runs, failures, durations, triggers, waves per day) and watcher stats.
+    """Pipeline and watcher stats: runs, failures, durations, triggers.
 
     Read from the stored pipeline_stats and watcher_stats projections, which
     only fold the events appended since they were last brought up to date,
@@ -38,8 +38,11 @@ def stats(
     success, failed, suppressed, pending}}, events_last_hour, top_watchers
     [{id, name, job, events}]}}.
 
-    Examples: `pivot stats`, `pivot stats --json | jq '.pipeline.stages[] |
-    {stage, p95}'`.
+    Examples:
+
+    \b
+      pivot stats
+      pivot stats --json | jq '.pipeline.stages[] | {stage, p95}'
     """
     from pivot.projections import open_projection
 

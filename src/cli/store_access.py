@@ -25,6 +25,7 @@ StoreOption = Annotated[
     str | None,
     typer.Option(
         "--store",
+        metavar="LOCATION",
         help="Event store: a SQLite path or postgresql://user:pass@host:port/db. "
         "Default: $PIVOT_EVENT_STORE, else event_store in pivot.toml, else "
         ".pivot/events.db at the project root.",

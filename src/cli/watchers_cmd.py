@@ -98,7 +98,7 @@ def add(
     file: Annotated[Path, typer.Argument(help="Watcher YAML: one watcher or a list.")],
     job: Annotated[str, typer.Option("--job", help="Slurm job id to watch.")],
     host: Annotated[
-        str, typer.Option(help="Host from \\[hosts.NAME] in pivot.toml; `local` runs Slurm here.")
+        str, typer.Option(help="Host from [hosts.NAME] in pivot.toml; `local` runs Slurm here.")
     ] = "local",
     json_: JsonOption = False,
     store: StoreOption = None,

@@ -30,7 +30,7 @@ def why(
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     store: StoreOption = None,
 ) -> None:
-    """Why STAGE ran: its reasons, its wave, the change batch behind it.
+    """Why STAGE ran: its reasons and the changes behind them.
 
     Explains the stage's last real run (one in which it started), even when
     later runs only skipped it as up to date: those are summarised as "since
@@ -42,8 +42,12 @@ def why(
     Exit status: 0, 1 the log has no such run or no store, 2 an unknown
     stage.
 
-    Examples: `pivot why train`, `pivot why train --run 2`,
-    `pivot why train --json | jq .cause.paths`.
+    Examples:
+
+    \b
+      pivot why train
+      pivot why train --run 2
+      pivot why train --json | jq .cause.paths
     """
     from pivot.events.why import explain_from_store
 

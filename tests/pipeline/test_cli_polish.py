@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from pipeline_project import HEADER, Project, make_project
 
 PIPELINE = (
@@ -134,3 +135,43 @@ def test_params_yaml_mistakes_are_one_line_with_line_and_column(tmp_path: Path) 
             assert (proc.returncode, proc.stderr) == (2, expected + "\n"), text
     project.write("params.yaml", "other:\n  n: 2\n")
     assert project.status()["other"] == ["never run"]
+
+
+def _help(project: Project, *command: str) -> str:
+    proc = project.cli(*command, "--help")
+    return proc.stdout
+
+
+def test_help_has_no_type_noise_and_nothing_cut_at_80_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    project = _project(tmp_path)
+    groups = [(), ("events",), ("watchers",), ("jobs",)]
+    commands = [
+        ("init",), ("run",), ("status",), ("dag",), ("why",), ("stats",), ("replay",),
+        ("watch",), ("events",), ("events", "export"), ("watchers", "add"),
+        ("watchers", "test"), ("watchers", "list"), ("jobs", "submit"),
+    ]  # fmt: skip
+    for command in [*groups, *commands]:
+        text = _help(project, *command)
+        for noise in ("<bool>", "<list[str]>", "<int", "<str>", "<path>", "[x>=", "\\["):
+            assert noise not in text, (command, noise, text)
+        assert "{" not in text.splitlines()[0], text  # usage: FILE, not {file}
+        for line in text.splitlines():
+            assert len(line) <= 80 and line == line.rstrip(), (command, line)
+            cut = line.endswith("...") and not line.startswith("Usage:")
+            assert "…" not in line and not cut, (command, line)
+    watch = _help(project, "watch")
+    assert "  --job-watchers / --no-job-watchers\n" in watch  # a long name is whole
+    assert "  -j, --jobs N " in watch and "  -d, --display [tui|plain|json] " in watch
+    run = _help(project, "run")
+    assert run.startswith("Usage: pivot run [OPTIONS] [STAGES]...\n")
+    assert "\n  -f, --force " in run and "\n  -p, --pipeline PATH " in run
+    add = _help(project, "watchers", "add")
+    assert add.startswith("Usage: pivot watchers add [OPTIONS] FILE\n")
+    events = _help(project, "events")
+    assert "--since TIME" in events and "--store LOCATION" in events
+    root = _help(project)
+    assert "    pivot run                  # bring every stage up to date\n" in root
+    assert "\n  -V, --version " in root
