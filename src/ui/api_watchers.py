@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pivot.ui.context import UiContext
@@ -83,34 +83,22 @@ def _watcher(ctx: UiContext, watcher_id: str) -> dict[str, Any]:
         return watcher_json(ws, history, feed.last_read.get(ws.watcher_id))
 
 
-def _listing(ctx: UiContext, query: Mapping[str, str], job_id: str = "") -> list[dict[str, Any]]:
+def _listing(ctx: UiContext, query: Mapping[str, str], job_id: str = "") -> Response:
     state = str_param(query, "state", WATCHER_STATES)
     limit = int_param(query, "limit", 100_000, 1, 100_000)
-    feed = ctx.feed
-    out: list[dict[str, Any]] = []
-    with feed.lock:
-        history = feed.states["watcher_history"]["watchers"]
-        for wid, ws in feed.book.watchers.items():
-            if (state and ws.state != state) or (not state and ws.state == "removed"):
-                continue
-            if job_id and ws.job_id != job_id:
-                continue
-            out.append(watcher_json(ws, history.get(wid), feed.last_read.get(wid)))
-    out.sort(key=lambda w: (-(w["created_at_ts"] or 0.0), w["id"]))  # newest first, as ssync
-    return out[:limit]
+    with ctx.feed.lock:
+        body = ctx.feed.listing.body(state, job_id, limit)
+    return Response(body, media_type="application/json")
 
 
-async def list_watchers(request: Request) -> JSONResponse:
-    """GET /api/watchers?state=&limit=."""
-    rows = _listing(_ctx(request), request.query_params)
-    return JSONResponse({"watchers": rows, "count": len(rows)})
+async def list_watchers(request: Request) -> Response:
+    """GET /api/watchers?state=&limit=: ``{"watchers": [...], "count": n}``, newest first."""
+    return _listing(_ctx(request), request.query_params)
 
 
-async def job_watchers(request: Request) -> JSONResponse:
-    """GET /api/jobs/{job_id}/watchers."""
-    job_id = request.path_params["job_id"]
-    rows = _listing(_ctx(request), request.query_params, job_id)
-    return JSONResponse({"job_id": job_id, "watchers": rows, "count": len(rows)})
+async def job_watchers(request: Request) -> Response:
+    """GET /api/jobs/{job_id}/watchers: ``{"job_id", "watchers", "count"}``."""
+    return _listing(_ctx(request), request.query_params, request.path_params["job_id"])
 
 
 async def get_watcher(request: Request) -> JSONResponse:

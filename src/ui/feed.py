@@ -93,12 +93,16 @@ class Feed:
         self.states: dict[str, State] = {}
         self.metrics: dict[str, dict[str, list[tuple[float, float]]]] = {}
         self.last_read: dict[str, float] = {}
+        self.touched: set[str] = set()  # watchers an event changed since the listing looked
         self.seq = 0
         self._subscribers: list[Subscription] = []
         self._poll_lock = threading.Lock()  # one reader of the tail at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str = ""
+        from pivot.ui.listing import Listing
+
+        self.listing = Listing(self)
 
     # -- start-up -----------------------------------------------------------
 
@@ -119,6 +123,7 @@ class Feed:
         self.book = fold(self.store.read(types=book_types, until=target))
         for rec in self.store.read(types=[MetricStored.TYPE], until=target):
             self._metric(rec)
+        self.touched = set(self.book.watchers)
         self.seq = target
 
     def start(self) -> None:
@@ -182,6 +187,9 @@ class Feed:
             self.book.apply(rec.event)
             self.book.seq = max(self.book.seq, rec.seq)
             self._metric(rec)
+            watcher_id = getattr(rec.event, "watcher_id", "")
+            if watcher_id:
+                self.touched.add(watcher_id)
             out.extend(messages_for(rec, self.book))
         return out
 

@@ -1,0 +1,83 @@
+"""``GET /api/watchers`` fast on 10,000 watchers: each watcher's JSON kept encoded.
+
+Building and encoding every watcher's object on every request costs
+~0.2 ms a watcher (2 s for 10,000); almost none changed since the previous
+request. The feed marks the watchers an event touched
+(:attr:`pivot.ui.feed.Feed.touched`); :meth:`Listing.body` re-encodes only
+those and joins the cached bytes, newest first.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pivot.ui.shapes import watcher_json
+
+if TYPE_CHECKING:
+    from pivot.ui.feed import Feed
+
+__all__ = ["Listing"]
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False).encode
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    data: bytes
+    state: str
+    job_id: str
+    order: tuple[float, str]  # sorts newest first, then by id
+
+
+class Listing:
+    """Encoded watchers of one feed (call with the feed's lock held)."""
+
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+        self._entries: dict[str, _Entry] = {}
+        self._order: list[str] = []
+        self._sorted = True
+
+    def _refresh(self) -> None:
+        feed = self.feed
+        touched = feed.touched
+        if not touched:
+            return
+        history = feed.states["watcher_history"]["watchers"]
+        for wid in touched:
+            ws = feed.book.watchers.get(wid)
+            if ws is None:
+                continue
+            doc = watcher_json(ws, history.get(wid), feed.last_read.get(wid))
+            if wid not in self._entries:
+                self._order.append(wid)
+                self._sorted = False
+            self._entries[wid] = _Entry(
+                _ENCODE(doc).encode(), ws.state, ws.job_id, (-(ws.created_at or 0.0), wid)
+            )
+        touched.clear()
+        if not self._sorted:
+            self._order.sort(key=lambda w: self._entries[w].order)
+            self._sorted = True
+
+    def body(self, state: str = "", job_id: str = "", limit: int | None = None) -> bytes:
+        """``{"watchers": [...], "count": n}`` (``"job_id"`` too when one is asked), encoded.
+
+        Without ``state``, removed watchers are left out (as in ``pivot watchers list``).
+        """
+        self._refresh()
+        chunks: list[bytes] = []
+        entries = self._entries
+        for wid in self._order:
+            e = entries[wid]
+            if (state and e.state != state) or (not state and e.state == "removed"):
+                continue
+            if job_id and e.job_id != job_id:
+                continue
+            chunks.append(e.data)
+            if limit is not None and len(chunks) >= limit:
+                break
+        head = b'{"job_id":' + _ENCODE(job_id).encode() + b"," if job_id else b"{"
+        return head + b'"watchers":[' + b",".join(chunks) + b'],"count":%d}' % len(chunks)
