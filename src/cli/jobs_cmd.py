@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pivot.cli import watchers_run
+from pivot.cli import watchers_reuse, watchers_run
 from pivot.cli.store_access import StoreOption, open_store
 from pivot.cli.watchers_cmd import JsonOption, emit, load_config, user_errors, watchers_app
 from pivot.terminal import plain
@@ -114,5 +114,6 @@ def list_(
 def register(app: typer.Typer) -> None:
     """Add `pivot watchers ...` and `pivot jobs ...`."""
     watchers_run.register(watchers_app)
+    watchers_reuse.register(watchers_app)
     app.add_typer(watchers_app, name="watchers")
     app.add_typer(jobs_app, name="jobs")

@@ -94,41 +94,85 @@ def _one(store: EventStore, watcher_id: str) -> tuple[str, dict[str, Any]]:
 
 
 @watchers_app.command("add")
-def add(
-    file: Annotated[Path, typer.Argument(help="Watcher YAML: one watcher or a list.")],
-    job: Annotated[str, typer.Option("--job", help="Slurm job id to watch.")],
+def add(  # noqa: PLR0917 - typer passes options by keyword
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Watcher YAML: one watcher or a list.", show_default=False),
+    ] = None,
+    job: Annotated[str, typer.Option("--job", help="Slurm job id to watch.")] = "",
     host: Annotated[
         str, typer.Option(help="Host from [hosts.NAME] in pivot.toml; `local` runs Slurm here.")
     ] = "local",
+    template: Annotated[
+        str | None,
+        typer.Option(help="A built-in template instead of FILE (`pivot watchers templates`).",
+                     show_default=False),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="A template parameter: --set NAME=VALUE (repeatable).",
+                     show_default=False),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(help="Ask the host whether it is reachable and knows the job (warnings)."),
+    ] = True,
     json_: JsonOption = False,
     store: StoreOption = None,
-) -> None:
-    """Attach the watchers in FILE to a job; prints each new watcher's id.
+) -> None:  # fmt: skip
+    """Attach the watchers in FILE (or a --template) to a job; prints each new watcher's id.
 
     The file is validated first (unknown keys, bad values, patterns RE2
     cannot run, conditions outside the allowed language are errors with
     the file and line); nothing is attached unless all of it is valid.
+    What would only fail when the watcher fires (a program off the
+    allowlist, shell syntax, no SMTP server, a job Slurm does not know, a
+    host that cannot be reached) is a warning on stderr, with the fix.
     """
+    from pivot.cli.watchers_reuse import parse_sets, warn
+    from pivot.jobs.advice import describe, probe_job, static_warnings
     from pivot.jobs.manage import add_watchers
 
+    if not job:
+        fail("--job is required: the Slurm job id to watch")
+    if (file is None) == (template is None):
+        fail("give a watcher FILE or --template NAME (one of them)")
+    if set_ and template is None:
+        fail("--set fills a --template's parameters")
     with user_errors():
-        definitions = _read_definitions(file)
-        load_config().host(host)
+        if template is not None:
+            from pivot.jobs.templates import TemplateError, get_template
+
+            try:
+                definitions = [get_template(template).render(parse_sets(set_ or []))]
+            except TemplateError as exc:
+                fail(str(exc))
+        else:
+            assert file is not None
+            definitions = _read_definitions(file)
+        config = load_config()
+        config.host(host)
         opened = open_store(store, create=True)
         try:
             ids = add_watchers(opened, definitions, job, host)
         finally:
             opened.close()
+        found = [(d.name, w) for d in definitions for w in static_warnings(d, config)]
+        if check:
+            found += [("", w) for w in probe_job(config, job, host)]
     if json_:
         emit(
             {
                 "watchers": [
                     {"id": i, "name": d.name, "job": job, "host": host}
                     for i, d in zip(ids, definitions, strict=True)
-                ]
+                ],
+                "warnings": [{"watcher": n, **w.to_json()} for n, w in found],
             }
         )
         return
+    for name, w in found:
+        warn(describe([w], watcher=name))
     for i in ids:
         print(i)
 
@@ -246,9 +290,15 @@ def events(
                 if "watcher_id" in getattr(cls, "__dataclass_fields__", {})
             )
             rows: deque[tuple[int, str, dict[str, Any]]] = deque(maxlen=limit)
+            names: dict[str, str] = {}
             for raw in opened.read_raw(types=types):
-                if not wanted or raw.data.get("watcher_id") == wanted:
-                    rows.append((raw.seq, raw.type, raw.data))
+                wid = str(raw.data.get("watcher_id", ""))
+                if raw.type in ("watcher.created", "watcher.edited"):
+                    names[wid] = str(raw.data.get("name", ""))
+                if not wanted or wid == wanted:
+                    # The watcher's name (as it was then) with every event, not just its id.
+                    rows.append((raw.seq, raw.type, {"watcher_name": names.get(wid, ""),
+                                                     **raw.data}))  # fmt: skip
         finally:
             opened.close()
     if json_:

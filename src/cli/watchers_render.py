@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -100,27 +99,44 @@ def metric_table(series: dict[str, list[tuple[float, float]]]) -> None:
 
 
 def dry_run_report(result: dict[str, Any]) -> None:
-    """What `pivot watchers test` found, match by match."""
+    """What `pivot watchers test` found, match by match, then timer ticks and job end."""
     console = make_console()
     matches = result["matches"]
-    console.print(
-        f"[bold]{escape(result['watcher'])}[/]: {result['lines']} lines, {len(matches)} matches, "
-        f"final state {result['final_state']}"
+    head = Text()
+    head.append(plain(result["watcher"], "bold"))
+    head.append(
+        f": {result['lines']} lines, {len(matches)} matches, final state {result['final_state']}"
     )
+    console.print(head)
+    for w in result.get("warnings", []):
+        console.print(Text("  warning: ", style="yellow") + plain(f"{w['field']}: {w['message']}"))
+        for i, line in enumerate(str(w["fix"]).splitlines()):
+            console.print(plain(("    fix: " if i == 0 else "         ") + line))
     for m in matches:
-        console.print(f"[magenta]line {m['line_number']}[/]: {escape(m['line'][:200])}")
+        console.print(Text(f"line {m['line_number']}: ", style="magenta") + plain(m["line"][:200]))
         if m["captures"]:
             shown = ", ".join(f"{k}={v!r}" for k, v in m["captures"].items())
-            console.print("  captures: " + escape(shown))
-        if m["condition_error"]:
-            console.print(f"  [red]condition error[/]: {escape(m['condition_error'])}")
-        elif not m["condition"]:
-            console.print("  condition: [yellow]false[/] (no action)")
-        for a in m["actions"]:
-            console.print(f"  [green]would run[/] {a['type']} {escape(str(a['params']))}")
-        for reason in m["suppressed"]:
-            console.print(f"  [yellow]suppressed[/]: {escape(reason)}")
-        if m["condition"] and not m["actions"] and not m["suppressed"]:
-            console.print("  (no action: the watcher is no longer active or acts at job end)")
+            console.print(plain("  captures: " + shown))
+        _outcome(console, m)
+    for t in result.get("timer_ticks", []):
+        console.print(Text(f"timer tick {t['tick']}", style="cyan"))
+        _outcome(console, t)
     for a in result["job_end_actions"]:
-        console.print(f"[cyan]at job end[/]: would run {a['type']} {escape(str(a['params']))}")
+        console.print(
+            Text("at job end", style="cyan") + plain(f": would run {a['type']} {a['params']}")
+        )
+
+
+def _outcome(console: Any, m: dict[str, Any]) -> None:
+    for a in m["actions"]:
+        if a["params"].get("error"):
+            console.print(
+                Text("  would fail ", style="red") + plain(f"{a['type']}: {a['params']['error']}")
+            )
+            continue
+        console.print(Text("  would run ", style="green") + plain(f"{a['type']} {a['params']}"))
+    for reason in m["suppressed"]:
+        console.print(Text("  suppressed ", style="yellow") + plain(reason))
+    held = m.get("held_back", "")
+    if held:
+        console.print(Text("  ") + plain(held, "yellow"))

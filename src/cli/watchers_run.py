@@ -12,11 +12,12 @@ import typer
 
 from pivot.cli.store_access import StoreOption, fail, open_store
 from pivot.cli.watchers_cmd import IdArg, JsonOption, emit, load_config, user_errors
+from pivot.terminal import printable
 
 __all__ = ["register"]
 
 
-def test(
+def test(  # noqa: PLR0917 - typer passes options by keyword
     file: Annotated[Path, typer.Argument(help="Watcher YAML to try.")],
     log: Annotated[Path, typer.Option("--log", help="A job output file to run it over.")],
     job_state: Annotated[
@@ -35,15 +36,26 @@ def test(
             min=0,
         ),
     ] = 0.0,
+    timer_ticks: Annotated[
+        int,
+        typer.Option(
+            "--timer-ticks",
+            help="Then let timer mode run this many timer_interval_seconds and show its firings.",
+            min=0,
+        ),
+    ] = 0,
     json_: JsonOption = False,
 ) -> None:
     """Dry run: the watchers in FILE over the lines of a log. Runs nothing.
 
     Shows each match with its line number, captures, condition result and
     the actions with their parameters substituted, as a running watcher
-    would decide them (trigger limit and rate limit included).
+    would decide them, and what holds a match back (max_triggers, a false
+    condition, the rate limit, a pause). Warnings about what would fail at
+    run time (a program off the allowlist, shell syntax, no SMTP) come first.
     """
     from pivot.cli.watchers_cmd import _read_definitions
+    from pivot.jobs.advice import static_warnings
     from pivot.jobs.definition import END_STATES
     from pivot.jobs.dryrun import dry_run
 
@@ -51,19 +63,27 @@ def test(
         fail(f"--job-state must be one of {', '.join(END_STATES)}")
     with user_errors():
         definitions = _read_definitions(file)
+        config = load_config()
         if not log.is_file():
             fail(f"{log}: no such file")
-        results = [
-            dry_run(d, log, job_state=(job_state or "").lower(), lines_per_second=lines_per_second)
-            for d in definitions
-        ]
+        results = []
+        for d in definitions:
+            r = dry_run(
+                d,
+                log,
+                job_state=(job_state or "").lower(),
+                lines_per_second=lines_per_second,
+                timer_ticks=timer_ticks,
+            ).to_json()
+            r["warnings"] = [w.to_json() for w in static_warnings(d, config)]
+            results.append(r)
     if json_:
-        emit([r.to_json() for r in results])
+        emit(results)
         return
     from pivot.cli.watchers_render import dry_run_report
 
     for r in results:
-        dry_run_report(r.to_json())
+        dry_run_report(r)
 
 
 def trigger(
@@ -135,8 +155,18 @@ def run(
         config = load_config()
         opened = open_store(store, create=True)
     stop = threading.Event()
+    stopped_by: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopped_by.append(signum)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
+    names = {
+        str(rec.data.get("watcher_id")): str(rec.data.get("name", ""))
+        for rec in opened.read_raw(types=["watcher.created"])
+    }
     start = opened.last_seq()
     handle = start_watchers(opened, config, tick_seconds=tick)
     print(f"watching ({len(config.hosts)} host(s)); Ctrl-C to stop", file=sys.stderr)
@@ -146,9 +176,11 @@ def run(
         nonlocal seen
         for rec in opened.read_raw(after=seen):
             seen = rec.seq
-            line = _describe(rec.type, rec.data)
+            if rec.type == "watcher.created":
+                names[str(rec.data.get("watcher_id"))] = str(rec.data.get("name", ""))
+            line = describe(rec.type, rec.data, names)
             if line:
-                print(line, flush=True)
+                print(printable(line), flush=True)
 
     try:
         while not stop.wait(0.5):
@@ -157,16 +189,28 @@ def run(
         handle.stop()
         show_new()  # what happened since the last look, up to the stop
         opened.close()
+    # Stopped by a signal, as the shell expects: 130 for Ctrl-C, 143 for SIGTERM.
+    raise typer.Exit(128 + (stopped_by[0] if stopped_by else signal.SIGINT))
 
 
-def _describe(type_name: str, d: dict[str, Any]) -> str:
-    wid = d.get("watcher_id", "")
+def describe(type_name: str, d: dict[str, Any], names: dict[str, str]) -> str:
+    """One line for `watchers run`: the watcher by name (and id), what happened."""
+    wid = str(d.get("watcher_id", ""))
+    who = f"{names[wid]} ({wid})" if names.get(wid) else wid
+    if type_name == "watcher.matched":
+        if not d.get("condition_result", True):
+            error = d.get("condition_error", "")
+            verdict = f"matched, condition error ({error})" if error else "matched, condition false"
+        else:
+            verdict = "matched"
+        return f"{who} {verdict}: {str(d.get('line', ''))[:120]}"
     return {
-        "watcher.matched": f"{wid} matched: {str(d.get('line', ''))[:120]}",
-        "action.succeeded": f"{wid} {d.get('action_type')} ok: {d.get('detail', '')}",
-        "action.failed": f"{wid} {d.get('action_type')} FAILED: {d.get('error', '')}",
-        "action.suppressed": f"{wid} {d.get('action_type')} suppressed: {d.get('reason', '')}",
-        "watcher.state_changed": f"{wid} {d.get('old')} -> {d.get('new')} ({d.get('reason')})",
+        "action.succeeded": f"{who} {d.get('action_type')} ok: {d.get('detail', '')}",
+        "action.failed": f"{who} {d.get('action_type')} FAILED: {d.get('error', '')}",
+        "action.suppressed": f"{who} {d.get('action_type')} suppressed: {d.get('reason', '')}",
+        "watcher.state_changed": f"{who} {d.get('old')} -> {d.get('new')} ({d.get('reason')})",
+        "watcher.paused": f"{who} paused (by {d.get('by', '')})",
+        "watcher.resumed": f"{who} resumed (by {d.get('by', '')})",
         "job.ended": f"job {d.get('job_id')} on {d.get('host')} ended: {d.get('state')}",
         "job.lookup_failed": f"host {d.get('host')}: lookup failed: {d.get('error')}",
         "actor.crashed": f"{d.get('name')} crashed: {d.get('error')}",

@@ -16,6 +16,7 @@ __all__ = [
     "MetricStored",
     "VariablesCaptured",
     "WatcherCreated",
+    "WatcherEdited",
     "WatcherMatched",
     "WatcherPaused",
     "WatcherRemoved",
@@ -36,6 +37,18 @@ class WatcherCreated(Event):
     job_id: str
     host: str = "local"
     definition: dict[str, Any] = field(default_factory=dict)
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WatcherEdited(Event):
+    """A watcher's definition was replaced (`pivot watchers edit`): same id, same position."""
+
+    TYPE = "watcher.edited"
+    watcher_id: str
+    name: str
+    definition: dict[str, Any] = field(default_factory=dict)
+    previous: dict[str, Any] = field(default_factory=dict)
 
 
 @event

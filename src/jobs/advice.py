@@ -23,15 +23,26 @@ the host cannot be reached, or Slurm does not know the job id.
 from __future__ import annotations
 
 import contextlib
-import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pivot.jobs.config import Config
-from pivot.jobs.definition import ActionSpec, WatcherDefinition
+from pivot.jobs.definition import (
+    ActionSpec,
+    WatcherDefinition,
+    refused_shell_syntax,
+    shell_syntax,
+)
 
-__all__ = ["AddWarning", "check_definition", "probe_job", "static_warnings"]
+__all__ = [
+    "AddWarning",
+    "check_definition",
+    "describe",
+    "probe_job",
+    "shell_syntax",
+    "static_warnings",
+]
 
 
 @dataclass(frozen=True)
@@ -45,11 +56,6 @@ class AddWarning:
     def to_json(self) -> dict[str, str]:
         """Plain data for ``--json`` and the web page."""
         return {"field": self.field, "message": self.message, "fix": self.fix}
-
-
-_OPERATORS = ("&&", "||", "|", ";", ">>", ">", "<", "&")
-_SUBSTITUTION = re.compile(r"\$\(|`")
-_GLOB = re.compile(r"[*?]|\[[^\]]*\]")
 
 
 def check_definition(
@@ -105,8 +111,12 @@ def _run_command(where: str, spec: ActionSpec, config: Config) -> list[AddWarnin
         found.append(
             AddWarning(
                 where,
-                f"{', '.join(shell)} in {command!r}: no shell runs the command, so these are "
-                "passed to the program as plain text",
+                f"{', '.join(shell)} in {command!r}: no shell runs the command, so "
+                + (
+                    "the action will be refused when it fires"
+                    if refused_shell_syntax(shell)
+                    else "a glob is passed to the program as plain text"
+                ),
                 "put the pipeline in a script and allow the script, or use a built-in "
                 "placeholder instead of a substitution: ${NOW} (Unix seconds) for $(date +%s), "
                 "${JOB_ID}, ${HOSTNAME}, ${WATCHER_NAME}",
@@ -128,29 +138,6 @@ def _run_command(where: str, spec: ActionSpec, config: Config) -> list[AddWarnin
             )
         )
     return found
-
-
-def shell_syntax(command: str) -> list[str]:
-    """The shell constructs in ``command`` (outside quotes for operators and globs)."""
-    seen: list[str] = []
-    if _SUBSTITUTION.search(command):
-        seen.append("command substitution $(...)" if "$(" in command else "backticks")
-    try:
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        tokens = list(lexer)
-    except ValueError:
-        return seen
-    for token in tokens:
-        if token in _OPERATORS and repr(token) not in seen and token not in seen:
-            seen.append(token)
-    try:
-        words = shlex.split(command, posix=False)
-    except ValueError:
-        words = []
-    if any(_GLOB.search(w) and w[:1] not in "'\"" for w in words):
-        seen.append("a glob (* ? [...])")
-    return seen
 
 
 def _email(where: str, spec: ActionSpec, config: Config) -> list[AddWarning]:
@@ -202,6 +189,15 @@ def probe_job(
         listed = io.call(transport.run(slurm.squeue_argv([job_id]), timeout=timeout), timeout + 5)
         if job_id in slurm.parse_squeue(listed.stdout):
             return []
+        if listed.returncode != 0 and not slurm.squeue_says_unknown(listed.stderr):
+            first = (listed.stderr.strip().splitlines() or ["no output"])[-1]
+            return [
+                AddWarning(
+                    "host",
+                    f"cannot ask Slurm on {host} about job {job_id}: squeue failed: {first}",
+                    f"check that squeue works on {host} (and SLURM_CONF, or env in [hosts.{host}])",
+                )
+            ]
         shown = io.call(transport.run(slurm.scontrol_argv(job_id), timeout=timeout), timeout + 5)
         if slurm.parse_scontrol(shown.stdout) is not None:
             return []
@@ -228,13 +224,12 @@ def probe_job(
         io.stop()
 
 
-def describe(warnings: Sequence[AddWarning]) -> list[str]:
-    """Lines for a terminal: ``warning: FIELD: MESSAGE`` then the fix, indented."""
+def describe(warnings: Sequence[AddWarning], *, watcher: str = "") -> list[str]:
+    """Lines for a terminal: ``warning: [WATCHER: ]FIELD: MESSAGE``, then the fix, indented."""
     out: list[str] = []
+    who = f"{watcher}: " if watcher else ""
     for w in warnings:
-        out.append(f"warning: {w.field}: {w.message}")
-        out += [
-            f"  fix: {line}" if i == 0 else f"       {line}"
-            for i, line in enumerate(w.fix.splitlines())
-        ]
+        out.append(f"warning: {who}{w.field}: {w.message}")
+        for i, line in enumerate(w.fix.splitlines()):
+            out.append(("  fix: " if i == 0 else "       ") + line)
     return out

@@ -26,6 +26,7 @@ from pivot.events.watchers import (
     WatcherTimerFired,
 )
 from pivot.jobs.condition import ConditionError
+from pivot.jobs.definition import OUTSIDE_ACTIONS, refused_shell_syntax, shell_syntax
 from pivot.jobs.patterns import LineMatch
 from pivot.jobs.state import RATE_WINDOW_SECONDS, Book, WatcherState
 from pivot.jobs.substitute import Values, substitute
@@ -103,6 +104,13 @@ def resolve_params(action_type: str, params: Mapping[str, Any], values: Values) 
         argv = shlex.split(str(params["command"]))
         resolved = [argv[0]]
         out: dict[str, Any] = {}
+        refused = refused_shell_syntax(shell_syntax(str(params["command"])))
+        if refused:
+            # Run without a shell, `$(date +%s)` would be two odd arguments: refuse instead.
+            out["error"] = (
+                f"run_command: {', '.join(refused)} in the command, but no shell runs it; "
+                "use a script on the allowlist, or ${NOW} for $(date +%s)"
+            )
         for template in argv[1:]:
             arg = substitute(template, values)
             if template.startswith("$") and arg.startswith("-") and not _is_number(arg):
@@ -138,24 +146,32 @@ def _subst_any(value: Any, values: Values) -> Any:
 def _fire(
     ws: WatcherState, values: Values, ctx: Context, cause: str, correlation_id: str
 ) -> tuple[list[Event], bool]:
+    """Request the watcher's actions; the rate limit holds back those with outside effects.
+
+    The limit counts only :data:`OUTSIDE_ACTIONS` (per minute, all or none of
+    a firing's); ``store_metric``, ``log_event`` and ``pause_watcher`` always
+    run. A held-back action is an :class:`ActionSuppressed` event. Returns
+    the events and whether anything was requested.
+    """
     actions = ws.definition.actions
     limit = ws.definition.rate_limit_per_minute
     recent = sum(1 for t in ws.recent_actions if t > ctx.now - RATE_WINDOW_SECONDS)
+    outside = sum(1 for spec in actions if spec.type in OUTSIDE_ACTIONS)
+    over = outside > 0 and recent + outside > limit
     events: list[Event] = []
-    if recent + len(actions) > limit:
-        for spec in actions:
+    for spec in actions:
+        if over and spec.type in OUTSIDE_ACTIONS:
             events.append(
                 ActionSuppressed(
                     watcher_id=ws.watcher_id,
                     action_type=spec.type,
-                    reason=f"rate limit: {limit} actions per minute ({cause})",
+                    reason=f"rate limit: {limit} actions with outside effects per minute ({cause})",
                     at=ctx.now,
                     actor="JobTailer",
                     correlation_id=correlation_id,
                 )
             )
-        return events, False
-    for spec in actions:
+            continue
         events.append(
             ActionRequested(
                 watcher_id=ws.watcher_id,
@@ -171,7 +187,7 @@ def _fire(
                 correlation_id=correlation_id,
             )
         )
-    return events, True
+    return events, any(isinstance(e, ActionRequested) for e in events)
 
 
 def on_match(ws: WatcherState, m: LineMatch, ctx: Context, *, manual: bool = False) -> list[Event]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "ACTION_PARAMS",
     "BUILTIN_VARIABLES",
     "END_STATES",
+    "OUTSIDE_ACTIONS",
     "ActionSpec",
     "DefinitionError",
     "WatcherDefinition",
@@ -63,9 +65,18 @@ ACTION_PARAMS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "notify_slack": {"message": (str, False), "url": (str, False), "channel": (str, False)},
     "run_command": {"command": (str, True), "timeout_seconds": ((int, float), False)},
     "store_metric": {"name": (str, True), "value": ((str, int, float), True)},
-    "log_event": {"message": (str, True)},
+    "log_event": {"message": (str, True), "level": (str, False)},
     "pause_watcher": {},
 }
+
+
+# Actions with effects outside pivot: these are what `rate_limit_per_minute`
+# counts. The others (store_metric, log_event, pause_watcher) only write our
+# own records; they are never rate-limited, and stay cheap in a flood because a
+# line fires a watcher at most once.
+OUTSIDE_ACTIONS = frozenset(
+    {"cancel_job", "resubmit", "notify_email", "notify_webhook", "notify_slack", "run_command"}
+)
 
 
 class DefinitionError(ValueError):
@@ -99,7 +110,7 @@ class WatcherDefinition:
     condition: str = ""
     output_type: str = "stdout"
     interval_seconds: float = 30.0
-    max_triggers: int = 1
+    max_triggers: int = 0  # unlimited, as in ssync
     max_failures: int = 3
     timer_mode_enabled: bool = False
     timer_interval_seconds: float = 60.0
@@ -123,6 +134,24 @@ class WatcherDefinition:
             return None
         return compile_condition(self.condition, self.variable_names())
 
+    def to_yaml(self) -> str:
+        """YAML that :func:`parse_watchers` reads back as this definition.
+
+        Keys at their default are left out, so the file says what is
+        particular about this watcher (``pivot watchers export``).
+        """
+        data = self.to_dict()
+        defaults = WatcherDefinition(name="", pattern="", actions=()).to_dict()
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in ("name", "pattern") or (key != "actions" and value != defaults[key]):
+                out[key] = value
+        out["actions"] = [
+            {"type": a["type"], **({"params": a["params"]} if a["params"] else {})}
+            for a in data["actions"]
+        ]
+        return yaml.safe_dump(out, sort_keys=False, allow_unicode=True, width=1000)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as stored in ``WatcherCreated.definition``."""
         data = dataclasses.asdict(self)
@@ -133,6 +162,24 @@ class WatcherDefinition:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(WatcherDefinition)}
+
+# ssync's names for what has another name here: the error says which.
+_SSYNC_KEYS = {
+    "interval": "interval_seconds",
+    "timer_mode": "timer_mode_enabled",
+    "timer_interval": "timer_interval_seconds",
+    "trigger_job_states": "job_end_states",
+    "action": "actions (a list of {type, params})",
+}
+_SSYNC_PARAMS = {
+    ("store_metric", "variable"): 'value, with a placeholder (value: "$loss")',
+    ("resubmit", "cancel_original"): "nothing: resubmit never cancels; put a cancel_job before it",
+    ("resubmit", "cancel_previous"): "nothing: resubmit never cancels; put a cancel_job before it",
+    ("notify_email", "body_text"): "body",
+    ("notify_webhook", "channel"): "channel of notify_slack",
+    ("notify_webhook", "webhook_url"): "url",
+    ("notify_slack", "webhook_url"): "url",
+}
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -219,6 +266,8 @@ def _one(item: Any, source: str, offset: int) -> WatcherDefinition:
         return DefinitionError(msg, source, line + offset if line else 0, key or "")
 
     for key in item:
+        if key in _SSYNC_KEYS:
+            raise err(f"unknown key {key!r}: it is called {_SSYNC_KEYS[key]} here", key)
         if key not in _FIELDS:
             known = ", ".join(sorted(_FIELDS))
             raise err(f"unknown key {key!r} (known keys: {known})", key)
@@ -348,6 +397,12 @@ def _action(raw: Any, source: str, offset: int, parent: Any) -> ActionSpec:  # n
         at = _line(raw, key) if isinstance(raw, _Lined) else line
         return DefinitionError(msg, source, at + offset if at else 0, "actions")
 
+    if isinstance(raw, str) and "(" in raw:
+        name = raw.split("(", 1)[0].strip()
+        raise err(
+            f"action {raw!r}: ssync's call syntax is not read here; write "
+            f"{{type: {name}, params: {{...}}}}"
+        )
     if not isinstance(raw, dict):
         raise err("each action must be a mapping with a 'type'")
     for key in raw:
@@ -364,6 +419,11 @@ def _action(raw: Any, source: str, offset: int, parent: Any) -> ActionSpec:  # n
         raise err(f"the params of {kind} are {size} bytes; at most {MAX_PARAMS_BYTES} are allowed")
     schema = ACTION_PARAMS[kind]
     for key, value in params.items():
+        if (kind, key) in _SSYNC_PARAMS:
+            raise err(
+                f"unknown parameter {key!r} for {kind}: here it is {_SSYNC_PARAMS[kind, key]}",
+                "params",
+            )
         if key not in schema:
             known = ", ".join(schema) or "none"
             raise err(f"unknown parameter {key!r} for {kind} (known: {known})", "params")
@@ -396,6 +456,44 @@ def _check_command(command: str, err: Any) -> None:
         raise err("run_command: empty command", "params")
     if "$" in argv[0]:
         raise err("run_command: the program itself cannot come from a placeholder", "params")
+
+
+_OPERATORS = ("&&", "||", "|", ";", ">>", ">", "<", "&")
+_SUBSTITUTION = re.compile(r"\$\(|`")
+_GLOB = re.compile(r"[*?]|\[[^\]]*\]")
+GLOB = "a glob (* ? [...])"
+
+
+def shell_syntax(command: str) -> list[str]:
+    """The shell constructs in a ``run_command`` template (operators and globs outside quotes).
+
+    No shell ever runs a command, so these would reach the program as plain
+    text: ``pivot watchers add`` warns about them, and all but globs make the
+    action fail when it fires (:func:`refused_shell_syntax`).
+    """
+    import shlex
+
+    seen: list[str] = []
+    if _SUBSTITUTION.search(command):
+        seen.append("command substitution $(...)" if "$(" in command else "backticks")
+    try:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        tokens = list(lexer)
+        words = shlex.split(command, posix=False)
+    except ValueError:
+        return seen
+    for token in tokens:
+        if token in _OPERATORS and token not in seen:
+            seen.append(token)
+    if any(_GLOB.search(w) and w[:1] not in "'\"" for w in words):
+        seen.append(GLOB)
+    return seen
+
+
+def refused_shell_syntax(found: list[str]) -> list[str]:
+    """The constructs that make a ``run_command`` fail when it fires (all but globs)."""
+    return [s for s in found if s != GLOB]
 
 
 def _plain(value: Any) -> Any:

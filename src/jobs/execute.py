@@ -5,7 +5,9 @@ tailer appended it with the match); its result is appended right after it
 runs, with the events it caused. A failed action is retried (a new intent,
 ``attempt`` + 1) after a growing delay; earlier actions of the batch, which
 succeeded, are not repeated. ``max_failures`` consecutive failures disable
-the watcher.
+the watcher. Every intent gets a result: those a disabled or removed watcher
+will not run any more are recorded as ``ActionSuppressed`` (never left
+pending).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from dataclasses import dataclass, replace
 from pivot.events.base import Event
 from pivot.events.watchers import (
     ActionFailed,
+    ActionRequested,
     ActionSucceeded,
+    ActionSuppressed,
     WatcherStateChanged,
 )
 from pivot.jobs.actions import ActionError, ActionRunner
@@ -63,6 +67,11 @@ def execute_batch(
         req = planned
         watcher = req.watcher_id
         if not is_live(watcher):
+            left = batch.requests[index:]
+            if index == 0 and batch.record_first:
+                left = left[1:]  # a retry's first intent is not in the log
+            if left:
+                append(_not_run(left, "not run: the watcher was removed or disabled"))
             return None
         if index == 0 and batch.record_first:
             req = replace(req, at=time.time())
@@ -88,12 +97,16 @@ def execute_batch(
                         failed,
                         WatcherStateChanged(
                             watcher_id=watcher,
-                            old="active",
+                            old=batch.watcher_state,
                             new="disabled",
                             reason=f"{failures[watcher]} consecutive failed actions "
                             f"(max_failures {batch.max_failures}); last: {exc}",
                             actor="ActionExecutor",
                             correlation_id=req.correlation_id,
+                        ),
+                        *_not_run(
+                            batch.requests[index + 1 :],
+                            f"not run: the watcher was disabled after {req.action_type} failed",
                         ),
                     ]
                 )
@@ -125,3 +138,18 @@ def execute_batch(
             ]
         )
     return None
+
+
+def _not_run(requests: Sequence[ActionRequested], reason: str) -> list[ActionSuppressed]:
+    """Results for intents that will never run, so none stays pending."""
+    return [
+        ActionSuppressed(
+            watcher_id=r.watcher_id,
+            action_id=r.action_id,
+            action_type=r.action_type,
+            reason=reason,
+            actor="ActionExecutor",
+            correlation_id=r.correlation_id,
+        )
+        for r in requests
+    ]

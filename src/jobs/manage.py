@@ -19,6 +19,7 @@ from pivot.events.store import EventStore
 from pivot.events.watchers import (
     ActionRequested,
     WatcherCreated,
+    WatcherEdited,
     WatcherPaused,
     WatcherRemoved,
     WatcherResumed,
@@ -39,6 +40,8 @@ __all__ = [
     "ManageError",
     "Submitted",
     "add_watchers",
+    "copy_watcher",
+    "edit_watcher",
     "load_book",
     "pause",
     "remove",
@@ -106,6 +109,32 @@ def add_watchers(
         )
     store.append(events)
     return ids
+
+
+def copy_watcher(store: EventStore, watcher_id: str, job_id: str, host: str = "local") -> str:
+    """Attach a copy of a watcher's definition to another job (ssync's "copy to job")."""
+    ws = find(load_book(store), watcher_id)
+    (new_id,) = add_watchers(store, [ws.definition], job_id, host)
+    return new_id
+
+
+def edit_watcher(store: EventStore, watcher_id: str, definition: WatcherDefinition) -> bool:
+    """Replace a watcher's definition (same id, same read position); False if unchanged."""
+    ws = find(load_book(store), watcher_id)
+    if definition == ws.definition:
+        return False
+    store.append(
+        [
+            WatcherEdited(
+                watcher_id=ws.watcher_id,
+                name=definition.name,
+                definition=definition.to_dict(),
+                previous=ws.definition.to_dict(),
+                actor="cli",
+            )
+        ]
+    )
+    return True
 
 
 def pause(store: EventStore, watcher_id: str, book: Book | None = None) -> str:

@@ -22,6 +22,7 @@ from pivot.events.watchers import (
     ActionSuppressed,
     VariablesCaptured,
     WatcherCreated,
+    WatcherEdited,
     WatcherMatched,
     WatcherPaused,
     WatcherRemoved,
@@ -29,7 +30,7 @@ from pivot.events.watchers import (
     WatcherStateChanged,
     WatcherTimerFired,
 )
-from pivot.jobs.definition import WatcherDefinition, definition_from_dict
+from pivot.jobs.definition import OUTSIDE_ACTIONS, WatcherDefinition, definition_from_dict
 from pivot.jobs.tail import Position
 
 __all__ = ["Book", "JobRecord", "WatcherState", "fold"]
@@ -141,6 +142,9 @@ def _apply(book: Book, ev: Event) -> None:  # noqa: PLR0912, PLR0915 - one branc
         return
     if isinstance(ev, WatcherStateChanged):
         ws.state = ev.new
+    elif isinstance(ev, WatcherEdited):
+        ws.name = ev.name
+        ws.definition = definition_from_dict(ev.definition)
     elif isinstance(ev, WatcherPaused):
         if ws.state == "active":
             ws.state = "paused"
@@ -160,7 +164,7 @@ def _apply(book: Book, ev: Event) -> None:  # noqa: PLR0912, PLR0915 - one branc
         ws.variables.update(ev.variables)
     elif isinstance(ev, ActionRequested):
         ws.pending[ev.action_id] = ev
-        if ev.attempt == 1:
+        if ev.attempt == 1 and ev.action_type in OUTSIDE_ACTIONS:
             ws.recent_actions.append(ev.at)
             while ws.recent_actions and ws.recent_actions[0] <= ev.at - RATE_WINDOW_SECONDS:
                 ws.recent_actions.popleft()

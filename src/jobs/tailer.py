@@ -58,6 +58,9 @@ class ActionBatch:
     max_failures: int
     consecutive_failures: int
     record_first: bool = False  # a retry: the first intent is not in the log yet
+    # The watcher's state once the decision was folded (a firing may have made it
+    # `triggered`): the `old` of a later state change, such as `disabled`.
+    watcher_state: str = "active"
 
 
 @dataclass
@@ -553,7 +556,7 @@ class Tailer:
         if ws.state != "active":
             return
         pattern = self._patterns.get(ws.watcher_id)
-        if pattern is None:
+        if pattern is None or pattern.source != ws.definition.pattern:  # new, or edited
             pattern = self._patterns[ws.watcher_id] = ws.definition.compiled()
         ctx = self._ctx(ws, now)
         for m in pattern.scan(blob):
@@ -583,4 +586,10 @@ class Tailer:
             workdir=rec.workdir,
             watchers=others,
         )
-        return ActionBatch(tuple(reqs), job, ws.definition.max_failures, ws.consecutive_failures)
+        return ActionBatch(
+            tuple(reqs),
+            job,
+            ws.definition.max_failures,
+            ws.consecutive_failures,
+            watcher_state=ws.state,
+        )

@@ -58,6 +58,10 @@ def _new_watcher(watcher_id: str) -> dict[str, Any]:
     }
 
 
+# Pausing applies to an active watcher, resuming to a paused one (as in the fold).
+PAUSE_FROM = {"paused": "active", "active": "paused"}
+
+
 def _push(items: list[dict[str, Any]], item: dict[str, Any]) -> None:
     items.append(item)
     if len(items) > HISTORY_LIMIT:
@@ -128,7 +132,9 @@ def _apply(state: State, rec: Recorded) -> State:  # noqa: PLR0912 - one branch 
         entry["finished_at"] = e.at
     elif isinstance(e, ev.ActionSuppressed):
         counts["suppressed"] += 1
-        entry = _finish(w, rec, "", e.action_type)
+        # An intent that will not run closes its pending entry; a rate-limited
+        # firing (no intent) gets an entry of its own.
+        entry = _finish(w, rec, e.action_id, e.action_type)
         entry.update(action_id=e.action_id, result="suppressed", detail=e.reason, finished_at=e.at)
     elif isinstance(e, ev.WatcherStateChanged | ev.WatcherPaused | ev.WatcherResumed):
         if isinstance(e, ev.WatcherStateChanged):
@@ -137,12 +143,18 @@ def _apply(state: State, rec: Recorded) -> State:  # noqa: PLR0912 - one branch 
             old, new, reason = w["state"], "paused", f"paused by {e.by}"
         else:
             old, new, reason = w["state"], "active", f"resumed by {e.by}"
+        if not isinstance(e, ev.WatcherStateChanged) and old != PAUSE_FROM[new]:
+            # As the fold (pivot.jobs.state): a pause_watcher action after the firing
+            # that made the watcher `triggered` leaves it triggered.
+            return state
         counts["state_changes"] += 1
         w["state"] = new
         _push(w["state_changes"], {"seq": rec.seq, "at": e.at, "old": old, "new": new,
                                    "reason": reason})  # fmt: skip
     elif isinstance(e, ev.WatcherRemoved):
         w["removed"] = True
+    elif isinstance(e, ev.WatcherEdited):
+        w["name"] = e.name
     elif isinstance(e, ev.VariablesCaptured):
         w["variables"].update(e.variables)
     elif isinstance(e, ev.MetricStored):
@@ -152,7 +164,7 @@ def _apply(state: State, rec: Recorded) -> State:  # noqa: PLR0912 - one branch 
 
 WATCHER_HISTORY = Projection(
     name="watcher_history",
-    version=1,
+    version=2,
     types=WATCHER_STATS.types,
     initial=_initial,
     apply=_apply,

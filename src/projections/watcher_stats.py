@@ -47,7 +47,7 @@ def _action(state: State, action_type: str) -> dict[str, int]:
     return counts
 
 
-def _apply(state: State, rec: Recorded) -> State:
+def _apply(state: State, rec: Recorded) -> State:  # noqa: PLR0912 - one branch per event type
     e = rec.event
     watcher_id: str = getattr(e, "watcher_id", "")
     state["total_events"] += 1
@@ -76,15 +76,21 @@ def _apply(state: State, rec: Recorded) -> State:
         counts = _action(state, e.action_type)
         counts["total"] += 1
         counts["suppressed"] += 1
+        if e.action_id:  # an intent that will not run: no longer pending
+            counts["pending"] = max(0, counts["pending"] - 1)
     elif w is not None:
         if isinstance(e, ev.WatcherStateChanged):
             w["state"] = e.new
         elif isinstance(e, ev.WatcherPaused):
-            w["state"] = "paused"
+            if w["state"] == "active":  # as the fold: a triggered watcher stays triggered
+                w["state"] = "paused"
         elif isinstance(e, ev.WatcherResumed):
-            w["state"] = "active"
+            if w["state"] == "paused":
+                w["state"] = "active"
         elif isinstance(e, ev.WatcherRemoved):
             del watchers[watcher_id]
+        elif isinstance(e, ev.WatcherEdited):
+            w["name"] = e.name
     return state
 
 
@@ -127,7 +133,7 @@ def _watcher_types() -> tuple[str, ...]:
 
 WATCHER_STATS = Projection(
     name="watcher_stats",
-    version=1,
+    version=2,
     types=_watcher_types(),
     initial=_initial,
     apply=_apply,

@@ -61,8 +61,18 @@ def _of(events: list[Event], cls: type) -> list:  # type: ignore[type-arg]
     return [e for e in events if isinstance(e, cls)]
 
 
-def test_a_match_fires_substituted_actions_then_triggered() -> None:
+OUTSIDE = BASE + "  - type: notify_webhook\n    params: {message: 'loss $loss'}\n"
+
+
+def test_a_watcher_fires_on_every_match_by_default_as_in_ssync() -> None:
     book, ws = _book()
+    events = _feed(book, ws, [f"epoch {i} loss=0.{i}" for i in range(1, 21)])
+    assert len(_of(events, ActionRequested)) == 20
+    assert ws.state == "active" and _of(events, WatcherStateChanged) == []
+
+
+def test_a_match_fires_substituted_actions_then_triggered() -> None:
+    book, ws = _book(BASE.replace("actions:", "max_triggers: 1\nactions:"))
     events = _feed(book, ws, ["epoch 3 loss=0.25"])
     [matched] = _of(events, WatcherMatched)
     assert matched.captures == {"epoch": "3", "loss": "0.25"} and matched.fired
@@ -99,16 +109,30 @@ def test_condition_error_is_recorded_not_raised() -> None:
     assert not m.condition_result and "failed" in m.condition_error
 
 
-def test_hundred_matches_respect_the_rate_limit_and_record_the_rest() -> None:
-    book, ws = _book(BASE.replace("actions:", "max_triggers: 0\nactions:"))
+def test_hundred_matches_rate_limit_outside_actions_never_our_own_records() -> None:
+    book, ws = _book(OUTSIDE)
     events = _feed(book, ws, [f"epoch {i} loss=0.1" for i in range(100)])
-    assert len(_of(events, ActionRequested)) == 10
+    requested = [r.action_type for r in _of(events, ActionRequested)]
+    assert requested.count("log_event") == 100  # our own record: never suppressed
+    assert requested.count("notify_webhook") == 10  # the outside world: 10 per minute
     suppressed = _of(events, ActionSuppressed)
-    assert len(suppressed) == 90
+    assert [s.action_type for s in suppressed] == ["notify_webhook"] * 90
     assert "rate limit" in suppressed[0].reason
     # A minute later the budget is back.
     later = _feed(book, ws, ["epoch 200 loss=0.1"], now=1061.0)
-    assert len(_of(later, ActionRequested)) == 1
+    assert [r.action_type for r in _of(later, ActionRequested)] == ["log_event", "notify_webhook"]
+
+
+def test_a_firing_whose_only_actions_are_suppressed_does_not_count_as_a_trigger() -> None:
+    head, _, _ = BASE.partition("  - type: log_event")
+    only_outside = (
+        head.replace("actions:", "rate_limit_per_minute: 1\nmax_triggers: 2\nactions:")
+        + "  - type: notify_webhook\n    params: {message: 'loss $loss'}\n"
+    )
+    book, ws = _book(only_outside)
+    events = _feed(book, ws, ["epoch 1 loss=1", "epoch 2 loss=2", "epoch 3 loss=3"])
+    assert [m.fired for m in _of(events, WatcherMatched)] == [True, False, False]
+    assert ws.state == "active" and ws.trigger_count == 1
 
 
 def test_timer_mode_fires_with_cached_captures_and_is_rate_limited() -> None:
@@ -117,7 +141,7 @@ def test_timer_mode_fires_with_cached_captures_and_is_rate_limited() -> None:
             "actions:",
             "timer_mode_enabled: true\ntimer_interval_seconds: 1\n"
             "rate_limit_per_minute: 3\nactions:",
-        )
+        ).replace("type: log_event", "type: notify_webhook")
     )
     _feed(book, ws, ["epoch 7 loss=0.5"])
     assert ws.state == "active"  # timer mode never becomes `triggered` by matches
@@ -133,6 +157,12 @@ def test_timer_mode_fires_with_cached_captures_and_is_rate_limited() -> None:
         for r in _of(evs, ActionRequested):
             assert r.params["message"] == "job 42 epoch 7 loss 0.5 on n1"
     assert (requested, suppressed) == (2, 7)  # 3 per minute, one used by the match
+
+
+def test_now_is_the_decisions_own_time_so_replay_gives_the_same_value() -> None:
+    book, ws = _book(BASE.replace("on ${HOSTNAME}", "at ${NOW}"))
+    [req] = _of(_feed(book, ws, ["epoch 1 loss=0.5"], now=1_700_000_000.75), ActionRequested)
+    assert req.params["message"] == "job 42 epoch 1 loss 0.5 at 1700000000"
 
 
 JOB_END = BASE.replace(

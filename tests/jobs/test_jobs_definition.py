@@ -50,7 +50,7 @@ def test_defaults_are_the_dataclass_defaults() -> None:
     assert (d.output_type, d.interval_seconds, d.max_triggers, d.max_failures) == (
         "stdout",
         30.0,
-        1,
+        0,  # unlimited, as in ssync
         3,
     )
     assert d.job_end_states == ("completed", "failed", "timeout")

@@ -222,3 +222,51 @@ def test_unreachable_webhook_is_a_failure() -> None:
     assert "unreachable" in failed.error
     assert isinstance(log[-1], WatcherStateChanged) and log[-1].new == "disabled"
     assert next(e for e in log if isinstance(e, ActionSucceeded)).action_type == "log_event"
+
+
+MILESTONE = (
+    "name: Accuracy Milestones\npattern: 'Val Accuracy: ([0-9.]+)'\ncaptures: [accuracy]\n"
+    "max_triggers: 1\nmax_failures: 1\nactions:\n"
+    "  - type: log_event\n    params: {message: 'reached $accuracy'}\n"
+    "  - type: run_command\n    params: {command: 'cp best_model.pt milestones/'}\n"
+    "  - type: pause_watcher\n"
+)
+
+
+def test_a_disabled_watchers_remaining_actions_are_closed_and_the_real_state_logged() -> None:
+    from pivot.events.store import Recorded
+    from pivot.events.watchers import ActionSuppressed, WatcherStateChanged
+    from pivot.jobs.state import fold
+    from pivot.projections.watcher_history import WATCHER_HISTORY
+
+    [d] = parse_watchers(MILESTONE)
+    book = Book()
+    created = WatcherCreated(watcher_id="w", name=d.name, job_id="77", definition=d.to_dict())
+    book.apply(created)
+    ws = book.watchers["w"]
+    m = compile_pattern(d.pattern).match_line(b"Val Accuracy: 0.96")
+    assert m is not None
+    decided = on_match(ws, m, Context(now=1.0, hostname="n"))
+    book.apply_all(decided)
+    assert ws.state == "triggered"
+    reqs = [e for e in decided if isinstance(e, ActionRequested)]
+    batch = ActionBatch(tuple(reqs), JobContext("local", "77"), 1, 0, watcher_state=ws.state)
+    log: list[Event] = []
+    # cp is not on the allowlist: the action fails, max_failures 1 disables the watcher.
+    assert execute_batch(batch, _runner(Config()), log.extend, {}) is None
+    changed = [e for e in log if isinstance(e, WatcherStateChanged)]
+    assert [(c.old, c.new) for c in changed] == [("triggered", "disabled")]
+    [closed] = [e for e in log if isinstance(e, ActionSuppressed)]
+    assert (closed.action_type, closed.action_id) == ("pause_watcher", reqs[2].action_id)
+    every = [created, *decided, *log]
+    records = [Recorded(seq=i + 1, event=e) for i, e in enumerate(every)]
+    assert fold(records).watchers["w"].pending == {}
+    state = WATCHER_HISTORY.initial()
+    for r in records:
+        state = WATCHER_HISTORY.apply(state, r)
+    results = [(a["type"], a["result"]) for a in state["watchers"]["w"]["actions"]]
+    assert results == [
+        ("log_event", "succeeded"),
+        ("run_command", "failed"),
+        ("pause_watcher", "suppressed"),
+    ]

@@ -66,6 +66,7 @@ name: CUDA OOM
 pattern: "(CUDA out of memory|OutOfMemoryError)"
 captures: [error]
 interval_seconds: 0.5
+max_triggers: 1
 actions:
   - type: cancel_job
   - type: log_event
