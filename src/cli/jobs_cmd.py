@@ -40,13 +40,16 @@ def submit(
     anything is submitted. The script is sent on stdin, so it need not
     exist on a remote host; locally the job runs in the script's directory.
     """
+    from pivot.cli.watchers_reuse import warn
+    from pivot.jobs.advice import describe, static_warnings
     from pivot.jobs.embedded import watcher_blocks
     from pivot.jobs.manage import submit_job
 
     with user_errors():
         text = script.read_text(encoding="utf-8")
-        watcher_blocks(text, str(script))  # fail before submitting anything
+        blocks = watcher_blocks(text, str(script))  # fail before submitting anything
         config = load_config()
+        found = [(d.name, w) for d in blocks for w in static_warnings(d, config)]
         hc = config.host(host)
         opened = open_store(store, create=True)
         try:
@@ -55,8 +58,11 @@ def submit(
         finally:
             opened.close()
     if json_:
-        emit({"job_id": done.job_id, "host": done.host, "watchers": done.watcher_ids})
+        emit({"job_id": done.job_id, "host": done.host, "watchers": done.watcher_ids,
+              "warnings": [{"watcher": n, **w.to_json()} for n, w in found]})  # fmt: skip
         return
+    for name, w in found:
+        warn(describe([w], watcher=name))
     print(done.job_id)
     for wid in done.watcher_ids:
         print(f"  watcher {wid}")

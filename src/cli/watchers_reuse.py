@@ -106,17 +106,21 @@ def copy(  # noqa: PLR0917 - typer passes options by keyword
     print(new_id)
 
 
-def export(watcher_id: IdArg, store: StoreOption = None) -> None:
+def export(watcher_id: IdArg, json_: JsonOption = False, store: StoreOption = None) -> None:
     """Print a watcher's definition as YAML that `pivot watchers add` accepts back."""
     from pivot.jobs.manage import find, load_book
 
     with user_errors():
         opened = open_store(store)
         try:
-            definition = find(load_book(opened), watcher_id).definition
+            ws = find(load_book(opened), watcher_id)
         finally:
             opened.close()
-    sys.stdout.write(definition.to_yaml())
+    if json_:
+        emit({"id": ws.watcher_id, "name": ws.name, "yaml": ws.definition.to_yaml(),
+              "definition": ws.definition.to_dict()})  # fmt: skip
+        return
+    sys.stdout.write(ws.definition.to_yaml())
 
 
 def edit(watcher_id: IdArg, json_: JsonOption = False, store: StoreOption = None) -> None:

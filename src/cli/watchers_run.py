@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
@@ -140,6 +141,9 @@ def run(
         float, typer.Option(help="Seconds between wake-ups (each host is polled at its "
                             "watchers' interval_seconds).", min=0.05)
     ] = 1.0,
+    json_: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line for each thing shown.")
+    ] = False,
     store: StoreOption = None,
 ) -> None:  # fmt: skip
     """Run every watcher until Ctrl-C: poll jobs, read output, act. Prints what happens.
@@ -149,6 +153,7 @@ def run(
     are picked up on the next cycle. `pivot watch` runs the same inside its
     display.
     """
+    from pivot.events.query import to_json
     from pivot.jobs.runtime import start_watchers
 
     with user_errors():
@@ -179,7 +184,12 @@ def run(
             if rec.type == "watcher.created":
                 names[str(rec.data.get("watcher_id"))] = str(rec.data.get("name", ""))
             line = describe(rec.type, rec.data, names)
-            if line:
+            if line and json_:
+                # One JSON document per line, for what the text shows.
+                row = to_json(rec.seq, rec.type, rec.data)
+                wid = str(rec.data.get("watcher_id", ""))
+                print(json.dumps({**row, "watcher_name": names.get(wid, "")}), flush=True)
+            elif line:
                 print(printable(line), flush=True)
 
     try:

@@ -126,3 +126,20 @@ def test_probe_warns_when_the_host_cannot_be_reached() -> None:
     assert w.field == "host"
     assert w.message.startswith("cannot reach cluster:"), w.message
     assert "[hosts.cluster]" in w.fix
+
+
+@pytest.mark.slurm
+def test_probe_over_ssh_asks_the_hosts_slurm(
+    slurm: slurm_cluster.Cluster, sshd: object, make_config: Callable[..., Config]
+) -> None:
+    config = make_config(sshd)
+    out = slurm.run("sbatch", "--parsable", "--wrap", "sleep 120", "--output=/dev/null")
+    job_id = out.stdout.strip().split(";")[0]
+    try:
+        assert probe_job(config, job_id, "cluster") == []
+        [w] = probe_job(config, "999999", "cluster")
+        assert (
+            w.message == "Slurm on cluster does not know job 999999 (squeue and scontrol show job)"
+        )
+    finally:
+        slurm.run("scancel", job_id)

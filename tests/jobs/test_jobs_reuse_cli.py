@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from test_jobs_cli import pivot
+import slurm_cluster
+from jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
+from test_jobs_cli import PIVOT, pivot
+from test_jobs_slurm_e2e import job_state, wait_for
 
 from pivot.jobs.templates import templates
 
@@ -140,3 +146,53 @@ def test_ssync_names_that_differ_say_what_they_are_called_here(project: Path) ->
     assert (
         r.stderr == "error: w.yaml:3: unknown key 'interval': it is called interval_seconds here\n"
     )
+
+
+def test_export_json_carries_the_yaml_and_the_definition(project: Path) -> None:
+    [w] = add(project, "--template", "nan-loss", "--job", "3")["watchers"]
+    out = json.loads(pivot(project, "watchers", "export", w["id"], "--json").stdout)
+    assert out["name"] == "NaN loss"
+    assert out["yaml"] == pivot(project, "watchers", "export", w["id"]).stdout
+    assert out["definition"]["max_triggers"] == 1
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_submit_warns_about_embedded_watchers_and_run_json_names_them(
+    slurm: slurm_cluster.Cluster, job_dir: Path
+) -> None:
+    (job_dir / "pivot.toml").write_text(f'[hosts.local]\nenv = {{SLURM_CONF = "{slurm.conf}"}}\n')
+    (job_dir / "j.sh").write_text(
+        "#!/bin/bash\n#SBATCH --output=j-%j.out\n#WATCHER_BEGIN\n# name: marker\n"
+        "# pattern: 'done'\n# interval_seconds: 0.3\n# actions:\n"
+        "#   - type: run_command\n#     params: {command: 'touch marker'}\n#WATCHER_END\n"
+        "echo done\n"
+    )
+    r = pivot(job_dir, "jobs", "submit", "j.sh")
+    job_id = r.stdout.strip()
+    assert r.stderr.startswith(
+        "warning: marker: actions[0].run_command: 'touch' is not on the run_command allowlist"
+    ), r.stderr
+    runner = subprocess.Popen(
+        [*PIVOT, "watchers", "run", "--tick", "0.2", "--json"], cwd=job_dir, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "XDG_CONFIG_HOME": str(job_dir / "none")},
+    )  # fmt: skip
+    try:
+        wait_for(lambda: job_state(slurm, job_id) == "COMPLETED", what="the job's end")
+        wait_for(
+            lambda: (
+                json.loads(pivot(job_dir, "watchers", "list", "--json").stdout)[0]["state"]
+                == "completed"
+            ),
+            what="the watcher completed",
+        )
+    finally:
+        runner.send_signal(signal.SIGINT)
+        stdout, stderr = runner.communicate(timeout=60)
+    assert runner.returncode == 130, stderr
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    failed = [r for r in rows if r["type"] == "action.failed"]
+    assert failed and all(r["watcher_name"] == "marker" for r in failed)
+    assert "'touch' is not allowed" in failed[0]["data"]["error"]
+    assert not (job_dir / "marker").exists()
