@@ -3,8 +3,11 @@
 rich interprets ``[...]`` in plain strings as markup (``[/]`` even raises),
 and a terminal obeys escape sequences such as ``ESC ] 8`` links or cursor
 moves. Everything pivot shows that it did not write itself goes through
-:func:`plain`: a :class:`rich.text.Text` (never parsed as markup) whose
-control characters are replaced by visible ``\\xNN`` escapes.
+:func:`printable`: control characters replaced by visible ``\\xNN`` escapes;
+:func:`plain` makes that a :class:`rich.text.Text` (never parsed as markup),
+:func:`escaped` a piece of a markup string, and :func:`echo` prints a plain
+line with it (``tests/jobs/test_terminal_injection.py`` runs every command
+that shows such text).
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from __future__ import annotations
 import os
 import re
 import sys
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported when used: echo() and printable() serve fast commands
+    from rich.console import Console
+    from rich.text import Text
 
-__all__ = ["PIPE_WIDTH", "console", "plain", "printable"]
+__all__ = ["PIPE_WIDTH", "console", "echo", "escaped", "plain", "printable"]
 
 PIPE_WIDTH = 240
 
@@ -31,7 +36,21 @@ def printable(text: str) -> str:
 
 def plain(text: object, style: str = "") -> Text:
     """A rich Text of ``text`` taken literally: no markup, no control characters."""
+    from rich.text import Text
+
     return Text(printable(str(text)), style=style)
+
+
+def escaped(text: object) -> str:
+    """``text`` for inside a rich markup string: markup escaped, control characters shown."""
+    from rich.markup import escape
+
+    return escape(printable(str(text)))
+
+
+def echo(text: object, *, err: bool = False) -> None:
+    """Print one line that may hold outside text (a job line, a stage's error), neutralised."""
+    print(printable(str(text)), file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def console() -> Console:
@@ -42,6 +61,8 @@ def console() -> Console:
     stays on one line, up to :data:`PIPE_WIDTH` columns, unless ``COLUMNS``
     says otherwise.
     """
+    from rich.console import Console
+
     if sys.stdout.isatty() or os.environ.get("COLUMNS"):
         return Console()
     return Console(width=PIPE_WIDTH)

@@ -10,7 +10,7 @@ import typer
 from pivot.cli import watchers_reuse, watchers_run
 from pivot.cli.store_access import StoreOption, open_store
 from pivot.cli.watchers_cmd import JsonOption, emit, load_config, user_errors, watchers_app
-from pivot.terminal import plain
+from pivot.terminal import echo, plain
 
 jobs_app = typer.Typer(
     help="SLURM jobs: submit a script with its embedded watchers, list known jobs.\n\n"
@@ -112,7 +112,7 @@ def list_(
             )
         make_console().print(table)
     for h, err in errors.items():
-        typer.echo(f"warning: {h}: {err}", err=True)
+        echo(f"warning: {h}: {err}", err=True)  # the host's own error text
     if errors:
         raise typer.Exit(1)
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from pivot.terminal import echo
+
 if TYPE_CHECKING:
     from pivot.pipeline.errors import PipelineError
     from pivot.pipeline.execute import WaveResult
@@ -49,7 +51,7 @@ def _fail(exc: PipelineError, as_json: bool) -> typer.Exit:
     if as_json:
         print(json.dumps({"ok": False, "error": exc.to_dict()}))
     else:
-        print(f"error: {exc}", file=sys.stderr)
+        echo(f"error: {exc}", err=True)  # may quote the user's exception text
     return typer.Exit(2)
 
 
@@ -63,7 +65,7 @@ def _note_rebuilt(project: Project) -> None:
 
 
 def _print(line: str) -> None:
-    print(line, flush=True)
+    echo(line)  # stage output and errors: outside text
 
 
 F = TypeVar("F", bound=Callable[..., None])
@@ -217,7 +219,7 @@ def _print_dry_run(the_plan: Plan, as_json: bool) -> None:
         return
     for d in the_plan.decisions:
         what = f"would run ({'; '.join(d.reasons)})" if d.run else "up to date"
-        print(f"{d.stage}: {what}")
+        echo(f"{d.stage}: {what}")
 
 
 def status(
@@ -260,7 +262,7 @@ def status(
     width = max((len(d.stage) for d in the_plan.decisions), default=0)
     for d in the_plan.decisions:
         if d.run:
-            print(f"{d.stage:<{width}}  stale: {'; '.join(d.reasons)}")
+            echo(f"{d.stage:<{width}}  stale: {'; '.join(d.reasons)}")
         else:
             print(f"{d.stage:<{width}}  up to date")
     stale = len(the_plan.to_run)
@@ -313,7 +315,7 @@ def dag(
     if fmt is DagFormat.json:
         print(json.dumps(to_plain(graph)))
     else:
-        print(render(graph, fmt.value))
+        echo(render(graph, fmt.value))
 
 
 def register(app: typer.Typer) -> None:

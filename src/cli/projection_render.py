@@ -153,8 +153,9 @@ def watcher_history(view: dict[str, Any]) -> RenderableType:
         last = w["matches"][-1]["line"] if w["matches"] else ""
         state = "removed" if w["removed"] else w["state"]
         table.add_row(
-            wid, w["name"], w["job"], _state(state), str(c["matches"]), str(c["actions"]),
-            str(c["succeeded"]), str(c["failed"]), str(c["suppressed"]), _short(last, 40),
+            plain(wid), plain(w["name"]), plain(w["job"]), _state(state), str(c["matches"]),
+            str(c["actions"]), str(c["succeeded"]), str(c["failed"]), str(c["suppressed"]),
+            plain(_short(last, 40)),
         )  # fmt: skip
     return table
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pivot.cli.store_access import StoreOption, fail, open_store, store_errors
+from pivot.terminal import echo
 
 if TYPE_CHECKING:
     from pivot.projections.replay import Verdict
@@ -126,7 +127,7 @@ def _report_verify(checked: list[Verdict], as_json: bool) -> None:
         for v in checked:
             print(f"{v.name}: {v.status}" + (f" (position {v.position})" if v.position else ""))
             for d in v.differences:
-                print(f"  {d}")
+                echo(f"  {d}")
     if bad:
         raise typer.Exit(1)
 

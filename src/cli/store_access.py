@@ -10,7 +10,6 @@ line on stderr and exit status 1, never a traceback.
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -36,7 +35,9 @@ StoreOption = Annotated[
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
-    print(f"error: {message}", file=sys.stderr)
+    from pivot.terminal import echo
+
+    echo(f"error: {message}", err=True)  # may quote names, paths, stored text
     raise typer.Exit(code)
 
 

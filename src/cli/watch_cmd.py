@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from pivot.terminal import echo
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -133,7 +135,7 @@ def watch(
     try:
         pipeline_file = find_pipeline(pipeline)
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     mode = display or (DisplayMode.tui if sys.stdout.isatty() else DisplayMode.plain)
     with store_errors():  # a damaged or unwritable .pivot/: one line, before anything starts
@@ -171,17 +173,17 @@ def watch(
         engine.close()
         store.close()
     if system.shutdown.error:
-        print(f"error: {system.shutdown.error}", file=sys.stderr)
+        echo(f"error: {system.shutdown.error}", err=True)
     if code:
         raise typer.Exit(code)
 
 
 def _note(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    echo(message, err=True)
 
 
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    echo(f"warning: {message}", err=True)
 
 
 def _guarded(

@@ -109,6 +109,7 @@ def trigger(
     from pivot.events.query import to_json
     from pivot.events.watchers import ActionFailed, ActionSucceeded, ActionSuppressed
     from pivot.jobs.manage import trigger as fire
+    from pivot.terminal import echo
 
     with user_errors():
         config = load_config()
@@ -123,11 +124,11 @@ def trigger(
     else:
         for e in events:
             if isinstance(e, ActionSucceeded):
-                print(f"ok      {e.action_type}: {e.detail}")
+                echo(f"ok      {e.action_type}: {e.detail}")
             elif isinstance(e, ActionFailed):
-                print(f"FAILED  {e.action_type}: {e.error}")
+                echo(f"FAILED  {e.action_type}: {e.error}")
             elif isinstance(e, ActionSuppressed):
-                print(f"skipped {e.action_type}: {e.reason}")
+                echo(f"skipped {e.action_type}: {e.reason}")
         if not any(
             isinstance(e, ActionSucceeded | ActionFailed | ActionSuppressed) for e in events
         ):

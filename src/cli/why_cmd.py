@@ -146,11 +146,9 @@ def _since(later: dict[str, Any]) -> str:
 
 def _safe(text: str) -> str:
     """Outside text for a markup string: no markup, no control characters."""
-    from rich.markup import escape
+    from pivot.terminal import escaped
 
-    from pivot.terminal import printable
-
-    return escape(printable(text))
+    return escaped(text)
 
 
 def register(app: typer.Typer) -> None:
