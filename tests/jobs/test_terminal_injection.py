@@ -172,5 +172,5 @@ def test_watchers_run_shows_job_lines_literally(
         runner.send_signal(signal.SIGINT)
         stdout, stderr = runner.communicate(timeout=60)
         slurm.run("scancel", job_id)
-    assert f"{wid} matched: msg=T\\x1b]0;pwned" in stdout, (stdout, stderr)
+    assert f"({wid}) matched: msg=T\\x1b]0;pwned" in stdout, (stdout, stderr)
     assert_neutral("watchers run", stdout + stderr)
