@@ -122,6 +122,17 @@ def _inspect(name: str, func: Callable[..., Any]) -> StageDecl:
         raise PipelineError(
             f"stage name {name!r} may only use letters, digits, '_', '.' and '-'", file, line
         )
+    qualname = getattr(func, "__qualname__", "")
+    if "<" in qualname:  # make.<locals>.stage, <lambda>
+        # A worker process imports the stage function by module and name;
+        # a closure or a lambda has none (AttributeError at run time).
+        raise PipelineError(
+            f"stage {name!r}: its function {qualname} is a closure or a lambda, which a "
+            "worker process cannot import; define each stage function at module level "
+            "(several stages may call one shared helper, and take what varies as params)",
+            file,
+            line,
+        )
     try:
         hints = typing.get_type_hints(func, include_extras=True)
     except Exception as exc:  # NameError from an unresolvable string annotation
