@@ -28,12 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pivot.jobs.config import Config
-from pivot.jobs.definition import (
-    ActionSpec,
-    WatcherDefinition,
-    refused_shell_syntax,
-    shell_syntax,
-)
+from pivot.jobs.definition import ActionSpec, WatcherDefinition
+from pivot.jobs.shell_syntax import refused_shell_syntax, shell_syntax
 
 __all__ = [
     "AddWarning",

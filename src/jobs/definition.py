@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ from pivot.jobs.condition import Condition, ConditionError, compile_condition
 from pivot.jobs.patterns import CompiledPattern, PatternError, compile_pattern
 from pivot.jobs.slurm import END_STATES_FOR_WATCHERS
 from pivot.jobs.substitute import placeholders
+from pivot.jobs.yaml_lines import KeyProblem, Lined, line_of, load_with_lines
 
 __all__ = [
     "ACTION_PARAMS",
@@ -182,36 +182,6 @@ _SSYNC_PARAMS = {
 }
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A safe loader whose mappings remember the line of each key."""
-
-
-class _Lined(dict[str, Any]):
-    line: int = 0
-    key_lines: dict[str, int]
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Lined:
-    loader.flatten_mapping(node)
-    out = _Lined()
-    out.line = node.start_mark.line + 1
-    out.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str):
-            raise DefinitionError(
-                f"keys must be strings, not {key!r}", "", key_node.start_mark.line + 1
-            )
-        if key in out:
-            raise DefinitionError(f"duplicate key {key!r}", "", key_node.start_mark.line + 1)
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[key] = key_node.start_mark.line + 1
-    return out
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def parse_watchers(
     text: str, source: str = "<text>", line_offset: int = 0
 ) -> list[WatcherDefinition]:
@@ -221,9 +191,9 @@ def parse_watchers(
     script). Raises :class:`DefinitionError` with file and line.
     """
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
-    except DefinitionError as exc:
-        raise DefinitionError(_strip_where(exc), source, exc.line + line_offset) from None
+        data = load_with_lines(text)
+    except KeyProblem as exc:
+        raise DefinitionError(str(exc), source, exc.line + line_offset) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = (mark.line + 1 + line_offset) if mark is not None else 0
@@ -243,26 +213,12 @@ def parse_watcher_data(data: Any, source: str = "<request>") -> WatcherDefinitio
     return _one(data, source, 0)
 
 
-def _strip_where(exc: DefinitionError) -> str:
-    text = str(exc)
-    prefix = f"{exc.source}:{exc.line}: " if exc.line else ""
-    return text.removeprefix(prefix)
-
-
-def _line(item: Mapping[str, Any], key: str | None = None) -> int:
-    if isinstance(item, _Lined):
-        if key is not None and key in item.key_lines:
-            return item.key_lines[key]
-        return item.line
-    return 0
-
-
 def _one(item: Any, source: str, offset: int) -> WatcherDefinition:
     if not isinstance(item, dict):
         raise DefinitionError(f"a watcher must be a mapping, not {type(item).__name__}", source)
 
     def err(msg: str, key: str | None = None) -> DefinitionError:
-        line = _line(item, key)
+        line = line_of(item, key)
         return DefinitionError(msg, source, line + offset if line else 0, key or "")
 
     for key in item:
@@ -391,10 +347,10 @@ def _coerce(key: str, value: Any, err: Any) -> Any:  # noqa: PLR0911, PLR0912 - 
 
 
 def _action(raw: Any, source: str, offset: int, parent: Any) -> ActionSpec:  # noqa: PLR0912
-    line = _line(raw) or _line(parent, "actions")
+    line = line_of(raw) or line_of(parent, "actions")
 
     def err(msg: str, key: str | None = None) -> DefinitionError:
-        at = _line(raw, key) if isinstance(raw, _Lined) else line
+        at = line_of(raw, key) if isinstance(raw, Lined) else line
         return DefinitionError(msg, source, at + offset if at else 0, "actions")
 
     if isinstance(raw, str) and "(" in raw:
@@ -456,44 +412,6 @@ def _check_command(command: str, err: Any) -> None:
         raise err("run_command: empty command", "params")
     if "$" in argv[0]:
         raise err("run_command: the program itself cannot come from a placeholder", "params")
-
-
-_OPERATORS = ("&&", "||", "|", ";", ">>", ">", "<", "&")
-_SUBSTITUTION = re.compile(r"\$\(|`")
-_GLOB = re.compile(r"[*?]|\[[^\]]*\]")
-GLOB = "a glob (* ? [...])"
-
-
-def shell_syntax(command: str) -> list[str]:
-    """The shell constructs in a ``run_command`` template (operators and globs outside quotes).
-
-    No shell ever runs a command, so these would reach the program as plain
-    text: ``pivot watchers add`` warns about them, and all but globs make the
-    action fail when it fires (:func:`refused_shell_syntax`).
-    """
-    import shlex
-
-    seen: list[str] = []
-    if _SUBSTITUTION.search(command):
-        seen.append("command substitution $(...)" if "$(" in command else "backticks")
-    try:
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        tokens = list(lexer)
-        words = shlex.split(command, posix=False)
-    except ValueError:
-        return seen
-    for token in tokens:
-        if token in _OPERATORS and token not in seen:
-            seen.append(token)
-    if any(_GLOB.search(w) and w[:1] not in "'\"" for w in words):
-        seen.append(GLOB)
-    return seen
-
-
-def refused_shell_syntax(found: list[str]) -> list[str]:
-    """The constructs that make a ``run_command`` fail when it fires (all but globs)."""
-    return [s for s in found if s != GLOB]
 
 
 def _plain(value: Any) -> Any:
