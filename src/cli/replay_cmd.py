@@ -13,7 +13,7 @@ from pivot.cli.store_access import StoreOption, fail, open_store, store_errors
 from pivot.terminal import echo
 
 if TYPE_CHECKING:
-    from pivot.projections.replay import Verdict
+    from pivot.projections.replay import LogCheck, Verdict
 
 
 def replay(
@@ -57,7 +57,7 @@ def replay(
     """
     from pivot.events.timespec import parse_time
     from pivot.projections import UnknownProjectionError, get_projection
-    from pivot.projections.replay import replay_until
+    from pivot.projections.replay import check_log, replay_until
     from pivot.projections.replay import verify as verify_projections
 
     names = projection or None
@@ -78,13 +78,14 @@ def replay(
             if verify:
                 if until is not None:
                     fail("--verify compares the stored projections as they are; drop --until")
-                verdicts = verify_projections(opened, names)
+                log = check_log(opened)
+                verdicts = verify_projections(opened, names) if log.ok else []
             else:
                 result = replay_until(opened, names, until_seq=until_seq, until_time=until_time)
         finally:
             opened.close()
     if verify:
-        _report_verify(verdicts, json_)
+        _report_verify(log, verdicts, json_)
         return
     if json_:
         document = {"seq": result.seq, "at": result.at, "projections": result.views}
@@ -103,33 +104,62 @@ def replay(
         console.print(render_view(name, view))
 
 
-def _report_verify(checked: list[Verdict], as_json: bool) -> None:
+def _report_verify(log: LogCheck, checked: list[Verdict], as_json: bool) -> None:
+    """Say what --verify checked and found; exit 1 on an unreadable event or a difference."""
     bad = [v for v in checked if not v.ok]
+    ok = log.ok and not bad
     if as_json:
-        sys.stdout.write(
-            json.dumps(
+        document = {
+            "ok": ok,
+            "log": {"events": log.events, "last_seq": log.last_seq, "error": log.error},
+            "projections": [
                 {
-                    "ok": not bad,
-                    "projections": [
-                        {
-                            "name": v.name,
-                            "status": v.status,
-                            "position": v.position,
-                            "differences": v.differences,
-                        }
-                        for v in checked
-                    ],
+                    "name": v.name,
+                    "status": v.status,
+                    "position": v.position,
+                    "differences": v.differences,
                 }
-            )
-            + "\n"
-        )
+                for v in checked
+            ],
+        }
+        sys.stdout.write(json.dumps(document) + "\n")
     else:
-        for v in checked:
-            print(f"{v.name}: {v.status}" + (f" (position {v.position})" if v.position else ""))
-            for d in v.differences:
-                echo(f"  {d}")
-    if bad:
+        for line in verify_lines(log, checked):
+            echo(line)
+    if not ok:
         raise typer.Exit(1)
+
+
+def verify_lines(log: LogCheck, checked: list[Verdict]) -> list[str]:
+    """The text report of --verify: the log, each projection, then what was verified."""
+    if not log.ok:
+        return [
+            f"log: FAILED after {log.events} events: {log.error}",
+            "projections not checked: the log does not read to its end",
+        ]
+    lines = [f"log: all {log.events} events decode (up to seq {log.last_seq})"]
+    for v in checked:
+        if v.status == "not stored":
+            lines.append(
+                f"{v.name}: not stored (folded from the log up to seq {v.position} without "
+                "error; nothing stored to compare)"
+            )
+        elif v.status == "ok":
+            lines.append(f"{v.name}: ok (position {v.position}; equals its rebuild from the log)")
+        else:
+            lines.append(
+                f"{v.name}: {v.status}" + (f" (position {v.position})" if v.position else "")
+            )
+        lines.extend(f"  {d}" for d in v.differences)
+    compared = sum(1 for v in checked if v.status in ("ok", "differs"))
+    differ = sum(1 for v in checked if v.status == "differs")
+    folded = sum(1 for v in checked if v.status == "not stored")
+    verdict = f"{differ} differ" if differ else "verified"
+    lines.append(
+        f"{verdict}: {log.events} events read; {compared} stored projection(s) compared with "
+        f"their rebuild, {folded} not stored (folded only)"
+    )
+    return lines
 
 
 def register(app: typer.Typer) -> None:

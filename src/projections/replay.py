@@ -6,10 +6,14 @@ nothing stored: "what were the watcher stats at 14:05 yesterday". A view
 that depends on the clock (events in the last hour) is computed as of that
 moment.
 
-:func:`verify` rebuilds every projection up to the position its stored
-state claims (all in one read of the log) and compares the two; any
-difference means the stored state was not produced by folding the log (a
-bug, or a hand edit) and is listed path by path.
+:func:`verify` checks what exists: it first reads and decodes every event
+of the log (:func:`check_log`: a damaged row, or one this pivot cannot
+read, is reported by seq), then rebuilds every projection (all in one read
+of the log): one that is stored is rebuilt up to the position its stored
+state claims and compared, and any difference (the stored state was not
+produced by folding the log: a bug, or a hand edit) is listed path by path;
+one that is not stored is folded over the whole log, which shows that it can
+be, with nothing to compare.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pivot.events.base import EventDecodeError
 from pivot.events.store import EventStore, Recorded
 from pivot.projections import (
     PROJECTIONS,
@@ -30,7 +35,7 @@ from pivot.projections import (
     rebuild,
 )
 
-__all__ = ["Replay", "Verdict", "differences", "replay_until", "verify"]
+__all__ = ["LogCheck", "Replay", "Verdict", "check_log", "differences", "replay_until", "verify"]
 
 
 @dataclass
@@ -92,8 +97,38 @@ class Verdict:
         return self.status != "differs"
 
 
+@dataclass
+class LogCheck:
+    """What reading every event of the log found."""
+
+    events: int = 0
+    last_seq: int = 0
+    error: str = ""  # the first event that does not decode ("" when all do)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every event decoded."""
+        return not self.error
+
+
+def check_log(store: EventStore) -> LogCheck:
+    """Read and decode every event of the log, stopping at the first that does not decode."""
+    check = LogCheck()
+    try:
+        for rec in store.read():
+            check.events += 1
+            check.last_seq = rec.seq
+    except EventDecodeError as exc:
+        check.error = str(exc)
+    return check
+
+
 def verify(store: EventStore, names: Iterable[str] | None = None) -> list[Verdict]:
-    """Compare every stored projection with a rebuild up to its stored position."""
+    """Compare every stored projection with a rebuild up to its stored position.
+
+    A projection that is not stored is folded over the whole log (its
+    verdict's ``position`` is where that fold ended): status "not stored".
+    """
     chosen = list(names if names is not None else PROJECTIONS)
     verdicts: dict[str, Verdict] = {}
     stored: dict[str, tuple[State, int]] = {}
@@ -106,7 +141,12 @@ def verify(store: EventStore, names: Iterable[str] | None = None) -> list[Verdic
             verdicts[name] = Verdict(name, "outdated version", position)
         else:
             stored[name] = (live.state, position)
-    rebuilt = _rebuild_each(store, {name: position for name, (_, position) in stored.items()})
+    end = store.last_seq()
+    unstored = [name for name, v in verdicts.items() if v.status == "not stored"]
+    positions = {name: position for name, (_, position) in stored.items()}
+    rebuilt = _rebuild_each(store, {**positions, **dict.fromkeys(unstored, end)})
+    for name in unstored:
+        verdicts[name].position = end if rebuilt else 0
     for name, (state, position) in stored.items():
         diffs = differences(_normal(state), _normal(rebuilt[name]))
         verdicts[name] = Verdict(name, "differs" if diffs else "ok", position, diffs)
