@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pivot.events.store import EventStore, Recorded
-from pivot.jobs.state import Book, fold
+from pivot.jobs.state import Book
 from pivot.projections import get_projection
 from pivot.projections.base import Projection, State
 from pivot.projections.live import LiveProjection
@@ -107,23 +107,36 @@ class Feed:
     # -- start-up -----------------------------------------------------------
 
     def load(self) -> None:
-        """Fold the whole log once (projections from their stored checkpoints)."""
-        target = self.store.last_seq()
-        for name, projection in self.projections.items():
-            live = LiveProjection(self.store, projection)
-            live.catch_up(until=target)
-            self.states[name] = live.state
-        from pivot.events.jobs import JobEnded, JobSeen, JobStateChanged, JobSubmitted
+        """Fold the log once: one read, each event routed to every read model that wants it.
+
+        The projections start from their stored checkpoints (an event at or
+        before a projection's position is not applied to it again); the
+        book, the metric series and the last reads start from the beginning.
+        """
+        from pivot.events.jobs import JobEnded, JobSeen, JobStateChanged, JobSubmitted, OutputRead
         from pivot.events.watchers import MetricStored
 
-        book_types = sorted(
-            {*self.projections["watcher_stats"].types}
-            | {JobSeen.TYPE, JobStateChanged.TYPE, JobEnded.TYPE, JobSubmitted.TYPE}
-        )
-        self.book = fold(self.store.read(types=book_types, until=target))
-        for rec in self.store.read(types=[MetricStored.TYPE], until=target):
+        target = self.store.last_seq()
+        lives = {n: LiveProjection(self.store, p) for n, p in self.projections.items()}
+        positions = {n: live.position for n, live in lives.items()}
+        states = {n: live.state for n, live in lives.items()}
+        routes: dict[str, list[tuple[str, Projection]]] = {}
+        for name, projection in self.projections.items():
+            for type_name in projection.types:
+                routes.setdefault(type_name, []).append((name, projection))
+        jobs = (JobSeen, JobStateChanged, JobEnded, JobSubmitted, OutputRead, MetricStored)
+        types = sorted({*routes, *(cls.TYPE for cls in jobs)})
+        book = Book()
+        for rec in self.store.read(types=types, until=target):
+            for name, projection in routes.get(rec.event.TYPE, ()):
+                if rec.seq > positions[name]:
+                    states[name] = projection.apply(states[name], rec)
+            book.apply(rec.event)
             self._metric(rec)
-        self.touched = set(self.book.watchers)
+        book.seq = target
+        self.book = book
+        self.states = states
+        self.touched = set(book.watchers)
         self.seq = target
 
     def start(self) -> None:

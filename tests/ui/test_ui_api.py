@@ -16,6 +16,7 @@ import httpx
 import pytest
 import slurm_cluster
 from jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
+from pgserver import postgres_url  # noqa: F401 - pytest fixture
 from ui_server import pivot, receive_until, running_ui, wait_for
 from websockets.exceptions import InvalidStatus
 
@@ -314,3 +315,19 @@ def test_templates_render_and_warnings_come_from_the_cli_s_catalogue(tmp_path: P
         assert ui.get("/api/watchers")["count"] == 0  # a check adds nothing
         created = ui.post("/api/watchers", body, 201)
         assert {w["field"] for w in created["warnings"]} == fields
+
+
+@pytest.mark.postgres
+def test_on_postgresql_another_process_s_watcher_is_pushed_and_listed(
+    tmp_path: Path,
+    postgres_url: str,
+) -> None:
+    (tmp_path / "pivot.toml").write_text(f'event_store = "{postgres_url}"\n')
+    with running_ui(tmp_path, "--no-watchers") as ui:
+        assert ui.get("/api/status")["store_kind"] == "postgresql"
+        with ui.ws("/ws/watchers") as conn:
+            assert json.loads(conn.recv(timeout=30))["type"] == "hello"
+            wid = _add_from_another_process(tmp_path, 1)
+            got = receive_until(conn, lambda m: m["type"] == "watcher_state_change")
+            assert got[-1]["watcher_id"] == wid
+        assert [w["id"] for w in ui.get("/api/watchers")["watchers"]] == [wid]

@@ -19,12 +19,17 @@ function report(err) {
   live.error = err.message;
 }
 
+// The first page of cards comes from a small request (newest first, as the
+// full list is sorted), so they show before the full list, which search,
+// filters and grouping need, has arrived.
 export async function loadWatchers() {
   try {
+    const first = await api("/api/watchers?limit=120");
+    if (Object.keys(live.watchers).length === 0) {
+      live.watchers = Object.fromEntries(first.watchers.map((w) => [w.id, w]));
+    }
     const [listed, stats] = await Promise.all([api("/api/watchers"), api("/api/watchers/stats")]);
-    const next = {};
-    for (const w of listed.watchers) next[w.id] = w;
-    live.watchers = next;
+    live.watchers = Object.fromEntries(listed.watchers.map((w) => [w.id, w]));
     live.stats = stats;
     live.needToken = false;
     live.error = "";
