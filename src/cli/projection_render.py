@@ -73,7 +73,8 @@ def pipeline_status(view: dict[str, Any]) -> RenderableType:
         )
     error = view.get("pipeline_error")
     if error:
-        where = f" ({error['file']}:{error['line']})" if error.get("file") else ""
+        line = f":{error['line']}" if error.get("line") else ""
+        where = f" ({error['file']}{line})" if error.get("file") else ""
         parts.append(plain(f"pipeline invalid{where}: {error['error']}", style="bold red"))
     if not view.get("stages"):
         parts.append(Text("no stage events recorded", style="dim"))

@@ -86,11 +86,11 @@ def _no_events(answer: Explanation, store: EventStore) -> NoReturn:
 
 
 def _print(a: Explanation) -> None:
-    from rich.console import Console
-
     from pivot.cli.event_render import event_style, format_time
+    from pivot.terminal import console as make_console
 
-    console = Console(highlight=False)
+    # Outside text (names, errors, paths) is shown literally: _safe escapes it.
+    console = make_console(highlight=False)
     style = event_style(f"stage.{a.outcome}") or "bold"
     line = f"[bold]{_safe(a.stage)}[/] [{style}]{a.outcome}[/] at {format_time(a.at)} (seq {a.seq})"
     if a.run > 1:

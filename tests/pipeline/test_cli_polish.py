@@ -175,3 +175,47 @@ def test_help_has_no_type_noise_and_nothing_cut_at_80_columns(
     root = _help(project)
     assert "    pivot run                  # bring every stage up to date\n" in root
     assert "\n  -V, --version " in root
+
+
+LONG = "a_stage_whose_name_is_much_longer_than_any_terminal_column_would_ever_be_" + "x" * 60
+
+
+def test_piped_output_has_no_padding_and_no_folded_values(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    project.write(
+        "pipeline.py",
+        HEADER
+        + f"""
+@pipeline.stage(name="{LONG}")
+def long(out: Annotated[Path, Out("long.txt")]) -> None:
+    out.write_text("x")
+""",
+    )
+    project.cli("run")
+    project.cli("run")
+    outputs = {
+        args: project.cli(*args).stdout
+        for args in [
+            ("stats",),
+            ("replay", "-p", "pipeline_status"),
+            ("events",),
+            ("status",),
+            ("dag",),
+            ("why", LONG),
+            ("watchers", "list"),
+        ]
+    }
+    for args, text in outputs.items():
+        assert text.strip(), args
+        for line in text.splitlines():
+            assert line == line.rstrip(), (args, line)  # no trailing padding
+    # A long value stays whole on its row, with the rest of the row.
+    [row] = [line for line in outputs[("stats",)].splitlines() if LONG in line]
+    assert row.split()[:4] == [LONG, "1", "0", "skipped"]
+    [row] = [
+        line for line in outputs[("replay", "-p", "pipeline_status")].splitlines() if LONG in line
+    ]
+    assert row.split()[:2] == [LONG, "skipped"]
+    # Tables are as wide as their widest row, not the 10,000 columns of a pipe.
+    widest = max(len(line) for line in outputs[("stats",)].splitlines())
+    assert widest < len(LONG) + 100
