@@ -168,8 +168,8 @@ def test_help_has_no_type_noise_and_nothing_cut_at_80_columns(
     run = _help(project, "run")
     assert run.startswith("Usage: pivot run [OPTIONS] [STAGES]...\n")
     assert "\n  -f, --force " in run and "\n  -p, --pipeline PATH " in run
-    add = _help(project, "watchers", "add")
-    assert add.startswith("Usage: pivot watchers add [OPTIONS] FILE\n")
+    export = _help(project, "events", "export")
+    assert export.startswith("Usage: pivot events export [OPTIONS] FILE\n")
     events = _help(project, "events")
     assert "--since TIME" in events and "--store LOCATION" in events
     root = _help(project)
