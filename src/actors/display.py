@@ -38,6 +38,7 @@ from pivot.actors.base import Context, Shell
 from pivot.actors.messages import DisplayKey, ForceAll
 from pivot.events.base import Event
 from pivot.events.pipeline import StageCancelled, StageFailed, StageStarted, StageSucceeded
+from pivot.events.store import Recorded
 from pivot.pipeline.display import LogTail
 from pivot.pipeline.execute import log_path
 from pivot.terminal import plain, printable
@@ -224,7 +225,9 @@ class Display(Shell):
             return render_board(self.board, height=console.size.height)
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Event):
+        if isinstance(message, Recorded):
+            self.show(message.event, message.seq)
+        elif isinstance(message, Event):
             self.show(message)
         elif isinstance(message, DisplayKey):
             self._key(message.action)
@@ -242,13 +245,13 @@ class Display(Shell):
             elif action == "follow":
                 b.follow()
 
-    def show(self, e: Event) -> None:
-        """Render one event in the chosen mode, with the output of the stage it ends."""
+    def show(self, e: Event, seq: int = 0) -> None:
+        """Render one event (``seq`` in the log) in the chosen mode, with the output it ends."""
         # Never called with self.lock held: the tail's thread takes its own lock, then ours.
         if self.tail is not None and self.root is not None and isinstance(e, _ENDS):
             self.tail.finish(e.stage)  # its last lines come before its end
         if self.mode == "json":
-            self._write(json_line(e))
+            self._write(json_line(e, seq))
         elif self.mode == "plain":
             line = plain_line(e)
             if line is not None:

@@ -30,7 +30,7 @@ from pivot.actors.messages import Boot, Ping
 from pivot.actors.supervisor import Factory, Supervisor
 from pivot.actors.worker_pool import PoolControl, WorkerPool
 from pivot.events.actors import WatchStopped
-from pivot.events.base import Event
+from pivot.events.store import Recorded
 from pivot.watch.engine import Engine
 from pivot.watch.sink import EventSink, Store
 from pivot.watch.workers import Workers
@@ -104,10 +104,10 @@ class WatchSystem:
         display = Display.start(self.ctx, self.options.display, self.options.out, self.engine.root)
         self.registry.set("display", display)
 
-        def show(e: Event) -> None:
-            self.registry.tell("display", e)
+        def show(rec: Recorded) -> None:
+            self.registry.tell("display", rec)
 
-        self.sink.subscribe(show)
+        self.sink.subscribe_recorded(show)
         factories = self._factories()
         supervisor = Supervisor.start(
             self.ctx, factories, self.options.max_restarts, self.options.restart_window

@@ -104,8 +104,12 @@ def subject(fields: Mapping[str, Any]) -> str:
     return ""
 
 
-def to_json(seq: int, type_name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``--json`` object of one event (``fields`` as from ``Event.to_dict()``)."""
+def to_json(seq: int | None, type_name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``--json`` object of one event (``fields`` as from ``Event.to_dict()``).
+
+    Also what `pivot watch --display json` prints, so both read the same;
+    ``seq`` is None for a record that is not in the log.
+    """
     return {
         "seq": seq,
         "type": type_name,

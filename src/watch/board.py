@@ -269,16 +269,30 @@ def _generic(e: Event) -> str:
     return f"{e.TYPE}: {', '.join(parts)}"
 
 
-def json_line(e: Event) -> str:
-    """One JSON object: ``type`` and every field of the event."""
-    return json.dumps({"type": e.TYPE, **e.to_dict()}, default=str, separators=(",", ":"))
+def json_line(e: Event, seq: int | None = None) -> str:
+    """The `--display json` record of an event: exactly its `pivot events --json` line.
+
+    ``{"seq", "type", "at", "actor", "correlation_id", "data": {...}}``;
+    ``seq`` is its position in the log (None if it could not be recorded).
+    """
+    from pivot.events.query import json_line as one_line
+    from pivot.events.query import to_json
+
+    return one_line(to_json(seq or None, e.TYPE, e.to_dict()))
 
 
 def output_json(stage: str, line: str, at: float) -> str:
     """The `--display json` record of one line a stage printed (``stage.output``).
 
-    Not an event of the log: the stage's log file (``.pivot/logs``) keeps its
-    output; the display only passes it on.
+    The same shape as an event's (``seq`` None: it is not an event of the
+    log; the stage's log file, ``.pivot/logs``, keeps its output).
     """
-    record = {"type": "stage.output", "at": at, "stage": stage, "line": line}
+    record = {
+        "seq": None,
+        "type": "stage.output",
+        "at": at,
+        "actor": "",
+        "correlation_id": "",
+        "data": {"stage": stage, "line": line},
+    }
     return json.dumps(record, separators=(",", ":"))

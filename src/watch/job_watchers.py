@@ -31,7 +31,7 @@ class StoreTap:
     def append(self, events: Sequence[Event]) -> list[int]:
         """Append durably, then show."""
         seqs: list[int] = self._store.append(events)
-        self._sink.notify(events)
+        self._sink.notify(events, seqs)
         return seqs
 
     def __getattr__(self, name: str) -> Any:

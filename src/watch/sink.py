@@ -12,12 +12,15 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from pivot.events.base import Event
+from pivot.events.store import Recorded
 
-__all__ = ["EventSink", "Listener", "Store"]
+__all__ = ["EventSink", "Listener", "RecordedListener", "Store"]
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Event], None]
+# Gets each event with its seq in the log (0 if appending it failed).
+RecordedListener = Callable[[Recorded], None]
 
 
 class Store(Protocol):
@@ -32,6 +35,7 @@ class EventSink:
     def __init__(self, store: Store | None = None) -> None:
         self._store = store
         self._listeners: list[Listener] = []
+        self._recorded: list[RecordedListener] = []
         self._lock = threading.Lock()
 
     def subscribe(self, listener: Listener) -> None:
@@ -39,29 +43,42 @@ class EventSink:
         with self._lock:
             self._listeners.append(listener)
 
+    def subscribe_recorded(self, listener: RecordedListener) -> None:
+        """Call ``listener`` with every event emitted from now on, and its seq."""
+        with self._lock:
+            self._recorded.append(listener)
+
     def emit(self, *events: Event) -> None:
         """Record ``events`` durably, then notify listeners."""
         if not events:
             return
         with self._lock:
+            seqs: Sequence[int] = ()
             if self._store is not None:
                 try:
-                    self._store.append(list(events))
+                    seqs = self._store.append(list(events))
                 except Exception:
                     # A full disk must not stop the watch; the display still shows it.
                     log.exception("could not record %d event(s)", len(events))
-            self._notify(events)
+            self._notify(events, seqs)
 
-    def notify(self, events: Sequence[Event]) -> None:
-        """Hand events recorded elsewhere to the listeners only."""
+    def notify(self, events: Sequence[Event], seqs: Sequence[int] = ()) -> None:
+        """Hand events recorded elsewhere (at ``seqs``) to the listeners only."""
         with self._lock:
-            self._notify(events)
+            self._notify(events, seqs)
 
-    def _notify(self, events: Sequence[Event]) -> None:
+    def _notify(self, events: Sequence[Event], seqs: Sequence[int]) -> None:
         listeners = list(self._listeners)
-        for ev in events:
+        recorded = list(self._recorded)
+        known = list(seqs) if len(seqs) == len(events) else [0] * len(events)
+        for ev, seq in zip(events, known, strict=True):
             for listener in listeners:
                 try:
                     listener(ev)
+                except Exception:
+                    log.exception("event listener failed on %s", ev.TYPE)
+            for with_seq in recorded:
+                try:
+                    with_seq(Recorded(seq, ev))
                 except Exception:
                     log.exception("event listener failed on %s", ev.TYPE)

@@ -181,7 +181,8 @@ def test_keys_from_a_terminal() -> None:
 
 def test_stage_output_in_json_is_a_record_of_its_own() -> None:
     assert output_json("stats", 'say "hi"\x1b', 1.5) == (
-        '{"type":"stage.output","at":1.5,"stage":"stats","line":"say \\"hi\\"\\u001b"}'
+        '{"seq":null,"type":"stage.output","at":1.5,"actor":"","correlation_id":"",'
+        '"data":{"stage":"stats","line":"say \\"hi\\"\\u001b"}}'
     )
 
 

@@ -7,6 +7,7 @@ generous timeout.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import textwrap
@@ -138,6 +139,30 @@ def test_json_has_a_stage_output_record_per_line(project: Path, watches: list[Wa
     outputs = [(e["stage"], e["line"]) for e in w.events("stage.output")]
     assert ("stats", "stats saw 2 rows") in outputs and ("report", "report line") in outputs
     assert all(isinstance(e["at"], float) for e in w.events("stage.output"))
+
+
+def test_json_display_prints_exactly_the_events_json_lines(
+    project: Path, watches: list[Watch]
+) -> None:
+    w = Watch(project, "-j", "1", display="json")
+    watches.append(w)
+    w.wave_done(0)
+    assert w.interrupt() == 130
+    shown = [json.loads(line) for line in w.lines]
+    events = subprocess.run(
+        [*PIVOT, "events", "--json"], cwd=project, capture_output=True, text=True,
+        timeout=120, check=True, env=env(),
+    ).stdout  # fmt: skip
+    logged = {r["seq"]: r for r in map(json.loads, events.splitlines())}
+    keys = {"seq", "type", "at", "actor", "correlation_id", "data"}
+    assert shown and all(set(r) == keys for r in shown)
+    records = [r for r in shown if r["type"] != "stage.output"]
+    assert {"wave.started", "stage.succeeded", "wave.finished"} <= {r["type"] for r in records}
+    for record in records:
+        assert record == logged[record["seq"]]
+    outputs = [r for r in shown if r["type"] == "stage.output"]
+    assert outputs
+    assert all(r["seq"] is None and set(r["data"]) == {"stage", "line"} for r in outputs)
 
 
 def test_pivot_run_after_a_failure_shows_only_the_new_run(project: Path) -> None:

@@ -128,6 +128,18 @@ def env(bytecode: bool = False) -> dict[str, str]:
     return e
 
 
+def flat(record: dict[str, Any]) -> dict[str, Any]:
+    """A `--display json` record (the `pivot events --json` shape) with its data fields on top.
+
+    Tests read ``e["stage"]`` rather than ``e["data"]["stage"]``; the shape
+    itself is checked in test_watch_output.py.
+    """
+    data = record.get("data")
+    if not isinstance(data, dict):
+        return record
+    return {**data, **{k: v for k, v in record.items() if k != "data"}}
+
+
 class Watch:
     """A running `pivot watch`; ``items`` are parsed JSON events (or plain lines)."""
 
@@ -137,6 +149,7 @@ class Watch:
         self.root = root
         self.display = display
         self.items: list[Any] = []
+        self.lines: list[str] = []  # stdout as printed
         self.cond = threading.Condition()
         self.stderr = ""
         self.proc = subprocess.Popen(
@@ -159,9 +172,10 @@ class Watch:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             item: Any = line.rstrip("\n")
+            self.lines.append(item)
             if self.display == "json":  # "" (the default on a pipe) is plain
                 try:
-                    item = json.loads(item)
+                    item = flat(json.loads(item))
                 except ValueError:
                     item = {"type": "?", "line": item}
             with self.cond:
