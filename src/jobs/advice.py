@@ -130,7 +130,7 @@ def _run_command(where: str, spec: ActionSpec, config: Config) -> list[AddWarnin
             AddWarning(
                 where,
                 f"{program!r} is not on the run_command allowlist: the action will fail",
-                f"add to pivot.toml (at {config.root}/pivot.toml):\n{lines}",
+                f"in {config.root}/pivot.toml, set:\n{lines}",
             )
         )
     return found

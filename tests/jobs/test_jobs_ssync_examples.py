@@ -236,3 +236,55 @@ def test_all_five_on_a_real_job(
         if a["result"] == "pending"
     ]
     assert pending == []
+
+
+LOSSES = """#!/bin/bash
+#SBATCH --output={out}/loss-%j.out
+for loss in 2.3012 1.4420 0.8123 0.5017; do echo "Epoch 1, Loss: $loss"; sleep 0.5; done
+"""
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_loss_tracker_over_ssh_copied_from_a_local_job(
+    slurm: slurm_cluster.Cluster,
+    sshd: Any,
+    job_dir: Path,
+) -> None:
+    project = job_dir
+    (project / "pivot.toml").write_text(
+        f'[hosts.local]\nenv = {{SLURM_CONF = "{slurm.conf}"}}\n'
+        f'[hosts.cluster]\nhostname = "127.0.0.1"\nport = {sshd.port}\n'
+        f'username = "{sshd.user}"\nknown_hosts = "{sshd.known_hosts}"\n'
+        f'identity_file = "{sshd.client_key}"\nenv = {{SLURM_CONF = "{slurm.conf}"}}\n'
+        "[watchers]\npoll_seconds = 0.3\n"
+    )
+    shutil.copy(EXAMPLES / FILES["loss"], project / FILES["loss"])
+    (project / "loss.sh").write_text(LOSSES.format(out=project))
+    # Defined on a local job first (say, a short test run), then copied to the real one.
+    local_job = cli_json(project, "jobs", "submit", "loss.sh")["job_id"]
+    [first] = cli_json(project, "watchers", "add", FILES["loss"], "--job", local_job)["watchers"]
+    remote_job = cli_json(project, "jobs", "submit", "loss.sh", "--host", "cluster")["job_id"]
+    copied = cli_json(project, "watchers", "copy", first["id"], "--job", remote_job,
+                      "--host", "cluster")  # fmt: skip
+    assert copied["warnings"] == []  # reached over SSH, and its Slurm knows the job
+    runner = subprocess.Popen(
+        [*PIVOT, "watchers", "run", "--tick", "0.2"], cwd=project, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "XDG_CONFIG_HOME": str(project / "none")},
+    )  # fmt: skip
+    try:
+
+        def both_done() -> bool:
+            rows = cli_json(project, "watchers", "list")
+            return sorted(r["state"] for r in rows) == ["completed", "completed"]
+
+        wait_for(both_done, what="both loss trackers completed with their jobs")
+    finally:
+        runner.send_signal(signal.SIGINT)
+        stdout, stderr = runner.communicate(timeout=60)
+    assert runner.returncode == 130, stderr
+    assert f"Training Loss Tracker ({copied['id']}) store_metric ok: train_loss=0.5017" in stdout
+    for wid in (first["id"], copied["id"]):
+        series = cli_json(project, "watchers", "metrics", wid)["series"]
+        assert [p["value"] for p in series["train_loss"]] == [2.3012, 1.442, 0.8123, 0.5017]
