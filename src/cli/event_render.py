@@ -89,13 +89,20 @@ def details(fields: Mapping[str, Any], shown_subject: str, defaults: Mapping[str
 
 
 def event_table(rows: Iterable[tuple[int, str, Mapping[str, Any]]], header: bool = True) -> Table:
-    """A table of ``(seq, type, fields)`` rows."""
+    """A table of ``(seq, type, fields)`` rows.
+
+    On a terminal, long subjects and actors are cut (``...``) so the details
+    keep their room; into a pipe or a file every value is whole, for grep.
+    """
+    import sys
+
+    whole = not sys.stdout.isatty()
     table = Table(box=None, show_header=header, header_style="bold", pad_edge=False)
     table.add_column("seq", justify="right", style="dim", no_wrap=True, min_width=6)
     table.add_column("time", no_wrap=True, min_width=12)
     table.add_column("type", no_wrap=True, min_width=18)
-    table.add_column("subject", no_wrap=True, max_width=24)
-    table.add_column("actor", style="dim", no_wrap=True, max_width=16)
+    table.add_column("subject", no_wrap=True, max_width=None if whole else 24)
+    table.add_column("actor", style="dim", no_wrap=True, max_width=None if whole else 16)
     table.add_column("details", overflow="fold")
     today = dt.date.today()
     defaults: dict[str, dict[str, Any]] = {}

@@ -216,6 +216,10 @@ def long(out: Annotated[Path, Out("long.txt")]) -> None:
         line for line in outputs[("replay", "-p", "pipeline_status")].splitlines() if LONG in line
     ]
     assert row.split()[:2] == [LONG, "skipped"]
+    # The events table cuts no subject in a pipe: a wave's whole id is there.
+    waves = [json.loads(line) for line in project.cli("events", "--json").stdout.splitlines()]
+    wave_id = next(r["data"]["wave_id"] for r in waves if r["type"] == "wave.finished")
+    assert any(wave_id in line for line in outputs[("events",)].splitlines())
     # Tables are as wide as their widest row, not the 10,000 columns of a pipe.
     widest = max(len(line) for line in outputs[("stats",)].splitlines())
     assert widest < len(LONG) + 100
