@@ -1,5 +1,11 @@
 """200 watchers on 200 concurrently growing job outputs on one host, locally and over SSH.
 
+Three modes in the same run: `local, poll only` (what every host did
+before: read at each poll, every `interval_seconds`), `local, inotify` (the
+output directories watched; a file is read the moment it grows) and `ssh`
+(polls over one SSH connection). The summary at the end puts their
+line->action latencies side by side.
+
 Starts a real single-node SLURM (and an sshd on loopback) like the test
 suite, submits 200 held jobs (so they stay queued: their output paths are
 real, their state is polled), attaches one watcher to each, and has a
@@ -85,9 +91,15 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_mode(
-    mode: str, cluster: slurm_cluster.Cluster, config: Config, host: str, args: argparse.Namespace
-) -> None:
-    work = Path(tempfile.mkdtemp(prefix=f"pivot-bench-{mode}-"))
+    mode: str,
+    cluster: slurm_cluster.Cluster,
+    config: Config,
+    host: str,
+    args: argparse.Namespace,
+    *,
+    follow_local: bool = True,
+) -> dict[str, float]:
+    work = Path(tempfile.mkdtemp(prefix=f"pivot-bench-{mode.replace(' ', '').replace(',', '-')}-"))
     work.chmod(0o755)
     store = EventStore.open(work / "events.db")
     jobs: list[str] = []
@@ -101,7 +113,7 @@ def run_mode(
     definition = parse_watchers(WATCHER.format(interval=args.interval))
     for j in jobs:
         add_watchers(store, definition, j, host)
-    handle = start_watchers(store, config, tick_seconds=0.05)
+    handle = start_watchers(store, config, tick_seconds=0.05, follow_local=follow_local)
     try:
         # Let the first cycles see every job (one scontrol each, once) before measuring.
         handle.poll_now()
@@ -175,6 +187,25 @@ def run_mode(
           f"(squeue + batched stat), reads per cycle {reads / max(polls, 1):.1f} "
           f"(files grown; SFTP over SSH)")  # fmt: skip
     print(f"mean line->action    {statistics.mean(action_lat or [0]) * 1000:.0f} ms")
+    return {
+        "p50": percentile(action_lat, 0.5),
+        "p95": percentile(action_lat, 0.95),
+        "steady_p50": percentile(steady_action, 0.5),
+        "steady_p95": percentile(steady_action, 0.95),
+        "cpu": cpu / wall,
+        "commands": commands / max(polls, 1),
+    }
+
+
+def summary(results: dict[str, dict[str, float]]) -> None:
+    print("\n== summary: line written -> action finished")
+    print(f"{'mode':<20} {'p50 ms':>7} {'p95 ms':>7} {'steady p50':>11} {'steady p95':>11} "
+          f"{'CPU':>6} {'cmds/cycle':>10}")  # fmt: skip
+    for mode, r in results.items():
+        print(f"{mode:<20} {r['p50'] * 1000:>7.0f} {r['p95'] * 1000:>7.0f} "
+              f"{r['steady_p50'] * 1000:>11.0f} {r['steady_p95'] * 1000:>11.0f} "
+              f"{100 * r['cpu']:>5.0f}% {r['commands']:>10.2f}")  # fmt: skip
+    print("targets: local p50 <= 100 ms, p95 <= 300 ms; ssh p50 <= 400 ms, p95 <= 1200 ms")
 
 
 def main() -> None:
@@ -194,14 +225,21 @@ def main() -> None:
     try:
         env = {"SLURM_CONF": str(cluster.conf)}
         local = Config(hosts={"local": HostConfig("local", env=env)})
-        run_mode("local", cluster, local, "local", args)
+        results: dict[str, dict[str, float]] = {}
+        results["local, poll only"] = run_mode(
+            "local, poll only", cluster, local, "local", args, follow_local=False
+        )
+        results["local, inotify"] = run_mode("local, inotify", cluster, local, "local", args)
         if not args.no_ssh and sshd_server.available():
             sshd = sshd_server.start(Path(tempfile.mkdtemp(prefix="pivot-bench-sshd-")))
             remote = HostConfig(
                 "cluster", hostname="127.0.0.1", port=sshd.port, username="root",
                 known_hosts=str(sshd.known_hosts), identity_file=str(sshd.client_key), env=env,
             )  # fmt: skip
-            run_mode("ssh", cluster, Config(hosts={"cluster": remote}), "cluster", args)
+            results["ssh"] = run_mode(
+                "ssh", cluster, Config(hosts={"cluster": remote}), "cluster", args
+            )
+        summary(results)
     finally:
         if sshd is not None:
             sshd.stop()

@@ -6,7 +6,10 @@ batch of intents as soon as it is durable (mid-cycle, through the tailer's
 ``hand_off``); the ActionExecutor runs them with
 :func:`pivot.jobs.execute.execute_batch` and schedules retries. A tick that
 raises is recorded (``ActorCrashed``) and the next tick runs as usual: one
-bad cycle never stops the watching.
+bad cycle never stops the watching. Between ticks, the
+:class:`~pivot.jobs.output_watch.OutputWatch` thread tells it
+``OutputsGrew`` when a local output file changes, and it reads those files
+at once (:meth:`pivot.jobs.tailer.Tailer.read_grown`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pivot.events.actors import ActorCrashed, ActorStarted, ActorStopped
 from pivot.events.store import EventStore
 from pivot.jobs.actions import ActionRunner
 from pivot.jobs.execute import execute_batch
+from pivot.jobs.output_watch import OutputsGrew, OutputWatch
 from pivot.jobs.tailer import ActionBatch, Tailer
 
 __all__ = ["ActionExecutorActor", "JobTailerActor", "Tick"]
@@ -34,6 +38,13 @@ class Tick:
 
     reply: threading.Event | None = None
     force: bool = False  # poll every host now, whatever its interval
+
+
+@dataclass(frozen=True)
+class _WatchFailed:
+    """The output watch's thread -> JobTailer: it stopped (the poll carries on)."""
+
+    error: str
 
 
 def _later(delay: float, ref: pykka.ActorRef[Any], message: object) -> threading.Timer:
@@ -102,12 +113,17 @@ class ActionExecutorActor(pykka.ThreadingActor):
 
 
 class JobTailerActor(pykka.ThreadingActor):
-    """Polls on every tick and hands the resulting action batches to the executor."""
+    """Polls on every tick, reads local outputs as inotify reports them, hands batches on."""
 
     use_daemon_thread = True
 
     def __init__(
-        self, tailer: Tailer, executor: pykka.ActorRef[ActionExecutorActor], tick_seconds: float
+        self,
+        tailer: Tailer,
+        executor: pykka.ActorRef[ActionExecutorActor],
+        tick_seconds: float,
+        *,
+        follow_local: bool = True,
     ) -> None:
         super().__init__()
         self.tailer = tailer
@@ -115,9 +131,19 @@ class JobTailerActor(pykka.ThreadingActor):
         tailer.hand_off = executor.tell  # a file's batches leave once committed
         self.tick_seconds = tick_seconds
         self._timer: threading.Timer | None = None
+        self.follow_local = follow_local
+        self.watch: OutputWatch | None = None
 
     def on_start(self) -> None:
         self.tailer.store.append([ActorStarted(name="JobTailer", actor="JobTailer")])
+        if self.follow_local:
+            ref = self.actor_ref
+
+            def failed(error: str) -> None:  # from the watch thread: a message, no state
+                with contextlib.suppress(pykka.ActorDeadError):
+                    ref.tell(_WatchFailed(error))
+
+            self.watch = OutputWatch(ref.tell, on_error=failed)
         for batch in self.tailer.start():
             self.executor.tell(batch)
         self.actor_ref.tell(Tick())
@@ -125,9 +151,19 @@ class JobTailerActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self.watch is not None:
+            self.watch.close()
         self.tailer.store.append([ActorStopped(name="JobTailer", actor="JobTailer")])
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, OutputsGrew):
+            return self._read_grown()
+        if isinstance(message, _WatchFailed):
+            error = f"output watch: {message.error}; polling every interval_seconds"
+            self.tailer.store.append(
+                [ActorCrashed(name="JobTailer", error=error, actor="JobTailer")]
+            )
+            return None
         if not isinstance(message, Tick):
             return None
         try:
@@ -139,6 +175,9 @@ class JobTailerActor(pykka.ThreadingActor):
             batches = []
         for batch in batches:
             self.executor.tell(batch)
+        if self.watch is not None:
+            # Jobs seen, watchers added or ended in this cycle change what to follow.
+            self.watch.follow(self.tailer.local_paths())
         if message.reply is not None:
             message.reply.set()
             return None
@@ -146,3 +185,16 @@ class JobTailerActor(pykka.ThreadingActor):
             self._timer.cancel()
         self._timer = _later(self.tick_seconds, self.actor_ref, Tick())
         return None
+
+    def _read_grown(self) -> None:
+        if self.watch is None:
+            return
+        try:
+            batches = self.tailer.read_grown(self.watch.take())
+        except Exception as exc:
+            self.tailer.store.append(
+                [ActorCrashed(name="JobTailer", error=repr(exc), actor="JobTailer")]
+            )
+            return
+        for batch in batches:
+            self.executor.tell(batch)

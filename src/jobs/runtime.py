@@ -14,7 +14,8 @@ Usage::
 
 :func:`start_watchers` starts two pykka actors: a JobTailer (one poll cycle
 per tick over every host: one ``squeue`` per host, batched stats, every new
-byte read) and an ActionExecutor (runs the actions the tailer decided, with
+byte read; local output files are also read the moment inotify sees them
+grow) and an ActionExecutor (runs the actions the tailer decided, with
 retries). An asyncio loop in its own thread carries the SSH connections.
 Everything they do is an event in ``store``: watcher definitions come from
 ``WatcherCreated`` events (``pivot watchers add`` appends them, from any
@@ -119,11 +120,14 @@ def start_watchers(
     *,
     tick_seconds: float = 1.0,
     retry_delay: float | None = None,
+    follow_local: bool = True,
 ) -> WatcherRuntime:
     """Start the JobTailer and ActionExecutor on ``store``; returns a handle to stop them.
 
     ``tick_seconds`` is how often the tailer wakes up; each host is polled at
     its watchers' ``interval_seconds`` (or ``[watchers] poll_seconds``).
+    With ``follow_local`` (the default) local output files are also watched
+    with inotify and read as soon as they grow; without it, only the poll reads.
     """
     io = IoLoop()
     transports = make_transports(config)
@@ -140,5 +144,5 @@ def start_watchers(
 
     delay = config.retry_seconds if retry_delay is None else retry_delay
     executor_ref = ActionExecutorActor.start(store, runner, is_live, delay)
-    tailer_ref = JobTailerActor.start(tailer, executor_ref, tick_seconds)
+    tailer_ref = JobTailerActor.start(tailer, executor_ref, tick_seconds, follow_local=follow_local)
     return WatcherRuntime(tailer, tailer_ref, executor_ref, io)
