@@ -135,12 +135,12 @@ def run_mode(
         sizes = {p: Path(p).stat().st_size for p in paths}
         deadline = time.time() + 120
         while time.time() < deadline:
-            pos = handle.tailer.book.watchers
+            reader = handle.tailer.reader  # read positions, recorded in the log or not yet
             done = sum(
                 1
-                for ws in pos.values()
-                for path, p in ws.positions.items()
-                if p.offset == sizes[path]
+                for ws in handle.tailer.book.watchers.values()
+                for path in reader.paths(ws)
+                if reader.offset(ws.watcher_id, path) == sizes[path]
             )
             if done == len(paths):
                 break

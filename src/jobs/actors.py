@@ -153,6 +153,8 @@ class JobTailerActor(pykka.ThreadingActor):
             self._timer.cancel()
         if self.watch is not None:
             self.watch.close()
+        with contextlib.suppress(Exception):  # a store that fails now fails the next line too
+            self.tailer.flush()
         self.tailer.store.append([ActorStopped(name="JobTailer", actor="JobTailer")])
 
     def on_receive(self, message: Any) -> Any:

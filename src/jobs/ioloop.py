@@ -30,9 +30,13 @@ class IoLoop:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start ``coro`` on the loop; its result arrives in the returned future."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the loop and return its result (raising what it raises)."""
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        future = self.submit(coro)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:

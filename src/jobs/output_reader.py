@@ -10,7 +10,15 @@ The read position (``OutputRead``), the matches and the action intents of
 the files read together are appended in one transaction, before any action
 runs, so a restart neither repeats nor skips a line; a group is committed
 once it holds a chunk's worth of bytes, so a file's actions never wait for a
-long tail of other files. The batches leave (``hand_off``) as soon as their
+long tail of other files. A read that decided nothing (no line matched) need
+not record its position at once: resuming from an older position only scans
+again lines that match nothing. Such positions are recorded at most every
+:data:`POSITION_EVERY_SECONDS` (and on :meth:`flush`, when the tailer stops),
+so a file read 20 times a second does not write 20 events a second.
+
+A local file is stat'ed and read on the caller's thread (a system call, no
+peer to wait for); a remote one through the transport on the event loop,
+the first chunks of all files concurrently. The batches leave (``hand_off``) as soon as their
 transaction commits; a final read's (the job ended) stay behind until the
 job-end decisions are made (:meth:`take_pending`).
 """
@@ -42,11 +50,12 @@ from pivot.jobs.tail import (
     restart,
     split_lines,
 )
-from pivot.jobs.transport import Transport, TransportError
+from pivot.jobs.transport import LocalTransport, Transport, TransportError
 
-__all__ = ["CHUNK_BYTES", "OutputReader", "TailLog"]
+__all__ = ["CHUNK_BYTES", "POSITION_EVERY_SECONDS", "OutputReader", "TailLog"]
 
 CHUNK_BYTES = 1 << 20
+POSITION_EVERY_SECONDS = 5.0
 
 
 class TailLog(Protocol):
@@ -76,6 +85,7 @@ class _Live:
     skipping: bool = False
     interval: float = 0.0
     next_due: float = 0.0
+    recorded_at: float = 0.0  # when ``pos`` was last appended as an OutputRead
 
 
 @dataclass
@@ -111,6 +121,7 @@ class OutputReader:
         self._patterns: dict[str, CompiledPattern] = {}
         self._pending: dict[str, list[ActionBatch]] = {}
         self._next_due: dict[str, float] = {}
+        self._here = socket.gethostname()  # once: a system call per scanned file otherwise
 
     # -- scheduling state -----------------------------------------------------
 
@@ -137,10 +148,27 @@ class OutputReader:
         """Batches held back (a final read's, or all of them without ``hand_off``)."""
         return self._pending.pop(watcher_id, [])
 
+    def offset(self, watcher_id: str, path: str) -> int:
+        """How far ``watcher_id`` has read ``path`` (recorded or not yet)."""
+        live = self._live.get((watcher_id, path))
+        return live.pos.offset if live is not None else -1
+
+    def flush(self, now: float) -> None:
+        """Record every position that moved since it was last recorded."""
+        events: list[Event] = []
+        for (watcher_id, path), live in self._live.items():
+            ws = self.log.book.watchers.get(watcher_id)
+            if ws is not None and _moved(ws.positions.get(path), live.pos):
+                read = _output_read(ws, path, live.pos, "")
+                self.log.book.apply(read)
+                events.append(read)
+                live.recorded_at = now
+        self.log.append(events, folded=True)
+
     def context(self, ws: WatcherState, now: float, job_state: str = "") -> Context:
         """What a decision about ``ws`` may know besides its state."""
         host = self.config.hosts.get(ws.host)
-        hostname = host.hostname if host is not None and host.hostname else socket.gethostname()
+        hostname = host.hostname if host is not None and host.hostname else self._here
         return Context(now=now, hostname=hostname, job_state=job_state)
 
     # -- reading --------------------------------------------------------------
@@ -157,13 +185,17 @@ class OutputReader:
         wanted = sorted({p for ws in due for p in self.paths(ws)})
         if not wanted:
             return
+        local = transport if isinstance(transport, LocalTransport) else None
         try:
-            stats = self.io.call(transport.stat_many(wanted), 120.0)
+            if local is not None:
+                stats = local.stat_now(wanted)
+            else:
+                stats = self.io.call(transport.stat_many(wanted), 120.0)
         except (TransportError, TimeoutError) as exc:
             self.log.lookup_failed(host, "stat", f"stat: {exc}")
             return
         todo = [(ws, path, stats[path]) for ws in due for path in self.paths(ws) if path in stats]
-        prefetched = self._prefetch(transport, todo)
+        prefetched = self._prefetch(transport, todo) if local is None else {}
         group = _Group()
         for ws, path, st in todo:
             final = ws.job_id in ended
@@ -284,6 +316,8 @@ class OutputReader:
                 if at == pre.start and length == CHUNK_BYTES and pre.chunk is not None:
                     data, pre.chunk = pre.chunk, None  # used once
                     return data
+            if isinstance(transport, LocalTransport):
+                return transport.read_now(path, at, length)
             return self.io.call(transport.read(path, at, length), 120.0)
 
         if plan is not None and plan.check_head:
@@ -322,26 +356,13 @@ class OutputReader:
             self._scan(ws, live.partial, 1, now, (events, batches))
             pos = replace(pos, offset=pos.offset + len(live.partial))
             live.partial = b""
-        old = ws.positions.get(path)
-        if (
-            reset
-            or old is None
-            or (old.offset, old.inode, old.head_hash) != (pos.offset, pos.inode, pos.head_hash)
+        if self._must_record(
+            ws, path, pos, live, now, reset=bool(reset), decided=bool(events or final)
         ):
-            read = OutputRead(
-                host=ws.host,
-                job_id=ws.job_id,
-                path=path,
-                offset=pos.offset,
-                inode=pos.inode,
-                head_hash=pos.head_hash,
-                head_len=pos.head_len,
-                watcher_id=ws.watcher_id,
-                reset_reason=reset,
-                actor="JobTailer",
-            )
+            read = _output_read(ws, path, pos, reset)
             self.log.book.apply(read)
             events.insert(0, read)
+            live.recorded_at = now
         group.events.extend(events)
         group.batches.append((ws.watcher_id, batches, final))
         live.pos = replace(pos, size=st.size, mtime=st.mtime)
@@ -351,6 +372,34 @@ class OutputReader:
         live.next_due = now + live.interval
         self._next_due[ws.watcher_id] = live.next_due
         return got
+
+    @staticmethod
+    def _must_record(
+        ws: WatcherState,
+        path: str,
+        pos: Position,
+        live: _Live,
+        now: float,
+        *,
+        reset: bool,
+        decided: bool,
+    ) -> bool:
+        """Whether this read's position goes into the log with it.
+
+        Lines that decided nothing may be scanned again after a restart at no
+        cost; anything else (a match, a reset, the job's last read, a paused
+        watcher skipping lines) is recorded with its position at once.
+        """
+        old = ws.positions.get(path)
+        if not (reset or _moved(old, pos)):
+            return False  # nothing new to say
+        return (
+            reset
+            or decided
+            or old is None
+            or ws.state != "active"
+            or now - live.recorded_at >= POSITION_EVERY_SECONDS
+        )
 
     def _scan(
         self,
@@ -376,3 +425,26 @@ class OutputReader:
             self.log.book.apply_all(evs)
             events.extend(evs)
             batches.extend(batches_for(self.log.book, ws, evs))
+
+
+def _moved(old: Position | None, pos: Position) -> bool:
+    return old is None or (old.offset, old.inode, old.head_hash) != (
+        pos.offset,
+        pos.inode,
+        pos.head_hash,
+    )
+
+
+def _output_read(ws: WatcherState, path: str, pos: Position, reset: str) -> OutputRead:
+    return OutputRead(
+        host=ws.host,
+        job_id=ws.job_id,
+        path=path,
+        offset=pos.offset,
+        inode=pos.inode,
+        head_hash=pos.head_hash,
+        head_len=pos.head_len,
+        watcher_id=ws.watcher_id,
+        reset_reason=reset,
+        actor="JobTailer",
+    )

@@ -98,7 +98,10 @@ class Tailer:
         if not folded:
             self.book.apply_all(events)
         seqs = self.store.append(list(events))
-        self._own.update(seqs)
+        if seqs and seqs[0] == self.book.seq + 1:
+            self.book.seq = seqs[-1]  # nobody appended in between: nothing to read back
+        else:
+            self._own.update(seqs)
 
     def refold(self) -> None:
         """Rebuild the book from the log, forgetting decisions that were never appended."""
@@ -108,6 +111,10 @@ class Tailer:
     def lookup_failed(self, host: str, what: str, error: str) -> None:
         """Record a failed query or read (``what``: squeue, stat, read...) on ``host``."""
         self.append([JobLookupFailed(host=host, error=error, actor="JobTailer")])
+
+    def flush(self) -> None:
+        """Record every read position not recorded yet (before stopping)."""
+        self.reader.flush(self.clock())
 
     def start(self) -> list[ActionBatch]:
         """Load the log; report interrupted intents; return idempotent ones to run again."""

@@ -28,6 +28,9 @@ from pivot.jobs.tail import FileStat
 __all__ = ["CommandResult", "LocalTransport", "SshTransport", "Transport", "TransportError"]
 
 
+MAX_HANDLES = 512  # SFTP handles kept open per host (sftp-server has a file descriptor limit)
+
+
 class TransportError(RuntimeError):
     """The host could not be reached, or a command timed out."""
 
@@ -108,22 +111,35 @@ class LocalTransport:
 
     async def stat_many(self, paths: Sequence[str]) -> dict[str, FileStat]:
         """``os.stat`` each path."""
+        return self.stat_now(paths)
+
+    async def read(self, path: str, offset: int, length: int) -> bytes:
+        """Read a byte range."""
+        return self.read_now(path, offset, length)
+
+    # The same without the event loop: a local stat or read is a system call
+    # that does not wait on a peer, and the tailer's thread can make it itself
+    # (two thread hops per file cost more than the read).
+    def stat_now(self, paths: Sequence[str]) -> dict[str, FileStat]:
+        """``os.stat`` each path, on the calling thread."""
         out: dict[str, FileStat] = {}
         for p in paths:
             self.counters["stats"] += 1
             try:
-                st = Path(p).stat()
+                st = os.stat(p)  # noqa: PTH116 - hot path: no Path object per file
             except OSError:
                 continue
             out[p] = FileStat(inode=st.st_ino, size=st.st_size, mtime=st.st_mtime_ns / 1e9)
         return out
 
-    async def read(self, path: str, offset: int, length: int) -> bytes:
-        """Read a byte range."""
+    def read_now(self, path: str, offset: int, length: int) -> bytes:
+        """Read a byte range, on the calling thread."""
         self.counters["reads"] += 1
-        with Path(path).open("rb") as fh:
-            fh.seek(offset)
-            return fh.read(length)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -134,9 +150,17 @@ class SshTransport:
 
     Host keys are always verified (``known_hosts`` from the host config, else
     ``~/.ssh/known_hosts``); ``~/.ssh/config`` and the SSH agent are honoured.
+
+    SFTP handles stay open across poll cycles (a read is then one request,
+    not open + read + close). A handle belongs to the file that had the
+    path when it was opened: once :meth:`stat_many` reports another inode
+    there (rotated, replaced), the handle is closed and the next read opens
+    the new file.
     """
 
-    def __init__(self, host: HostConfig, *, backoff_cap: float = 60.0) -> None:
+    def __init__(
+        self, host: HostConfig, *, backoff_cap: float = 60.0, keep_handles: bool = True
+    ) -> None:
         self.name = host.name
         self.host = host
         self.counters: Counter[str] = Counter()
@@ -149,6 +173,10 @@ class SshTransport:
         self._failures = 0
         self._retry_at = 0.0
         self._backoff_cap = backoff_cap
+        self._handles: dict[str, tuple[Any, int]] = {}  # path -> (open handle, its inode)
+        self._opening: dict[str, asyncio.Future[Any]] = {}
+        self._inodes: dict[str, int] = {}  # path -> inode of the last stat
+        self.keep_handles = keep_handles
 
     async def _connection(self) -> Any:
         import asyncssh
@@ -190,6 +218,7 @@ class SshTransport:
         if self._conn is not None:
             self._conn.close()
         self._conn = self._sftp = None
+        self._handles.clear()  # they lived on the SFTP session just closed
 
     async def run(
         self, argv: Sequence[str], *, input_text: str | None = None, timeout: float = 120.0
@@ -231,7 +260,45 @@ class SshTransport:
             parts = record.split(" ", 3)
             if len(parts) == 4 and parts[0].isdigit() and parts[1].isdigit():
                 out[parts[3]] = FileStat(int(parts[0]), int(parts[1]), float(parts[2]))
+        for path in paths:
+            inode = out[path].inode if path in out else 0
+            self._inodes[path] = inode
+            held = self._handles.get(path)
+            if held is not None and held[1] != inode:
+                await self._close_handle(path)  # another file has the name now
         return out
+
+    async def _close_handle(self, path: str) -> None:
+        held = self._handles.pop(path, None)
+        if held is not None:
+            with contextlib.suppress(Exception):  # the server may have dropped it already
+                await held[0].close()
+
+    async def _handle(self, path: str) -> Any:
+        """An open handle on ``path``: the one kept from before, or a new one."""
+        held = self._handles.get(path)
+        if held is not None:
+            return held[0]
+        pending = self._opening.get(path)
+        if pending is not None:  # a concurrent read (head and chunk) opens it once
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._opening[path] = future
+        try:
+            sftp = await self._sftp_client()
+            self.counters["opens"] += 1
+            handle = await sftp.open(path, "rb")
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        finally:
+            self._opening.pop(path, None)
+        while len(self._handles) >= MAX_HANDLES:
+            await self._close_handle(next(iter(self._handles)))
+        self._handles[path] = (handle, self._inodes.get(path, 0))
+        future.set_result(handle)
+        return handle
 
     async def read(self, path: str, offset: int, length: int) -> bytes:
         """Read a byte range over SFTP (the same connection)."""
@@ -239,18 +306,26 @@ class SshTransport:
 
         self.counters["reads"] += 1
         try:
-            sftp = await self._sftp_client()
-            async with self._read_slots, sftp.open(path, "rb") as fh:
-                data = await fh.read(length, offset)
+            async with self._read_slots:
+                if self.keep_handles:
+                    data = await (await self._handle(path)).read(length, offset)
+                else:
+                    sftp = await self._sftp_client()
+                    async with sftp.open(path, "rb") as fh:
+                        self.counters["opens"] += 1
+                        data = await fh.read(length, offset)
         except (OSError, asyncssh.Error) as exc:
             if isinstance(exc, asyncssh.SFTPError):
+                await self._close_handle(path)  # gone or unreadable: open afresh next time
                 raise TransportError(f"{self.name}: cannot read {path}: {exc}") from None
             self._drop()
             raise TransportError(f"{self.name}: cannot read {path}: {exc}") from None
         return bytes(data)
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Close the kept handles and the connection."""
+        for path in list(self._handles):
+            await self._close_handle(path)
         if self._conn is not None:
             self._conn.close()
             with contextlib.suppress(Exception):

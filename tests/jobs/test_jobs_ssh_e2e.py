@@ -152,3 +152,63 @@ def test_commands_per_poll_cycle_are_per_host_not_per_watcher(
     # One squeue and one batched stat for 20 watchers; no read (nothing grew).
     assert per_cycle == {"commands": 2, "cmd:squeue": 1, "cmd:stat": 1}
     assert not list(events_of(store, WatcherStateChanged))
+
+
+ALERT_WATCHER = """\
+name: alert
+pattern: "ALERT ([0-9]+)"
+interval_seconds: 600
+max_triggers: 0
+actions:
+  - type: log_event
+    params: {message: "$1"}
+"""
+
+
+def test_kept_sftp_handles_follow_rotation_and_replacement(
+    slurm: slurm_cluster.Cluster,
+    sshd: sshd_server.Sshd,
+    job_dir: Path,
+    store: EventStore,
+    make_config: Callable[..., Config],
+) -> None:
+    r = slurm.run(
+        "sbatch", "--hold", "--parsable", f"--output={job_dir}/held-%j.out", "--wrap", "sleep 1"
+    )
+    job_id = r.stdout.strip()
+    out = job_dir / f"held-{job_id}.out"
+    out.write_text("ALERT 1\n")
+    add_watchers(store, parse_watchers(ALERT_WATCHER), job_id, host="cluster")
+    runtime = start_watchers(store, make_config(sshd), tick_seconds=3600)  # cycles when asked
+
+    def logged() -> list[str]:
+        return [
+            e.detail for e in events_of(store, ActionSucceeded) if isinstance(e, ActionSucceeded)
+        ]
+
+    def step(expected: list[str]) -> None:
+        assert runtime.poll_now()
+        wait_for(lambda: logged() == expected, what=f"actions {expected}", store=store)
+
+    try:
+        step(["1"])
+        with out.open("a") as fh:
+            fh.write("noise\nALERT 2\n")
+        step(["1", "2"])
+        opens = runtime.counters()["cluster"]["opens"]
+        with out.open("a") as fh:
+            fh.write("ALERT 3\n")
+        step(["1", "2", "3"])
+        assert runtime.counters()["cluster"]["opens"] == opens  # the same handle, kept
+        out.rename(out.with_suffix(".out.1"))  # rotated: the kept handle is on the old file
+        out.write_text("ALERT 4\n")
+        step(["1", "2", "3", "4"])
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text("ALERT 5\n")  # same size, atomic replace
+        tmp.replace(out)
+        step(["1", "2", "3", "4", "5"])
+        out.write_text("ALERT 6\n")  # rewritten in place: same inode, new first bytes
+        step(["1", "2", "3", "4", "5", "6"])
+    finally:
+        runtime.stop()
+        slurm.run("scancel", job_id)
