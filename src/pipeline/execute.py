@@ -46,7 +46,7 @@ from pivot.events.pipeline import (
     WaveStarted,
 )
 from pivot.pipeline.dag import StageGraph
-from pivot.pipeline.hashing import FileHasher
+from pivot.pipeline.hashing import FileHasher, recorded_params
 from pivot.pipeline.plan import Plan
 from pivot.pipeline.pool import Pool
 from pivot.pipeline.spec import PipelineSpec, StageSpec
@@ -364,7 +364,7 @@ class _Wave:
             fingerprint=s.fingerprint,
             code=s.code,
             deps=run.deps,
-            params=s.params,
+            params=recorded_params(s.params),
             outs=outs,
             at=time.time(),
             duration=outcome.duration,
@@ -382,7 +382,7 @@ class _Wave:
                     code=dict(s.code),
                     deps=dict(run.deps),
                     outs=outs,
-                    params=dict(s.params),
+                    params=recorded_params(s.params),
                 )
             ]
         )

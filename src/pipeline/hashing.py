@@ -16,15 +16,17 @@ changes it. Cache keys are project-relative POSIX paths.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from pivot.pipeline.errors import PipelineError
 
-__all__ = ["RACY_NS", "CacheEntry", "FileHasher", "hash_bytes"]
+__all__ = ["LARGE_PARAM", "RACY_NS", "CacheEntry", "FileHasher", "hash_bytes", "recorded_params"]
 
 CacheEntry = tuple[int, int, str]  # size, mtime_ns, content hash
 RACY_NS = 2_000_000_000  # files younger than this are hashed but not cached
@@ -46,6 +48,29 @@ def _kind(mode: int) -> str:
 def hash_bytes(data: bytes) -> str:
     """The hash pivot uses for a file holding ``data``."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+LARGE_PARAM = 1024  # bytes of JSON above which a param is recorded as a digest
+
+
+def recorded_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` as a stage's record and ``StageSucceeded`` keep them: large values as digests.
+
+    A value whose JSON exceeds :data:`LARGE_PARAM` bytes becomes the string
+    ``"<N bytes, digest HEX>"``: a change still shows (the digest differs),
+    but ``state.db`` and the log do not hold a copy of it per run. Applying
+    it twice changes nothing, so records written before this holds
+    compare equal too.
+    """
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        text = json.dumps(value, sort_keys=True)
+        if len(text) > LARGE_PARAM:
+            data = text.encode()
+            out[name] = f"<{len(data)} bytes, digest {hash_bytes(data)}>"
+        else:
+            out[name] = value
+    return out
 
 
 class FileHasher:

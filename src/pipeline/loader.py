@@ -186,6 +186,20 @@ def _fits(value: Any, wanted: type) -> bool:
     return isinstance(value, wanted)
 
 
+def _parse_yaml(text: str, loader_class: Any) -> tuple[Any, Any]:
+    """The node tree (for line numbers) and the data of ``text``, parsed once.
+
+    libyaml's loader when PyYAML has it: the pure-Python one takes seconds
+    per megabyte, and a params.yaml may hold a large value.
+    """
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
 def _read_params(root: Path, stages: Mapping[str, StageDecl]) -> dict[str, dict[str, Any]]:
     path = root / PARAMS_FILE
     if not path.is_file():
@@ -194,10 +208,13 @@ def _read_params(root: Path, stages: Mapping[str, StageDecl]) -> dict[str, dict[
 
     text = path.read_text()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise _yaml_error(exc) from None
+        node, data = _parse_yaml(text, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        try:  # the pure-Python parser's report names the problem more plainly
+            _parse_yaml(text, yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            raise _yaml_error(exc) from None
+        raise
     if data is None:
         return {}
     lines = _yaml_lines(node)

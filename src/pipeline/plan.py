@@ -33,6 +33,7 @@ from typing import Any
 from pivot.names import unknown_name
 from pivot.pipeline.dag import StageGraph
 from pivot.pipeline.errors import PipelineError
+from pivot.pipeline.hashing import recorded_params
 from pivot.pipeline.spec import PipelineSpec, StageSpec
 from pivot.pipeline.state import StageRecord
 
@@ -134,14 +135,15 @@ def stage_reasons(
             if record.code.get(k) != stage.code.get(k)
         ]
         reasons += [f"code changed: {k}" for k in changed] or ["code changed"]
-    for name in sorted(set(record.params) | set(stage.params)):
-        if name not in stage.params:
+    # Compared as recorded: a large value by its digest (either side).
+    before, after = recorded_params(record.params), recorded_params(stage.params)
+    for name in sorted(set(before) | set(after)):
+        if name not in after:
             reasons.append(f"param removed: {name}")
-        elif name not in record.params:
-            reasons.append(f"param changed: {name} (unset) -> {_show(stage.params[name])}")
-        elif record.params[name] != stage.params[name]:
-            old, new = _show(record.params[name]), _show(stage.params[name])
-            reasons.append(f"param changed: {name} {old} -> {new}")
+        elif name not in before:
+            reasons.append(f"param changed: {name} (unset) -> {_show(after[name])}")
+        elif before[name] != after[name]:
+            reasons.append(f"param changed: {name} {_show(before[name])} -> {_show(after[name])}")
     for dep in stage.deps:
         if dep not in record.deps or record.deps[dep] != observed.get(dep):
             reasons.append(f"dep changed: {dep}")
