@@ -26,6 +26,7 @@ import errno
 import os
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 __all__ = ["StorageError", "describe", "sqlite_file_problem", "storage_error"]
 
@@ -41,33 +42,43 @@ _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 13, 14, 26
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _UNWRITABLE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
 
-_HEADER = b"SQLite format 3\x00"
-
 
 def sqlite_file_problem(path: Path) -> str:
     """Why the SQLite file at ``path`` is visibly damaged ("" if it looks whole or is absent).
 
-    Cheap (one ``stat`` and 100 bytes read) so every open can afford it. It
-    catches what SQLite itself lets through: a file cut inside a page, whose
-    missing bytes SQLite reads as zeros (rows then decode as garbage, or a
-    count over them is silently short). A file cut at a page boundary SQLite
-    reports as malformed by itself. With a non-empty ``-wal`` beside it the
-    main file may legitimately lag (a checkpoint in progress): not judged.
+    Cheap (one ``stat`` and a read-only SQLite connection that reads the
+    header) so every open can afford it. It catches what SQLite itself lets
+    through: a file cut inside a page, whose missing bytes SQLite reads as
+    zeros (rows then decode as garbage, or a count over them is silently
+    short). A file cut at a page boundary SQLite reports as malformed by
+    itself. With a non-empty ``-wal`` beside it the main file may
+    legitimately lag (a checkpoint in progress): not judged.
+
+    Never ``open()`` the file directly: closing any descriptor of a file
+    drops every POSIX lock this process holds on it, so a store already open
+    in this process would lose its locks, and another process's last
+    connection would then checkpoint and delete the ``-wal`` that this one is
+    still writing (see docs/solutions/closing-a-db-file-drops-sqlite-locks.md).
+    SQLite's own connections share their descriptors' locks safely.
     """
     try:
         size = path.stat().st_size
-        if size == 0:
-            return ""
-        with path.open("rb") as f:
-            header = f.read(100)
     except OSError:
         return ""  # absent or unreadable: SQLite's own error says more
-    if len(header) < 100 or not header.startswith(_HEADER):
-        return "not a SQLite database"
-    page = int.from_bytes(header[16:18], "big")
-    page = 65536 if page == 1 else page
-    if page < 512 or page & (page - 1):
-        return "not a SQLite database (bad page size)"
+    if size == 0:
+        return ""
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return ""
+    try:
+        conn.execute("PRAGMA schema_version")  # reads and checks the header
+        page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+        return "not a SQLite database" if code == _SQLITE_NOTADB else ""
+    finally:
+        conn.close()
     if size % page:
         wal = path.with_name(path.name + "-wal")
         if not (wal.is_file() and wal.stat().st_size > 0):
@@ -98,10 +109,12 @@ def _probe(path: Path) -> OSError | None:
         finally:
             os.close(fd)
             probe.unlink()
-        if path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
     except OSError as exc:
         return exc
+    # access(2), not open(2): closing a descriptor of the file would drop the
+    # POSIX locks of this process's SQLite connections to it.
+    if path.exists() and not os.access(path, os.W_OK):
+        return PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
     return None
 
 
