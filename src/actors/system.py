@@ -64,9 +64,10 @@ class WatchSystem:
     def __init__(self, engine: Engine, options: WatchOptions, store: Store | None = None) -> None:
         self.engine = engine
         self.options = options
-        self.sink = EventSink(store)
-        self.registry = Registry()
         self.shutdown = Shutdown()
+        # Nothing can be recorded (full disk, unwritable .pivot/): stop, saying so.
+        self.sink = EventSink(store, on_storage_error=self.shutdown.request)
+        self.registry = Registry()
         self.ctx = Context(self.sink, self.registry, self.shutdown)
         self.workers = Workers(options.jobs, standby=options.standby)
         self.control = PoolControl(self.workers)

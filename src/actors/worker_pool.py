@@ -28,6 +28,7 @@ from pivot.events.pipeline import (
     WorkersRestartFailed,
 )
 from pivot.pipeline.lock import LockWaitCancelled, run_lock
+from pivot.storage import StorageError
 from pivot.watch.engine import CancelToken, Engine, PlannedStage
 from pivot.watch.sink import EventSink
 from pivot.watch.workers import Workers
@@ -232,6 +233,10 @@ class WorkerPool(Shell):
                 )
         except LockWaitCancelled:
             pass  # finish() reports the wave's stages as cancelled
+        except StorageError as exc:
+            # The records cannot be written (full disk, unwritable .pivot/):
+            # running more would only redo work that cannot be recorded.
+            self.ctx.shutdown.request(str(exc))
         except Exception as exc:
             if not recorder.cancel.requested:
                 for p in msg.plan:

@@ -34,6 +34,7 @@ from pivot.pipeline.loader import load_fresh
 from pivot.pipeline.plan import Decision, Plan, paths_to_observe, plan, select
 from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.state import StateStore
+from pivot.storage import StorageError
 from pivot.watch.engine import CancelToken, LoadError, PipelineView, PlannedStage, StageInfo
 from pivot.watch.standby_loader import StandbyLoader
 from pivot.watch.workers import Workers
@@ -239,8 +240,12 @@ class PipelineEngine:
             self._loader.close()
         with self._lock:
             if self._state is not None:
-                if self._hasher is not None:
-                    self._state.save_file_cache(self._hasher.dirty)
-                self._state.close()
+                try:
+                    if self._hasher is not None:
+                        self._state.save_file_cache(self._hasher.dirty)
+                except StorageError:
+                    pass  # a cache of hashes; the error that stopped the watch was said
+                finally:
+                    self._state.close()
             self._state = None
             self._hasher = None

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from pivot.events.base import Event
 from pivot.events.store import Recorded
+from pivot.storage import StorageError
 
 __all__ = ["EventSink", "Listener", "RecordedListener", "Store"]
 
@@ -32,8 +33,13 @@ class Store(Protocol):
 class EventSink:
     """Thread-safe: record events, then hand them to every listener in order."""
 
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(
+        self, store: Store | None = None, on_storage_error: Callable[[str], None] | None = None
+    ) -> None:
         self._store = store
+        # A full disk or an unwritable log: told once (one line), not per event.
+        self._on_storage_error = on_storage_error
+        self._storage_error = ""
         self._listeners: list[Listener] = []
         self._recorded: list[RecordedListener] = []
         self._lock = threading.Lock()
@@ -57,8 +63,13 @@ class EventSink:
             if self._store is not None:
                 try:
                     seqs = self._store.append(list(events))
+                except StorageError as exc:
+                    if not self._storage_error:
+                        self._storage_error = str(exc)
+                        if self._on_storage_error is not None:
+                            self._on_storage_error(str(exc))
                 except Exception:
-                    # A full disk must not stop the watch; the display still shows it.
+                    # Not the disk: the display still shows what was not recorded.
                     log.exception("could not record %d event(s)", len(events))
             self._notify(events, seqs)
 

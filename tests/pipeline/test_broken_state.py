@@ -286,3 +286,14 @@ def test_an_emptied_event_log_is_reported_by_reading_commands(project: Project) 
     log.write_bytes(b"")
     for args in (("stats",), ("events",)):
         one_line_error(project.cli(*args, ok=None), ".pivot/events.db", "empty")
+
+
+def test_a_full_disk_stops_watch_with_one_line(small_disk: Path) -> None:
+    project = Project(small_disk / "proj")
+    project.write("pipeline.py", FILLER_PIPELINE)
+    project.write("data/in.txt", "hello\n")
+    project.write("fill.flag", "")
+    proc = _watch(project)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    one_line_error(proc, "no space left", "free space")

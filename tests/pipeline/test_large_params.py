@@ -35,7 +35,7 @@ def test_a_large_param_is_recorded_as_a_digest_and_a_change_still_shows(tmp_path
     assert project.status() == {"big": []}
     project.write("params.yaml", _params("abd", small=2))
     [reason_big, reason_small] = project.status()["big"]
-    assert reason_big.startswith(f"param changed: blob \"<{SIZE + 2} bytes, digest "), reason_big
+    assert reason_big.startswith(f'param changed: blob "<{SIZE + 2} bytes, digest '), reason_big
     assert reason_small == "param changed: small 1 -> 2"
     assert project.ran() == ["big"]
     assert project.read("out.txt") == f"{SIZE} abd 2"
