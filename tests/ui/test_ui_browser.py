@@ -23,8 +23,6 @@ from ui_server import running_ui, wait_for
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
 
 def _submit(slurm: slurm_cluster.Cluster, job_dir: Path, name: str) -> str:
     script = job_dir / f"{name}.sh"
@@ -52,6 +50,8 @@ with EventStore.open(root / ".pivot" / "events.db") as store:
 """
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_create_from_template_see_matches_live_pause_copy_and_chart(
     slurm: slurm_cluster.Cluster, job_dir: Path
 ) -> None:
@@ -137,3 +137,43 @@ def test_create_from_template_see_matches_live_pause_copy_and_chart(
         assert errors == []
     for job in (first, second):
         slurm.run("scancel", job)
+
+
+def test_the_page_asks_for_the_token_and_takes_it_from_the_address(tmp_path: Path) -> None:
+    require(CHROMIUM.exists(), "Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    (tmp_path / "pivot.toml").write_text("")
+    with running_ui(tmp_path, "--no-watchers", token="s3cret") as ui, sync_playwright() as pw:
+        hostile = {"job_id": "7", "name": "<img src=x onerror=alert(1)>", "pattern": "x",
+                   "actions": [{"type": "cancel_job"}]}  # fmt: skip
+        ui.post("/api/watchers", hostile, 201)
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(ui.url + "/")
+        page.get_by_label("This server needs its token", exact=False).fill("s3cret")
+        page.get_by_role("button", name="Use token").click()
+        card = page.locator("article.card")
+        expect(card).to_have_count(1, timeout=30_000)
+        # The name is shown as text: no element was made from it, no script ran.
+        expect(card.locator(".name")).to_have_text("<img src=x onerror=alert(1)>")
+        assert card.locator("img").count() == 0
+        expect(page.locator(".conn")).to_have_text("● live", timeout=30_000)
+        other = browser.new_page()
+        other.goto(ui.url + "/#token=s3cret")  # what `pivot ui --open` opens
+        expect(other.locator("article.card")).to_have_count(1, timeout=30_000)
+        assert "token" not in other.url  # taken out of the address bar
+        # Keyboard: the tabs move with the arrow keys, Escape closes the form.
+        other.get_by_role("tab", name="Watchers").focus()
+        other.keyboard.press("ArrowRight")
+        expect(other.get_by_role("tab", name="Events")).to_be_focused()
+        expect(other.get_by_role("tab", name="Events")).to_have_attribute("aria-selected", "true")
+        other.keyboard.press("ArrowLeft")
+        other.get_by_role("button", name="+ New watcher").click()
+        other.get_by_label("Name", exact=True).focus()
+        other.keyboard.press("Escape")
+        expect(other.get_by_role("form", name="New watcher")).to_have_count(0)
+        browser.close()
+        assert dialogs == []
