@@ -57,6 +57,12 @@ async def read_body(request: Request) -> Any:
     raw = await request.body()
     if not raw:
         return {}
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/json":
+        # A form or text/plain body is what a page of another site can send
+        # without asking first: only JSON is accepted.
+        raise ApiError(415, f"the body must be application/json, not {kind or 'untyped'}",
+                       "content-type")  # fmt: skip
     import json
 
     try:

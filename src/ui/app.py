@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pivot.ui import api_project, api_templates, api_watchers, ws
-from pivot.ui.auth import TokenAuth
+from pivot.ui.auth import OriginGuard, TokenAuth, allowed_hosts_for
 from pivot.ui.context import UiContext
 from pivot.ui.errors import EXCEPTION_HANDLERS
 from pivot.ui.openapi import openapi
@@ -84,7 +84,8 @@ async def _no_page(request: Request) -> Response:
 
 
 def create_app(ctx: UiContext) -> Any:
-    """The app serving ``ctx`` (wrapped in the token check and the security headers)."""
+    """The app serving ``ctx``: wrapped in the origin and token checks, with security headers."""
     app = Starlette(routes=routes(), exception_handlers=EXCEPTION_HANDLERS)
     app.state.ctx = ctx
-    return _SecurityHeaders(TokenAuth(app, ctx.token))
+    guarded = OriginGuard(TokenAuth(app, ctx.token), allowed_hosts_for(ctx.bind))
+    return _SecurityHeaders(guarded)

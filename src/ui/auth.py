@@ -15,7 +15,16 @@ import ipaddress
 import json
 from typing import Any
 
-__all__ = ["BindError", "TokenAuth", "check_bind", "is_loopback", "token_ok"]
+__all__ = [
+    "BindError",
+    "OriginGuard",
+    "TokenAuth",
+    "allowed_hosts_for",
+    "check_bind",
+    "is_loopback",
+    "same_origin",
+    "token_ok",
+]
 
 _PROTECTED = ("/api/", "/ws/")
 
@@ -93,3 +102,62 @@ class TokenAuth:
             await send({"type": "websocket.http.response.body", "body": body})
         else:  # the server cannot answer a handshake with a status: refuse it
             await send({"type": "websocket.close", "code": 1008})
+
+
+def same_origin(headers: dict[str, str], allowed_hosts: frozenset[str]) -> str | None:
+    """Why a request from a browser must be refused, or None.
+
+    - ``Host`` must name this server when it listens on loopback (a DNS
+      rebinding page reaches 127.0.0.1 under its own name);
+    - an ``Origin`` (sent by browsers on cross-site requests and on every
+      WebSocket handshake) must be this server's own, since WebSockets and
+      "simple" POSTs are not stopped by the same-origin policy.
+    """
+    host = headers.get("host", "")
+    name = host.rsplit(":", 1)[0].strip("[]").lower() if host else ""
+    if allowed_hosts and name not in allowed_hosts:
+        return f"Host {host[:80]!r} is not this server (it listens on loopback)"
+    origin = headers.get("origin")
+    if origin is None:
+        return None
+    bare = origin.split("://", 1)[-1].rstrip("/")
+    if origin == "null" or bare.lower() != host.lower():
+        return f"cross-origin request from {origin[:80]!r} refused"
+    return None
+
+
+class OriginGuard:
+    """ASGI middleware: 403 for a request from another site, or under a name not this server's."""
+
+    def __init__(self, app: Any, allowed_hosts: frozenset[str]) -> None:
+        self.app = app
+        self.allowed_hosts = allowed_hosts
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}  # fmt: skip
+        why = same_origin(headers, self.allowed_hosts)
+        if why is None:
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"error": why, "field": "origin"}).encode()
+        start = [(b"content-type", b"application/json"),
+                 (b"content-length", str(len(body)).encode())]  # fmt: skip
+        kind = "http" if scope["type"] == "http" else "websocket.http"
+        if kind == "websocket.http" and "websocket.http.response" not in (
+            scope.get("extensions") or {}
+        ):
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await send({"type": f"{kind}.response.start", "status": 403, "headers": start})
+        await send({"type": f"{kind}.response.body", "body": body})
+
+
+def allowed_hosts_for(bind: str) -> frozenset[str]:
+    """The ``Host`` names a server bound to ``bind`` answers (empty: any, when not loopback)."""
+    if not is_loopback(bind):
+        return frozenset()
+    return frozenset({"127.0.0.1", "localhost", "::1", bind.strip("[]").lower()})

@@ -29,6 +29,7 @@ class UiContext:
     root: Path
     token: str = ""
     hosting: bool = False
+    bind: str = "127.0.0.1"  # the address it listens on (decides which Host names it answers)
 
     def job_book(self, watcher_id: str) -> Book:
         """A private copy of the watchers and record of one watcher's job (for ``trigger``).

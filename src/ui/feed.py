@@ -138,6 +138,7 @@ class Feed:
         self.states = states
         self.touched = set(book.watchers)
         self.seq = target
+        self.listing.refresh()  # the first list request need not encode them all
 
     def start(self) -> None:
         """Load, then follow the log in a daemon thread until :meth:`stop`."""

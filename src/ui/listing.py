@@ -40,6 +40,10 @@ class Listing:
         self._order: list[str] = []
         self._sorted = True
 
+    def refresh(self) -> None:
+        """Encode the watchers touched since the last call (the feed calls it after loading)."""
+        self._refresh()
+
     def _refresh(self) -> None:
         feed = self.feed
         touched = feed.touched

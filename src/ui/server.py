@@ -64,7 +64,7 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
 
             runtime = start_watchers(store, config, tick_seconds=options.tick_seconds)
         ctx = UiContext(store=store, config=config, feed=feed, root=root, token=options.token,
-                        hosting=runtime is not None)  # fmt: skip
+                        hosting=runtime is not None, bind=options.host)  # fmt: skip
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(ctx),

@@ -119,8 +119,9 @@ def test_watchers_crud_and_control_on_a_real_job(
 
 def _bad(ui: Any, method: str, path: str, body: Any = None, raw: bytes | None = None,
          **params: Any) -> tuple[int, str | None, str]:  # fmt: skip
+    headers = {"Content-Type": "application/json"} if raw is not None else None
     r = ui.http.request(method, path, json=body if raw is None else None, content=raw,
-                        params=params or None)  # fmt: skip
+                        params=params or None, headers=headers)  # fmt: skip
     data = r.json()
     return r.status_code, data.get("field"), data["error"]
 
@@ -188,6 +189,20 @@ def test_every_bad_request_is_a_4xx_naming_the_field(tmp_path: Path) -> None:
             assert got[2] and "Traceback" not in got[2]
         status, field, error = _bad(ui, "POST", "/api/watchers", raw=b"{not json")
         assert (status, field) == (400, "body") and "not valid JSON" in error
+        # What a page of another site could send without a preflight, or under a
+        # rebound DNS name, is refused before it reaches the API.
+        as_text = ui.http.post("/api/watchers", content=json.dumps(good),
+                               headers={"Content-Type": "text/plain"})  # fmt: skip
+        assert (as_text.status_code, as_text.json()["field"]) == (415, "content-type")
+        for headers in ({"Origin": "http://evil.example"}, {"Host": "evil.example:80"},
+                        {"Origin": "null"}):  # fmt: skip
+            r = ui.http.post("/api/watchers", json=good, headers=headers)
+            assert (r.status_code, r.json()["field"]) == (403, "origin"), headers
+        with pytest.raises(InvalidStatus) as cross_site:
+            ui.ws("/ws/watchers", origin="http://evil.example").close()  # type: ignore[arg-type]
+        assert cross_site.value.response.status_code == 403
+        with ui.ws("/ws/watchers", origin=ui.url) as conn:  # type: ignore[arg-type]
+            assert json.loads(conn.recv(timeout=30))["type"] == "hello"
         assert ui.get("/api/watchers")["count"] == 1  # nothing bad was added
 
 

@@ -65,3 +65,21 @@ def test_a_create_request_names_what_is_missing() -> None:
         with pytest.raises(ApiError) as err:
             parse_new_watcher(body)
         assert err.value.field == field and 400 <= err.value.status < 500
+
+
+def test_requests_from_other_sites_or_rebound_names_are_refused() -> None:
+    from pivot.ui.auth import allowed_hosts_for, same_origin
+
+    local = allowed_hosts_for("127.0.0.1")
+    assert same_origin({"host": "127.0.0.1:8765"}, local) is None  # curl, scripts
+    assert same_origin({"host": "localhost:8765", "origin": "http://localhost:8765"}, local) is None
+    assert same_origin({"host": "[::1]:8765"}, local) is None
+    assert "cross-origin" in str(
+        same_origin({"host": "127.0.0.1:8765", "origin": "https://evil.example"}, local)
+    )
+    assert same_origin({"host": "127.0.0.1:8765", "origin": "null"}, local) is not None
+    assert "not this server" in str(same_origin({"host": "evil.example:8765"}, local))
+    anywhere = allowed_hosts_for("0.0.0.0")  # a token guards it; any name reaches it
+    assert anywhere == frozenset()
+    assert same_origin({"host": "box.lan:8765", "origin": "http://box.lan:8765"}, anywhere) is None
+    assert same_origin({"host": "box.lan:8765", "origin": "http://evil.example"}, anywhere)
