@@ -45,6 +45,7 @@ def test(  # noqa: PLR0917 - typer passes options by keyword
             min=0,
         ),
     ] = 0,
+    job: Annotated[str, typer.Option("--job", help="The job id ${JOB_ID} shows.")] = "0",
     json_: JsonOption = False,
 ) -> None:
     """Dry run: the watchers in FILE over the lines of a log. Runs nothing.
@@ -72,6 +73,7 @@ def test(  # noqa: PLR0917 - typer passes options by keyword
             r = dry_run(
                 d,
                 log,
+                job_id=job,
                 job_state=(job_state or "").lower(),
                 lines_per_second=lines_per_second,
                 timer_ticks=timer_ticks,

@@ -84,7 +84,7 @@ def test_gpu_alert_dry_run_fires_only_above_ninety_percent_and_warns_about_mail(
 
 
 def test_oom_handler_dry_run_fires_once() -> None:
-    result = dry("oom")
+    result = dry("oom", "--job", "4242")
     assert [m["held_back"] for m in result["matches"]] == [
         "",
         "not acted on: triggered (max_triggers 1 reached)",
@@ -95,6 +95,9 @@ def test_oom_handler_dry_run_fires_once() -> None:
         "notify_email",
     ]
     assert result["matches"][0]["actions"][1]["params"] == {"reason": "CUDA out of memory"}
+    assert result["matches"][0]["actions"][2]["params"]["subject"] == (
+        "Job 4242 cancelled - CUDA OOM"
+    )
 
 
 def test_checkpoint_dry_run_warns_and_shows_the_refusal_at_every_timer_tick() -> None:
