@@ -177,3 +177,41 @@ def test_the_page_asks_for_the_token_and_takes_it_from_the_address(tmp_path: Pat
         expect(other.get_by_role("form", name="New watcher")).to_have_count(0)
         browser.close()
         assert dialogs == []
+
+
+def test_the_page_reconnects_by_itself_and_misses_nothing(tmp_path: Path) -> None:
+    require(CHROMIUM.exists(), "Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+    from slurm_cluster import free_port
+    from ui_server import pivot, start_ui
+
+    (tmp_path / "pivot.toml").write_text("")
+    yaml = 'name: "w{n}"\npattern: "x{n}"\nactions:\n  - type: cancel_job\n'
+    port = str(free_port())
+
+    def add(n: int) -> None:
+        (tmp_path / f"w{n}.yaml").write_text(yaml.format(n=n))
+        pivot(tmp_path, "watchers", "add", f"w{n}.yaml", "--job", "5")
+
+    add(1)
+    ui = start_ui(tmp_path, "--no-watchers", "--port", port)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(ui.url + "/#/events")
+        expect(page.locator(".conn")).to_have_text("● live", timeout=30_000)
+        expect(page.locator("table.events tbody tr")).to_have_count(1, timeout=30_000)
+        ui.stop()
+        expect(page.locator(".conn")).not_to_have_text("● live", timeout=30_000)
+        add(2)  # appended while the page is cut off
+        ui = start_ui(tmp_path, "--no-watchers", "--port", port)
+        try:
+            expect(page.locator(".conn")).to_have_text("● live", timeout=30_000)
+            add(3)
+            rows = page.locator("table.events tbody tr")
+            expect(rows).to_have_count(3, timeout=30_000)  # w2 resumed from the log, w3 live
+            expect(rows.first).to_contain_text("w3")
+            expect(rows.nth(1)).to_contain_text("w2")
+        finally:
+            browser.close()
+            ui.stop()
