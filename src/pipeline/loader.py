@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pivot.pipeline import load_limits
+from pivot.pipeline import lifeline, load_limits
 from pivot.pipeline.bytecode import drop_racy_bytecode
 from pivot.pipeline.dag import StageGraph, build_graph, missing_deps
 from pivot.pipeline.declare import Pipeline, StageDecl
@@ -390,11 +390,25 @@ def load_fresh(
     cmd = [python or sys.executable, "-m", "pivot.pipeline.loader", str(file)]
     if not check_deps:
         cmd.append("--no-check-deps")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    # Through the lifeline, so a killed pivot does not leave it loading.
+    proc = lifeline.spawn(
+        subprocess.Popen,
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **lifeline.child_env()},
+    )
     try:
-        answer = json.loads(proc.stdout)
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    try:
+        answer = json.loads(stdout)
     except ValueError:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        tail = "\n".join(stderr.strip().splitlines()[-5:])
         raise PipelineError(
             f"the pipeline loader exited with status {proc.returncode}: {tail}"
         ) from None
@@ -424,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     Prints ``{"ok": true, "spec": {...}}`` or ``{"ok": false, "error":
     {"message", "file", "line"}}`` on stdout; exit status 0 or 1.
     """
+    lifeline.arm()
     args = list(sys.argv[1:] if argv is None else argv)
     check = "--no-check-deps" not in args
     paths = [a for a in args if not a.startswith("--")]

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
 
-from pivot.pipeline.worker import ignore_sigint
+from pivot.pipeline import lifeline
+from pivot.pipeline.worker import init_worker
 
 __all__ = ["Pool", "StagePool", "default_jobs", "kill_executor"]
 
@@ -80,7 +81,7 @@ class StagePool:
 
             spawn.install()
 
-            self._executor = ProcessPoolExecutor(max_workers=self._jobs, initializer=ignore_sigint)
+            self._executor = ProcessPoolExecutor(max_workers=self._jobs, initializer=init_worker)
             self.generation += 1
         future: Future[T] = self._executor.submit(fn, *args)
         return future
@@ -106,12 +107,14 @@ class StagePool:
 def kill_executor(executor: Any) -> None:
     """Kill a loky executor's workers with everything their stages started; wait for it.
 
-    Each worker leads its own process group (see :func:`pivot.pipeline.spawn`
-    and :func:`pivot.pipeline.worker.ignore_sigint`): killing the group also
-    gets processes a stage started, including orphans loky's tree walk cannot
-    find any more.
+    Each worker is a subreaper (:mod:`pivot.pipeline.lifeline`), so its tree
+    holds every process a stage started, even one in a session of its own
+    whose parent exited; :func:`~pivot.pipeline.lifeline.kill_tree` kills it
+    all. Each worker also leads its own process group, killed too (where
+    there is no ``/proc`` to walk, that is all there is).
     """
     for pid in list(getattr(executor, "_processes", {}) or {}):
+        lifeline.kill_tree(pid)
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGKILL)
     executor.shutdown(wait=True, kill_workers=True)

@@ -18,6 +18,10 @@ which a freshly forked child never does). The parent still kills each
 worker's whole group on shutdown. Without a ``setsid`` program (not Linux),
 nothing is wrapped and the initializer's ``os.setpgrp()`` remains the only
 protection.
+
+The same wrapper hands each spawn to :func:`pivot.pipeline.lifeline.spawn`
+(the lifeline thread, with ``PIVOT_LIFELINE`` in the child's environment),
+so that every worker dies with this process however it dies.
 """
 
 from __future__ import annotations
@@ -42,22 +46,27 @@ def install() -> bool:
     except ImportError:  # loky reorganised: keep its own spawn, unwrapped
         return False
 
+    from pivot.pipeline import lifeline
+
     with _lock:
         original: Callable[..., Any] | None = getattr(module, "fork_exec", None)
         if original is None:
             return False
-        if getattr(original, _MARK, False):
-            return True
+        if hasattr(original, _MARK):  # already wrapped
+            return bool(getattr(original, _MARK))
         setsid = _setsid_program()
-        if setsid is None:
-            return False
+        prefix = [setsid] if setsid is not None else []
 
-        def fork_exec_in_new_session(cmd: Sequence[str], *args: Any, **kwargs: Any) -> Any:
-            return original([setsid, *cmd], *args, **kwargs)
+        def fork_exec_in_new_session(
+            cmd: Sequence[str], keep_fds: Sequence[int], env: dict[str, str] | None = None
+        ) -> Any:
+            env = {**(env or {}), **lifeline.child_env()}
+            return lifeline.spawn(original, [*prefix, *cmd], keep_fds, env=env)
 
-        setattr(fork_exec_in_new_session, _MARK, True)
+        # The mark says whether workers get a session of their own.
+        setattr(fork_exec_in_new_session, _MARK, setsid is not None)
         module.fork_exec = fork_exec_in_new_session
-        return True
+        return setsid is not None
 
 
 def _setsid_program() -> str | None:

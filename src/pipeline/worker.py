@@ -25,7 +25,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["StageOutcome", "StageTask", "ignore_sigint", "run_stage"]
+from pivot.pipeline import lifeline
+
+__all__ = ["StageOutcome", "StageTask", "init_worker", "run_stage"]
 
 _THIS_FILE = os.path.realpath(__file__)
 
@@ -57,13 +59,15 @@ class StageOutcome:
     traceback: str = ""
 
 
-def ignore_sigint() -> None:
-    """Worker initializer: Ctrl-C is the parent's to handle (it kills the workers).
+def init_worker() -> None:
+    """Worker initializer: die with the parent; Ctrl-C is the parent's to handle.
 
-    The worker also leads a process group of its own, so the parent can kill
-    it together with every process its stages started (``os.killpg``), even
-    ones whose own parent already exited.
+    :func:`pivot.pipeline.lifeline.arm` makes the worker, and every process
+    its stages start, die with the pivot process that started it, however
+    that one dies. The worker also leads a process group of its own (when it
+    was not born in a session of its own, see :mod:`pivot.pipeline.spawn`).
     """
+    lifeline.arm(tree=True)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.setpgrp()
@@ -162,6 +166,8 @@ def run_stage(task: StageTask) -> StageOutcome:
         ok = False
         sys.stderr.write(tb)
     finally:
+        # Nothing the stage started outlives it (a no-op outside a worker).
+        lifeline.end_stage_processes()
         with contextlib.suppress(OSError):
             os.chdir(cwd)
         sys.stdout.flush()

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+from pivot.pipeline import lifeline
 from pivot.pipeline.errors import PipelineError
 from pivot.pipeline.spec import PipelineSpec
 
@@ -29,8 +31,11 @@ __all__ = ["StandbyLoader"]
 # Imports pivot's loader (never project code), then waits for one path.
 # Directory listings cached by the import system while it waited would hide
 # a module created since (a checkout adding a file): forget them first.
+# It dies with pivot (lifeline) before importing anything else.
 _SCRIPT = """\
 import importlib, sys
+from pivot.pipeline import lifeline
+lifeline.arm()
 from pivot.pipeline import loader
 line = sys.stdin.readline().strip()
 importlib.invalidate_caches()
@@ -49,13 +54,15 @@ class StandbyLoader:
         self._closed = False
 
     def _spawn(self) -> subprocess.Popen[str]:
-        return subprocess.Popen(
+        return lifeline.spawn(
+            subprocess.Popen,
             [self.python, "-c", _SCRIPT],
             cwd=self.pipeline_file.parent,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env={**os.environ, **lifeline.child_env()},
         )
 
     def prepare(self) -> None:

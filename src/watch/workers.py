@@ -26,7 +26,7 @@ import loky
 
 from pivot.pipeline import spawn
 from pivot.pipeline.pool import kill_executor
-from pivot.pipeline.worker import ignore_sigint
+from pivot.pipeline.worker import init_worker
 
 __all__ = ["PRELOAD", "Workers", "warm"]
 
@@ -67,7 +67,7 @@ class Workers:
         # Ctrl-C never reaches one still starting; the initializer is
         # `pivot run`'s, so both kinds of worker behave alike.
         spawn.install()
-        executor = loky.ProcessPoolExecutor(max_workers=self.jobs, initializer=ignore_sigint)
+        executor = loky.ProcessPoolExecutor(max_workers=self.jobs, initializer=init_worker)
         try:
             futures = [executor.submit(warm) for _ in range(self.jobs)]
             done, _ = wait(futures, timeout=60)
