@@ -27,7 +27,8 @@ from pivot.events.pipeline import (
     WorkersRestarted,
     WorkersRestartFailed,
 )
-from pivot.pipeline.lock import LockWaitCancelled, run_lock
+from pivot.pipeline.interrupted import Takeover
+from pivot.pipeline.lock import Holder, LockWaitCancelled, run_lock
 from pivot.storage import StorageError
 from pivot.watch.engine import CancelToken, Engine, PlannedStage
 from pivot.watch.sink import EventSink
@@ -213,12 +214,18 @@ class WorkerPool(Shell):
                 )
             )
 
+        takeover = Takeover(self.name)
         try:
             # One run at a time per project: a `pivot run` in another terminal
             # and a watch wave never run the project's stages together.
             with run_lock(
-                self.engine.root, on_wait=on_wait, cancelled=lambda: recorder.cancel.requested
-            ):
+                self.engine.root,
+                on_wait=on_wait,
+                cancelled=lambda: recorder.cancel.requested,
+                on_leftover=takeover.on_leftover,
+            ) as previous:
+                if takeover.needed(previous):  # the holder before us was killed
+                    self._record_takeover(takeover, previous)
                 plan = list(msg.plan)
                 if waited and msg.trigger != "force":
                     plan = self._replan(msg)  # the run we waited for may have done the work
@@ -257,6 +264,14 @@ class WorkerPool(Shell):
                 "coordinator",
                 WaveDone(msg.wave_id, recorder.stages, cancelled=recorder.cancel.requested),
             )
+
+    def _record_takeover(self, takeover: Takeover, previous: Holder) -> None:
+        from pivot.events.store import EventStore
+        from pivot.pipeline.project import events_path
+
+        with EventStore.open(events_path(self.engine.root)) as store:
+            found = takeover.events(store, previous)
+        self.ctx.sink.emit(*found)
 
     def _replan(self, msg: RunWave) -> list[PlannedStage]:
         names = frozenset(p.name for p in msg.plan)

@@ -21,6 +21,7 @@ import typer
 from pivot.terminal import echo
 
 if TYPE_CHECKING:
+    from pivot.events.store import EventStore
     from pivot.pipeline.errors import PipelineError
     from pivot.pipeline.execute import WaveResult
     from pivot.pipeline.plan import Plan
@@ -148,19 +149,33 @@ def run(
         _print_dry_run(the_plan, as_json)
         return
 
+    from pivot.events.store import EventStore
+    from pivot.pipeline.interrupted import Takeover, describe
     from pivot.pipeline.lock import run_lock
+    from pivot.pipeline.project import events_path
 
     def waiting(holder: str) -> None:
         print(f"waiting for another pivot run (pid {holder}) to finish...", file=sys.stderr)
 
+    takeover = Takeover("pivot run")
     with contextlib.ExitStack() as stack:
         stack.callback(project.close)
-        stack.enter_context(run_lock(project.root, on_wait=waiting))
+        previous = stack.enter_context(
+            run_lock(project.root, on_wait=waiting, on_leftover=takeover.on_leftover)
+        )
+        store = EventStore.open(events_path(project.root))
+        stack.callback(store.close)
+        # Holding the lock, no wave runs: a wave left open was interrupted.
+        found = takeover.events(store, previous)
+        if found:
+            store.append(found)
+            for line in describe(found):
+                print(line, file=sys.stderr)
         try:
             the_plan = project.plan(stages or (), force=force)
         except PipelineError as exc:
             raise _fail(exc, as_json) from None
-        result = _execute(project, the_plan, jobs, keep_going, as_json)
+        result = _execute(project, the_plan, jobs, keep_going, as_json, store=store)
     if as_json:
         print(json.dumps(summary(the_plan, result)))
     if result.cancelled:
@@ -178,15 +193,18 @@ def run(
 
 
 def _execute(
-    project: Project, the_plan: Plan, jobs: int | None, keep_going: bool, as_json: bool
+    project: Project,
+    the_plan: Plan,
+    jobs: int | None,
+    keep_going: bool,
+    as_json: bool,
+    *,
+    store: EventStore,
 ) -> WaveResult:
     """Run the plan with events appended and shown; Ctrl-C cancels the wave."""
-    from pivot.events.store import EventStore
     from pivot.pipeline.display import RunDisplay
     from pivot.pipeline.execute import Cancel
-    from pivot.pipeline.project import events_path
 
-    store = EventStore.open(events_path(project.root))
     display = RunDisplay(project.root, store.append, None if as_json else _print)
     cancel = Cancel()
 
@@ -206,7 +224,6 @@ def _execute(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         display.close()
-        store.close()
 
 
 _CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from pivot.actors.base import Context
+    from pivot.events.store import EventStore
     from pivot.watch.sink import EventSink
 
 
@@ -155,6 +156,7 @@ def watch(
     if starter is not None:
         options.extra_starts.append(_guarded(starter))
     system = WatchSystem(engine, options, store)
+    _take_over(engine.root, store)
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         del frame
@@ -204,3 +206,25 @@ def _guarded(
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `pivot` app."""
     app.command("watch")(watch)
+
+
+def _take_over(root: Path, store: EventStore) -> None:
+    """Record what a killed pivot left behind, if the run lock is free now.
+
+    A busy lock means a run is going on in another process: it records what
+    it found when it took the lock, and our own waves check again whenever
+    they take the lock from a process that died holding it.
+    """
+    from pivot.pipeline.interrupted import Takeover, describe
+    from pivot.pipeline.lock import LockBusy, run_lock
+
+    takeover = Takeover("pivot watch")
+    try:
+        with run_lock(root, on_leftover=takeover.on_leftover, blocking=False) as previous:
+            found = takeover.events(store, previous)
+            if found:
+                store.append(found)
+    except LockBusy:
+        return
+    for line in describe(found):
+        print(line, file=sys.stderr)

@@ -16,6 +16,7 @@ from pivot.events.base import Event, event, upcaster
 
 __all__ = [
     "ChangesDetected",
+    "OrphansStopped",
     "PipelineInvalid",
     "PipelineReloaded",
     "StageCancelled",
@@ -25,6 +26,7 @@ __all__ = [
     "StageStarted",
     "StageSucceeded",
     "WaveFinished",
+    "WaveInterrupted",
     "WaveStarted",
     "WorkersRestartFailed",
     "WorkersRestarted",
@@ -54,6 +56,25 @@ class WaveFinished(Event):
     skipped: int = 0
     cancelled: int = 0
     duration: float = 0.0
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WaveInterrupted(Event):
+    """A wave that never finished: the process running it died (``kill -9``, a crash).
+
+    Recorded by the next `pivot run` or `pivot watch` of the project when it
+    takes the run lock, after the stages the wave left unfinished were
+    recorded as ``stage.cancelled``; ``stages`` lists them. ``pid`` is the
+    process that ran the wave when the lock file still said so (0 otherwise).
+    It ends the wave as ``wave.finished`` would.
+    """
+
+    TYPE = "wave.interrupted"
+    wave_id: str
+    stages: tuple[str, ...] = ()
+    pid: int = 0
+    reason: str = ""
 
 
 @event
@@ -194,6 +215,21 @@ class WorkersRestartFailed(Event):
 
     TYPE = "workers.restart_failed"
     error: str
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class OrphansStopped(Event):
+    """Processes a dead pivot (``holder``) left running were killed before a new wave.
+
+    The run lock's file lists the workers of the process holding it; the next
+    holder kills any of them still running (with everything below them), so
+    a stage never runs in an orphan and in a new run at once.
+    """
+
+    TYPE = "workers.orphans_stopped"
+    holder: int
+    pids: tuple[int, ...] = ()
 
 
 @event

@@ -10,7 +10,8 @@ State::
                                      success ("" if it has not failed since),
                        "wave_id": the wave of the latest event, "updated_at": at}},
      "wave": {"wave_id", "trigger", "stages", "started_at", "finished_at",
-              "succeeded", "failed", "skipped", "cancelled", "duration"} or None,
+              "succeeded", "failed", "skipped", "cancelled", "duration",
+              "interrupted": the process running it died (``wave.interrupted``)} or None,
      "pipeline_error": {"error", "file", "line", "at"} or None}
 """
 
@@ -77,7 +78,19 @@ def _apply(state: State, rec: Recorded) -> State:
         s = _stage(state, e.stage, e.at, e.correlation_id)
         s["state"] = "cancelled"
         s["reason"] = e.reason
-    elif isinstance(e, ev.WaveStarted):
+    elif isinstance(e, ev.WaveStarted | ev.WaveFinished | ev.WaveInterrupted):
+        _apply_wave(state, e)
+    elif isinstance(e, ev.PipelineReloaded):
+        for name in e.removed:
+            state["stages"].pop(name, None)
+        state["pipeline_error"] = None
+    elif isinstance(e, ev.PipelineInvalid):
+        state["pipeline_error"] = {"error": e.error, "file": e.file, "line": e.line, "at": e.at}
+    return state
+
+
+def _apply_wave(state: State, e: ev.WaveStarted | ev.WaveFinished | ev.WaveInterrupted) -> None:
+    if isinstance(e, ev.WaveStarted):
         state["wave"] = {
             "wave_id": e.wave_id,
             "trigger": e.trigger,
@@ -89,6 +102,7 @@ def _apply(state: State, rec: Recorded) -> State:
             "skipped": 0,
             "cancelled": 0,
             "duration": None,
+            "interrupted": False,
         }
     elif isinstance(e, ev.WaveFinished):
         wave = state["wave"]
@@ -101,18 +115,15 @@ def _apply(state: State, rec: Recorded) -> State:
                 cancelled=e.cancelled,
                 duration=e.duration,
             )
-    elif isinstance(e, ev.PipelineReloaded):
-        for name in e.removed:
-            state["stages"].pop(name, None)
-        state["pipeline_error"] = None
-    elif isinstance(e, ev.PipelineInvalid):
-        state["pipeline_error"] = {"error": e.error, "file": e.file, "line": e.line, "at": e.at}
-    return state
+    elif isinstance(e, ev.WaveInterrupted):
+        wave = state["wave"]
+        if wave is not None and wave["wave_id"] == e.wave_id:
+            wave.update(finished_at=e.at, cancelled=len(e.stages), interrupted=True)
 
 
 PIPELINE_STATUS = Projection(
     name="pipeline_status",
-    version=2,  # 2: a success clears last_error
+    version=3,  # 2: a success clears last_error; 3: wave.interrupted
     types=tuple(
         cls.TYPE
         for cls in (
@@ -124,6 +135,7 @@ PIPELINE_STATUS = Projection(
             ev.StageCancelled,
             ev.WaveStarted,
             ev.WaveFinished,
+            ev.WaveInterrupted,
             ev.PipelineReloaded,
             ev.PipelineInvalid,
         )

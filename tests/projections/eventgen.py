@@ -33,6 +33,7 @@ EVENTS: st.SearchStrategy[Event] = st.one_of(
     _ev(pl.StageCancelled, stage=STAGES, reason=TEXT),
     _ev(pl.WaveStarted, wave_id=WAVES, trigger=st.just("change"), stages=st.just(("train",))),
     _ev(pl.WaveFinished, wave_id=WAVES, succeeded=st.integers(0, 3)),
+    _ev(pl.WaveInterrupted, wave_id=WAVES, stages=st.lists(STAGES, max_size=2).map(tuple)),
     _ev(pl.PipelineReloaded, removed=st.lists(STAGES, max_size=1).map(tuple)),
     _ev(pl.PipelineInvalid, error=TEXT, file=st.just("pipeline.py"), line=st.integers(1, 9)),
     _ev(wt.WatcherCreated, watcher_id=WATCHERS, name=TEXT, job_id=st.just("42")),
