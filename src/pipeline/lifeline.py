@@ -28,66 +28,55 @@ In the child, first thing (:func:`arm`):
   every process a stage starts stays in the worker's tree, even one that
   left for a session of its own and whose parent exited (orphans are
   re-parented to the nearest subreaper ancestor, not to init). A *guard*
-  (``python -I -m pivot.pipeline.lifeline``, a child of the worker) waits for
-  the coordinator to die (a pidfd, else polling the worker's parent pid). The
-  worker's parent-death signal is SIGSTOP: the instant the coordinator dies,
-  the kernel freezes the worker, whatever it is doing (even inside C code
-  holding the GIL, where a watchdog thread could not run), with its tree
-  intact; the guard then freezes and kills that whole tree, worker included
-  (:func:`kill_tree`). A worker whose guard cannot start falls back to
-  SIGKILL (its own process group is then all that is reached).
+  (:mod:`pivot.pipeline.proctree` run as a script by ``python -I -S``, a
+  child of the worker, about 12 MB and 30 ms of CPU to start) waits for the coordinator to die (a
+  pidfd, else polling the worker's parent pid). The worker's parent-death
+  signal is SIGSTOP: the instant the coordinator dies, the kernel freezes the
+  worker, whatever it is doing (even inside C code holding the GIL, where a
+  watchdog thread could not run), with its tree intact; the guard then
+  freezes and kills that whole tree, worker included (``kill_tree``). A
+  worker whose guard cannot start falls back to SIGKILL (its own process
+  group is then all that is reached).
 
-:func:`kill_tree` is also how the parent kills a worker (Ctrl-C, restart,
-shutdown) and how a worker ends what a stage left running when the stage
-returns (:func:`end_stage_processes`): nothing a stage started outlives it.
+:func:`pivot.pipeline.proctree.kill_tree` is also how the parent kills a
+worker (Ctrl-C, restart, shutdown) and how a worker ends what a stage left
+running when the stage returns (:func:`end_stage_processes`): nothing a
+stage started outlives it.
 
 Limits: Linux only (``prctl``); elsewhere :func:`arm` does nothing and
 process groups are all there is. What a stage hands to another service
 (``systemd-run``, ``at``, an ssh to this host, a SLURM job) is not a
 descendant and is not tracked. loky's resource trackers are not armed: they
-exit when the last worker holding their pipe is gone.
+exit when the last worker holding their pipe is gone. A guard that is itself
+killed leaves its worker frozen once the coordinator dies; the run lock
+(:mod:`pivot.pipeline.lock`) lists workers so the next run kills it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import queue
-import select
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = [
-    "ENV",
-    "arm",
-    "child_env",
-    "end_stage_processes",
-    "kill_tree",
-    "process_start",
-    "spawn",
-    "spawned",
-]
+from pivot.pipeline import proctree
+
+__all__ = ["ENV", "arm", "child_env", "end_stage_processes", "on_spawn", "spawn", "spawned"]
 
 ENV = "PIVOT_LIFELINE"
 T = TypeVar("T")
 
-_PR_SET_PDEATHSIG = 1
-_PR_SET_CHILD_SUBREAPER = 36
-_POLL = 0.1  # seconds between checks where no pidfd can be had
 
 # -- parent side ---------------------------------------------------------------
 
 
-@dataclass
 class _Here:
     """This process's side of the lifeline (module state, set once)."""
 
@@ -136,11 +125,11 @@ def spawn(fork: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
 
 
 def _note(pid: int) -> None:
-    start = process_start(pid)
+    start = proctree.process_start(pid)
     if start is None:
         return
     with _thread_lock:
-        for old in [p for p in _children if process_start(p) != _children[p]]:
+        for old in [p for p in _children if proctree.process_start(p) != _children[p]]:
             del _children[old]
         _children[pid] = start
         listeners = list(_listeners)
@@ -152,7 +141,7 @@ def spawned() -> dict[int, int]:
     """Children started through :func:`spawn` that still run: pid -> start time."""
     with _thread_lock:
         items = list(_children.items())
-    return {pid: start for pid, start in items if process_start(pid) == start}
+    return {pid: start for pid, start in items if proctree.process_start(pid) == start}
 
 
 def on_spawn(listener: Callable[[int], None]) -> Callable[[], None]:
@@ -175,16 +164,6 @@ def child_env() -> dict[str, str]:
 # -- child side ----------------------------------------------------------------
 
 
-def _prctl(option: int, value: int) -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(option, value, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
-
-
 def arm(*, tree: bool = False) -> None:
     """Die with the coordinator named in ``$PIVOT_LIFELINE`` (no-op without it).
 
@@ -197,23 +176,25 @@ def arm(*, tree: bool = False) -> None:
         return
     coordinator = int(value)
     _here.worker = tree
-    if tree and _prctl(_PR_SET_CHILD_SUBREAPER, 1) and _start_guard(coordinator):
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGSTOP)
+    if tree and proctree.prctl(proctree.PR_SET_CHILD_SUBREAPER, 1) and _start_guard(coordinator):
+        proctree.prctl(proctree.PR_SET_PDEATHSIG, signal.SIGSTOP)
     else:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        proctree.prctl(proctree.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != coordinator:  # it died before the signal was set
         end_stage_processes()
         os._exit(1)
 
 
 def _start_guard(coordinator: int) -> bool:
+    # proctree.py run as a script without site: a guard starts in a fraction
+    # of the time and memory an interpreter importing pivot takes.
     try:
         _here.guard = subprocess.Popen(
             [
                 sys.executable,
                 "-I",
-                "-m",
-                "pivot.pipeline.lifeline",
+                "-S",
+                proctree.__file__,  # absolute, as for any module imported from sys.path
                 str(coordinator),
                 str(os.getpid()),
             ],
@@ -227,147 +208,6 @@ def _start_guard(coordinator: int) -> bool:
     return True
 
 
-def _guard_main(coordinator: int, worker: int) -> None:
-    """The guard: wait for the coordinator's death, then kill the worker's whole tree."""
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # a worker gone normally takes its guard
-    # The worker's pid comes from the worker, never from getppid(): a worker
-    # that died before this line would make that init (or a subreaper).
-    if worker <= 1 or os.getppid() != worker:
-        return
-    _wait_until_gone(coordinator, worker)
-    if os.getppid() != worker:  # the worker is gone too (and took nothing with it)
-        return
-    # Its parent is the worker (checked above), so kill_tree() would refuse it.
-    _kill_tree(worker, include_root=True, spare={os.getpid(), 1})
-
-
-def _wait_until_gone(coordinator: int, worker: int) -> None:
-    """Return once ``coordinator`` (the worker's parent) has died."""
-    pidfd = -1
-    with contextlib.suppress(OSError, AttributeError):
-        pidfd = os.pidfd_open(coordinator)
-    try:
-        # The pidfd is the coordinator's only if the worker's parent still is that pid.
-        if _parent(worker) != coordinator:
-            return
-        if pidfd >= 0:
-            poller = select.poll()
-            poller.register(pidfd, select.POLLIN)
-            while not poller.poll():
-                pass
-            return
-        while _parent(worker) == coordinator:
-            time.sleep(_POLL)
-    finally:
-        if pidfd >= 0:
-            os.close(pidfd)
-
-
-# -- process trees -------------------------------------------------------------
-
-
-def _stat(pid: int) -> list[str] | None:
-    """Fields of ``/proc/PID/stat`` after the command name (state is [0]); None if gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_bytes().decode(errors="replace")
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[1].split()
-
-
-def _parent(pid: int) -> int | None:
-    fields = _stat(pid)
-    return int(fields[1]) if fields is not None else None
-
-
-def process_start(pid: int) -> int | None:
-    """When ``pid`` started (clock ticks since boot): with the pid, names one process.
-
-    None if no such live process (zombies count as gone).
-    """
-    fields = _stat(pid)
-    if fields is None or fields[0] in {"Z", "X"}:
-        return None
-    return int(fields[19])
-
-
-def _table() -> dict[int, tuple[str, int]]:
-    """pid -> (state, parent pid) of every process."""
-    table: dict[int, tuple[str, int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat(int(entry.name))
-            if fields is not None:
-                table[int(entry.name)] = (fields[0], int(fields[1]))
-    return table
-
-
-def _tree(root: int, spare: Collection[int]) -> set[int]:
-    """``root`` and its live descendants, minus ``spare`` and what is below them."""
-    children: dict[int, list[int]] = {}
-    live = {pid: ppid for pid, (state, ppid) in _table().items() if state not in {"Z", "X"}}
-    for pid, ppid in live.items():
-        children.setdefault(ppid, []).append(pid)
-    found: set[int] = {root} if root in live and root not in spare else set()
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in found and child not in spare:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def kill_tree(root: int, *, include_root: bool = True, spare: Collection[int] = ()) -> set[int]:
-    """SIGKILL ``root`` and every live process below it; returns the pids killed.
-
-    Each round stops (SIGSTOP) the processes found so far, so none can fork
-    while the tree is walked; once a walk finds nothing new, all of them get
-    SIGKILL. ``spare`` pids, and everything below them, are left alone.
-    Never init, this process or one of its ancestors: a ``root`` that is
-    one of them kills nothing, except this process's own descendants with
-    ``include_root=False``.
-    """
-    mine = _ancestors()
-    if root <= 1 or (root in mine and (include_root or root != os.getpid())):
-        return set()
-    return _kill_tree(root, include_root=include_root, spare={*spare, *mine})
-
-
-def _kill_tree(root: int, *, include_root: bool, spare: Collection[int]) -> set[int]:
-    """:func:`kill_tree` without its safety check (the guard kills its own parent)."""
-    if not sys.platform.startswith("linux"):  # no /proc: the root alone
-        if include_root:
-            with contextlib.suppress(OSError):
-                os.kill(root, signal.SIGKILL)
-        return {root} if include_root else set()
-    skip = set(spare) if include_root else {*spare, root}
-    stopped: set[int] = set()
-    while True:
-        new = _tree(root, spare) - skip - stopped
-        if not new:
-            break
-        for pid in new:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGSTOP)
-        stopped |= new
-    # The root last: the guard, a child of the worker, dies with it.
-    for pid in sorted(stopped, key=lambda p: p == root):
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    return stopped
-
-
-def _ancestors() -> set[int]:
-    """This process and the processes above it."""
-    found: set[int] = set()
-    pid: int | None = os.getpid()
-    while pid is not None and pid > 0 and pid not in found:
-        found.add(pid)
-        pid = _parent(pid)
-    return found
-
-
 def end_stage_processes(timeout: float = 5.0) -> set[int]:
     """In a worker: kill what the last stage left running below it, and reap it.
 
@@ -377,39 +217,17 @@ def end_stage_processes(timeout: float = 5.0) -> set[int]:
     if not _here.worker:
         return set()
     guard = _here.guard.pid if _here.guard is not None else None
-    children = _children_of_self()
+    children = proctree.children_of_self()
     if children is not None and not children - {guard}:  # the common case: no /proc walk
         return set()
-    killed = kill_tree(os.getpid(), include_root=False, spare=() if guard is None else (guard,))
+    killed = proctree.kill_tree(
+        os.getpid(), include_root=False, spare=() if guard is None else (guard,)
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _reap(guard)
-        if not any(process_start(pid) is not None for pid in killed):
+        proctree.reap(guard)
+        if not any(proctree.process_start(pid) is not None for pid in killed):
             break
         time.sleep(0.005)
-    _reap(guard)
+    proctree.reap(guard)
     return killed
-
-
-def _children_of_self() -> set[int | None] | None:
-    """This process's children (None when the kernel cannot tell)."""
-    found: set[int | None] = set()
-    try:
-        for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-            found.update(int(p) for p in (task / "children").read_text().split())
-    except (OSError, ValueError):
-        return None
-    return found
-
-
-def _reap(keep: int | None) -> None:
-    """Collect exited children (never the guard's status: its Popen keeps that)."""
-    me = os.getpid()
-    for pid, (state, ppid) in _table().items():
-        if ppid == me and state == "Z" and pid != keep:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-
-
-if __name__ == "__main__":
-    _guard_main(int(sys.argv[1]), int(sys.argv[2]))

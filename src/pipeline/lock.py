@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pivot.pipeline import lifeline
+from pivot.pipeline import lifeline, proctree
 from pivot.pipeline.state import STATE_DIR
 
 __all__ = ["Holder", "LockBusy", "LockWaitCancelled", "lock_path", "parse_holder", "run_lock"]
@@ -66,7 +66,7 @@ class Holder:
         """Whether the holder process no longer runs."""
         if self.pid <= 0:
             return True
-        now = lifeline.process_start(self.pid)
+        now = proctree.process_start(self.pid)
         return now is None or (self.start is not None and now != self.start)
 
     def died_holding(self) -> bool:
@@ -75,7 +75,7 @@ class Holder:
 
     def leftovers(self) -> dict[int, int]:
         """Its workers that still run (same pid, same start time)."""
-        return {p: s for p, s in self.workers.items() if lifeline.process_start(p) == s}
+        return {p: s for p, s in self.workers.items() if proctree.process_start(p) == s}
 
 
 def parse_holder(text: str) -> Holder:
@@ -138,7 +138,7 @@ def run_lock(
         if previous.pid != os.getpid() and previous.gone():
             _end_leftovers(previous, on_leftover)
         me = os.getpid()
-        start = lifeline.process_start(me)
+        start = proctree.process_start(me)
         write_lock = threading.Lock()
 
         def record(_pid: int = 0) -> None:
@@ -147,11 +147,14 @@ def run_lock(
 
         stop_listening = lifeline.on_spawn(record)
         record()
-        yield previous
-        stop_listening()
-        stop_listening = None
-        with write_lock:
-            _write(fd, Holder(pid=me, start=start, workers=lifeline.spawned(), released=True))
+        try:
+            yield previous
+        finally:
+            # However the body ended, this process let go of the lock alive.
+            stop_listening()
+            stop_listening = None
+            with write_lock:
+                _write(fd, Holder(pid=me, start=start, workers=lifeline.spawned(), released=True))
     finally:
         if stop_listening is not None:
             stop_listening()
@@ -178,9 +181,9 @@ def _end_leftovers(
         on_leftover(previous, sorted(left))
     killed: set[int] = set()
     for pid in left:
-        killed |= lifeline.kill_tree(pid)
+        killed |= proctree.kill_tree(pid)
     deadline = time.monotonic() + LEFTOVER_WAIT
-    while any(lifeline.process_start(p) is not None for p in killed):
+    while any(proctree.process_start(p) is not None for p in killed):
         if time.monotonic() > deadline:
             break  # killed with SIGKILL; only a stuck kernel keeps them
         time.sleep(0.01)

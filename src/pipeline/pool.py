@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
 
-from pivot.pipeline import lifeline
+from pivot.pipeline import proctree
 from pivot.pipeline.worker import init_worker
 
 __all__ = ["Pool", "StagePool", "default_jobs", "kill_executor"]
@@ -109,12 +109,12 @@ def kill_executor(executor: Any) -> None:
 
     Each worker is a subreaper (:mod:`pivot.pipeline.lifeline`), so its tree
     holds every process a stage started, even one in a session of its own
-    whose parent exited; :func:`~pivot.pipeline.lifeline.kill_tree` kills it
+    whose parent exited; :func:`~pivot.pipeline.proctree.kill_tree` kills it
     all. Each worker also leads its own process group, killed too (where
     there is no ``/proc`` to walk, that is all there is).
     """
     for pid in list(getattr(executor, "_processes", {}) or {}):
-        lifeline.kill_tree(pid)
+        proctree.kill_tree(pid)
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGKILL)
     executor.shutdown(wait=True, kill_workers=True)

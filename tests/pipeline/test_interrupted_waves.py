@@ -12,7 +12,7 @@ from pipeline_project import HEADER, PIVOT, make_project
 
 from pivot.events import pipeline as ev
 from pivot.events.store import EventStore
-from pivot.pipeline import lifeline
+from pivot.pipeline import lifeline, proctree
 from pivot.pipeline.interrupted import close_unfinished, describe
 from pivot.pipeline.lock import Holder, lock_path, parse_holder, run_lock
 
@@ -77,7 +77,7 @@ def test_the_lock_file_lists_the_holders_children_while_held(tmp_path: Path) -> 
         try:
             held = parse_holder(lock_path(tmp_path).read_text())
             assert held.pid == os.getpid() and not held.released
-            assert held.workers.get(child.pid) == lifeline.process_start(child.pid)
+            assert held.workers.get(child.pid) == proctree.process_start(child.pid)
         finally:
             child.kill()
             child.wait()
@@ -192,7 +192,7 @@ def test_the_pipeline_status_projection_shows_the_interrupted_wave(tmp_path: Pat
 
 def _dead_pid() -> tuple[int, int]:
     proc = subprocess.Popen(["sleep", "0"])
-    start = lifeline.process_start(proc.pid) or 1
+    start = proctree.process_start(proc.pid) or 1
     proc.wait()
     return proc.pid, start
 
@@ -205,7 +205,7 @@ def test_a_new_run_stops_workers_a_dead_holder_left_and_says_so(tmp_path: Path) 
     bystander = subprocess.Popen(["sleep", "600"], start_new_session=True)
     try:
         holder, start = _dead_pid()
-        orphan_start = lifeline.process_start(orphan.pid)
+        orphan_start = proctree.process_start(orphan.pid)
         assert orphan_start is not None
         # The record a killed pivot leaves: its pid, not released, one worker
         # still running, and a pid whose start time is another process's.
@@ -242,8 +242,8 @@ def test_workers_of_a_live_holder_are_left_alone(tmp_path: Path) -> None:
     try:
         record = Holder(
             pid=keeper.pid,
-            start=lifeline.process_start(keeper.pid),
-            workers={idle.pid: lifeline.process_start(idle.pid) or 0},
+            start=proctree.process_start(keeper.pid),
+            workers={idle.pid: proctree.process_start(idle.pid) or 0},
             released=True,
         )
         lock_path(project.root).parent.mkdir(parents=True, exist_ok=True)

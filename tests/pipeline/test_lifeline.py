@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from pivot.pipeline import lifeline
+from pivot.pipeline import lifeline, proctree
 from pivot.pipeline.pool import StagePool
 from pivot.watch.workers import Workers
 
@@ -141,7 +141,7 @@ def test_a_guard_whose_worker_died_before_it_started_kills_nothing() -> None:
     bystander = subprocess.Popen(["sleep", "600"])
     script = (
         "import os, subprocess, sys\n"
-        "g = subprocess.Popen([sys.executable, '-I', '-m', 'pivot.pipeline.lifeline',"
+        "g = subprocess.Popen([sys.executable, '-I', '-m', 'pivot.pipeline.proctree',"
         " str(os.getppid()), str(os.getpid())])\n"
         "print(g.pid, flush=True)\n"
         "os._exit(0)\n"
@@ -160,7 +160,7 @@ def test_a_guard_whose_worker_died_before_it_started_kills_nothing() -> None:
 
 
 def test_kill_tree_never_kills_init_this_process_or_its_ancestors() -> None:
-    assert lifeline.kill_tree(1) == set()
-    assert lifeline.kill_tree(os.getpid()) == set()
-    assert lifeline.kill_tree(os.getppid()) == set()
-    assert lifeline.kill_tree(os.getppid(), include_root=False) == set()
+    assert proctree.kill_tree(1) == set()
+    assert proctree.kill_tree(os.getpid()) == set()
+    assert proctree.kill_tree(os.getppid()) == set()
+    assert proctree.kill_tree(os.getppid(), include_root=False) == set()
