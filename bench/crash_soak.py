@@ -1,0 +1,401 @@
+"""Crash soak: `kill -9` pivot at random moments, restart it at once, check nothing broke.
+
+Pipeline part (``--part pipeline``, the default): on a copy of
+examples/quickstart and on a pipeline with slow stages, ``--rounds`` times
+(100 by default) each: change an input, start `pivot run` or `pivot watch`
+(chosen at random), `kill -9` it at a random moment, and start the next
+round at once. Then one `pivot run` to the end, and:
+
+- **concurrent executions of one stage** (target 0): each slow stage writes
+  a marker with its pid and start time while it runs and logs any live
+  marker of the same stage it finds (the example's stages are not
+  instrumented; it checks the rest);
+- **processes left** (target 0): every process whose working directory is
+  inside a soak project, once the last run is over; and how long the
+  processes of each killed pivot (snapshot taken just before the kill)
+  took to be gone (target: under 1 s);
+- **events lost or duplicated** (target 0): every ``wave.started`` closed by
+  exactly one ``wave.finished`` or ``wave.interrupted``; every stage run by a
+  wave ended exactly once;
+- **outputs** equal to those of a fresh `pivot run --force` in a copy;
+- **`pivot replay --verify`** exit status 0.
+
+The watcher-host part (two `pivot watchers run` competing over 20 jobs) is
+another function registered in :data:`PARTS` under ``watchers``.
+
+Run: ``uv run python bench/crash_soak.py [--rounds 100] [--seed 1] [--part pipeline]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+PIVOT = str(Path(sys.executable).with_name("pivot"))
+
+SLOW = '''
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Annotated
+
+from pivot import Dep, Out, Pipeline
+
+pipeline = Pipeline()
+
+
+def _start_of(pid: int) -> str:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return ""
+    return "" if fields[0] in "ZX" else fields[19]
+
+
+def _work(stage: str, seconds: float, text: str) -> str:
+    """The stage's body: a marker while it runs, a child process, some sleeping."""
+    markers = Path("markers")
+    markers.mkdir(exist_ok=True)
+    me = markers / f"{stage}.{os.getpid()}"
+    me.write_text(_start_of(os.getpid()))
+    for other in markers.glob(f"{stage}.*"):
+        pid = int(other.name.rsplit(".", 1)[1])
+        try:
+            started = other.read_text()
+        except FileNotFoundError:  # that run just ended
+            continue
+        if pid != os.getpid() and started and _start_of(pid) == started:
+            with open("overlaps.log", "a") as f:
+                f.write(f"{stage}: {os.getpid()} ran while {pid} still ran\\n")
+    subprocess.Popen(["sleep", "60"])  # left running: must end with the stage
+    time.sleep(seconds)
+    me.unlink()
+    return f"{stage}({text.strip()})"
+
+
+@pipeline.stage
+def first(src: Annotated[Path, Dep("data/in.txt")], out: Annotated[Path, Out("work/a.txt")]):
+    out.write_text(_work("first", 0.3, src.read_text()))
+
+
+@pipeline.stage
+def left(src: Annotated[Path, Dep("work/a.txt")], out: Annotated[Path, Out("work/b.txt")]) -> None:
+    out.write_text(_work("left", 0.6, src.read_text()))
+
+
+@pipeline.stage
+def right(src: Annotated[Path, Dep("work/a.txt")], out: Annotated[Path, Out("work/c.txt")]) -> None:
+    out.write_text(_work("right", 0.4, src.read_text()))
+
+
+@pipeline.stage
+def last(
+    b: Annotated[Path, Dep("work/b.txt")],
+    c: Annotated[Path, Dep("work/c.txt")],
+    out: Annotated[Path, Out("work/d.txt")],
+) -> None:
+    out.write_text(_work("last", 0.3, b.read_text() + c.read_text()))
+'''
+
+
+# -- processes ----------------------------------------------------------------
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _named(pid: int) -> tuple[int, str] | None:
+    """(pid, start time) of a live process: a name that survives pid reuse."""
+    fields = _stat(pid)
+    return None if fields is None or fields[0] in {"Z", "X"} else (pid, fields[19])
+
+
+def _alive(proc: tuple[int, str]) -> bool:
+    return _named(proc[0]) == proc
+
+
+def _descendants(root: int) -> set[tuple[int, str]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat(int(entry))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found: set[tuple[int, str]] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            named = _named(child)
+            if named is not None and named not in found:
+                found.add(named)
+                todo.append(child)
+    return found
+
+
+def _inside(folder: Path) -> list[int]:
+    """Live processes whose working directory is in ``folder``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cwd = Path(os.readlink(f"/proc/{entry}/cwd"))
+        except OSError:
+            continue
+        if cwd.is_relative_to(folder) and _named(int(entry)) is not None:
+            found.append(int(entry))
+    return found
+
+
+class DeathTimer:
+    """Measures, in the background, how long each killed pivot's processes take to go."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.threads: list[threading.Thread] = []
+
+    def watch(self, procs: set[tuple[int, str]], killed_at: float) -> None:
+        def poll() -> None:
+            while any(map(_alive, procs)) and time.monotonic() - killed_at < 60:
+                time.sleep(0.002)
+            self.times.append(time.monotonic() - killed_at)
+
+        t = threading.Thread(target=poll, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def join(self) -> None:
+        for t in self.threads:
+            t.join(70)
+
+
+# -- one project ----------------------------------------------------------------
+
+
+class Soak:
+    """One project: rounds of start, kill -9, restart; then the checks."""
+
+    def __init__(self, name: str, root: Path, mutate: Callable[[random.Random], None]) -> None:
+        self.name, self.root, self.mutate = name, root, mutate
+        self.timer = DeathTimer()
+        self.modes: dict[str, int] = {"run": 0, "watch": 0}
+        self.notes = 0
+        self.logs = root.parent / f"{name}-stderr"
+        self.logs.mkdir()
+
+    def round(self, rng: random.Random, index: int, window: float) -> None:
+        self.mutate(rng)
+        mode = rng.choice(["run", "watch"])
+        self.modes[mode] += 1
+        args = [PIVOT, "run"] if mode == "run" else [PIVOT, "watch", "--display", "json"]
+        with (self.logs / f"{index:04d}.txt").open("w") as err:
+            proc = subprocess.Popen(
+                args,
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + rng.uniform(0, window)
+        below: set[tuple[int, str]] = set()
+        while time.monotonic() < deadline and proc.poll() is None:
+            below |= _descendants(proc.pid)
+            time.sleep(0.01)
+        below |= _descendants(proc.pid)
+        proc.kill()
+        self.timer.watch(below, time.monotonic())
+        proc.wait()
+
+    def finish(self) -> dict[str, Any]:
+        final = subprocess.run(
+            [PIVOT, "run"], cwd=self.root, capture_output=True, text=True, check=False
+        )
+        self.timer.join()
+        self.notes = sum(
+            "note: stopped" in p.read_text() for p in self.logs.iterdir()
+        ) + final.stderr.count("note: stopped")
+        deadline = time.monotonic() + 5
+        while _inside(self.root) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = _inside(self.root)
+        verify = subprocess.run(
+            [PIVOT, "replay", "--verify"],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        overlaps = self.root / "overlaps.log"
+        return {
+            "project": self.name,
+            "rounds": sum(self.modes.values()),
+            "modes": self.modes,
+            "final_run_status": final.returncode,
+            "concurrent_stage_runs": len(overlaps.read_text().splitlines())
+            if overlaps.exists()
+            else 0,
+            "processes_left": len(left),
+            "slowest_death_s": round(max(self.timer.times, default=0.0), 3),
+            "median_death_s": round(sorted(self.timer.times)[len(self.timer.times) // 2], 3)
+            if self.timer.times
+            else 0.0,
+            "leftovers_stopped_by_the_run_lock": self.notes,
+            **self._events(),
+            "outputs_equal_fresh_run": self._compare(),
+            "replay_verify_status": verify.returncode,
+        }
+
+    def _events(self) -> dict[str, int]:
+        from pivot.events import pipeline as ev
+        from pivot.events.store import EventStore
+
+        closes: dict[str, int] = {}
+        interrupted = 0
+        runs: dict[tuple[str, str], list[str]] = {}
+        with EventStore.open(str(self.root / ".pivot" / "events.db")) as store:
+            for r in store.read():
+                e = r.event
+                if isinstance(e, ev.WaveStarted):
+                    closes.setdefault(e.wave_id, 0)
+                elif isinstance(e, ev.WaveFinished | ev.WaveInterrupted):
+                    closes[e.wave_id] = closes.get(e.wave_id, 0) + 1
+                    interrupted += isinstance(e, ev.WaveInterrupted)
+                elif isinstance(
+                    e, ev.StageStarted | ev.StageSucceeded | ev.StageFailed | ev.StageCancelled
+                ):
+                    runs.setdefault((e.correlation_id, e.stage), []).append(e.TYPE)
+        started = [k for k, v in runs.items() if "stage.started" in v]
+        return {
+            "waves": len(closes),
+            "waves_interrupted": interrupted,
+            "waves_never_closed": sum(1 for n in closes.values() if n == 0),
+            "waves_closed_twice": sum(1 for n in closes.values() if n > 1),
+            "stage_runs": len(started),
+            "stage_runs_never_ended": sum(1 for k in started if len(runs[k]) < 2),
+            "stage_runs_ended_twice": sum(1 for k in started if len(runs[k]) > 2),
+        }
+
+    def _compare(self) -> bool:
+        fresh = self.root.parent / f"{self.name}-fresh"
+        shutil.copytree(
+            self.root, fresh, ignore=shutil.ignore_patterns(".pivot", "markers", "overlaps.log")
+        )
+        subprocess.run([PIVOT, "run", "--force"], cwd=fresh, capture_output=True, check=True)
+        outs = _outputs(self.root)
+        return bool(outs) and outs == _outputs(fresh)
+
+
+_NOT_OUTPUTS = {".pivot", "markers", "overlaps.log", "__pycache__"}
+
+
+def _outputs(root: Path) -> dict[str, bytes]:
+    """Every file of the project but pivot's state and the soak's own markers."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not _NOT_OUTPUTS & set(p.relative_to(root).parts)
+    }
+
+
+# -- the parts --------------------------------------------------------------------
+
+
+def soak_pipeline(rounds: int, rng: random.Random, tmp: Path) -> list[dict[str, Any]]:
+    """The pipeline half: quickstart and the slow pipeline, ``rounds`` kills each."""
+    quick = tmp / "quickstart"
+    shutil.copytree(
+        REPO / "examples" / "quickstart", quick, ignore=shutil.ignore_patterns(".pivot")
+    )
+    raw = (quick / "data" / "raw.csv").read_text().splitlines()
+
+    def mutate_quick(r: random.Random) -> None:
+        rows = [raw[0], *r.sample(raw[1:], k=max(1, len(raw) - 2))]
+        (quick / "data" / "raw.csv").write_text("\n".join(rows) + "\n")
+
+    slow = tmp / "slow"
+    (slow / "data").mkdir(parents=True)
+    (slow / "pipeline.py").write_text(textwrap.dedent(SLOW).lstrip())
+    (slow / "data" / "in.txt").write_text("0\n")
+
+    def mutate_slow(r: random.Random) -> None:
+        (slow / "data" / "in.txt").write_text(f"{r.randrange(10**6)}\n")
+
+    results = []
+    for soak in (Soak("quickstart", quick, mutate_quick), Soak("slow", slow, mutate_slow)):
+        # Kill moments span one whole `pivot run` as long as it takes on this
+        # machine now (start-up included), measured first.
+        soak.mutate(rng)
+        t0 = time.monotonic()
+        subprocess.run([PIVOT, "run"], cwd=soak.root, capture_output=True, check=True)
+        window = 1.2 * (time.monotonic() - t0)
+        started = time.monotonic()
+        for i in range(rounds):
+            soak.round(rng, i, window)
+        result = soak.finish()
+        result["kill_window_s"] = round(window, 2)
+        result["wall_s"] = round(time.monotonic() - started, 1)
+        results.append(result)
+    return results
+
+
+PARTS: dict[str, Callable[[int, random.Random, Path], list[dict[str, Any]]]] = {
+    "pipeline": soak_pipeline,
+    # "watchers": two `pivot watchers run` competing over 20 jobs (the watcher-host lease).
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=100, help="kills per project (default 100)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--part", choices=sorted(PARTS), default="pipeline")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory(prefix="pivot-soak-") as tmp:
+        results = PARTS[args.part](args.rounds, rng, Path(tmp))
+    load = os.getloadavg()
+    for result in results:
+        print(json.dumps(result))
+    worst = max(r["slowest_death_s"] for r in results)
+    print(
+        f"slowest death after kill -9: {worst:.3f} s ({worst / 1.0:.2f} x the 1 s target); "
+        f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs"
+    )
+    bad = [
+        r["project"]
+        for r in results
+        if r["concurrent_stage_runs"]
+        or r["processes_left"]
+        or r["waves_never_closed"]
+        or r["waves_closed_twice"]
+        or r["stage_runs_never_ended"]
+        or r["stage_runs_ended_twice"]
+        or not r["outputs_equal_fresh_run"]
+        or r["replay_verify_status"]
+        or r["final_run_status"]
+    ]
+    if bad:
+        print(f"FAILED: {', '.join(bad)}")
+        raise SystemExit(1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
