@@ -230,28 +230,48 @@ class _Printer:
 def export_events(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="Where to write: a .jsonl path, or - for stdout.")],
+    skip_damaged: Annotated[
+        bool,
+        typer.Option(
+            "--skip-damaged",
+            help="Leave out events that do not read (saying which), instead of stopping.",
+        ),
+    ] = False,
     store: StoreOption = None,
 ) -> None:
-    """Write the whole log as JSON lines, exactly as stored (see `pivot events import`)."""
-    from pivot.events.transfer import export_jsonl
+    """Write the whole log as JSON lines, exactly as stored (see `pivot events import`).
 
+    To save a damaged log: `pivot events export --skip-damaged saved.jsonl`, move
+    the log aside, then `pivot events import saved.jsonl`.
+    """
+    from pivot.events.transfer import export_jsonl
+    from pivot.terminal import echo
+
+    damaged: list[int] = []
+
+    def on_damaged(seq: int, message: str) -> None:
+        damaged.append(seq)
+        echo(f"skipped: {message.split(';', maxsplit=1)[0]}", err=True)
+
+    skip = on_damaged if skip_damaged else None
     with store_errors():
         opened = open_store(store or ctx.obj)
         try:
             if file == "-":
-                count = export_jsonl(opened, sys.stdout)
+                count = export_jsonl(opened, sys.stdout, skip)
             else:
                 target = Path(file)
                 partial = target.with_name(target.name + ".partial")
                 try:
                     with partial.open("w", encoding="utf-8") as out:
-                        count = export_jsonl(opened, out)
+                        count = export_jsonl(opened, out, skip)
                     partial.replace(target)
                 except OSError as exc:
                     fail(f"cannot write {file}: {exc.strerror or exc}")
         finally:
             opened.close()
-    print(f"exported {count} events to {file}", file=sys.stderr)
+    left_out = f" ({len(damaged)} damaged left out)" if damaged else ""
+    print(f"exported {count} events to {file}{left_out}", file=sys.stderr)
 
 
 @events_app.command("import")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -235,8 +235,14 @@ class EventStore:
         types: Sequence[str] = (),
         *,
         until: int | None = None,
+        on_damaged: Callable[[int, str], None] | None = None,
     ) -> Iterator[RawRecord]:
-        """Stored rows as written (no upcasting), in log order."""
+        """Stored rows as written (no upcasting), in log order.
+
+        A row that is not a pivot event raises :class:`EventDecodeError`, or,
+        with ``on_damaged``, is passed over after ``on_damaged(seq, message)``
+        (``pivot events export --skip-damaged`` saving what can be read).
+        """
         remaining = limit
         position = after
         recorder = self.backend.recorder
@@ -251,9 +257,17 @@ class EventStore:
             )
             if not batch:
                 return
-            loads = json.loads
             for n in batch:
-                payload = loads(n.state)
+                try:
+                    payload = _parse(n.state.decode())
+                    if type(payload.get("v")) is not int or type(payload.get("d")) is not dict:
+                        raise TypeError("not a pivot event")  # noqa: TRY301 - reported below
+                except Exception as exc:
+                    error = _row_error(n.id, n.topic, n.state, exc)
+                    if on_damaged is None:
+                        raise error from None
+                    on_damaged(n.id, str(error))
+                    continue
                 yield RawRecord(
                     n.id, _hex(n.originator_id), n.originator_version, n.topic, payload["v"],
                     payload["d"],
@@ -346,7 +360,8 @@ def _row_error(seq: int, topic: str, state: bytes, exc: Exception) -> Exception:
     ):
         return EventDecodeError(
             f"event #{seq} ({topic}): the stored data is not a pivot event "
-            "(a damaged store, or a row written by another program)"
+            "(a damaged store, or a row written by another program); "
+            "`pivot events export --skip-damaged FILE` saves every event that reads"
         )
     return exc
 

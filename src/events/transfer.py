@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from eventsourcing.persistence import IntegrityError
@@ -54,10 +54,16 @@ def record_line(rec: RawRecord) -> str:
     )
 
 
-def export_jsonl(store: EventStore, out: IO[str]) -> int:
-    """Write every stored event to ``out``; returns how many."""
+def export_jsonl(
+    store: EventStore, out: IO[str], on_damaged: Callable[[int, str], None] | None = None
+) -> int:
+    """Write every stored event to ``out``; returns how many.
+
+    A damaged row stops the export (:class:`EventDecodeError`) unless
+    ``on_damaged(seq, message)`` is given: then it is left out.
+    """
     count = 0
-    for rec in store.read_raw():
+    for rec in store.read_raw(on_damaged=on_damaged):
         out.write(record_line(rec))
         out.write("\n")
         count += 1

@@ -297,3 +297,24 @@ def test_a_full_disk_stops_watch_with_one_line(small_disk: Path) -> None:
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
     one_line_error(proc, "no space left", "free space")
+
+
+def test_a_damaged_row_is_saved_around_with_export_skip_damaged(project: Project) -> None:
+    import sqlite3
+
+    project.cli("run")
+    log = project.root / ".pivot/events.db"
+    total = len(project.cli("events", "--json").stdout.splitlines())
+    with sqlite3.connect(log) as db:
+        db.execute("UPDATE stored_events SET state = ? WHERE rowid = 3", (b"\xffgarbage",))
+    line = one_line_error(project.cli("events", ok=None), "event #3", "--skip-damaged")
+    assert "not a pivot event" in line
+    one_line_error(project.cli("events", "export", "saved.jsonl", ok=None), "event #3")
+    proc = project.cli("events", "export", "--skip-damaged", "saved.jsonl")
+    assert "skipped: event #3" in proc.stderr and "(1 damaged left out)" in proc.stderr
+    log.rename(log.with_name("events.db.broken"))
+    for extra in (".pivot/events.db-wal", ".pivot/events.db-shm"):
+        (project.root / extra).unlink(missing_ok=True)
+    project.cli("events", "import", "saved.jsonl")
+    assert len(project.cli("events", "--json").stdout.splitlines()) == total - 1
+    assert project.status() == {"first": [], "second": []}
