@@ -151,7 +151,14 @@ class Coordinator(Shell):
         if missing:
             self.invalid = True
             error = unknown_name("stage", missing[0], list(result.stages))
-            self.ctx.sink.emit(
+            if self.view is None:
+                # A typo on the command line: say so and stop, rather than wait.
+                # Not a pipeline.invalid event: the pipeline is fine, the
+                # command was not (replay would show it as broken until the
+                # next reload).
+                self.ctx.shutdown.request(error, code=USAGE_EXIT)
+                return False
+            self.ctx.sink.emit(  # a watched stage was renamed or removed meanwhile
                 PipelineInvalid(
                     error=error,
                     file=_rel(str(self.engine.pipeline_file), self.engine.root),
@@ -159,9 +166,6 @@ class Coordinator(Shell):
                     correlation_id=batch_id,
                 )
             )
-            if self.view is None:
-                # A typo on the command line: say so and stop, rather than wait.
-                self.ctx.shutdown.request(error, code=USAGE_EXIT)
             return False
         added, removed, modified = diff_stages(self.view, result)
         first = self.view is None

@@ -55,6 +55,9 @@ def test_a_mistyped_stage_is_the_same_error_and_exit_2_in_every_command(tmp_path
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
         assert errors == [expected], (args, proc.stderr)
         assert "Traceback" not in proc.stderr + proc.stdout
+    # The typo in `pivot watch` is not recorded as a broken pipeline.
+    status = json.loads(project.cli("replay", "--json", "-p", "pipeline_status").stdout)
+    assert status["projections"]["pipeline_status"]["pipeline_error"] is None
     far = project.cli("status", "zzzzzz", ok=False)
     assert far.stderr == "error: unknown stage 'zzzzzz' (known stages: tokenize, count, other)\n"
 
