@@ -184,7 +184,7 @@ def describe(problem: str, reason: str, path: Path, what: str) -> str:
     if problem == "full":
         return (
             f"no space left on the device of {what} {p} ({reason}): the run stopped; free "
-            "space and run again"
+            "space and run again (it records the stopped wave as interrupted)"
         )
     if problem == "unwritable":
         return (

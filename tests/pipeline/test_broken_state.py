@@ -263,8 +263,12 @@ def test_a_full_disk_stops_the_run_with_one_line_and_the_next_run_goes_on(
     doc = project.run_json()
     assert {s["stage"]: s["status"] for s in doc["stages"]}["after"] == "succeeded"
     assert project.status() == {"fill": [], "after": []}
-    events = project.cli("events", "--json").stdout
-    assert events.count('"wave.started"') == 2, events
+    events = [json.loads(line) for line in project.cli("events", "--json").stdout.splitlines()]
+    types = [e["type"] for e in events]
+    assert types.count("wave.started") == 2, types
+    # The wave the full disk stopped is recorded as interrupted, before the next one.
+    assert "wave.interrupted" in types, types
+    assert types.index("wave.interrupted") < len(types) - 1 - types[::-1].index("wave.started")
 
 
 def test_stats_on_a_cut_log_is_not_zeros(project: Project) -> None:
