@@ -4,7 +4,9 @@ Building and encoding every watcher's object on every request costs
 ~0.2 ms a watcher (2 s for 10,000); almost none changed since the previous
 request. The feed marks the watchers an event touched
 (:attr:`pivot.ui.feed.Feed.touched`); :meth:`Listing.body` re-encodes only
-those and joins the cached bytes, newest first.
+those and joins the cached bytes, newest first; the whole body of a query
+is kept too until a watcher changes (the page and scripts ask again and
+again while nothing moved).
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class Listing:
         self._entries: dict[str, _Entry] = {}
         self._order: list[str] = []
         self._sorted = True
+        # Whole bodies by query, until a watcher changes: the page and scripts
+        # ask the same question again and again while nothing moved.
+        self._bodies: dict[tuple[str, str, int | None], bytes] = {}
 
     def refresh(self) -> None:
         """Encode the watchers touched since the last call (the feed calls it after loading)."""
@@ -49,6 +54,7 @@ class Listing:
         touched = feed.touched
         if not touched:
             return
+        self._bodies.clear()
         history = feed.states["watcher_history"]["watchers"]
         for wid in touched:
             ws = feed.book.watchers.get(wid)
@@ -72,6 +78,10 @@ class Listing:
         Without ``state``, removed watchers are left out (as in ``pivot watchers list``).
         """
         self._refresh()
+        key = (state, job_id, limit)
+        cached = self._bodies.get(key)
+        if cached is not None:
+            return cached
         chunks: list[bytes] = []
         entries = self._entries
         for wid in self._order:
@@ -84,4 +94,9 @@ class Listing:
             if limit is not None and len(chunks) >= limit:
                 break
         head = b'{"job_id":' + _ENCODE(job_id).encode() + b"," if job_id else b"{"
-        return head + b'"watchers":[' + b",".join(chunks) + b'],"count":%d}' % len(chunks)
+        tail = b'],"count":%d}' % len(chunks)
+        body = b"".join((head, b'"watchers":[', b",".join(chunks), tail))
+        if len(self._bodies) > 64:  # many different job ids asked: keep memory bounded
+            self._bodies.clear()
+        self._bodies[key] = body
+        return body
