@@ -11,6 +11,10 @@ When the plan changes (a new top-level folder, an edited ignore file, a
 reload that declares a path elsewhere) new watchers start *before* the old
 ones stop, and the files already inside newly watched folders are reported,
 so nothing written in between is lost.
+
+``WATCHFILES_FORCE_POLLING`` (and ``WATCHFILES_POLL_DELAY_MS``) are honoured
+as watchfiles documents them: inotify sees nothing another machine writes to
+an NFS home directory, and nothing on some WSL and container mounts.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from watchfiles._rust_notify import RustNotify
 from pivot.actors.base import Context, Shell
 from pivot.actors.messages import DeclaredPaths, PathsChanged, WatcherThreadFailed
 from pivot.events.actors import WatchStarted
+from pivot.jobs.output_watch import force_polling
 from pivot.watch.paths import PathFilter, WatchPlan, plan_watch
 
 __all__ = ["FileWatcher"]
@@ -41,7 +46,11 @@ class _Thread:
 
     def __init__(self, dirs: tuple[Path, ...], recursive: bool, watcher: FileWatcher) -> None:
         self.stop = threading.Event()
-        self.notify = RustNotify([str(d) for d in dirs], False, False, 300, recursive, True)
+        # RustNotify rather than watchfiles.watch(): its constructor returns once
+        # the watch is live, which the hand-over in _replan relies on (watch()
+        # starts watching only at the generator's first step, in the thread).
+        forced, delay = force_polling()
+        self.notify = RustNotify([str(d) for d in dirs], False, forced, delay, recursive, True)
         self.thread = threading.Thread(
             target=self._loop,
             args=(watcher,),
