@@ -68,7 +68,12 @@ def watcher_detail(watcher_id: str, entry: dict[str, Any]) -> None:
         for col in ("time", "action", "result", "detail"):
             t.add_column(col, overflow="fold")
         for a in entry["actions"][-10:]:
-            style = {"succeeded": "green", "failed": "red", "suppressed": "yellow"}
+            style = {
+                "succeeded": "green",
+                "failed": "red",
+                "suppressed": "yellow",
+                "interrupted": "yellow",
+            }
             t.add_row(
                 format_time(a["at"], today),
                 a["type"],

@@ -154,7 +154,8 @@ def run(
     One `squeue` per host per cycle for all its jobs, one connection per
     SSH host. Watchers added, paused or removed meanwhile (from any shell)
     are picked up on the next cycle. `pivot watch` runs the same inside its
-    display.
+    display. One process at a time hosts a project's watchers: when another
+    one does, this one says who and stands by, and takes over when it stops.
     """
     from pivot.events.query import to_json
     from pivot.jobs.runtime import start_watchers
@@ -176,7 +177,7 @@ def run(
         for rec in opened.read_raw(types=["watcher.created"])
     }
     start = opened.last_seq()
-    handle = start_watchers(opened, config, tick_seconds=tick)
+    handle = start_watchers(opened, config, tick_seconds=tick, command="pivot watchers run")
     print(f"watching ({len(config.hosts)} host(s)); Ctrl-C to stop", file=sys.stderr)
     seen = start
 
@@ -227,7 +228,27 @@ def describe(type_name: str, d: dict[str, Any], names: dict[str, str]) -> str:
         "job.ended": f"job {d.get('job_id')} on {d.get('host')} ended: {d.get('state')}",
         "job.lookup_failed": f"host {d.get('host')}: lookup failed: {d.get('error')}",
         "actor.crashed": f"{d.get('name')} crashed: {d.get('error')}",
+        "watchers.hosting_started": _hosting_started(d),
+        "watchers.hosting_stopped": f"pid {d.get('pid')} on {d.get('host')} stopped hosting "
+        f"the job watchers: {d.get('reason')}",
+        "watchers.standing_by": f"pid {d.get('pid')} on {d.get('host')} stands by: the job "
+        f"watchers are hosted by {_holder(d)}",
     }.get(type_name, "")
+
+
+def _hosting_started(d: dict[str, Any]) -> str:
+    line = f"pid {d.get('pid')} on {d.get('host')} hosts the job watchers"
+    if d.get("previous"):
+        line += f" (took over from {d.get('previous')}: {d.get('reason')})"
+    return line
+
+
+def _holder(d: dict[str, Any]) -> str:
+    import time
+
+    since = time.strftime("%H:%M:%S", time.localtime(float(d.get("holder_since") or 0)))
+    what = f" ({d.get('holder_command')})" if d.get("holder_command") else ""
+    return f"pid {d.get('holder_pid')} on {d.get('holder_host')}{what} since {since}"
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ from pivot.events.base import Event, event
 __all__ = [
     "JobEnded",
     "JobLookupFailed",
+    "JobLookupRecovered",
     "JobSeen",
     "JobStateChanged",
     "JobSubmitted",
@@ -73,11 +74,30 @@ class JobEnded(Event):
 @event
 @dataclass(frozen=True, kw_only=True)
 class JobLookupFailed(Event):
-    """A Slurm query failed or timed out; watchers stay active."""
+    """A Slurm query (or a read of job output) started failing; watchers stay active.
+
+    Recorded once when a kind of query (``what``: host, squeue, scontrol,
+    sacct, stat, read) starts failing on a host, not on every attempt; the
+    attempts until it works again are counted in ``job.lookup_recovered``.
+    """
 
     TYPE = "job.lookup_failed"
     host: str
     error: str
+    what: str = ""
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class JobLookupRecovered(Event):
+    """A failing kind of query works again: ``failures`` attempts failed since ``since``."""
+
+    TYPE = "job.lookup_recovered"
+    host: str
+    what: str
+    failures: int
+    since: float
+    last_error: str = ""
 
 
 @event

@@ -13,6 +13,9 @@ __all__ = [
     "ActionRequested",
     "ActionSucceeded",
     "ActionSuppressed",
+    "HostingStandby",
+    "HostingStarted",
+    "HostingStopped",
     "MetricStored",
     "VariablesCaptured",
     "WatcherCreated",
@@ -207,3 +210,52 @@ class WatcherTimerFired(Event):
 
     TYPE = "watcher.timer_fired"
     watcher_id: str
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class HostingStarted(Event):
+    """This process now hosts the project's job watchers: it holds the lease.
+
+    ``reason``: ``free`` (nobody held it), ``holder gone`` (the holder was a
+    process of this machine that no longer exists), ``expired`` (the holder
+    did not renew it for ``ttl`` seconds). ``previous`` names the holder it
+    replaced; its intents without a result are reported as interrupted.
+    """
+
+    TYPE = "watchers.hosting_started"
+    holder: str
+    pid: int
+    host: str
+    command: str = ""
+    reason: str = ""
+    previous: str = ""
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class HostingStopped(Event):
+    """This process stopped hosting the job watchers (``reason``: stopped, lease lost)."""
+
+    TYPE = "watchers.hosting_stopped"
+    holder: str
+    pid: int
+    host: str
+    reason: str = "stopped"
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class HostingStandby(Event):
+    """Another process hosts the job watchers; this one stands by to take over.
+
+    Recorded once per holder seen, not on every look.
+    """
+
+    TYPE = "watchers.standing_by"
+    pid: int
+    host: str
+    holder_pid: int
+    holder_host: str
+    holder_command: str = ""
+    holder_since: float = 0.0

@@ -9,7 +9,9 @@ raises is recorded (``ActorCrashed``) and the next tick runs as usual: one
 bad cycle never stops the watching. Between ticks, the
 :class:`~pivot.jobs.output_watch.OutputWatch` thread tells it
 ``OutputsGrew`` when a local output file changes, and it reads those files
-at once (:meth:`pivot.jobs.tailer.Tailer.read_grown`).
+at once (:meth:`pivot.jobs.tailer.Tailer.read_grown`). A cycle or read
+stopped by :class:`~pivot.jobs.host_lease.LeaseLost` (this process no longer
+holds the watchers' lease) ends the ticking: the runtime stops the actors.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pivot.events.actors import ActorCrashed, ActorStarted, ActorStopped
 from pivot.events.store import EventStore
 from pivot.jobs.actions import ActionRunner
 from pivot.jobs.execute import execute_batch
+from pivot.jobs.host_lease import LeaseLost
 from pivot.jobs.output_watch import OutputsGrew, OutputWatch
 from pivot.jobs.tailer import ActionBatch, Tailer
 
@@ -99,6 +102,8 @@ class ActionExecutorActor(pykka.ThreadingActor):
                     retry_delay=self.retry_delay,
                     is_live=self.is_live,
                 )
+            except LeaseLost:
+                return None  # not ours to run any more: the next host reports them
             except Exception as exc:
                 self.store.append(
                     [ActorCrashed(name="ActionExecutor", error=repr(exc), actor="ActionExecutor")]
@@ -124,9 +129,13 @@ class JobTailerActor(pykka.ThreadingActor):
         tick_seconds: float,
         *,
         follow_local: bool = True,
+        journal: EventStore | None = None,
     ) -> None:
         super().__init__()
         self.tailer = tailer
+        # Where the actor's own start, stop and crash go (the tailer's store
+        # may refuse appends once the lease is lost; these are facts, not decisions).
+        self.journal = tailer.store if journal is None else journal
         self.executor = executor
         tailer.hand_off = executor.tell  # a file's batches leave once committed
         self.tick_seconds = tick_seconds
@@ -135,7 +144,7 @@ class JobTailerActor(pykka.ThreadingActor):
         self.watch: OutputWatch | None = None
 
     def on_start(self) -> None:
-        self.tailer.store.append([ActorStarted(name="JobTailer", actor="JobTailer")])
+        self.journal.append([ActorStarted(name="JobTailer", actor="JobTailer")])
         if self.follow_local:
             ref = self.actor_ref
 
@@ -144,7 +153,11 @@ class JobTailerActor(pykka.ThreadingActor):
                     ref.tell(_WatchFailed(error))
 
             self.watch = OutputWatch(ref.tell, on_error=failed)
-        for batch in self.tailer.start():
+        try:
+            batches = self.tailer.start()
+        except LeaseLost:
+            return  # no ticks: the runtime stops this term
+        for batch in batches:
             self.executor.tell(batch)
         self.actor_ref.tell(Tick())
 
@@ -155,23 +168,25 @@ class JobTailerActor(pykka.ThreadingActor):
             self.watch.close()
         with contextlib.suppress(Exception):  # a store that fails now fails the next line too
             self.tailer.flush()
-        self.tailer.store.append([ActorStopped(name="JobTailer", actor="JobTailer")])
+        self.journal.append([ActorStopped(name="JobTailer", actor="JobTailer")])
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, OutputsGrew):
             return self._read_grown()
         if isinstance(message, _WatchFailed):
             error = f"output watch: {message.error}; polling every interval_seconds"
-            self.tailer.store.append(
-                [ActorCrashed(name="JobTailer", error=error, actor="JobTailer")]
-            )
+            self.journal.append([ActorCrashed(name="JobTailer", error=error, actor="JobTailer")])
             return None
         if not isinstance(message, Tick):
             return None
         try:
             batches = self.tailer.cycle(force=message.force)
+        except LeaseLost:
+            if message.reply is not None:
+                message.reply.set()
+            return None  # no next tick: the runtime stops this term
         except Exception as exc:
-            self.tailer.store.append(
+            self.journal.append(
                 [ActorCrashed(name="JobTailer", error=repr(exc), actor="JobTailer")]
             )
             batches = []
@@ -193,8 +208,10 @@ class JobTailerActor(pykka.ThreadingActor):
             return
         try:
             batches = self.tailer.read_grown(self.watch.take())
+        except LeaseLost:
+            return
         except Exception as exc:
-            self.tailer.store.append(
+            self.journal.append(
                 [ActorCrashed(name="JobTailer", error=repr(exc), actor="JobTailer")]
             )
             return

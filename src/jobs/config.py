@@ -90,6 +90,7 @@ class Config:
     poll_seconds: float = 0.0  # 0: use each watcher's interval_seconds
     max_backoff_seconds: float = 300.0
     retry_seconds: float = 5.0
+    lease_seconds: float = 10.0  # a dead host of the watchers elsewhere is replaced after this
     root: str = "."
 
     def host(self, name: str) -> HostConfig:
@@ -125,6 +126,7 @@ _WATCHERS_KEYS: dict[str, type | tuple[type, ...]] = {
     "poll_seconds": (int, float),
     "max_backoff_seconds": (int, float),
     "retry_seconds": (int, float),
+    "lease_seconds": (int, float),
 }
 _MINE = {"hosts", "actions", "notify", "watchers"}
 # Read (and checked) by the event store (pivot.events.location) and the
@@ -255,7 +257,12 @@ def _validate(data: Mapping[str, Any], path: Path) -> None:  # noqa: PLR0912 - o
                 f"{_where(path, f'notify.{key}')}: unknown table notify.{key} "
                 "(known: smtp, webhook)"
             )
-    _check(dict(data.get("watchers", {})), _WATCHERS_KEYS, path, "watchers")
+    watchers = dict(data.get("watchers", {}))
+    _check(watchers, _WATCHERS_KEYS, path, "watchers")
+    if watchers.get("lease_seconds", 10.0) < 1:
+        raise ConfigError(
+            f"{_where(path, 'watchers', 'lease_seconds')}: lease_seconds must be at least 1"
+        )
 
 
 def _build(data: Mapping[str, Any], root: Path) -> Config:
@@ -297,5 +304,6 @@ def _build(data: Mapping[str, Any], root: Path) -> Config:
         poll_seconds=float(w.get("poll_seconds", 0.0)),
         max_backoff_seconds=float(w.get("max_backoff_seconds", 300.0)),
         retry_seconds=float(w.get("retry_seconds", 5.0)),
+        lease_seconds=float(w.get("lease_seconds", 10.0)),
         root=str(root),
     )

@@ -75,6 +75,10 @@ class TailLog(Protocol):
         """Record that a query or read on ``host`` failed."""
         ...
 
+    def lookup_ok(self, host: str, what: str) -> None:
+        """Record that a query or read on ``host`` worked (after failures)."""
+        ...
+
 
 @dataclass
 class _Live:
@@ -194,6 +198,7 @@ class OutputReader:
         except (TransportError, TimeoutError) as exc:
             self.log.lookup_failed(host, "stat", f"stat: {exc}")
             return
+        self.log.lookup_ok(host, "stat")
         todo = [(ws, path, stats[path]) for ws in due for path in self.paths(ws) if path in stats]
         prefetched = self._prefetch(transport, todo) if local is None else {}
         group = _Group()
@@ -224,6 +229,8 @@ class OutputReader:
                 self._commit(group)
                 group = _Group()
         self._commit(group)
+        if todo:
+            self.log.lookup_ok(host, "read")
 
     def _commit(self, group: _Group) -> None:
         # Positions, matches and intents in one transaction: exactly once across restarts.

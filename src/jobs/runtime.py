@@ -7,15 +7,27 @@ Usage::
     from pivot.jobs.runtime import start_watchers
 
     store = EventStore.open(".pivot/events.db")
-    handle = start_watchers(store, load_config())
+    handle = start_watchers(store, load_config(), command="my-tool")
     ...                      # watchers run in their own threads
     handle.poll_now()        # optional: one poll cycle now, waits for it
     handle.stop()            # stops both actors, closes SSH connections
 
-:func:`start_watchers` starts two pykka actors: a JobTailer (one poll cycle
-per tick over every host: one ``squeue`` per host, batched stats, every new
-byte read; local output files are also read the moment inotify sees them
-grow) and an ActionExecutor (runs the actions the tailer decided, with
+One process at a time hosts a project's job watchers: :func:`start_watchers`
+first takes the store's lease (:mod:`pivot.jobs.host_lease`). When another
+process holds it, the handle *stands by* (``handle.hosting`` is false, a
+``watchers.standing_by`` event says who holds it) and takes over within a
+second of that process's death on this machine, or ``[watchers]
+lease_seconds`` after it stopped renewing the lease elsewhere. Each time it
+starts hosting, the log says so (``watchers.hosting_started``) and the
+watchers resume from the log: read positions, counters, and the previous
+holder's intents without a result, reported as interrupted (only idempotent
+actions are run again). A host that cannot renew its lease stops appending
+decisions and starting actions before anyone else may take over.
+
+While hosting, two pykka actors run: a JobTailer (one poll cycle per tick
+over every host: one ``squeue`` per host, batched stats, every new byte
+read; local output files are also read the moment inotify sees them grow)
+and an ActionExecutor (runs the actions the tailer decided, with
 retries). An asyncio loop in its own thread carries the SSH connections.
 Everything they do is an event in ``store``: watcher definitions come from
 ``WatcherCreated`` events (``pivot watchers add`` appends them, from any
@@ -24,86 +36,299 @@ removals on its next cycle. Display state comes from the projections
 ``watcher_history`` and ``watcher_stats`` (:mod:`pivot.projections`).
 
 Threads: the handle's methods may be called from any thread. ``stop()`` is
-idempotent and waits for the action being run to finish (each external call
-has a timeout, ``[watchers] action_timeout_seconds``).
+idempotent, waits for the action being run to finish (each external call
+has a timeout, ``[watchers] action_timeout_seconds``) and releases the lease.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 import pykka
 
+from pivot.events.base import Event
 from pivot.events.store import EventStore
+from pivot.events.watchers import HostingStandby, HostingStarted, HostingStopped
 from pivot.jobs.actions import ActionRunner
 from pivot.jobs.actors import ActionExecutorActor, JobTailerActor, Tick
 from pivot.jobs.config import Config
+from pivot.jobs.host_lease import Attempt, HostLease, LeaseLost, LeaseRow
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.tailer import Tailer
 from pivot.jobs.transport import LocalTransport, SshTransport, Transport
 
-__all__ = ["WatcherRuntime", "start_watchers"]
+__all__ = ["WatcherRuntime", "make_transports", "start_watchers"]
+
+log = logging.getLogger(__name__)
+
+
+class _FencedStore:
+    """The store as the tailer sees it: appends only while the lease is trusted."""
+
+    def __init__(self, store: EventStore, trusted: Callable[[], bool]) -> None:
+        self._store = store
+        self._trusted = trusted
+
+    def append(self, events: Sequence[Event]) -> list[int]:
+        if events and not self._trusted():
+            raise LeaseLost("the job watchers' lease is no longer held")
+        return self._store.append(events)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+@dataclass
+class _Term:
+    """What runs while this process holds the lease: the actors and their connections."""
+
+    tailer: Tailer
+    tailer_ref: pykka.ActorRef[JobTailerActor]
+    executor_ref: pykka.ActorRef[ActionExecutorActor]
+    io: IoLoop
+
+    def stop(self, timeout: float) -> None:
+        for ref in (self.tailer_ref, self.executor_ref):
+            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                ref.stop(block=True, timeout=timeout)
+        for t in self.tailer.transports.values():
+            with contextlib.suppress(TimeoutError, OSError):
+                self.io.call(t.close(), 10.0)
+        self.io.stop()
+
+
+def _start_term(
+    store: EventStore,
+    config: Config,
+    lease: HostLease,
+    *,
+    tick_seconds: float,
+    retry_delay: float,
+    follow_local: bool,
+) -> _Term:
+    io = IoLoop()
+    transports = make_transports(config)
+    tailer = Tailer(cast(EventStore, _FencedStore(store, lease.trusted)), config, transports, io)
+    runner = ActionRunner(config, transports, lambda _host, coro, t: io.call(coro, t))
+
+    def is_live(watcher_id: str) -> bool:
+        # Checked before each action: a host whose lease ran out starts none
+        # (the next host reports the intent as interrupted).
+        if not lease.trusted():
+            return False
+        # Read-only look at the tailer's state from the executor thread: a dict
+        # lookup and a str attribute, atomic under the GIL.
+        # Decided actions run even when the decision ended the watcher
+        # (`triggered`, job end -> `completed`); removing or disabling stops them.
+        ws = tailer.book.watchers.get(watcher_id)
+        return ws is None or ws.state not in ("removed", "disabled")
+
+    executor_ref = ActionExecutorActor.start(store, runner, is_live, retry_delay)
+    tailer_ref = JobTailerActor.start(
+        tailer, executor_ref, tick_seconds, follow_local=follow_local, journal=store
+    )
+    return _Term(tailer, tailer_ref, executor_ref, io)
 
 
 class WatcherRuntime:
-    """A handle on running watchers."""
+    """A handle on this process's hosting of the job watchers (or its standing by)."""
 
     def __init__(
         self,
-        tailer: Tailer,
-        tailer_ref: pykka.ActorRef[JobTailerActor],
-        executor_ref: pykka.ActorRef[ActionExecutorActor],
-        io: IoLoop,
+        store: EventStore,
+        config: Config,
+        lease: HostLease,
+        *,
+        tick_seconds: float,
+        retry_delay: float,
+        follow_local: bool = True,
     ) -> None:
-        self.tailer = tailer
-        self._tailer_ref = tailer_ref
-        self._executor_ref = executor_ref
-        self._io = io
-        self._stopped = False
-        self._lock = threading.Lock()
+        self.store = store
+        self.lease = lease
+        self._start: Callable[[], _Term] = lambda: _start_term(
+            store,
+            config,
+            lease,
+            tick_seconds=tick_seconds,
+            retry_delay=retry_delay,
+            follow_local=follow_local,
+        )
+        self._term: _Term | None = None
+        self._standing_behind = ""  # the holder last reported
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()  # a term starts or stops under it
+        self._keeper: threading.Thread | None = None
+
+    # -- hosting --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Try for the lease once now, then keep it (or keep trying) in a thread of its own."""
+        self._step()
+        self._keeper = threading.Thread(target=self._keep, name="watchers-lease", daemon=True)
+        self._keeper.start()
+
+    def _keep(self) -> None:
+        while not self._stopped.wait(self._pause()):
+            try:
+                self._step()
+            except Exception:
+                # The database may fail for a while: the next look tries again
+                # (and a host that cannot renew stops trusting its lease).
+                log.exception("job watchers: lease step failed")
+
+    def _pause(self) -> float:
+        # A standby looks every second (a dead holder here is replaced within one).
+        every = self.lease.renew_every
+        return every if self._term is not None else min(1.0, every)
+
+    def _step(self) -> None:
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            if self._term is not None:
+                renewed = self.lease.renew()
+                if renewed is False or (renewed is None and not self.lease.trusted()):
+                    why = "taken by another process" if renewed is False else "could not renew it"
+                    self._end_term(f"lease lost ({why})")
+                return
+            attempt = self.lease.try_acquire()
+            if attempt.acquired:
+                self._begin_term(attempt)
+            elif attempt.other is not None:
+                self._standby(attempt.other)
+
+    def _begin_term(self, attempt: Attempt) -> None:
+        me = self.lease.me
+        previous = attempt.other.describe() if attempt.other is not None else ""
+        self._journal(
+            HostingStarted(
+                holder=me.holder,
+                pid=me.pid,
+                host=me.host,
+                command=me.command,
+                reason=attempt.reason,
+                previous=previous,
+                actor="JobWatchers",
+            )
+        )
+        self._standing_behind = ""
+        self._term = self._start()
+
+    def _end_term(self, reason: str, timeout: float = 150.0) -> None:
+        term, self._term = self._term, None
+        if term is None:
+            return
+        term.stop(timeout)
+        me = self.lease.me
+        self._journal(
+            HostingStopped(holder=me.holder, pid=me.pid, host=me.host, reason=reason,
+                           actor="JobWatchers")
+        )  # fmt: skip
+
+    def _standby(self, holder: LeaseRow) -> None:
+        if holder.holder == self._standing_behind:
+            return
+        self._standing_behind = holder.holder
+        me = self.lease.me
+        self._journal(
+            HostingStandby(
+                pid=me.pid,
+                host=me.host,
+                holder_pid=holder.pid,
+                holder_host=holder.host,
+                holder_command=holder.command,
+                holder_since=holder.since,
+                actor="JobWatchers",
+            )
+        )
+
+    def _journal(self, event: Event) -> None:
+        with contextlib.suppress(Exception):  # a full disk must not stop the hosting itself
+            self.store.append([event])
+
+    # -- the handle -------------------------------------------------------------
+
+    @property
+    def hosting(self) -> bool:
+        """Whether this process hosts the watchers now (false: standing by, or stopped)."""
+        return self._term is not None
+
+    @property
+    def tailer(self) -> Tailer:
+        """The tailer of the current hosting term (for benchmarks and tests)."""
+        term = self._term
+        if term is None:
+            raise RuntimeError("not hosting the job watchers (standing by or stopped)")
+        return term.tailer
+
+    def wait_hosting(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until this process hosts the watchers."""
+        deadline = time.monotonic() + timeout
+        while not self.hosting:
+            if self._stopped.is_set() or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def poll_now(self, timeout: float = 120.0) -> bool:
-        """Poll every host now and wait until the cycle (not its actions) is done."""
+        """Poll every host now and wait until the cycle (not its actions) is done.
+
+        False when this process is not hosting the watchers.
+        """
+        term = self._term
+        if term is None:
+            return False
         done = threading.Event()
         try:
-            self._tailer_ref.tell(Tick(reply=done, force=True))
+            term.tailer_ref.tell(Tick(reply=done, force=True))
         except pykka.ActorDeadError:
             return False
         return done.wait(timeout)
 
     def drain(self, timeout: float = 120.0) -> bool:
         """Wait until the executor has run every batch handed to it so far."""
+        term = self._term
+        if term is None:
+            return False
         done = threading.Event()
         try:
-            self._executor_ref.tell(done)
+            term.executor_ref.tell(done)
         except pykka.ActorDeadError:
             return False
         return done.wait(timeout)
 
     def counters(self) -> dict[str, Counter[str]]:
         """Per host: commands run, stats, reads (for benchmarks and `pivot watchers run -v`)."""
-        return {name: Counter(t.counters) for name, t in self.tailer.transports.items()}
+        term = self._term
+        if term is None:
+            return {}
+        return {name: Counter(t.counters) for name, t in term.tailer.transports.items()}
 
     @property
     def running(self) -> bool:
-        """Both actors alive."""
-        return self._tailer_ref.is_alive() and self._executor_ref.is_alive()
+        """Hosting with both actors alive."""
+        term = self._term
+        return term is not None and term.tailer_ref.is_alive() and term.executor_ref.is_alive()
 
     def stop(self, timeout: float = 150.0) -> None:
-        """Stop polling, let the running action finish, close connections."""
+        """Stop polling, let the running action finish, close connections, release the lease."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
         with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-        for ref in (self._tailer_ref, self._executor_ref):
-            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
-                ref.stop(block=True, timeout=timeout)
-        for t in self.tailer.transports.values():
-            with contextlib.suppress(TimeoutError, OSError):
-                self._io.call(t.close(), 10.0)
-        self._io.stop()
+            hosted = self._term is not None
+            self._end_term("stopped", timeout)
+            if hosted:
+                self.lease.release()
+        if self._keeper is not None and self._keeper is not threading.current_thread():
+            self._keeper.join(timeout)
 
 
 def make_transports(config: Config) -> dict[str, Transport]:
@@ -121,28 +346,28 @@ def start_watchers(
     tick_seconds: float = 1.0,
     retry_delay: float | None = None,
     follow_local: bool = True,
+    command: str = "",
 ) -> WatcherRuntime:
-    """Start the JobTailer and ActionExecutor on ``store``; returns a handle to stop them.
+    """Host the job watchers of ``store`` (or stand by); returns a handle to stop.
 
-    ``tick_seconds`` is how often the tailer wakes up; each host is polled at
-    its watchers' ``interval_seconds`` (or ``[watchers] poll_seconds``).
+    Takes the lease at once when it is free (the watchers are running when
+    this returns), else stands by in a thread and takes over when the holder
+    is gone. ``tick_seconds`` is how often the tailer wakes up; each host is
+    polled at its watchers' ``interval_seconds`` (or ``[watchers]
+    poll_seconds``). ``command`` names this host to the others
+    (``pivot watch``...).
     With ``follow_local`` (the default) local output files are also watched
     with inotify and read as soon as they grow; without it, only the poll reads.
     """
-    io = IoLoop()
-    transports = make_transports(config)
-    tailer = Tailer(store, config, transports, io)
-    runner = ActionRunner(config, transports, lambda _host, coro, t: io.call(coro, t))
-
-    def is_live(watcher_id: str) -> bool:
-        # Read-only look at the tailer's state from the executor thread: a dict
-        # lookup and a str attribute, atomic under the GIL.
-        # Decided actions run even when the decision ended the watcher
-        # (`triggered`, job end -> `completed`); removing or disabling stops them.
-        ws = tailer.book.watchers.get(watcher_id)
-        return ws is None or ws.state not in ("removed", "disabled")
-
+    lease = HostLease(store.backend, ttl=config.lease_seconds, command=command)
     delay = config.retry_seconds if retry_delay is None else retry_delay
-    executor_ref = ActionExecutorActor.start(store, runner, is_live, delay)
-    tailer_ref = JobTailerActor.start(tailer, executor_ref, tick_seconds, follow_local=follow_local)
-    return WatcherRuntime(tailer, tailer_ref, executor_ref, io)
+    runtime = WatcherRuntime(
+        store,
+        config,
+        lease,
+        tick_seconds=tick_seconds,
+        retry_delay=delay,
+        follow_local=follow_local,
+    )
+    runtime.start()
+    return runtime

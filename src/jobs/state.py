@@ -12,7 +12,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pivot.events.base import Event
-from pivot.events.jobs import JobEnded, JobSeen, JobStateChanged, JobSubmitted, OutputRead
+from pivot.events.jobs import (
+    JobEnded,
+    JobLookupFailed,
+    JobLookupRecovered,
+    JobSeen,
+    JobStateChanged,
+    JobSubmitted,
+    OutputRead,
+)
 from pivot.events.store import Recorded
 from pivot.events.watchers import (
     ActionFailed,
@@ -31,6 +39,7 @@ from pivot.events.watchers import (
     WatcherTimerFired,
 )
 from pivot.jobs.definition import OUTSIDE_ACTIONS, WatcherDefinition, definition_from_dict
+from pivot.jobs.lookup_health import LookupHealth
 from pivot.jobs.tail import Position
 
 __all__ = ["Book", "JobRecord", "WatcherState", "fold"]
@@ -93,6 +102,8 @@ class Book:
 
     watchers: dict[str, WatcherState] = field(default_factory=dict)
     jobs: dict[tuple[str, str], JobRecord] = field(default_factory=dict)
+    # Queries failing now, by (host, what): see pivot.jobs.lookup_health.
+    lookups: dict[tuple[str, str], LookupHealth] = field(default_factory=dict)
     seq: int = 0
 
     def job(self, host: str, job_id: str) -> JobRecord:
@@ -136,6 +147,12 @@ def _apply(book: Book, ev: Event) -> None:  # noqa: PLR0912, PLR0915 - one branc
         return
     if isinstance(ev, JobSeen | JobStateChanged | JobEnded | JobSubmitted):
         _apply_job(book, ev)
+        return
+    if isinstance(ev, JobLookupFailed):
+        book.lookups[(ev.host, ev.what)] = LookupHealth(since=ev.at, last_error=ev.error)
+        return
+    if isinstance(ev, JobLookupRecovered):
+        book.lookups.pop((ev.host, ev.what), None)
         return
     ws = book.watchers.get(getattr(ev, "watcher_id", ""))
     if ws is None:

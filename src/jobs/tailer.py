@@ -20,13 +20,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from pivot.events.base import Event
-from pivot.events.jobs import JobEnded, JobLookupFailed, JobSeen, JobStateChanged
+from pivot.events.jobs import JobEnded, JobSeen, JobStateChanged
 from pivot.events.store import EventStore
 from pivot.jobs import slurm
 from pivot.jobs.batch import ActionBatch, batch_for, batches_for
 from pivot.jobs.config import Config
 from pivot.jobs.decide import on_job_end, on_restart, on_timer, timer_due
 from pivot.jobs.ioloop import IoLoop
+from pivot.jobs.lookup_health import on_lookup_failure, on_lookup_success
 from pivot.jobs.output_reader import OutputReader
 from pivot.jobs.state import Book, WatcherState, fold
 from pivot.jobs.transport import Transport, TransportError
@@ -109,8 +110,23 @@ class Tailer:
         self._own.clear()
 
     def lookup_failed(self, host: str, what: str, error: str) -> None:
-        """Record a failed query or read (``what``: squeue, stat, read...) on ``host``."""
-        self.append([JobLookupFailed(host=host, error=error, actor="JobTailer")])
+        """A failed query or read (``what``: squeue, stat, read...) on ``host``: recorded
+        when that kind starts failing, counted while it keeps failing
+        (:mod:`pivot.jobs.lookup_health`)."""
+        key = (host, what)
+        health, events = on_lookup_failure(
+            self.book.lookups.get(key), host, what, error, self.clock()
+        )
+        self.book.lookups[key] = health
+        self.append(events, folded=True)
+
+    def lookup_ok(self, host: str, what: str) -> None:
+        """A query or read that worked: its recovery is recorded, with the count, if it
+        was failing."""
+        events = on_lookup_success(self.book.lookups.get((host, what)), host, what, self.clock())
+        if events:
+            self.book.lookups.pop((host, what), None)
+            self.append(events, folded=True)
 
     def flush(self) -> None:
         """Record every read position not recorded yet (before stopping)."""
@@ -257,19 +273,12 @@ class Tailer:
         try:
             rc, stdout, stderr = self._run(transport, slurm.squeue_argv(job_ids))
         except (TransportError, TimeoutError) as exc:
-            self.append([JobLookupFailed(host=host, error=f"squeue: {exc}", actor="JobTailer")])
+            self.lookup_failed(host, "squeue", f"squeue: {exc}")
             return {}
         if rc != 0 and not slurm.squeue_says_unknown(stderr):
-            self.append(
-                [
-                    JobLookupFailed(
-                        host=host,
-                        error=f"squeue exited {rc}: {stderr.strip()[:300]}",
-                        actor="JobTailer",
-                    )
-                ]
-            )
+            self.lookup_failed(host, "squeue", f"squeue exited {rc}: {stderr.strip()[:300]}")
             return {}
+        self.lookup_ok(host, "squeue")
         if rc == 0:
             infos.update(slurm.parse_squeue(stdout))
         missing: list[str] = []
@@ -308,21 +317,13 @@ class Tailer:
         try:
             rc, stdout, stderr = self._run(transport, slurm.scontrol_argv(job_id))
         except (TransportError, TimeoutError) as exc:
-            self.append([JobLookupFailed(host=host, error=f"scontrol: {exc}", actor="JobTailer")])
+            self.lookup_failed(host, "scontrol", f"scontrol: {exc}")
             return None
-        if rc != 0:
-            if "Invalid job id" not in stderr:
-                self.append(
-                    [
-                        JobLookupFailed(
-                            host=host,
-                            error=f"scontrol exited {rc}: {stderr.strip()[:300]}",
-                            actor="JobTailer",
-                        )
-                    ]
-                )
+        if rc != 0 and "Invalid job id" not in stderr:
+            self.lookup_failed(host, "scontrol", f"scontrol exited {rc}: {stderr.strip()[:300]}")
             return None
-        return slurm.parse_scontrol(stdout)
+        self.lookup_ok(host, "scontrol")
+        return slurm.parse_scontrol(stdout) if rc == 0 else None
 
     def _sacct(
         self, host: str, transport: Transport, job_ids: list[str]
@@ -330,21 +331,17 @@ class Tailer:
         try:
             rc, stdout, stderr = self._run(transport, slurm.sacct_argv(job_ids))
         except (TransportError, TimeoutError) as exc:
-            self.append([JobLookupFailed(host=host, error=f"sacct: {exc}", actor="JobTailer")])
+            self.lookup_failed(host, "sacct", f"sacct: {exc}")
             return {}
         if rc != 0 or slurm.sacct_unavailable(stderr):
             if slurm.sacct_unavailable(stderr):
                 self._sacct_ok[host] = False
-            self.append(
-                [
-                    JobLookupFailed(
-                        host=host,
-                        error=f"job(s) {','.join(job_ids)} unknown to "
-                        "squeue and scontrol; no accounting",
-                        actor="JobTailer",
-                    )
-                ]
+            self.lookup_failed(
+                host,
+                "sacct",
+                f"job(s) {','.join(job_ids)} unknown to squeue and scontrol; no accounting",
             )
             return {}
+        self.lookup_ok(host, "sacct")
         found = slurm.parse_sacct(stdout)
         return {j: i for j, i in found.items() if j in job_ids}

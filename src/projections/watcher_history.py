@@ -5,15 +5,21 @@ State::
     {"watchers": {watcher_id: {
         "name", "job", "host", "state", "created_at", "removed": bool,
         "counts": {"matches", "actions", "succeeded", "failed", "suppressed",
-                   "state_changes"},
+                   "interrupted", "state_changes"},
         "matches": [{"seq", "at", "match_id", "line", "captures", "condition"}],
         "actions": [{"seq", "at", "action_id", "type", "result", "detail",
-                     "finished_at"}],   # result: pending|succeeded|failed|suppressed
+                     "finished_at"}],   # result: pending|succeeded|failed|suppressed|interrupted
         "state_changes": [{"seq", "at", "old", "new", "reason"}],
         "variables": {name: value}, "metrics": {name: last value}}}}
 
 Lists keep the newest :data:`HISTORY_LIMIT` entries (the counts are exact;
 the full story is always in the log: ``pivot events --watcher ID``).
+
+An intent whose host stopped before its result was recorded is
+``interrupted`` (``action.interrupted``, reported by the next host); an
+idempotent one, which the next host runs again, stays ``pending`` until that
+run's result. A result recorded after all (a frozen host that woke up)
+replaces ``interrupted``.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ def _new_watcher(watcher_id: str) -> dict[str, Any]:
             "succeeded": 0,
             "failed": 0,
             "suppressed": 0,
+            "interrupted": 0,
             "state_changes": 0,
         },
         "matches": [],
@@ -68,10 +75,13 @@ def _push(items: list[dict[str, Any]], item: dict[str, Any]) -> None:
         del items[0]
 
 
+_OPEN = ("pending", "interrupted")  # results a later event may still settle
+
+
 def _finish(w: dict[str, Any], rec: Recorded, action_id: str, action_type: str) -> dict[str, Any]:
     # The entry its request created, if still among the recent ones.
     for entry in reversed(w["actions"]):
-        if action_id and entry["action_id"] == action_id and entry["result"] == "pending":
+        if action_id and entry["action_id"] == action_id and entry["result"] in _OPEN:
             return entry  # type: ignore[no-any-return]
     entry = {
         "seq": rec.seq,
@@ -86,7 +96,7 @@ def _finish(w: dict[str, Any], rec: Recorded, action_id: str, action_type: str) 
     return entry
 
 
-def _apply(state: State, rec: Recorded) -> State:  # noqa: PLR0912 - one branch per event type
+def _apply(state: State, rec: Recorded) -> State:  # noqa: PLR0912, PLR0915 - one branch per event type
     e = rec.event
     watcher_id: str = getattr(e, "watcher_id", "")
     watchers: dict[str, dict[str, Any]] = state["watchers"]
@@ -130,6 +140,15 @@ def _apply(state: State, rec: Recorded) -> State:  # noqa: PLR0912 - one branch 
         entry["result"] = "succeeded" if ok else "failed"
         entry["detail"] = e.detail if isinstance(e, ev.ActionSucceeded) else e.error
         entry["finished_at"] = e.at
+    elif isinstance(e, ev.ActionInterrupted):
+        entry = _finish(w, rec, e.action_id, e.action_type)
+        if e.retried:
+            entry["detail"] = "interrupted (pivot stopped); idempotent, so run again"
+        else:
+            counts["interrupted"] += 1
+            entry["result"] = "interrupted"
+            entry["detail"] = "pivot stopped before its result was recorded; not run again"
+            entry["finished_at"] = e.at
     elif isinstance(e, ev.ActionSuppressed):
         counts["suppressed"] += 1
         # An intent that will not run closes its pending entry; a rate-limited

@@ -5,12 +5,15 @@ The view (what ``pivot stats --json`` prints)::
     {"total_watchers": active (not removed) watchers,
      "watchers_by_state": {state: count},
      "total_events": watcher-domain events ever recorded,
-     "events_by_action": {action_type: {"total", "success", "failed", "suppressed"}},
+     "events_by_action": {action_type: {"total", "success", "failed", "suppressed",
+                                        "interrupted", "pending"}},
      "events_last_hour": watcher-domain events in the hour before ``now``,
      "top_watchers": [{"id", "name", "job", "events"}] (10 busiest, most first)}
 
 ``total`` of an action type counts its outcomes (success + failed +
-suppressed); a requested action that has not finished yet is in ``pending``.
+suppressed + interrupted); a requested action that has not finished yet is
+in ``pending``. ``interrupted``: its host stopped before the result was
+recorded and it was not run again (an idempotent one is, and stays pending).
 
 "Last hour" needs the clock, which a fold may not read: the state keeps
 per-minute counts of the last 61 minutes *of the log* (by event time) and
@@ -42,7 +45,14 @@ def _action(state: State, action_type: str) -> dict[str, int]:
     by_action: dict[str, dict[str, int]] = state["by_action"]
     counts = by_action.get(action_type)
     if counts is None:
-        counts = {"total": 0, "success": 0, "failed": 0, "suppressed": 0, "pending": 0}
+        counts = {
+            "total": 0,
+            "success": 0,
+            "failed": 0,
+            "suppressed": 0,
+            "interrupted": 0,
+            "pending": 0,
+        }
         by_action[action_type] = counts
     return counts
 
@@ -72,6 +82,12 @@ def _apply(state: State, rec: Recorded) -> State:  # noqa: PLR0912 - one branch 
         counts["total"] += 1
         counts["success" if isinstance(e, ev.ActionSucceeded) else "failed"] += 1
         counts["pending"] = max(0, counts["pending"] - 1)
+    elif isinstance(e, ev.ActionInterrupted):
+        if not e.retried:
+            counts = _action(state, e.action_type)
+            counts["total"] += 1
+            counts["interrupted"] += 1
+            counts["pending"] = max(0, counts["pending"] - 1)
     elif isinstance(e, ev.ActionSuppressed):
         counts = _action(state, e.action_type)
         counts["total"] += 1

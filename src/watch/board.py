@@ -254,7 +254,7 @@ def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch p
 
 
 # Events of job watchers hosted by `pivot watch` (see pivot.watch.job_watchers).
-HOSTED = ("watcher.", "action.", "job.", "metric.")
+HOSTED = ("watcher.", "watchers.", "action.", "job.", "metric.")
 QUIET = frozenset({"job.seen", "watcher.timer_fired"})
 _COMMON = frozenset({"at", "actor", "correlation_id"})
 

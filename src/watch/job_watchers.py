@@ -3,7 +3,10 @@
 The job-watchers component offers ``pivot.jobs.runtime.start_watchers(store,
 config)``, returning a handle with ``stop()``. `pivot watch` starts it next
 to its own actors, on a view of the event store that also hands every event
-the watchers append to the display, so one screen shows both. When that
+the watchers append to the display, so one screen shows both. Like every host, it hosts
+the watchers only while it holds the project's lease
+(:mod:`pivot.jobs.host_lease`); otherwise it stands by, and the display
+says who hosts them. When that
 module is not installed, or the project's configuration is invalid, watch
 mode runs without job watchers and says why.
 """
@@ -57,7 +60,7 @@ def job_watchers_starter(
         return None
 
     def starter(sink: EventSink) -> Callable[[], None]:
-        handle = start(StoreTap(store, sink), config)
+        handle = start(StoreTap(store, sink), config, command="pivot watch")
         stop: Callable[[], None] = handle.stop
         return stop
 

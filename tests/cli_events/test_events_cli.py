@@ -219,7 +219,7 @@ def test_stats_reads_the_stored_projection_not_the_log(project: Path) -> None:
     doc = both["watchers"]
     assert doc["total_watchers"] == 1 and doc["total_events"] == 4
     assert doc["events_by_action"]["cancel"] == {
-        "total": 1, "success": 1, "failed": 0, "suppressed": 0, "pending": 0
+        "total": 1, "success": 1, "failed": 0, "suppressed": 0, "interrupted": 0, "pending": 0
     }  # fmt: skip
     assert doc["top_watchers"] == [{"id": "w-1", "name": "loss", "job": "42", "events": 4}]
     # With the log's rows gone, the stored projection still answers.
