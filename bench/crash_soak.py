@@ -20,10 +20,26 @@ round at once. Then one `pivot run` to the end, and:
 - **outputs** equal to those of a fresh `pivot run --force` in a copy;
 - **`pivot replay --verify`** exit status 0.
 
-The watcher-host part (two `pivot watchers run` competing over 20 jobs) is
-another function registered in :data:`PARTS` under ``watchers``.
+Watchers part (``--part watchers``): two `pivot watchers run` compete for
+one project's job watchers over ``--jobs`` real SLURM jobs (a single-node
+cluster started as in the test suite), each printing ``--lines`` lines
+``step N``; every line's watcher runs an allowed command that appends ``job
+step pid`` to a file. At random moments one of the two (the host or the
+standby, at random) is killed with SIGKILL and restarted at once, up to
+``--rounds`` times while the jobs run. Then:
 
-Run: ``uv run python bench/crash_soak.py [--rounds 100] [--seed 1] [--part pipeline]``.
+- **actions executed twice** (target 0), from the file the command appends to;
+- **lines skipped** and **lines matched twice** (target 0), from the log;
+- **recorded as run but not run** (target 0);
+- actions interrupted: an intent recorded whose result was not, because its
+  host was killed (reported as interrupted, not run again: at most once);
+- **takeover time** after a kill of the host (p50 and max), next to the
+  standby's look period (1 s), the named peer: a standby on this machine
+  sees at once that the holder's process is gone, so one period is the most
+  a takeover should cost (the lease's ttl applies to a host on another machine).
+
+Run: ``uv run python bench/crash_soak.py [--rounds 100] [--seed 1] [--part pipeline|watchers]``
+(``--part watchers [--jobs 20] [--lines 60]``).
 """
 
 from __future__ import annotations
@@ -33,12 +49,15 @@ import json
 import os
 import random
 import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -355,30 +374,198 @@ def soak_pipeline(rounds: int, rng: random.Random, tmp: Path) -> list[dict[str, 
     return results
 
 
-PARTS: dict[str, Callable[[int, random.Random, Path], list[dict[str, Any]]]] = {
-    "pipeline": soak_pipeline,
-    # "watchers": two `pivot watchers run` competing over 20 jobs (the watcher-host lease).
-}
+# -- watchers: two runners, kill -9 -------------------------------------------------
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=100, help="kills per project (default 100)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--part", choices=sorted(PARTS), default="pipeline")
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-    with tempfile.TemporaryDirectory(prefix="pivot-soak-") as tmp:
-        results = PARTS[args.part](args.rounds, rng, Path(tmp))
-    load = os.getloadavg()
-    for result in results:
-        print(json.dumps(result))
+def _watchers_project(root: Path, conf: Path, lines: int, delay: float) -> dict[str, str]:
+    record = root / "record"
+    # One write(2) per line with O_APPEND: lines of concurrent runs never mix.
+    record.write_text(f'#!/bin/sh\necho "$1 $2 $PPID" >> {root}/ran.txt\n')
+    record.chmod(0o755)
+    (root / "jobs").mkdir()
+    (root / "pivot.toml").write_text(
+        f'[hosts.local]\nenv = {{SLURM_CONF = "{conf}"}}\n'
+        f'[actions.run_command]\nallow = ["{record}"]\n'
+    )
+    (root / "steps.sh").write_text(
+        "#!/bin/bash\n"
+        f"#SBATCH --output={root}/jobs/steps-%j.out\n"
+        "#WATCHER_BEGIN\n"
+        "# name: steps\n"
+        "# pattern: '^step (\\d+)$'\n"
+        "# max_triggers: 0\n"
+        "# rate_limit_per_minute: 10000\n"
+        "# interval_seconds: 0.5\n"
+        "# actions:\n"
+        "#   - type: run_command\n"
+        f"#     params: {{command: '{record} ${{JOB_ID}} $1'}}\n"
+        "#WATCHER_END\n"
+        f'for i in $(seq 1 {lines}); do echo "step $i"; sleep {delay}; done\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PIVOT_EVENT_STORE"}
+    env["XDG_CONFIG_HOME"] = str(root / "no-user-config")
+    return env
+
+
+def _runner(root: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [PIVOT, "watchers", "run", "--tick", "0.2"], cwd=root, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+
+
+def _payloads(store: Any, type_name: str) -> list[dict[str, Any]]:
+    return [d for _, _, _, d in store.read_payloads(types=[type_name])]
+
+
+def _wait(cond: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def soak_watchers(args: argparse.Namespace, rng: random.Random, tmp: Path) -> list[dict[str, Any]]:
+    """The watchers half: two `pivot watchers run` over real jobs, killed -9 at random."""
+    sys.path.insert(0, str(REPO / "tests" / "jobs"))
+    import slurm_cluster
+
+    from pivot.events.store import EventStore
+    from pivot.jobs.host_lease import HostLease
+
+    if not slurm_cluster.available():
+        raise SystemExit("the watchers part needs root and a local SLURM (slurmctld, slurmd)")
+    top = tmp / "watchers"
+    top.mkdir()
+    for folder in (tmp, top):
+        folder.chmod(0o755)  # munged and the jobs (as root) must reach it
+    cluster = slurm_cluster.start(top / "cluster")
+    root = top / "project"
+    root.mkdir()
+    root.chmod(0o755)
+    try:
+        env = _watchers_project(root, cluster.conf, args.lines, args.delay)
+        store = EventStore.open(root / ".pivot" / "events.db")
+        lease = HostLease(store.backend)  # only to read who holds it
+        runners = [_runner(root, env), _runner(root, env)]
+        jobs: list[str] = []
+        for _ in range(args.jobs):
+            r = subprocess.run(
+                [PIVOT, "jobs", "submit", "steps.sh", "--json"], cwd=root, env=env,
+                capture_output=True, text=True, timeout=120, check=True,
+            )  # fmt: skip
+            jobs.append(str(json.loads(r.stdout)["job_id"]))
+        watcher_ids = {d["watcher_id"] for d in _payloads(store, "watcher.created")}
+
+        def completed() -> bool:
+            done = {
+                d["watcher_id"]
+                for d in _payloads(store, "watcher.state_changed")
+                if d["new"] == "completed"
+            }
+            return watcher_ids <= done
+
+        kills: list[tuple[float, bool]] = []  # (when, was the host)
+        started = time.monotonic()
+        while not completed() and len(kills) < args.rounds:
+            time.sleep(rng.uniform(0.3, args.max_gap))
+            holder = lease.read()
+            index = rng.randrange(2)
+            victim = runners[index]
+            was_host = holder is not None and holder.pid == victim.pid
+            victim.kill()
+            victim.wait()
+            kills.append((time.time(), was_host))
+            runners[index] = _runner(root, env)  # restarted at once
+        _wait(completed, 600, "every watcher to complete")
+        _wait(
+            lambda: (
+                sum(
+                    len(_payloads(store, t))
+                    for t in ("action.succeeded", "action.failed", "action.interrupted")
+                )
+                >= len(_payloads(store, "action.requested"))
+            ),
+            120,
+            "every intent to settle",
+        )
+        elapsed = time.monotonic() - started
+        for p in runners:
+            p.send_signal(signal.SIGINT)
+        for p in runners:
+            p.wait(120)
+
+        expected = Counter((j, i) for j in jobs for i in range(1, args.lines + 1))
+        job_of = {d["watcher_id"]: d["job_id"] for d in _payloads(store, "watcher.created")}
+        matched = Counter(
+            (job_of[d["watcher_id"]], int(d["line"].split()[1]))
+            for d in _payloads(store, "watcher.matched")
+        )
+        ran_path = root / "ran.txt"
+        ran = Counter(
+            (job, int(step))
+            for job, step, _pid in (
+                line.split() for line in ran_path.read_text().splitlines() if line.strip()
+            )
+        )
+        requested = {
+            d["action_id"]: (d["job_id"], int(d["params"]["argv"][2]))
+            for d in _payloads(store, "action.requested")
+        }
+        succeeded = {requested[d["action_id"]] for d in _payloads(store, "action.succeeded")}
+        interrupted = _payloads(store, "action.interrupted")
+        takeovers = _takeover_times(store, [t for t, host in kills if host])
+        period = min(1.0, lease.renew_every)  # how often a standby looks
+        lease_ttl = lease.ttl
+
+        result = {
+            "project": "watchers",
+            "jobs": args.jobs,
+            "lines": sum(expected.values()),
+            "seconds": round(elapsed, 1),
+            "kills": len(kills),
+            "kills_of_the_host": sum(h for _, h in kills),
+            "actions_executed_twice": sum(1 for n in ran.values() if n > 1),
+            "lines_skipped": sum(1 for k in expected if k not in matched),
+            "lines_matched_twice": sum(1 for n in matched.values() if n > 1),
+            "recorded_as_run_but_not_run": len(succeeded - set(ran)),
+            "actions_interrupted": len(interrupted),
+            "actions_run": sum(ran.values()),
+            "intents": len(requested),
+            "takeover_p50_s": round(statistics.median(takeovers), 3) if takeovers else None,
+            "takeover_max_s": round(max(takeovers), 3) if takeovers else None,
+            "standby_look_period_s": period,
+            "lease_ttl_s": lease_ttl,
+        }
+        store.close()
+    finally:
+        cluster.stop()
+    return [result]
+
+
+def _takeover_times(store: Any, host_kills: list[float]) -> list[float]:
+    """Seconds from each kill of the host to the next `watchers.hosting_started`."""
+    starts = sorted(
+        d["at"] for d in _payloads(store, "watchers.hosting_started") if d.get("reason")
+    )
+    out: list[float] = []
+    for killed in host_kills:
+        later = [s for s in starts if s >= killed]
+        if later:
+            out.append(later[0] - killed)
+    return out
+
+
+def _judge_pipeline(results: list[dict[str, Any]]) -> list[str]:
+    """Print the pipeline half's summary; the projects that failed a check."""
     worst = max(r["slowest_death_s"] for r in results)
+    load = os.getloadavg()
     print(
         f"slowest death after kill -9: {worst:.3f} s ({worst / 1.0:.2f} x the 1 s target); "
         f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs"
     )
-    bad = [
+    return [
         r["project"]
         for r in results
         if r["concurrent_stage_runs"]
@@ -391,6 +578,61 @@ def main() -> None:
         or r["replay_verify_status"]
         or r["final_run_status"]
     ]
+
+
+def _judge_watchers(results: list[dict[str, Any]]) -> list[str]:
+    """Print the watchers half's summary; the runs that failed a check."""
+    load = os.getloadavg()
+    for r in results:
+        print(
+            f"{r['kills']} kill -9 ({r['kills_of_the_host']} of the host) over {r['jobs']} jobs, "
+            f"{r['lines']} lines: actions executed twice {r['actions_executed_twice']}, lines "
+            f"skipped {r['lines_skipped']}, matched twice {r['lines_matched_twice']} (targets 0); "
+            f"{r['actions_interrupted']} interrupted (not run again)"
+        )
+        if r["takeover_p50_s"] is not None:
+            p50, period = r["takeover_p50_s"], r["standby_look_period_s"]
+            print(
+                f"takeover after kill -9 of the host: p50 {p50:.2f} s, max "
+                f"{r['takeover_max_s']:.2f} s ({p50 / period:.2f} x the standby's "
+                f"{period:.0f} s look period)"
+            )
+    print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs")
+    return [
+        r["project"]
+        for r in results
+        if r["actions_executed_twice"]
+        or r["lines_skipped"]
+        or r["lines_matched_twice"]
+        or r["recorded_as_run_but_not_run"]
+    ]
+
+
+Part = Callable[[argparse.Namespace, random.Random, Path], list[dict[str, Any]]]
+PARTS: dict[str, tuple[Part, Callable[[list[dict[str, Any]]], list[str]]]] = {
+    "pipeline": (lambda args, rng, tmp: soak_pipeline(args.rounds, rng, tmp), _judge_pipeline),
+    "watchers": (soak_watchers, _judge_watchers),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=100, help="kills per project (default 100)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--part", choices=sorted(PARTS), default="pipeline")
+    w = parser.add_argument_group("watchers part")
+    w.add_argument("--jobs", type=int, default=20, help="real SLURM jobs, one watcher each")
+    w.add_argument("--lines", type=int, default=60, help="lines `step N` each job prints")
+    w.add_argument("--delay", type=float, default=0.5, help="seconds between a job's lines")
+    w.add_argument("--max-gap", type=float, default=2.0, help="longest pause between kills (s)")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    run, judge = PARTS[args.part]
+    with tempfile.TemporaryDirectory(prefix="pivot-soak-") as tmp:
+        results = run(args, rng, Path(tmp))
+    for result in results:
+        print(json.dumps(result))
+    bad = judge(results)
     if bad:
         print(f"FAILED: {', '.join(bad)}")
         raise SystemExit(1)
