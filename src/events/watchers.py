@@ -121,6 +121,10 @@ class ActionFailed(Event):
     action_type: str
     error: str
     attempt: int = 1
+    # Refused before it ran, for what one match captured (an argument with a
+    # NUL byte, one that would be an option): an error of that match, not of
+    # the watcher; it does not count toward max_failures and is not retried.
+    refused: bool = False
 
 
 @event

@@ -8,6 +8,12 @@ succeeded, are not repeated. ``max_failures`` consecutive failures disable
 the watcher. Every intent gets a result: those a disabled or removed watcher
 will not run any more are recorded as ``ActionSuppressed`` (never left
 pending).
+
+An intent refused when it was decided (``params["error"]``: captured text
+made an argument unsafe, such as a NUL byte or a leading ``-``) is an error
+of that match, not of the watcher: it is recorded as failed with
+``refused``, is not retried, does not count toward ``max_failures``, and the
+actions after it in the batch are recorded as not run (they may depend on it).
 """
 
 from __future__ import annotations
@@ -77,6 +83,9 @@ def execute_batch(
             req = replace(req, at=time.time())
             append([req])
         failures.setdefault(watcher, batch.consecutive_failures)
+        if req.params.get("error"):
+            append(_refused(req, batch.requests[index + 1 :]))
+            return None
         try:
             outcome = runner.run(req, batch.job)
         except ActionError as exc:
@@ -153,3 +162,18 @@ def _not_run(requests: Sequence[ActionRequested], reason: str) -> list[ActionSup
         )
         for r in requests
     ]
+
+
+def _refused(req: ActionRequested, rest: Sequence[ActionRequested]) -> list[Event]:
+    """The refused intent's failure, and the batch's later intents as not run."""
+    failed = ActionFailed(
+        watcher_id=req.watcher_id,
+        action_id=req.action_id,
+        action_type=req.action_type,
+        error=str(req.params["error"]),
+        attempt=req.attempt,
+        refused=True,
+        actor="ActionExecutor",
+        correlation_id=req.correlation_id,
+    )
+    return [failed, *_not_run(rest, f"not run: the {req.action_type} before it was refused")]

@@ -191,7 +191,8 @@ def _apply(book: Book, ev: Event) -> None:  # noqa: PLR0912, PLR0915 - one branc
         ws.actions_succeeded += 1
     elif isinstance(ev, ActionFailed):
         ws.pending.pop(ev.action_id, None)
-        ws.consecutive_failures += 1
+        if not ev.refused:  # a refused argument is the match's error, not the watcher's
+            ws.consecutive_failures += 1
         ws.actions_failed += 1
     elif isinstance(ev, ActionInterrupted):
         if not ev.retried:

@@ -146,9 +146,10 @@ def project_for(
     return env
 
 
-def submit(root: Path, env: dict[str, str]) -> tuple[str, str]:
+def submit(root: Path, env: dict[str, str], script: str = "steps.sh") -> tuple[str, str]:
+    """Submit ``script`` with its embedded watcher: (job id, watcher id)."""
     r = subprocess.run(
-        [PIVOT, "jobs", "submit", "steps.sh", "--json"], cwd=root, env=env,
+        [PIVOT, "jobs", "submit", script, "--json"], cwd=root, env=env,
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
