@@ -62,7 +62,9 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
         if options.host_watchers:
             from pivot.jobs.runtime import start_watchers
 
-            runtime = start_watchers(store, config, tick_seconds=options.tick_seconds)
+            runtime = start_watchers(
+                store, config, tick_seconds=options.tick_seconds, command="pivot ui"
+            )
         ctx = UiContext(store=store, config=config, feed=feed, root=root, token=options.token,
                         hosting=runtime is not None, bind=options.host)  # fmt: skip
         server = uvicorn.Server(
