@@ -122,7 +122,7 @@ class Attempt:
     ``acquired``: this process holds the lease now. ``other``: the holder
     that was there (still holding it if not acquired; the one replaced, if
     any, when acquired). ``reason`` says why it was taken: ``free``,
-    ``holder gone`` or ``expired``.
+    ``holder gone``, ``expired``, or ``still held`` (it was this process's).
     """
 
     acquired: bool
@@ -308,7 +308,7 @@ class HostLease:
         row = self.read()
         if row is not None and row.holder == self.me.holder:
             self._renewed = started
-            return Attempt(acquired=True)
+            return Attempt(acquired=True, reason="still held")
         self._seen = observe(row, self._seen, started)
         gone = row is not None and self.gone(row.process)
         ok, reason = may_take(row, self._seen, started, holder_gone=gone)

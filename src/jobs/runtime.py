@@ -69,15 +69,34 @@ __all__ = ["WatcherRuntime", "make_transports", "start_watchers"]
 log = logging.getLogger(__name__)
 
 
-class _FencedStore:
-    """The store as the tailer sees it: appends only while the lease is trusted."""
+class _Fence:
+    """Asked before every decision is appended and every action starts.
 
-    def __init__(self, store: EventStore, trusted: Callable[[], bool]) -> None:
-        self._store = store
+    Once it has refused (the lease was not trusted for a moment), the term's
+    in-memory state may be ahead of the log: the term is ended and, if the
+    lease is still ours, a fresh one starts from the log.
+    """
+
+    def __init__(self, trusted: Callable[[], bool]) -> None:
         self._trusted = trusted
+        self.tripped = False
+
+    def ok(self) -> bool:
+        if self._trusted():
+            return True
+        self.tripped = True
+        return False
+
+
+class _FencedStore:
+    """The store as the tailer sees it: appends only while the fence lets them."""
+
+    def __init__(self, store: EventStore, fence: _Fence) -> None:
+        self._store = store
+        self._fence = fence
 
     def append(self, events: Sequence[Event]) -> list[int]:
-        if events and not self._trusted():
+        if events and not self._fence.ok():
             raise LeaseLost("the job watchers' lease is no longer held")
         return self._store.append(events)
 
@@ -93,6 +112,7 @@ class _Term:
     tailer_ref: pykka.ActorRef[JobTailerActor]
     executor_ref: pykka.ActorRef[ActionExecutorActor]
     io: IoLoop
+    fence: _Fence
 
     def stop(self, timeout: float) -> None:
         for ref in (self.tailer_ref, self.executor_ref):
@@ -115,13 +135,14 @@ def _start_term(
 ) -> _Term:
     io = IoLoop()
     transports = make_transports(config)
-    tailer = Tailer(cast(EventStore, _FencedStore(store, lease.trusted)), config, transports, io)
+    fence = _Fence(lease.trusted)
+    tailer = Tailer(cast(EventStore, _FencedStore(store, fence)), config, transports, io)
     runner = ActionRunner(config, transports, lambda _host, coro, t: io.call(coro, t))
 
     def is_live(watcher_id: str) -> bool:
         # Checked before each action: a host whose lease ran out starts none
         # (the next host reports the intent as interrupted).
-        if not lease.trusted():
+        if not fence.ok():
             return False
         # Read-only look at the tailer's state from the executor thread: a dict
         # lookup and a str attribute, atomic under the GIL.
@@ -134,7 +155,7 @@ def _start_term(
     tailer_ref = JobTailerActor.start(
         tailer, executor_ref, tick_seconds, follow_local=follow_local, journal=store
     )
-    return _Term(tailer, tailer_ref, executor_ref, io)
+    return _Term(tailer, tailer_ref, executor_ref, io, fence)
 
 
 class WatcherRuntime:
@@ -197,7 +218,12 @@ class WatcherRuntime:
                 if renewed is False or (renewed is None and not self.lease.trusted()):
                     why = "taken by another process" if renewed is False else "could not renew it"
                     self._end_term(f"lease lost ({why})")
-                return
+                    return
+                if not self._term.fence.tripped:
+                    return
+                # Renewed, but too late for a decision or an action that the
+                # fence refused meanwhile: start again from the log.
+                self._end_term("the lease lapsed for a moment; starting again from the log")
             attempt = self.lease.try_acquire()
             if attempt.acquired:
                 self._begin_term(attempt)

@@ -162,3 +162,41 @@ def test_a_second_runtime_on_one_store_stands_by_then_takes_over(store: EventSto
         second.stop()
     stopped = [r.event for r in store.read(types=["watchers.hosting_stopped"])]
     assert [getattr(e, "reason", "") for e in stopped] == ["stopped", "stopped"]
+
+
+def test_a_host_whose_lease_lapsed_acts_no_more_then_starts_again_from_the_log(
+    store: EventStore,
+) -> None:
+    from pivot.jobs.definition import parse_watchers
+    from pivot.jobs.manage import add_watchers
+    from pivot.jobs.runtime import WatcherRuntime
+
+    watcher = "name: w\npattern: x\nactions: [{type: log_event, params: {message: m}}]\n"
+    add_watchers(store, parse_watchers(watcher), "1", "nowhere")
+    clock = Clock()
+    lease = HostLease(store.backend, ttl=60, clock=clock)  # the keeper waits 12 s: we step it
+    runtime = WatcherRuntime(store, Config(), lease, tick_seconds=3600, retry_delay=1)
+    runtime.start()
+    try:
+        assert runtime.hosting
+        assert runtime.poll_now()
+        clock.now += 31  # no renewal for more than ttl / 2: the host may not decide
+        add_watchers(store, parse_watchers(watcher), "2", "nowhere2")
+        assert runtime.poll_now()
+        failed = [getattr(r.event, "host", "") for r in store.read(types=["job.lookup_failed"])]
+        assert failed == ["nowhere"]  # nowhere2's failure was refused by the fence
+        runtime._step()  # the keeper's next look: renewed, and a fresh term from the log
+        assert runtime.hosting
+        assert runtime.poll_now()
+    finally:
+        runtime.stop()
+    failed = [getattr(r.event, "host", "") for r in store.read(types=["job.lookup_failed"])]
+    assert failed == ["nowhere", "nowhere2"]
+    stopped = [
+        getattr(r.event, "reason", "") for r in store.read(types=["watchers.hosting_stopped"])
+    ]
+    assert stopped[0].startswith("the lease lapsed") and stopped[1:] == ["stopped"]
+    started = [
+        getattr(r.event, "reason", "") for r in store.read(types=["watchers.hosting_started"])
+    ]
+    assert started == ["free", "still held"]
