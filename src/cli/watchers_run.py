@@ -227,6 +227,8 @@ def describe(type_name: str, d: dict[str, Any], names: dict[str, str]) -> str:
         "watcher.resumed": f"{who} resumed (by {d.get('by', '')})",
         "job.ended": f"job {d.get('job_id')} on {d.get('host')} ended: {d.get('state')}",
         "job.lookup_failed": f"host {d.get('host')}: lookup failed: {d.get('error')}",
+        "job.lookup_recovered": f"host {d.get('host')}: {d.get('what')} works again "
+        f"after {d.get('failures')} failed attempt(s)",
         "actor.crashed": f"{d.get('name')} crashed: {d.get('error')}",
         "watchers.hosting_started": _hosting_started(d),
         "watchers.hosting_stopped": f"pid {d.get('pid')} on {d.get('host')} stopped hosting "

@@ -140,10 +140,11 @@ def _start_term(
     runner = ActionRunner(config, transports, lambda _host, coro, t: io.call(coro, t))
 
     def is_live(watcher_id: str) -> bool:
-        # Checked before each action: a host whose lease ran out starts none
-        # (the next host reports the intent as interrupted).
+        # Checked before each action: a host whose lease ran out starts none,
+        # and records nothing about them (the next host reports the intents
+        # as interrupted): the executor drops the batch.
         if not fence.ok():
-            return False
+            raise LeaseLost("the job watchers' lease is no longer held")
         # Read-only look at the tailer's state from the executor thread: a dict
         # lookup and a str attribute, atomic under the GIL.
         # Decided actions run even when the decision ended the watcher

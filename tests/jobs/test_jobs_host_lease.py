@@ -248,8 +248,8 @@ def test_two_runners_run_each_action_once(
         [host] = hosts
         [other] = [p for p in procs if p.pid != host]
         # The standby first (stopping the host first would hand it the lease).
-        assert other.interrupt() == 0, other.text()
-        assert [p.interrupt() for p in procs if p.pid == host] == [0]
+        assert other.interrupt() == 130, other.text()
+        assert [p.interrupt() for p in procs if p.pid == host] == [130]
         check_once(store, job_dir)
         assert len(payloads(store, "action.succeeded")) == LINES
         # The one standing by said so, naming the host.
@@ -283,7 +283,7 @@ def test_kill_9_of_the_host_the_other_takes_over_where_it_stopped(
         assert took["reason"] == "holder gone"
         assert took["previous"].startswith(f"pid {first.pid} on ")
         wait_all_done(store, watcher)
-        assert second.interrupt() == 0, second.text()
+        assert second.interrupt() == 130, second.text()
         check_once(store, job_dir)
         # Actions interrupted by the kill are shown as such, never "pending".
         shown = subprocess.run(
@@ -311,7 +311,7 @@ def test_watch_and_watchers_run_share_one_host(
         _, watcher = submit(job_dir, env)
         wait_for(lambda: len(payloads(store, "action.succeeded")) >= 5, what="5 actions")
         # The host stops (Ctrl-C): it releases the lease; pivot watch takes over at once.
-        assert runner.interrupt() == 0, runner.text()
+        assert runner.interrupt() == 130, runner.text()
         [took] = wait_for(lambda: hosting(store, watch.pid), timeout=30, what="takeover")  # type: ignore[misc]
         assert took["reason"] == "free"
         wait_all_done(store, watcher)

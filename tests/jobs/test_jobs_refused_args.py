@@ -61,7 +61,7 @@ def test_nul_bytes_and_options_in_captures_fail_the_match_not_the_watcher(
             ),
             what="ok's actions",
         )
-        assert procs[0].interrupt() == 0
+        assert procs[0].interrupt() == 130
         # Not disabled (max_failures 1): the last line's actions ran.
         states = [d["new"] for d in payloads(store, "watcher.state_changed")]
         assert states == ["completed"], payloads(store, "action.failed")
