@@ -134,10 +134,9 @@ def dry_run_report(result: dict[str, Any]) -> None:
 
 def _outcome(console: Any, m: dict[str, Any]) -> None:
     for a in m["actions"]:
-        if a["params"].get("error"):
-            console.print(
-                Text("  would fail ", style="red") + plain(f"{a['type']}: {a['params']['error']}")
-            )
+        why = a["params"].get("error") or a["params"].get("refused")
+        if why:
+            console.print(Text("  would fail ", style="red") + plain(f"{a['type']}: {why}"))
             continue
         console.print(Text("  would run ", style="green") + plain(f"{a['type']} {a['params']}"))
     for reason in m["suppressed"]:

@@ -195,8 +195,8 @@ class ActionRunner:
         return Outcome(f"webhook answered HTTP {status}")
 
     def _run_command(self, req: ActionRequested, ctx: JobContext) -> Outcome:
-        if req.params.get("error"):
-            raise ActionError(str(req.params["error"]))
+        if req.params.get("error") or req.params.get("refused"):
+            raise ActionError(str(req.params.get("error") or req.params["refused"]))
         argv = [str(a) for a in req.params.get("argv", [])]
         if not argv:
             raise ActionError("run_command: empty command")

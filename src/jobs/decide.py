@@ -114,12 +114,14 @@ def resolve_params(action_type: str, params: Mapping[str, Any], values: Values) 
             )
         for template in argv[1:]:
             arg = substitute(template, values)
+            # What one match captured can make an argument unsafe: "refused" is
+            # that match's error, not the watcher's ("error": the definition's).
             if template.startswith("$") and arg.startswith("-") and not _is_number(arg):
                 # Captured text must not turn into an option of the allowed program.
-                out["error"] = f"run_command: captured value {arg[:80]!r} would be an option"
-            if "\0" in arg:
+                out["refused"] = f"run_command: captured value {arg[:80]!r} would be an option"
+            if "\0" in arg and "\0" not in template:
                 # No program can receive it (execve ends arguments at NUL).
-                out["error"] = f"run_command: argument {arg[:80]!r} contains a NUL byte"
+                out["refused"] = f"run_command: argument {arg[:80]!r} contains a NUL byte"
             resolved.append(arg)
         out["argv"] = resolved
         if "timeout_seconds" in params:

@@ -9,7 +9,7 @@ the watcher. Every intent gets a result: those a disabled or removed watcher
 will not run any more are recorded as ``ActionSuppressed`` (never left
 pending).
 
-An intent refused when it was decided (``params["error"]``: captured text
+An intent refused when it was decided (``params["refused"]``: captured text
 made an argument unsafe, such as a NUL byte or a leading ``-``) is an error
 of that match, not of the watcher: it is recorded as failed with
 ``refused``, is not retried, does not count toward ``max_failures``, and the
@@ -83,7 +83,7 @@ def execute_batch(
             req = replace(req, at=time.time())
             append([req])
         failures.setdefault(watcher, batch.consecutive_failures)
-        if req.params.get("error"):
+        if req.params.get("refused") and not req.params.get("error"):
             append(_refused(req, batch.requests[index + 1 :]))
             return None
         try:
@@ -170,7 +170,7 @@ def _refused(req: ActionRequested, rest: Sequence[ActionRequested]) -> list[Even
         watcher_id=req.watcher_id,
         action_id=req.action_id,
         action_type=req.action_type,
-        error=str(req.params["error"]),
+        error=str(req.params["refused"]),
         attempt=req.attempt,
         refused=True,
         actor="ActionExecutor",

@@ -217,7 +217,9 @@ def test_captured_option_is_refused() -> None:
     )
     book, ws = _book(text)
     [req] = _of(_feed(book, ws, ["msg=--help"]), ActionRequested)
-    assert "would be an option" in req.params["error"]
+    # Refused for what this match captured: the match's error, not the watcher's.
+    assert "would be an option" in req.params["refused"]
+    assert "error" not in req.params
 
 
 def test_restart_reports_interrupted_intents_and_retries_only_idempotent() -> None:
