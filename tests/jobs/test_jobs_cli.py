@@ -200,3 +200,12 @@ def test_unreachable_host_is_a_clear_error(slurm: slurm_cluster.Cluster, job_dir
     r = pivot(job_dir, "jobs", "submit", "j.sh", "--host", "cluster", ok=False)
     assert r.returncode == 1
     assert r.stderr.startswith("error: cannot submit on cluster: cluster: cannot connect"), r.stderr
+    # Adding a watcher for a job there: attached (it starts once the host answers),
+    # with a warning saying so and what to check (docs/watchers.md says the same).
+    (job_dir / "w.yaml").write_text("name: w\npattern: x\nactions: [{type: cancel_job}]\n")
+    r = pivot(job_dir, "watchers", "add", "w.yaml", "--job", "7", "--host", "cluster")
+    assert r.stderr.startswith("warning: host: cannot reach cluster: "), r.stderr
+    assert "fix: check [hosts.cluster] in pivot.toml" in r.stderr
+    [wid] = r.stdout.split()
+    listed = json.loads(pivot(job_dir, "watchers", "list", "--json").stdout)
+    assert [(w["id"], w["host"], w["state"]) for w in listed] == [(wid, "cluster", "active")]
