@@ -38,14 +38,21 @@ __all__ = ["FileWatcher"]
 # at most 50 ms after the first (measured: ~3 ms from write to report).
 STEP_MS = 2
 GROUP_MS = 50
+POLL_MS = 100  # how often a quiet watcher looks whether it was retired
 MAX_SCAN = 20_000
 
 
 class _Thread:
-    """One RustNotify watcher and the thread draining it."""
+    """One RustNotify watcher and the thread draining it.
+
+    :meth:`close` stops it at once (what it had not reported yet is dropped:
+    watchfiles clears it on stop); :meth:`retire` lets it report what it
+    already saw first, for a watcher replaced by a new one.
+    """
 
     def __init__(self, dirs: tuple[Path, ...], recursive: bool, watcher: FileWatcher) -> None:
         self.stop = threading.Event()
+        self.retired = threading.Event()
         # RustNotify rather than watchfiles.watch(): its constructor returns once
         # the watch is live, which the hand-over in _replan relies on (watch()
         # starts watching only at the generator's first step, in the thread).
@@ -62,8 +69,10 @@ class _Thread:
     def _loop(self, watcher: FileWatcher) -> None:
         try:
             while not self.stop.is_set():
-                raw = self.notify.watch(GROUP_MS, STEP_MS, 0, self.stop)
+                raw = self.notify.watch(GROUP_MS, STEP_MS, POLL_MS, self.stop)
                 if isinstance(raw, str):
+                    if raw == "timeout" and self.retired.is_set():
+                        return  # retired, and nothing left to report
                     continue  # 'stop' ends the loop; 'signal'/'timeout' carry on
                 watcher.report({p for _, p in raw})
         except Exception as exc:
@@ -76,6 +85,10 @@ class _Thread:
         self.stop.set()
         if join:
             self.thread.join(5)
+
+    def retire(self) -> None:
+        """Stop once what was already seen is reported (the new watcher sees the rest)."""
+        self.retired.set()
 
 
 class FileWatcher(Shell):
@@ -127,10 +140,14 @@ class FileWatcher(Shell):
             threads.append(_Thread(plan.deep, True, self))
         self.threads = threads
         self.plan = plan
+        # The old watchers report what they saw before the new ones existed
+        # (stopping them outright would drop it: a lost edit), then end.
+        # A watcher of a folder written to without pause never goes quiet: 1 s at most.
         for t in old:
+            t.retire()
+        for t in old:
+            t.thread.join(1)
             t.close(join=False)
-        for t in old:
-            t.thread.join(5)
         self.ctx.sink.emit(
             WatchStarted(
                 flat=tuple(str(p) for p in plan.flat),
