@@ -1,7 +1,9 @@
 """Debouncer: turns a stream of changed paths into batches for the Coordinator.
 
 The window logic is :class:`pivot.watch.debounce.Debounce`; this actor only
-feeds it, arms a timer for the window's deadline, and sends the batch.
+feeds it, arms a timer for the window's next wake-up, asks
+:func:`pivot.watch.writers.closed_by_writers` when the window says to, and
+sends the batch.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from pivot.actors.base import Context, Shell
 from pivot.actors.messages import PathsChanged, Tick, WindowOpened
 from pivot.watch.debounce import Debounce
+from pivot.watch.writers import closed_by_writers
 
 __all__ = ["Debouncer"]
 
@@ -23,10 +26,15 @@ class Debouncer(Shell):
     name = "debouncer"
 
     def __init__(
-        self, ctx: Context, quiet: float = 0.1, max_wait: float = 2.0, max_paths: int = 10_000
+        self,
+        ctx: Context,
+        quiet: float = 0.1,
+        max_wait: float = 2.0,
+        max_paths: int = 10_000,
+        settle: float = 0.02,
     ) -> None:
         super().__init__(ctx)
-        self.window = Debounce(quiet=quiet, max_wait=max_wait, max_paths=max_paths)
+        self.window = Debounce(quiet=quiet, max_wait=max_wait, max_paths=max_paths, settle=settle)
         self.timer: threading.Timer | None = None
         self.timer_due: float | None = None
 
@@ -44,13 +52,21 @@ class Debouncer(Shell):
         elif isinstance(message, Tick):
             self.timer = None
             self.timer_due = None
-            if self.window.ready(time.monotonic()):
+            now = time.monotonic()
+            if self.window.ready(now):
                 self.ctx.registry.tell("coordinator", self.window.take())
+            else:
+                early = self.window.early_check()
+                if early is not None and now >= early:
+                    if closed_by_writers(self.window.paths):
+                        self.ctx.registry.tell("coordinator", self.window.take())
+                    else:
+                        self.window.writes_busy(now)
             self._arm()
         return None
 
     def _arm(self) -> None:
-        due = self.window.deadline()
+        due = self.window.wakeup()
         if due is None:
             return
         if self.timer is not None and self.timer_due is not None and self.timer_due <= due:

@@ -31,6 +31,7 @@ from pivot.actors.supervisor import Factory, Supervisor
 from pivot.actors.worker_pool import PoolControl, WorkerPool
 from pivot.events.actors import WatchStopped
 from pivot.events.store import Recorded
+from pivot.watch import writers
 from pivot.watch.engine import Engine
 from pivot.watch.sink import EventSink, Store
 from pivot.watch.workers import Workers
@@ -47,6 +48,7 @@ class WatchOptions:
     targets: tuple[str, ...] = ()
     jobs: int = 1
     debounce: float = 0.1
+    settle: float = 0.02
     max_wait: float = 2.0
     display: str = "plain"
     force: bool = False
@@ -83,7 +85,7 @@ class WatchSystem:
 
         def debouncer(restarted: bool) -> pykka.ActorRef[Any]:
             del restarted
-            return Debouncer.start(ctx, o.debounce, o.max_wait)
+            return Debouncer.start(ctx, o.debounce, o.max_wait, settle=o.settle)
 
         def coordinator(restarted: bool) -> pykka.ActorRef[Any]:
             return Coordinator.start(ctx, self.engine, o.targets, o.force, restarted)
@@ -102,6 +104,9 @@ class WatchSystem:
     def start(self) -> None:
         """Start the display, the supervisor and every actor; returns at once."""
         logging.getLogger("pykka").setLevel(logging.CRITICAL)
+        # Lets the debouncer ask whether a changed file is still open for
+        # writing (a complete save starts its wave after the settle time).
+        writers.install()
         display = Display.start(self.ctx, self.options.display, self.options.out, self.engine.root)
         self.registry.set("display", display)
 

@@ -56,6 +56,15 @@ def watch(
             help="Quiet period in ms: a wave starts once no file changed for this long.",
         ),
     ] = 100,
+    settle: Annotated[
+        int,
+        typer.Option(
+            "--settle",
+            min=0,
+            help="A wave starts once no file changed for this many ms if every changed "
+            "file is closed by its writer (a complete save); else after --debounce.",
+        ),
+    ] = 20,
     max_wait: Annotated[
         int,
         typer.Option(
@@ -146,6 +155,7 @@ def watch(
         targets=tuple(stages or ()),
         jobs=jobs or default_jobs(),
         debounce=debounce / 1000,
+        settle=settle / 1000,
         max_wait=max_wait / 1000,
         display=mode.value,
         force=force,

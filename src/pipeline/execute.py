@@ -11,6 +11,10 @@ handed to the pool, which is when it starts: never more stages are in flight
 than the pool has workers, so each goes to an idle worker (or, first in a
 run, to one still starting) and never queues behind another stage. The worker
 reports its pid with the outcome; ``StageSucceeded`` / ``StageFailed`` record it.
+The wave's first events (``WaveStarted``, the queued and up-to-date stages)
+and the first ``StageStarted`` go to ``emit`` in one call, once the first
+stages are submitted: recording is a durable append, and the stages need not
+wait for it.
 
 After a stage succeeds its record (code, dep hashes taken when it was
 submitted, params, output hashes) is saved, so an interrupted run keeps what
@@ -170,7 +174,9 @@ class _Wave:
         actor: str,
     ) -> None:
         self.spec, self.plan, self.pool = spec, plan, pool
-        self.state, self.hasher, self.emit = state, hasher, emit
+        self.state, self.hasher, self._emit = state, hasher, emit
+        # The wave's first events wait until its first stages are submitted.
+        self._held: list[Event] | None = None
         self.keep_going, self.cancel, self.actor = keep_going, cancel, actor
         self.by_name = {s.name: s for s in spec.stages}
         self.to_run = list(plan.to_run)
@@ -181,6 +187,19 @@ class _Wave:
         self.running: dict[Future[StageOutcome], _Running] = {}
         self.suspects: set[str] = set()  # stages that were running when a worker died
         self.stop_new = False
+
+    def emit(self, events: Sequence[Event]) -> None:
+        """Hand ``events`` on, or keep them for :meth:`flush` while the first stages start."""
+        if self._held is not None:
+            self._held.extend(events)
+        else:
+            self._emit(events)
+
+    def flush(self) -> None:
+        """Hand on what :meth:`emit` kept, in order, in one call (one append)."""
+        held, self._held = self._held, None
+        if held:
+            self._emit(held)
 
     def ev(self, cls: type[Event], **kw: object) -> Event:
         return cls(actor=self.actor, correlation_id=self.result.wave_id, **kw)  # type: ignore[arg-type]
@@ -203,13 +222,17 @@ class _Wave:
             else:
                 result.status[d.stage] = "up to date"
                 first.append(self.ev(StageSkipped, stage=d.stage, reason="up to date"))
-        self.emit(first)
+        # Recorded with the first stage.started, once those stages are on their
+        # way: recording is a durable append, not worth a wait before them.
+        self._held = first
         try:
             while self._step():
                 pass
         except (_Cancelled, KeyboardInterrupt):
+            self.flush()
             self._cancel_all()
         finally:
+            self.flush()
             self.state.save_file_cache(self.hasher.dirty)
             self.hasher.dirty.clear()
         result.duration = time.perf_counter() - started_at
@@ -235,6 +258,7 @@ class _Wave:
             raise _Cancelled
         self._settle()
         self._start_ready()
+        self.flush()
         if not self.running:
             return False
         waiting: list[Future[Any]] = [*self.running, self.cancel.future]

@@ -3,6 +3,17 @@
 Pure state over explicit timestamps, so every rule is tested without threads:
 
 - a batch closes when no change arrived for ``quiet`` seconds;
+- or sooner, once no change arrived for ``settle`` seconds *and* every
+  changed file is closed by whoever wrote it (the caller asks, at
+  :meth:`Debounce.early_check`, and says so; see
+  :mod:`pivot.watch.writers`): an editor's save is complete, so waiting for
+  the whole quiet period only adds latency. While some writer still has a
+  file open the caller asks again every ``settle`` seconds, and the quiet
+  period stays the bound. Only a *save* closes early: at most
+  ``early_paths`` distinct paths, in a window opened at least ``burst_gap``
+  after the last change of the window before. The start of a checkout (more
+  paths, or a chunk of it that follows another) keeps the quiet period, so
+  the bulk rule below can see it;
 - or when ``max_wait`` seconds passed since its first change, so a stream
   that never stops still produces batches;
 - except for a *bulk* change (at least ``bulk_paths`` distinct paths in the
@@ -47,6 +58,9 @@ class Debounce:
 
     quiet: float = 0.1
     max_wait: float = 2.0
+    settle: float = 0.02
+    early_paths: int = 8
+    burst_gap: float = 0.1
     max_paths: int = 10_000
     bulk_paths: int = 100
     bulk_quiet: float = 0.5
@@ -57,10 +71,12 @@ class Debounce:
     _overflow: bool = False
     _first: float | None = None
     _last: float | None = None
+    _asked: float | None = None  # when the caller last found a writer still busy
+    _previous: float | None = None  # the last change of the window taken before
 
     def __post_init__(self) -> None:
-        if self.quiet < 0 or self.max_wait < 0:
-            raise ValueError("quiet period and maximum wait must not be negative")
+        if self.quiet < 0 or self.max_wait < 0 or self.settle < 0:
+            raise ValueError("quiet period, settle time and maximum wait must not be negative")
         if self.max_paths < 1:
             raise ValueError("max_paths must be at least 1")
 
@@ -120,6 +136,41 @@ class Debounce:
         due = self.deadline()
         return due is not None and now >= due
 
+    @property
+    def paths(self) -> frozenset[str]:
+        """The distinct paths of the open window (a sample once it overflowed)."""
+        return frozenset(self._sample if self._overflow else self._paths)
+
+    def early_check(self) -> float | None:
+        """When to ask whether every changed file's writer closed it (None: do not ask).
+
+        Not for a window of more than ``early_paths`` paths, nor one opened less
+        than ``burst_gap`` after the last change of the window before, nor when
+        ``settle`` is no shorter than ``quiet``.
+        """
+        if self._first is None or self._last is None or self.settle >= self.quiet:
+            return None
+        if len(self._paths) > self.early_paths or self.bulk:
+            return None
+        if self._previous is not None and self._first - self._previous < self.burst_gap:
+            return None  # a burst going on: this window may be its next chunk
+        at = self._last + self.settle
+        if self._asked is not None and self._asked >= at:
+            at = self._asked + self.settle
+        return at
+
+    def writes_busy(self, now: float) -> None:
+        """The caller asked at ``now`` and some changed file is still open for writing."""
+        self._asked = now
+
+    def wakeup(self) -> float | None:
+        """When the caller must look at the window next: the deadline, or the next question."""
+        due = self.deadline()
+        early = self.early_check()
+        if due is None or early is None:
+            return due
+        return min(due, early)
+
     def take(self) -> Batch:
         """Close the window and return its batch (an empty batch if none was open)."""
         if self._overflow:
@@ -130,6 +181,9 @@ class Debounce:
         self._sample = []
         self._count = 0
         self._overflow = False
+        if self._last is not None:
+            self._previous = self._last
         self._first = None
         self._last = None
+        self._asked = None
         return batch

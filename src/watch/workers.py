@@ -31,9 +31,10 @@ from pivot.pipeline.worker import init_worker
 __all__ = ["PRELOAD", "Workers", "warm"]
 
 
-# pivot's own module that runs stages: imported ahead of time in a spare, since
-# it is never the project's code.
-PRELOAD = ("pivot.pipeline.worker",)
+# pivot's own modules, imported ahead of time in a spare since they are never
+# the project's code: the one that runs stages, and the declaration API every
+# pipeline.py imports (`from pivot import Pipeline, Dep, Out`).
+PRELOAD = ("pivot.pipeline.worker", "pivot.pipeline.declare")
 
 
 def warm(preload: tuple[str, ...] = PRELOAD) -> int:

@@ -96,7 +96,7 @@ def test_debouncer_sends_one_batch_for_a_burst() -> None:
     ctx, _ = make_context()
     got = Collector()
     ctx.registry.set("coordinator", Probe.start(got))
-    ref = Debouncer.start(ctx, 0.05, 2.0, 100)
+    ref = Debouncer.start(ctx, 0.05, 2.0, 100, settle=0.05)  # the bulk rule alone
     ctx.registry.set("debouncer", ref)
     for i in range(5_000):
         ref.tell(PathsChanged(frozenset({f"/p/{i}"})))
