@@ -132,8 +132,12 @@ def guard(rel: str, root: Path, say: Say | None = None) -> Iterator[None]:
     real_exit = os._exit
     in_main = threading.current_thread() is threading.main_thread()
 
+    importer = threading.get_ident()
+
     def fake_exit(status: int) -> NoReturn:
-        if os.getpid() != pid:  # a child forked by the import: really exit
+        # Only the import itself is stopped: a child it forked, or another
+        # thread of pivot's (a watchdog), really exits.
+        if os.getpid() != pid or threading.get_ident() != importer:
             real_exit(status)
         raise _ExitCalled(status)
 
