@@ -2,31 +2,28 @@
 
 :class:`OutputReader` is the file-reading half of the tailer. Given a host's
 transport and the watchers due, it stats their output files in one batch,
-reads what grew (the first chunk of every file concurrently, then the rest in
-1 MiB chunks), splits complete lines (:func:`pivot.jobs.tail.split_lines`),
-scans them (:mod:`pivot.jobs.patterns`) and decides (:func:`pivot.jobs.decide.on_match`).
+reads what grew (1 MiB chunks), splits complete lines
+(:func:`pivot.jobs.tail.split_lines`), scans them (:mod:`pivot.jobs.patterns`)
+and decides (:func:`pivot.jobs.decide.on_match`). A local file is read on the
+caller's thread; a remote one's first chunk is requested with all the others
+at once and handled as soon as it arrives (:mod:`pivot.jobs.first_reads`).
 
-The read position (``OutputRead``), the matches and the action intents of
-the files read together are appended in one transaction, before any action
-runs, so a restart neither repeats nor skips a line; a group is committed
-once it holds a chunk's worth of bytes, so a file's actions never wait for a
-long tail of other files. A read that decided nothing (no line matched) need
-not record its position at once: resuming from an older position only scans
-again lines that match nothing. Such positions are recorded at most every
-:data:`POSITION_EVERY_SECONDS` (and on :meth:`flush`, when the tailer stops),
-so a file read 20 times a second does not write 20 events a second.
-
-A local file is stat'ed and read on the caller's thread (a system call, no
-peer to wait for); a remote one through the transport on the event loop,
-the first chunks of all files concurrently. The batches leave (``hand_off``) as soon as their
-transaction commits; a final read's (the job ended) stay behind until the
-job-end decisions are made (:meth:`take_pending`).
+The positions (``OutputRead``), matches and intents of the files read
+together are appended in one transaction before any action runs, so a
+restart neither repeats nor skips a line; the group is committed at 1 MiB
+of output, or before waiting on the network, and its batches then leave
+(``hand_off``) at once. A final read's (the job ended) wait for the job-end
+decisions (:meth:`OutputReader.take_pending`). A read that decided nothing
+records its position only every few seconds
+(:func:`pivot.jobs.tail.record_position`), so a file read 20 times a second
+does not write 20 events a second.
 """
 
 from __future__ import annotations
 
-import asyncio
+import concurrent.futures
 import socket
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -36,6 +33,7 @@ from pivot.events.jobs import OutputRead
 from pivot.jobs.batch import ActionBatch, batches_for
 from pivot.jobs.config import Config
 from pivot.jobs.decide import Context, on_match
+from pivot.jobs.first_reads import FirstRead, request_first_reads
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.patterns import CompiledPattern
 from pivot.jobs.state import Book, WatcherState
@@ -44,18 +42,21 @@ from pivot.jobs.tail import (
     FileStat,
     Position,
     head_matches,
+    moved,
     next_interval,
+    output_paths,
     plan_read,
+    record_position,
     remember_head,
     restart,
     split_lines,
 )
 from pivot.jobs.transport import LocalTransport, Transport, TransportError
 
-__all__ = ["CHUNK_BYTES", "POSITION_EVERY_SECONDS", "OutputReader", "TailLog"]
+__all__ = ["CHUNK_BYTES", "OutputReader", "TailLog"]
 
 CHUNK_BYTES = 1 << 20
-POSITION_EVERY_SECONDS = 5.0
+READ_TIMEOUT = 120.0  # for all the first reads of a cycle together
 
 
 class TailLog(Protocol):
@@ -88,17 +89,7 @@ class _Live:
     partial: bytes = b""
     skipping: bool = False
     interval: float = 0.0
-    next_due: float = 0.0
     recorded_at: float = 0.0  # when ``pos`` was last appended as an OutputRead
-
-
-@dataclass
-class _Prefetched:
-    """Bytes read ahead, concurrently, for one (watcher, file) of a cycle."""
-
-    start: int
-    chunk: bytes | None
-    head: bytes | None
 
 
 @dataclass
@@ -132,12 +123,7 @@ class OutputReader:
     def paths(self, ws: WatcherState) -> list[str]:
         """The output files ``ws`` reads (known once its job was seen)."""
         rec = self.log.book.job(ws.host, ws.job_id)
-        kinds = {"stdout": [rec.stdout], "stderr": [rec.stderr], "both": [rec.stdout, rec.stderr]}
-        paths: list[str] = []
-        for p in kinds[ws.definition.output_type]:
-            if p and p not in paths:
-                paths.append(p)
-        return paths
+        return output_paths(rec.stdout, rec.stderr, ws.definition.output_type)
 
     def due(self, ws: WatcherState, now: float) -> bool:
         """Whether the poll should read ``ws``'s files now (its backed-off interval passed)."""
@@ -162,7 +148,7 @@ class OutputReader:
         events: list[Event] = []
         for (watcher_id, path), live in self._live.items():
             ws = self.log.book.watchers.get(watcher_id)
-            if ws is not None and _moved(ws.positions.get(path), live.pos):
+            if ws is not None and moved(ws.positions.get(path), live.pos):
                 read = _output_read(ws, path, live.pos, "")
                 self.log.book.apply(read)
                 events.append(read)
@@ -200,10 +186,31 @@ class OutputReader:
             return
         self.log.lookup_ok(host, "stat")
         todo = [(ws, path, stats[path]) for ws in due for path in self.paths(ws) if path in stats]
-        prefetched = self._prefetch(transport, todo) if local is None else {}
+        futures = self._prefetch(transport, todo) if local is None else {}
+        # Files that need no bytes from afar first, then each as its read arrives:
+        # a slow file does not hold back the others, nor do they wait for it.
+        ready = [t for t in todo if (t[0].watcher_id, t[1]) not in futures]
+        waiting = {(t[0].watcher_id, t[1]): t for t in todo if (t[0].watcher_id, t[1]) in futures}
+        deadline = time.monotonic() + READ_TIMEOUT
         group = _Group()
-        for ws, path, st in todo:
+        while ready or waiting:
+            if not ready:
+                # About to wait on the network: let what is decided go first.
+                self._commit(group)
+                group = _Group()
+                left = max(0.0, deadline - time.monotonic())
+                concurrent.futures.wait(
+                    [futures[k] for k in waiting], left, concurrent.futures.FIRST_COMPLETED
+                )
+                ready = [waiting.pop(k) for k in list(waiting) if futures[k].done()]
+                if not ready:
+                    for k in waiting:
+                        futures[k].cancel()
+                    self.log.lookup_failed(host, "read", f"reads timed out after {READ_TIMEOUT:g}s")
+                    return
+            ws, path, st = ready.pop(0)
             final = ws.job_id in ended
+            key = (ws.watcher_id, path)
             try:
                 got = self._tail_one(
                     ws,
@@ -212,7 +219,7 @@ class OutputReader:
                     st,
                     now=now,
                     final=final,
-                    pre=prefetched.get((ws.watcher_id, path)),
+                    pre=futures[key].result() if key in futures else None,
                     group=group,
                 )
             except (TransportError, TimeoutError, OSError) as exc:
@@ -259,13 +266,8 @@ class OutputReader:
 
     def _prefetch(
         self, transport: Transport, todo: list[tuple[WatcherState, str, FileStat]]
-    ) -> dict[tuple[str, str], _Prefetched]:
-        """The first chunk (and head) of every grown file, read concurrently.
-
-        Over SSH, one read costs a round trip; issued together on the one
-        connection they overlap, so a cycle over 200 grown files costs about
-        one round trip instead of 200-400.
-        """
+    ) -> dict[tuple[str, str], concurrent.futures.Future[FirstRead]]:
+        """Request the first chunk (and head) of every grown file at once."""
         wanted: list[tuple[tuple[str, str], str, int, bool]] = []
         for ws, path, st in todo:
             live = self._live_for(ws, path)
@@ -275,28 +277,7 @@ class OutputReader:
             start = 0 if plan.reset_reason else live.pos.offset + len(live.partial)
             need_head = plan.check_head or (start > 0 and live.pos.head_len < HEAD_BYTES)
             wanted.append(((ws.watcher_id, path), path, start, need_head))
-        if len(wanted) < 2:
-            return {}
-
-        async def read_all() -> list[object]:
-            coros = []
-            for _, path, start, need_head in wanted:
-                coros.append(transport.read(path, start, CHUNK_BYTES))
-                if need_head:
-                    coros.append(transport.read(path, 0, HEAD_BYTES))
-            return list(await asyncio.gather(*coros, return_exceptions=True))
-
-        results = iter(self.io.call(read_all(), 120.0))
-        out: dict[tuple[str, str], _Prefetched] = {}
-        for key, _, start, need_head in wanted:
-            chunk = next(results)
-            head = next(results) if need_head else None
-            out[key] = _Prefetched(
-                start=start,
-                chunk=chunk if isinstance(chunk, bytes) else None,
-                head=head if isinstance(head, bytes) else None,
-            )
-        return out
+        return request_first_reads(self.io, transport, wanted, CHUNK_BYTES)
 
     def _tail_one(  # noqa: PLR0915 - one read loop, kept whole for clarity
         self,
@@ -307,7 +288,7 @@ class OutputReader:
         *,
         now: float,
         final: bool,
-        pre: _Prefetched | None,
+        pre: FirstRead | None,
         group: _Group,
     ) -> int:
         """Read one file from its position; its events and batches join ``group``."""
@@ -363,8 +344,13 @@ class OutputReader:
             self._scan(ws, live.partial, 1, now, (events, batches))
             pos = replace(pos, offset=pos.offset + len(live.partial))
             live.partial = b""
-        if self._must_record(
-            ws, path, pos, live, now, reset=bool(reset), decided=bool(events or final)
+        if record_position(
+            ws.positions.get(path),
+            pos,
+            reset=bool(reset),
+            decided=bool(events or final),
+            active=ws.state == "active",
+            quiet_for=now - live.recorded_at,
         ):
             read = _output_read(ws, path, pos, reset)
             self.log.book.apply(read)
@@ -376,37 +362,8 @@ class OutputReader:
         base = ws.definition.interval_seconds
         cap = max(base, min(self.config.max_backoff_seconds, base * 8))
         live.interval = next_interval(live.interval, base, cap, got > 0)
-        live.next_due = now + live.interval
-        self._next_due[ws.watcher_id] = live.next_due
+        self._next_due[ws.watcher_id] = now + live.interval
         return got
-
-    @staticmethod
-    def _must_record(
-        ws: WatcherState,
-        path: str,
-        pos: Position,
-        live: _Live,
-        now: float,
-        *,
-        reset: bool,
-        decided: bool,
-    ) -> bool:
-        """Whether this read's position goes into the log with it.
-
-        Lines that decided nothing may be scanned again after a restart at no
-        cost; anything else (a match, a reset, the job's last read, a paused
-        watcher skipping lines) is recorded with its position at once.
-        """
-        old = ws.positions.get(path)
-        if not (reset or _moved(old, pos)):
-            return False  # nothing new to say
-        return (
-            reset
-            or decided
-            or old is None
-            or ws.state != "active"
-            or now - live.recorded_at >= POSITION_EVERY_SECONDS
-        )
 
     def _scan(
         self,
@@ -432,14 +389,6 @@ class OutputReader:
             self.log.book.apply_all(evs)
             events.extend(evs)
             batches.extend(batches_for(self.log.book, ws, evs))
-
-
-def _moved(old: Position | None, pos: Position) -> bool:
-    return old is None or (old.offset, old.inode, old.head_hash) != (
-        pos.offset,
-        pos.inode,
-        pos.head_hash,
-    )
 
 
 def _output_read(ws: WatcherState, path: str, pos: Position, reset: str) -> OutputRead:

@@ -16,17 +16,22 @@ from dataclasses import dataclass, replace
 __all__ = [
     "HEAD_BYTES",
     "MAX_LINE_BYTES",
+    "POSITION_EVERY_SECONDS",
     "FileStat",
     "Position",
     "ReadPlan",
     "Split",
     "head_digest",
+    "moved",
     "next_interval",
+    "output_paths",
     "plan_read",
+    "record_position",
     "split_lines",
 ]
 
 HEAD_BYTES = 1024
+POSITION_EVERY_SECONDS = 5.0  # a read that decided nothing records its position this often
 MAX_LINE_BYTES = 1 << 20  # a longer line is cut here (and its rest skipped): bounded memory
 
 
@@ -87,6 +92,44 @@ def head_matches(pos: Position, head: bytes) -> bool:
 def restart(pos: Position, stat: FileStat) -> Position:
     """A position at the start of a new or rewritten file."""
     return Position(path=pos.path, inode=stat.inode)
+
+
+def output_paths(stdout: str, stderr: str, output_type: str) -> list[str]:
+    """The files a watcher of ``output_type`` reads (each once; unknown ones left out)."""
+    kinds = {"stdout": [stdout], "stderr": [stderr], "both": [stdout, stderr]}
+    return list(dict.fromkeys(p for p in kinds[output_type] if p))
+
+
+def moved(old: Position | None, pos: Position) -> bool:
+    """Whether ``pos`` says something the recorded ``old`` does not (None: nothing recorded)."""
+    return old is None or (old.offset, old.inode, old.head_hash) != (
+        pos.offset,
+        pos.inode,
+        pos.head_hash,
+    )
+
+
+def record_position(
+    old: Position | None,
+    pos: Position,
+    *,
+    reset: bool,
+    decided: bool,
+    active: bool,
+    quiet_for: float,
+) -> bool:
+    """Whether a read's new position goes into the log with it.
+
+    Lines that decided nothing (``decided``: the read matched a line, or was
+    the job's last) may be scanned again after a restart at no cost: their
+    position is recorded every :data:`POSITION_EVERY_SECONDS` (``quiet_for``:
+    since the last time). Anything else is recorded at once: a reset, the
+    first read of a file, a watcher that is not active (it skips lines that a
+    restart, active by then, would match).
+    """
+    if not (reset or moved(old, pos)):
+        return False  # nothing new to say
+    return reset or decided or old is None or not active or quiet_for >= POSITION_EVERY_SECONDS
 
 
 def remember_head(pos: Position, head: bytes) -> Position:

@@ -21,8 +21,8 @@ from pivot.jobs.config import Config, HostConfig
 from pivot.jobs.definition import parse_watchers
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.manage import add_watchers
-from pivot.jobs.output_reader import POSITION_EVERY_SECONDS
 from pivot.jobs.runtime import make_transports
+from pivot.jobs.tail import POSITION_EVERY_SECONDS
 from pivot.jobs.tailer import Tailer
 
 WATCHER = """\
