@@ -33,7 +33,13 @@ from pivot.events.jobs import OutputRead
 from pivot.jobs.batch import ActionBatch, batches_for
 from pivot.jobs.config import Config
 from pivot.jobs.decide import Context, on_match
-from pivot.jobs.first_reads import FirstRead, request_first_reads
+from pivot.jobs.first_reads import (
+    EarlyStat,
+    FirstRead,
+    finish_stat,
+    request_first_reads,
+    start_stat,
+)
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.patterns import CompiledPattern
 from pivot.jobs.state import Book, WatcherState
@@ -115,7 +121,8 @@ class OutputReader:
         self._live: dict[tuple[str, str], _Live] = {}
         self._patterns: dict[str, CompiledPattern] = {}
         self._pending: dict[str, list[ActionBatch]] = {}
-        self._next_due: dict[str, float] = {}
+        # When each watcher's files are next due at the poll (backed off while quiet).
+        self.next_due: dict[str, float] = {}
         self._here = socket.gethostname()  # once: a system call per scanned file otherwise
 
     # -- scheduling state -----------------------------------------------------
@@ -124,15 +131,6 @@ class OutputReader:
         """The output files ``ws`` reads (known once its job was seen)."""
         rec = self.log.book.job(ws.host, ws.job_id)
         return output_paths(rec.stdout, rec.stderr, ws.definition.output_type)
-
-    def due(self, ws: WatcherState, now: float) -> bool:
-        """Whether the poll should read ``ws``'s files now (its backed-off interval passed)."""
-        return now >= self._next_due.get(ws.watcher_id, 0.0)
-
-    def make_due(self, watchers: Sequence[WatcherState]) -> None:
-        """Read these watchers' files on the next poll, whatever their backoff."""
-        for w in watchers:
-            self._next_due[w.watcher_id] = 0.0
 
     def take_pending(self, watcher_id: str) -> list[ActionBatch]:
         """Batches held back (a final read's, or all of them without ``hand_off``)."""
@@ -163,6 +161,14 @@ class OutputReader:
 
     # -- reading --------------------------------------------------------------
 
+    def stat_early(
+        self, transport: Transport, watchers: Sequence[WatcherState]
+    ) -> EarlyStat | None:
+        """Over SSH, start the batched stat of these watchers' files now (beside ``squeue``)."""
+        if isinstance(transport, LocalTransport):
+            return None  # a local stat costs no round trip
+        return start_stat(self.io, transport, {p for ws in watchers for p in self.paths(ws)})
+
     def read(
         self,
         host: str,
@@ -170,6 +176,8 @@ class OutputReader:
         due: Sequence[WatcherState],
         ended: set[str],
         now: float,
+        *,
+        early: EarlyStat | None = None,
     ) -> None:
         """Read every grown file of ``due`` (to the end: the last read of ``ended`` jobs)."""
         wanted = sorted({p for ws in due for p in self.paths(ws)})
@@ -180,8 +188,9 @@ class OutputReader:
             if local is not None:
                 stats = local.stat_now(wanted)
             else:
-                stats = self.io.call(transport.stat_many(wanted), 120.0)
-        except (TransportError, TimeoutError) as exc:
+                last = {p for ws in due if ws.job_id in ended for p in self.paths(ws)}
+                stats = finish_stat(self.io, transport, early, wanted, last)
+        except (TransportError, TimeoutError, concurrent.futures.TimeoutError) as exc:
             self.log.lookup_failed(host, "stat", f"stat: {exc}")
             return
         self.log.lookup_ok(host, "stat")
@@ -362,7 +371,7 @@ class OutputReader:
         base = ws.definition.interval_seconds
         cap = max(base, min(self.config.max_backoff_seconds, base * 8))
         live.interval = next_interval(live.interval, base, cap, got > 0)
-        self._next_due[ws.watcher_id] = now + live.interval
+        self.next_due[ws.watcher_id] = now + live.interval
         return got
 
     def _scan(

@@ -151,7 +151,7 @@ class Tailer:
             if now < self._host_due.get(host, 0.0) and not force:
                 continue
             if force:
-                self.reader.make_due(watchers)
+                self.reader.next_due.update((w.watcher_id, 0.0) for w in watchers)
             self._poll_host(host, watchers, now, out)
             interval = min(w.definition.interval_seconds for w in watchers)
             if self.config.poll_seconds:
@@ -207,6 +207,10 @@ class Tailer:
                 batches.extend(self.reader.take_pending(ws.watcher_id))
         return batches
 
+    def _due(self, ws: WatcherState, now: float) -> bool:
+        """Whether the poll reads ``ws``'s files now (its backed-off interval passed)."""
+        return now >= self.reader.next_due.get(ws.watcher_id, 0.0)
+
     def _poll_host(
         self, host: str, watchers: list[WatcherState], now: float, out: _CycleOut
     ) -> None:
@@ -215,6 +219,8 @@ class Tailer:
             self.lookup_failed(host, "host", f"unknown host {host!r}")
             return
         job_ids = sorted({w.job_id for w in watchers})
+        # The output stat needs no job state: over SSH it runs beside squeue.
+        early = self.reader.stat_early(transport, [w for w in watchers if self._due(w, now)])
         infos = self._query_jobs(host, transport, job_ids)
         ended: list[tuple[str, slurm.JobInfo]] = []
         for job_id in job_ids:
@@ -234,8 +240,8 @@ class Tailer:
                 ended.append((job_id, info))
         ended_ids = {j for j, _ in ended}
         # Output: every due watcher, and every watcher of a job that just ended (final read).
-        due = [w for w in watchers if w.job_id in ended_ids or self.reader.due(w, now)]
-        self.reader.read(host, transport, due, ended_ids, now)
+        due = [w for w in watchers if w.job_id in ended_ids or self._due(w, now)]
+        self.reader.read(host, transport, due, ended_ids, now, early=early)
         for job_id, info in ended:
             events = [
                 JobEnded(

@@ -19,11 +19,13 @@ from pivot.events.store import EventStore
 from pivot.events.watchers import WatcherMatched
 from pivot.jobs.config import Config, HostConfig
 from pivot.jobs.definition import parse_watchers
+from pivot.jobs.first_reads import finish_stat, start_stat
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.manage import add_watchers
 from pivot.jobs.runtime import make_transports
 from pivot.jobs.tail import POSITION_EVERY_SECONDS
 from pivot.jobs.tailer import Tailer
+from pivot.jobs.transport import LocalTransport
 
 WATCHER = """\
 name: alert
@@ -142,3 +144,23 @@ def test_a_restart_from_an_older_position_repeats_and_skips_no_match(
     append(out, "ial ALERT 3\n")
     second.read_grown([str(out)])
     assert matched(store) == [("1",), ("2",), ("3",)]
+
+
+def test_the_early_stat_is_redone_for_files_it_lacks_and_for_ended_jobs(
+    tmp_path: Path, io: IoLoop
+) -> None:
+    # Over SSH the stat runs beside squeue; a job's last bytes may be newer than it.
+    transport = LocalTransport()
+    ended, running, new = (tmp_path / n for n in ("ended.out", "running.out", "new.out"))
+    for p in (ended, running, new):
+        p.write_text("x\n")
+    early = start_stat(io, transport, [str(ended), str(running)])
+    assert early is not None
+    early.result.result(10)
+    for p in (ended, running, new):
+        append(p, "last words\n")  # written after the early stat
+    stats = finish_stat(io, transport, early, [str(ended), str(running), str(new)], {str(ended)})
+    assert stats[str(ended)].size == 13  # stat'ed again: its job ended
+    assert stats[str(new)].size == 13  # not in the early stat: stat'ed now
+    assert stats[str(running)].size == 2  # the early stat stands (read next poll)
+    assert start_stat(io, transport, []) is None
