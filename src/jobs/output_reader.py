@@ -204,9 +204,10 @@ class OutputReader:
         group = _Group()
         while ready or waiting:
             if not ready:
-                # About to wait on the network: let what is decided go first.
-                self._commit(group)
-                group = _Group()
+                if any(batches for _, batches, _ in group.batches):
+                    # About to wait on the network: let the decided actions go first.
+                    self._commit(group)
+                    group = _Group()
                 left = max(0.0, deadline - time.monotonic())
                 concurrent.futures.wait(
                     [futures[k] for k in waiting], left, concurrent.futures.FIRST_COMPLETED
