@@ -546,6 +546,13 @@ def soak_watchers(args: argparse.Namespace, rng: random.Random, tmp: Path) -> li
             "takeover_standing_by_p50_s": round(statistics.median(warm), 3) if warm else None,
             "takeover_standing_by_max_s": round(max(warm), 3) if warm else None,
             "kills_of_the_host_with_a_standby": len(warm),
+            # Hosts that kept their lease but lapsed past ttl/2 (a slow machine)
+            # and started again from the log.
+            "lease_lapses": sum(
+                1
+                for d in _payloads(store, "watchers.hosting_stopped")
+                if str(d.get("reason", "")).startswith("the lease lapsed")
+            ),
             "standby_look_period_s": period,
             "lease_ttl_s": lease_ttl,
         }
@@ -599,7 +606,8 @@ def _judge_watchers(results: list[dict[str, Any]]) -> list[str]:
             f"{r['kills']} kill -9 ({r['kills_of_the_host']} of the host) over {r['jobs']} jobs, "
             f"{r['lines']} lines: actions executed twice {r['actions_executed_twice']}, lines "
             f"skipped {r['lines_skipped']}, matched twice {r['lines_matched_twice']} (targets 0); "
-            f"{r['actions_interrupted']} interrupted (not run again)"
+            f"{r['actions_interrupted']} interrupted (not run again); "
+            f"{r['lease_lapses']} lease lapse(s)"
         )
         if r["takeover_p50_s"] is not None:
             p50, period = r["takeover_p50_s"], r["standby_look_period_s"]

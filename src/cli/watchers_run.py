@@ -177,7 +177,8 @@ def run(
         for rec in opened.read_raw(types=["watcher.created"])
     }
     start = opened.last_seq()
-    handle = start_watchers(opened, config, tick_seconds=tick, command="pivot watchers run")
+    with user_errors():  # a store that cannot keep the hosting lease: one line, exit 1
+        handle = start_watchers(opened, config, tick_seconds=tick, command="pivot watchers run")
     print(f"watching ({len(config.hosts)} host(s)); Ctrl-C to stop", file=sys.stderr)
     seen = start
 
