@@ -118,9 +118,19 @@ def copy_watcher(store: EventStore, watcher_id: str, job_id: str, host: str = "l
     return new_id
 
 
-def edit_watcher(store: EventStore, watcher_id: str, definition: WatcherDefinition) -> bool:
-    """Replace a watcher's definition (same id, same read position); False if unchanged."""
-    ws = find(load_book(store), watcher_id)
+def edit_watcher(
+    store: EventStore,
+    watcher_id: str,
+    definition: WatcherDefinition,
+    book: Book | None = None,
+    *,
+    actor: str = "cli",
+) -> bool:
+    """Replace a watcher's definition (same id, same read position); False if unchanged.
+
+    ``book``: the watchers as already folded (e.g. by ``pivot ui``); default: fold the log.
+    """
+    ws = find(book if book is not None else load_book(store), watcher_id)
     if definition == ws.definition:
         return False
     store.append(
@@ -130,7 +140,7 @@ def edit_watcher(store: EventStore, watcher_id: str, definition: WatcherDefiniti
                 name=definition.name,
                 definition=definition.to_dict(),
                 previous=ws.definition.to_dict(),
-                actor="cli",
+                actor=actor,
             )
         ]
     )

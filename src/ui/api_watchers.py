@@ -132,6 +132,46 @@ async def create_watcher(request: Request) -> JSONResponse:
     return JSONResponse(created, status_code=201)
 
 
+def _edit(ctx: UiContext, watcher_id: str, body: Any) -> dict[str, Any]:
+    """``pivot watchers edit``: the same watcher (id, read position, counts), a new definition.
+
+    Not a new watcher plus a removal: a new one would read the job's output
+    from the start and run its actions again on lines already handled.
+    """
+    from pivot.jobs.manage import ManageError, edit_watcher, find
+    from pivot.ui.api_templates import validated, warnings_for
+
+    with ctx.feed.lock:
+        try:
+            ws = find(ctx.feed.book, watcher_id)
+        except ManageError as exc:
+            raise from_user_error(exc) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object", "body")
+    body = {"job_id": ws.job_id, "hostname": ws.host, **body}
+    job_id, host, definition = validated(ctx, body)
+    if (job_id, host) != (ws.job_id, ws.host):
+        field = "job_id" if job_id != ws.job_id else "hostname"
+        raise ApiError(422, f"an edit keeps the watcher on job {ws.job_id} of {ws.host}; "
+                       "copy it to watch another job", field)  # fmt: skip
+    with ctx.feed.lock:  # the check and the append see one state of the book
+        try:
+            changed = edit_watcher(ctx.store, ws.watcher_id, definition, ctx.feed.book,
+                                   actor="ui")  # fmt: skip
+        except ManageError as exc:
+            raise from_user_error(exc) from None
+    ctx.feed.poll()
+    return {**_watcher(ctx, ws.watcher_id), "changed": changed,
+            "warnings": warnings_for(ctx, definition, job_id, host)}  # fmt: skip
+
+
+async def edit_watcher(request: Request) -> JSONResponse:
+    """PUT /api/watchers/{id}: a new definition, same watcher (as ``pivot watchers edit``)."""
+    body = await read_body(request)
+    ctx, wid = _ctx(request), request.path_params["watcher_id"]
+    return JSONResponse(await run_in_threadpool(_edit, ctx, wid, body))
+
+
 def _change(ctx: UiContext, action: str, watcher_id: str) -> dict[str, Any]:
     from pivot.jobs import manage
 
@@ -264,6 +304,7 @@ def routes() -> list[Route]:
         Route("/api/watchers/stats", stats, methods=["GET"]),
         Route("/api/jobs/{job_id}/watchers", job_watchers, methods=["GET"]),
         Route("/api/watchers/{watcher_id}", get_watcher, methods=["GET"]),
+        Route("/api/watchers/{watcher_id}", edit_watcher, methods=["PUT"]),
         Route("/api/watchers/{watcher_id}", delete_watcher, methods=["DELETE"]),
         Route("/api/watchers/{watcher_id}/pause", pause_watcher, methods=["POST"]),
         Route("/api/watchers/{watcher_id}/resume", resume_watcher, methods=["POST"]),

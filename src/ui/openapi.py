@@ -129,6 +129,10 @@ def openapi() -> dict[str, Any]:
             "watchers", "Watcher", ("job_id",)), params=[_p("job_id", "Slurm job id")])},
         "/api/watchers/{watcher_id}": {
             "get": _op("one watcher", watcher, params=[_WID], errors=error4),
+            "put": _op("a new definition for the same watcher (id, read position kept), "
+                       "as `pivot watchers edit`; job_id and hostname may not change", watcher,
+                       params=[_WID], body=_ref("NewWatcher"),
+                       errors=("400", "401", "404", "422")),
             "delete": _op("remove a watcher (its history stays)", _OBJ, params=[_WID],
                           errors=error4),
         },

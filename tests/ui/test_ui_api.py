@@ -346,3 +346,39 @@ def test_on_postgresql_another_process_s_watcher_is_pushed_and_listed(
             got = receive_until(conn, lambda m: m["type"] == "watcher_state_change")
             assert got[-1]["watcher_id"] == wid
         assert [w["id"] for w in ui.get("/api/watchers")["watchers"]] == [wid]
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_an_edit_keeps_the_watcher_its_id_and_read_position(
+    slurm: slurm_cluster.Cluster, job_dir: Path
+) -> None:
+    """PUT /api/watchers/{id} is `pivot watchers edit`: the same watcher goes on
+    from where it was in the job's output, so lines it already handled do not
+    run its (new) actions again, as a fresh watcher reading from the start would."""
+    project = _project(slurm, job_dir)
+    job = _submit(slurm, job_dir, "edited")
+    with running_ui(project, "--tick", "0.2") as ui:
+        wid = ui.post("/api/watchers", {"job_id": job, **LOSS}, 201)["id"]
+        wait_for(lambda: ui.get(f"/api/watchers/{wid}/metrics")["series"].get("loss", [])[3:],
+                 what="four losses stored")  # fmt: skip
+        new = {**LOSS, "name": "Epochs",
+               "actions": [{"type": "store_metric", "params": {"name": "epoch",
+                                                                "value": "$epoch"}}]}  # fmt: skip
+        r = ui.http.put(f"/api/watchers/{wid}", json={"job_id": job, "hostname": "local", **new})
+        assert r.status_code == 200, r.text
+        assert (r.json()["id"], r.json()["name"], r.json()["job_id"]) == (wid, "Epochs", job)
+        assert ui.get("/api/watchers")["count"] == 1
+        epochs = wait_for(
+            lambda: ui.get(f"/api/watchers/{wid}/metrics")["series"].get("epoch", [])[1:],
+            what="epochs stored by the edited watcher",
+        )
+        assert min(p["value"] for p in epochs) > 4  # it did not read the output again
+        same = ui.http.put(f"/api/watchers/{wid}", json=new)
+        assert same.status_code == 200 and same.json()["changed"] is False
+        for body, field in (({**new, "job_id": "999999"}, "job_id"),
+                            ({**new, "pattern": "(a"}, "pattern")):  # fmt: skip
+            bad = ui.http.put(f"/api/watchers/{wid}", json=body)
+            assert (bad.status_code, bad.json().get("field")) == (422, field), bad.text
+        assert ui.http.put("/api/watchers/nosuch", json=new).status_code == 404
+    slurm.run("scancel", job)
