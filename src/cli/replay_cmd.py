@@ -69,7 +69,7 @@ def replay(
     with store_errors():
         until_seq = until_time = None
         if until is not None:
-            if until.strip().isdigit():
+            if until.isascii() and until.strip().isdigit():
                 until_seq = int(until)
             else:
                 until_time = parse_time(until, time.time())

@@ -90,7 +90,7 @@ def add_watchers(
     actor: str = "cli",
 ) -> list[str]:
     """Attach watchers to a job; returns their ids."""
-    if not job_id.replace("_", "").isdigit():
+    if not slurm.is_job_id(job_id):
         raise ManageError(f"job id must be a Slurm job id such as 1234 or 1234_5, not {job_id!r}")
     events: list[Event] = []
     ids: list[str] = []

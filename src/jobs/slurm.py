@@ -19,6 +19,7 @@ __all__ = [
     "ScriptError",
     "apply_modifications",
     "expand_output_path",
+    "is_job_id",
     "normalise_state",
     "parse_sacct",
     "parse_sbatch",
@@ -68,6 +69,18 @@ class JobInfo:
     def ended(self) -> bool:
         """Slurm reports a final state."""
         return self.state in FINAL_STATES
+
+
+_JOB_ID = re.compile(r"[0-9]+(?:_[0-9]+)?")
+
+
+def is_job_id(text: str) -> bool:
+    """Whether ``text`` is a Slurm job id: ``1234``, or an array task ``1234_5``.
+
+    ASCII digits only: ``str.isdigit()`` also says yes to ``²`` (which
+    ``int()`` refuses) and to other scripts' digits.
+    """
+    return _JOB_ID.fullmatch(text) is not None
 
 
 def normalise_state(raw: str) -> str:

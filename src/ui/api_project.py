@@ -109,7 +109,7 @@ def _output(ctx: UiContext, host: str, job_id: str, limit: int) -> dict[str, Any
     from pivot.jobs.transport import TransportError
 
     _host(ctx, host)
-    if not job_id.replace("_", "").isdigit():
+    if not slurm.is_job_id(job_id):
         raise ApiError(400, f"job_id must be a Slurm job id such as 1234, not {job_id!r}", "job_id")
     with ctx.feed.lock:
         known = ctx.feed.book.jobs.get((host, job_id))

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pivot.jobs.slurm import is_job_id
 from pivot.ui.context import UiContext
 from pivot.ui.errors import ApiError, from_user_error, int_param, str_param
 from pivot.ui.messages import event_json
@@ -41,7 +42,7 @@ def parse_new_watcher(body: Any) -> tuple[str, str, dict[str, Any]]:
     if isinstance(job, bool) or not isinstance(job, str | int):
         raise ApiError(422, "job_id must be a string such as '1234' or '1234_5'", "job_id")
     job_id = str(job)
-    if not job_id.replace("_", "").isdigit():
+    if not is_job_id(job_id):
         raise ApiError(422, f"job_id must be a Slurm job id such as 1234, not {job_id!r}", "job_id")
     host = body.get("hostname", "local")
     if not isinstance(host, str) or not host:

@@ -63,7 +63,7 @@ def int_param(
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.strip().isdigit():
+    if not (raw.isascii() and raw.strip().isdigit()):
         raise ApiError(400, f"{name} must be a whole number, not {raw[:40]!r}", name)
     value = int(raw)
     if not low <= value <= high:

@@ -42,7 +42,7 @@ def _after(ws: WebSocket) -> int | None:
     raw = ws.query_params.get("after")
     if raw is None or raw == "":
         return None
-    return int(raw) if raw.isdigit() else -1
+    return int(raw) if raw.isascii() and raw.isdigit() else -1
 
 
 async def _serve(ws: WebSocket, accept: Callable[[Message], bool], channel: str) -> None:

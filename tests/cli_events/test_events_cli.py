@@ -113,6 +113,9 @@ def test_user_mistakes_are_one_line_errors(project: Path) -> None:
     assert "unknown projection 'nope'" in err
     _, err = run("why", "nosuch", code=2)
     assert "unknown stage 'nosuch' (known stages: prep, train)" in err
+    # str.isdigit() is True for '²', which int() refuses: no ValueError traceback.
+    _, err = run("replay", "--until", "²", code=1)
+    assert err.startswith("error: cannot read '²' as a time") and "Traceback" not in err
 
 
 def test_corrupt_file_and_unreachable_postgres_are_clear_errors(

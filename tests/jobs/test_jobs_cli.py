@@ -135,6 +135,9 @@ def test_config_and_argument_mistakes(project: Path) -> None:
     (project / "w.yaml").write_text(WATCHER)
     r = pivot(project, "watchers", "add", "w.yaml", "--job", "1", "--host", "nowhere", ok=False)
     assert "unknown host 'nowhere'" in r.stderr
+    for job in ("abc", "²", "١٢"):  # what str.isdigit() calls digits is not a Slurm job id
+        r = pivot(project, "watchers", "add", "w.yaml", "--job", job, ok=False)
+        assert r.stderr.startswith("error: job id must be a Slurm job id"), (job, r.stderr)
     r = pivot(project, "watchers", "add", "missing.yaml", "--job", "1", ok=False)
     assert r.stderr.startswith("error: missing.yaml")
     (project / "pivot.toml").write_text("[hosts.cluster]\nhostname = 'x'\nprot = 22\n")

@@ -18,7 +18,7 @@ import slurm_cluster
 from jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
 from pgserver import postgres_url  # noqa: F401 - pytest fixture
 from ui_server import pivot, receive_until, running_ui, wait_for
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pivot.ui.app import routes
 from pivot.ui.openapi import openapi
@@ -166,6 +166,9 @@ def test_every_bad_request_is_a_4xx_naming_the_field(tmp_path: Path) -> None:
             ((422, "text"), "POST", f"/api/watchers/{wid}/trigger", {"text": 5}),
             ((404, "watcher_id"), "GET", "/api/watchers/events?watcher_id=nosuch", None),
             ((400, "limit"), "GET", "/api/watchers?limit=many", None),
+            ((400, "limit"), "GET", "/api/watchers?limit=%C2%B2", None),  # '²'.isdigit()
+            ((422, "job_id"), "POST", "/api/watchers", {**good, "job_id": "\u00b2"}),
+            ((400, "job_id"), "GET", "/api/hosts/local/jobs/%C2%B2/output", None),
             ((400, "limit"), "GET", "/api/watchers/events?limit=0", None),
             ((400, "state"), "GET", "/api/watchers?state=asleep", None),
             ((404, "hostname"), "GET", "/api/hosts/nowhere/jobs", None),
@@ -203,6 +206,9 @@ def test_every_bad_request_is_a_4xx_naming_the_field(tmp_path: Path) -> None:
         assert cross_site.value.response.status_code == 403
         with ui.ws("/ws/watchers", origin=ui.url) as conn:  # type: ignore[arg-type]
             assert json.loads(conn.recv(timeout=30))["type"] == "hello"
+        with ui.ws("/ws/watchers?after=%C2%B2") as conn, pytest.raises(ConnectionClosed) as bad:
+            conn.recv(timeout=30)
+        assert bad.value.rcvd is not None and bad.value.rcvd.code == 1008
         assert ui.get("/api/watchers")["count"] == 1  # nothing bad was added
 
 
