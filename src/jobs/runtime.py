@@ -184,7 +184,9 @@ class WatcherRuntime:
         )
         self._term: _Term | None = None
         self._standing_behind = ""  # the holder last reported
-        self._stopped = threading.Event()
+        self._holding = False  # this process holds the lease (renewed by the keeper)
+        self._stopping = threading.Event()  # no new term; the keeper still renews
+        self._stopped = threading.Event()  # the keeper's end
         self._lock = threading.Lock()  # a term starts or stops under it
         self._keeper: threading.Thread | None = None
 
@@ -208,25 +210,41 @@ class WatcherRuntime:
     def _pause(self) -> float:
         # A standby looks every second (a dead holder here is replaced within one).
         every = self.lease.renew_every
-        return every if self._term is not None else min(1.0, every)
+        return every if self._holding else min(1.0, every)
 
     def _step(self) -> None:
-        with self._lock:
-            if self._stopped.is_set():
-                return
-            if self._term is not None:
-                renewed = self.lease.renew()
-                if renewed is False or (renewed is None and not self.lease.trusted()):
+        if self._holding:
+            # Renewed without the term lock: stop() holds it while the last
+            # actions run, and they must not outlast the lease meanwhile.
+            renewed = self.lease.renew()
+            if self._stopping.is_set():
+                return  # stop() ends the term and releases the lease
+            lost = renewed is False or (renewed is None and not self.lease.trusted())
+            with self._lock:
+                term = self._term
+                if self._stopping.is_set() or term is None:
+                    return
+                if lost:
+                    self._holding = False
                     why = "taken by another process" if renewed is False else "could not renew it"
                     self._end_term(f"lease lost ({why})")
                     return
-                if not self._term.fence.tripped:
+                if not term.fence.tripped:
                     return
                 # Renewed, but too late for a decision or an action that the
                 # fence refused meanwhile: start again from the log.
                 self._end_term("the lease lapsed for a moment; starting again from the log")
+                attempt = self.lease.try_acquire()
+                self._holding = attempt.acquired
+                if attempt.acquired:
+                    self._begin_term(attempt)
+            return
+        with self._lock:
+            if self._stopping.is_set():
+                return
             attempt = self.lease.try_acquire()
             if attempt.acquired:
+                self._holding = True
                 self._begin_term(attempt)
             elif attempt.other is not None:
                 self._standby(attempt.other)
@@ -246,7 +264,13 @@ class WatcherRuntime:
             )
         )
         self._standing_behind = ""
-        self._term = self._start()
+        try:
+            self._term = self._start()
+        except BaseException:
+            # No term: give the lease back rather than hold it doing nothing.
+            self._holding = False
+            self.lease.release()
+            raise
 
     def _end_term(self, reason: str, timeout: float = 150.0) -> None:
         term, self._term = self._term, None
@@ -299,7 +323,7 @@ class WatcherRuntime:
         """Wait up to ``timeout`` seconds until this process hosts the watchers."""
         deadline = time.monotonic() + timeout
         while not self.hosting:
-            if self._stopped.is_set() or time.monotonic() >= deadline:
+            if self._stopping.is_set() or time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
         return True
@@ -345,15 +369,19 @@ class WatcherRuntime:
         return term is not None and term.tailer_ref.is_alive() and term.executor_ref.is_alive()
 
     def stop(self, timeout: float = 150.0) -> None:
-        """Stop polling, let the running action finish, close connections, release the lease."""
-        if self._stopped.is_set():
+        """Stop polling, let the running action finish, close connections, release the lease.
+
+        The lease is renewed until the last action has run, then given up.
+        """
+        if self._stopping.is_set():
             return
-        self._stopped.set()
+        self._stopping.set()
         with self._lock:
-            hosted = self._term is not None
             self._end_term("stopped", timeout)
-            if hosted:
+            if self._holding:
+                self._holding = False
                 self.lease.release()
+        self._stopped.set()
         if self._keeper is not None and self._keeper is not threading.current_thread():
             self._keeper.join(timeout)
 

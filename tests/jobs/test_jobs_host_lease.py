@@ -321,3 +321,41 @@ def test_watch_and_watchers_run_share_one_host(
         assert len(payloads(store, "action.succeeded")) == LINES
         assert Counter(step for step, _ in ran(job_dir)) == Counter(range(1, LINES + 1))
         assert {pid for _, pid in ran(job_dir)} == {runner.pid, watch.pid}
+
+
+def test_stopping_host_keeps_its_lease_until_the_last_action_ran(
+    slurm: slurm_cluster.Cluster, job_dir: Path
+) -> None:
+    # Each action takes longer than the lease's trust (ttl / 2 = 0.5 s): a host
+    # that stopped renewing while stop() waited for them dropped all but one.
+    from pivot.jobs.config import Config, HostConfig
+    from pivot.jobs.definition import parse_watchers
+    from pivot.jobs.manage import add_watchers
+    from pivot.jobs.runtime import start_watchers
+
+    record = job_dir / "record"
+    record.write_text(f'#!/bin/sh\nsleep 0.8\necho "$1" >> {job_dir}/ran.txt\n')
+    record.chmod(0o755)
+    r = slurm.run("sbatch", "--parsable", f"--output={job_dir}/s-%j.out", "--wrap",
+                  "for i in 1 2 3 4; do echo step $i; done; sleep 60")  # fmt: skip
+    job_id = r.stdout.strip()
+    config = Config(
+        hosts={"local": HostConfig("local", env={"SLURM_CONF": str(slurm.conf)})},
+        run_command_allow=(str(record),),
+        lease_seconds=1,
+    )
+    watcher = (
+        "name: s\npattern: '^step (\\d+)$'\nmax_triggers: 0\ninterval_seconds: 0.2\n"
+        f"actions: [{{type: run_command, params: {{command: '{record} $1'}}}}]\n"
+    )
+    with EventStore.open(job_dir / "events.db") as store:
+        add_watchers(store, parse_watchers(watcher), job_id)
+        runtime = start_watchers(store, config, tick_seconds=0.2)
+        try:
+            wait_for(lambda: len(payloads(store, "action.requested")) == 4, what="4 intents")
+            wait_for(lambda: payloads(store, "action.succeeded"), what="a first action")
+        finally:
+            runtime.stop()
+            slurm.run("scancel", job_id)
+        assert len(payloads(store, "action.succeeded")) == 4
+        assert sorted((job_dir / "ran.txt").read_text().split()) == ["1", "2", "3", "4"]
