@@ -213,12 +213,15 @@ def main() -> None:
         (root / "data" / "sentinel.txt").write_text("final\n")
 
         def sentinel_done() -> bool:
+            # Records of `--display json` are those of `pivot events --json`: fields in "data".
             started = [
-                e["wave_id"]
+                e["data"]["wave_id"]
                 for e in items[mark:]
-                if e["type"] == "wave.started" and "sentinel" in e["stages"]
+                if e["type"] == "wave.started" and "sentinel" in e["data"]["stages"]
             ]
-            return any(e["type"] == "wave.finished" and e["wave_id"] in started for e in items)
+            return any(
+                e["type"] == "wave.finished" and e["data"]["wave_id"] in started for e in items
+            )
 
         wait(sentinel_done)
         proc.send_signal(2)
