@@ -20,11 +20,11 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pivot.ui.context import UiContext
 from pivot.ui.errors import ApiError, int_param
+from pivot.ui.jsonenc import JSONResponse
 
 __all__ = ["routes"]
 

@@ -18,12 +18,12 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pivot.jobs.definition import WatcherDefinition
 from pivot.ui.context import UiContext
 from pivot.ui.errors import ApiError, from_user_error
+from pivot.ui.jsonenc import JSONResponse
 
 __all__ = ["routes", "validated", "warnings_for"]
 

@@ -15,12 +15,13 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from pivot.jobs.slurm import is_job_id
 from pivot.ui.context import UiContext
 from pivot.ui.errors import ApiError, from_user_error, int_param, str_param
+from pivot.ui.jsonenc import JSONResponse
 from pivot.ui.messages import event_json
 from pivot.ui.shapes import stats_json, watcher_json
 

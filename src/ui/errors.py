@@ -16,7 +16,9 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+
+from pivot.ui.jsonenc import JSONResponse
 
 __all__ = [
     "EXCEPTION_HANDLERS",

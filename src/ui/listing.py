@@ -11,18 +11,16 @@ again while nothing moved).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pivot.ui.jsonenc import encode
 from pivot.ui.shapes import watcher_json
 
 if TYPE_CHECKING:
     from pivot.ui.feed import Feed
 
 __all__ = ["Listing"]
-
-_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +63,7 @@ class Listing:
                 self._order.append(wid)
                 self._sorted = False
             self._entries[wid] = _Entry(
-                _ENCODE(doc).encode(), ws.state, ws.job_id, (-(ws.created_at or 0.0), wid)
+                encode(doc).encode(), ws.state, ws.job_id, (-(ws.created_at or 0.0), wid)
             )
         touched.clear()
         if not self._sorted:
@@ -93,7 +91,7 @@ class Listing:
             chunks.append(e.data)
             if limit is not None and len(chunks) >= limit:
                 break
-        head = b'{"job_id":' + _ENCODE(job_id).encode() + b"," if job_id else b"{"
+        head = b'{"job_id":' + encode(job_id).encode() + b"," if job_id else b"{"
         tail = b'],"count":%d}' % len(chunks)
         body = b"".join((head, b'"watchers":[', b",".join(chunks), tail))
         if len(self._bodies) > 64:  # many different job ids asked: keep memory bounded

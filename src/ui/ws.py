@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -30,12 +29,12 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from pivot.ui.context import UiContext
+from pivot.ui.jsonenc import encode
 from pivot.ui.messages import Message
 
 __all__ = ["REPLAY_LIMIT", "routes"]
 
 REPLAY_LIMIT = 50_000
-_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def _after(ws: WebSocket) -> int | None:
@@ -57,15 +56,15 @@ async def _serve(ws: WebSocket, accept: Callable[[Message], bool], channel: str)
     sub, start = feed.subscribe(accept)
     try:
         if after is None or after >= start:
-            await ws.send_text(_ENCODE({"type": "hello", "channel": channel, "seq": start}))
+            await ws.send_text(encode({"type": "hello", "channel": channel, "seq": start}))
         elif start - after > REPLAY_LIMIT:
-            await ws.send_text(_ENCODE({"type": "reset", "channel": channel, "seq": start}))
+            await ws.send_text(encode({"type": "reset", "channel": channel, "seq": start}))
         else:
-            await ws.send_text(_ENCODE({"type": "hello", "channel": channel, "seq": start,
+            await ws.send_text(encode({"type": "hello", "channel": channel, "seq": start,
                                         "replay_after": after}))  # fmt: skip
             for m in await run_in_threadpool(feed.replay, after, start):
                 if accept(m):
-                    await ws.send_text(_ENCODE(m))
+                    await ws.send_text(encode(m))
         pump = asyncio.create_task(_pump(ws, sub))
         listen = asyncio.create_task(_listen(ws))
         done, pending = await asyncio.wait({pump, listen}, return_when=asyncio.FIRST_COMPLETED)
@@ -93,7 +92,7 @@ async def _pump(ws: WebSocket, sub: object) -> None:
             return
         sub.taken(len(batch))
         for m in batch:
-            await ws.send_text(_ENCODE(m))
+            await ws.send_text(encode(m))
 
 
 async def _listen(ws: WebSocket) -> None:

@@ -388,3 +388,39 @@ def test_an_edit_keeps_the_watcher_its_id_and_read_position(
             assert (bad.status_code, bad.json().get("field")) == (422, field), bad.text
         assert ui.http.put("/api/watchers/nosuch", json=new).status_code == 404
     slurm.run("scancel", job)
+
+
+def _strict(text: str | bytes) -> Any:
+    """JSON as a browser's JSON.parse reads it: NaN and Infinity are not JSON."""
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in a JSON body (JSON.parse would throw): {text[:300]!r}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_nan_metric_is_null_in_every_answer_and_push(tmp_path: Path) -> None:
+    """A diverged loss (`loss=nan`) is stored as it is; the page's answers and
+    pushes say null for it instead of failing (500) or sending NaN."""
+    (tmp_path / "pivot.toml").write_text("")
+    diverging = {"job_id": "42", "name": "loss", "pattern": r"loss=(\S+)", "captures": ["loss"],
+                 "actions": [{"type": "store_metric",
+                              "params": {"name": "loss", "value": "$loss"}}]}  # fmt: skip
+    with running_ui(tmp_path, "--no-watchers") as ui:
+        wid = ui.post("/api/watchers", diverging, 201)["id"]
+        with ui.ws("/ws/watchers") as conn:
+            assert _strict(conn.recv(timeout=30))["type"] == "hello"
+            for text in ("loss=0.5", "loss=nan", "loss=inf"):
+                assert ui.post(f"/api/watchers/{wid}/trigger", {"text": text})["success"]
+            pushed = []
+            while len(pushed) < 3:
+                msg = _strict(conn.recv(timeout=30))
+                if msg["type"] == "watcher_event" and msg["event"]["type"] == "metric.stored":
+                    pushed.append(msg)
+        for path in (f"/api/watchers/{wid}/metrics", f"/api/watchers/{wid}", "/api/watchers",
+                     "/api/watchers/events", "/api/watchers/stats"):  # fmt: skip
+            r = ui.http.get(path)
+            assert r.status_code == 200, (path, r.text)
+            doc = _strict(r.content)
+            if path.endswith("/metrics"):
+                assert [p["value"] for p in doc["series"]["loss"]] == [0.5, None, None]
