@@ -147,7 +147,9 @@ def edit_watcher(
     return True
 
 
-def pause(store: EventStore, watcher_id: str, book: Book | None = None) -> str:
+def pause(
+    store: EventStore, watcher_id: str, book: Book | None = None, *, actor: str = "cli"
+) -> str:
     """Pause an active watcher (it keeps its position; matches are not acted on).
 
     ``book``: the watchers as already folded (e.g. by ``pivot ui``); default: fold the log.
@@ -155,11 +157,13 @@ def pause(store: EventStore, watcher_id: str, book: Book | None = None) -> str:
     ws = find(book if book is not None else load_book(store), watcher_id)
     if ws.state != "active":
         raise ManageError(f"watcher {ws.watcher_id} is {ws.state}, not active")
-    store.append([WatcherPaused(watcher_id=ws.watcher_id, actor="cli")])
+    store.append([WatcherPaused(watcher_id=ws.watcher_id, actor=actor)])
     return ws.watcher_id
 
 
-def resume(store: EventStore, watcher_id: str, book: Book | None = None) -> str:
+def resume(
+    store: EventStore, watcher_id: str, book: Book | None = None, *, actor: str = "cli"
+) -> str:
     """Resume a paused watcher.
 
     ``book``: the watchers as already folded (e.g. by ``pivot ui``); default: fold the log.
@@ -167,17 +171,19 @@ def resume(store: EventStore, watcher_id: str, book: Book | None = None) -> str:
     ws = find(book if book is not None else load_book(store), watcher_id)
     if ws.state != "paused":
         raise ManageError(f"watcher {ws.watcher_id} is {ws.state}, not paused")
-    store.append([WatcherResumed(watcher_id=ws.watcher_id, actor="cli")])
+    store.append([WatcherResumed(watcher_id=ws.watcher_id, actor=actor)])
     return ws.watcher_id
 
 
-def remove(store: EventStore, watcher_id: str, book: Book | None = None) -> str:
+def remove(
+    store: EventStore, watcher_id: str, book: Book | None = None, *, actor: str = "cli"
+) -> str:
     """Remove a watcher (its history stays in the log).
 
     ``book``: the watchers as already folded (e.g. by ``pivot ui``); default: fold the log.
     """
     ws = find(book if book is not None else load_book(store), watcher_id)
-    store.append([WatcherRemoved(watcher_id=ws.watcher_id, actor="cli")])
+    store.append([WatcherRemoved(watcher_id=ws.watcher_id, actor=actor)])
     return ws.watcher_id
 
 

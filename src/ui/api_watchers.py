@@ -180,7 +180,7 @@ def _change(ctx: UiContext, action: str, watcher_id: str) -> dict[str, Any]:
     fn = {"pause": manage.pause, "resume": manage.resume, "delete": manage.remove}[action]
     with ctx.feed.lock:  # the check and the append see one state of the book
         try:
-            wid = fn(ctx.store, watcher_id, ctx.feed.book)
+            wid = fn(ctx.store, watcher_id, ctx.feed.book, actor="ui")
         except manage.ManageError as exc:
             raise from_user_error(exc) from None
     ctx.feed.poll()

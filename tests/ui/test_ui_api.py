@@ -424,3 +424,17 @@ def test_a_nan_metric_is_null_in_every_answer_and_push(tmp_path: Path) -> None:
             doc = _strict(r.content)
             if path.endswith("/metrics"):
                 assert [p["value"] for p in doc["series"]["loss"]] == [0.5, None, None]
+
+
+def test_what_the_page_changes_is_recorded_as_done_by_the_page(tmp_path: Path) -> None:
+    (tmp_path / "pivot.toml").write_text("")
+    with running_ui(tmp_path, "--no-watchers") as ui:
+        wid = ui.post("/api/watchers", {"job_id": "42", **LOSS}, 201)["id"]
+        ui.post(f"/api/watchers/{wid}/pause")
+        ui.post(f"/api/watchers/{wid}/resume")
+        assert ui.http.put(f"/api/watchers/{wid}", json={**LOSS, "name": "x"}).status_code == 200
+        assert ui.http.delete(f"/api/watchers/{wid}").status_code == 200
+    out = pivot(tmp_path, "events", "--json").stdout
+    actors = {e["type"]: e["actor"] for e in map(json.loads, out.splitlines())}
+    assert actors == {"watcher.created": "ui", "watcher.paused": "ui", "watcher.resumed": "ui",
+                      "watcher.edited": "ui", "watcher.removed": "ui"}  # fmt: skip
