@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pivot.events.backends import SQLiteConnections
+from pivot.events.backend_sqlite import SQLiteConnections
 
 
 def _pool(tmp_path: Path) -> SQLiteConnections:
