@@ -266,10 +266,9 @@ class WorkerPool(Shell):
             )
 
     def _record_takeover(self, takeover: Takeover, previous: Holder) -> None:
-        from pivot.events.store import EventStore
-        from pivot.pipeline.project import events_path
+        from pivot.events.location import open_project_store
 
-        with EventStore.open(events_path(self.engine.root)) as store:
+        with open_project_store(self.engine.root) as store:
             found = takeover.events(store, previous)
         self.ctx.sink.emit(*found)
 

@@ -149,10 +149,9 @@ def run(
         _print_dry_run(the_plan, as_json)
         return
 
-    from pivot.events.store import EventStore
+    from pivot.events.location import open_project_store
     from pivot.pipeline.interrupted import Takeover, describe
     from pivot.pipeline.lock import run_lock
-    from pivot.pipeline.project import events_path
 
     def waiting(holder: str) -> None:
         print(f"waiting for another pivot run (pid {holder}) to finish...", file=sys.stderr)
@@ -163,7 +162,7 @@ def run(
         previous = stack.enter_context(
             run_lock(project.root, on_wait=waiting, on_leftover=takeover.on_leftover)
         )
-        store = EventStore.open(events_path(project.root))
+        store = open_project_store(project.root)
         stack.callback(store.close)
         # Holding the lock, no wave runs: a wave left open was interrupted.
         found = takeover.events(store, previous)

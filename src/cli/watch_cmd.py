@@ -134,11 +134,10 @@ def watch(
     """
     from pivot.actors.system import WatchOptions, WatchSystem
     from pivot.cli.store_access import store_errors
-    from pivot.events.store import EventStore
+    from pivot.events.location import open_project_store
     from pivot.pipeline.errors import PipelineError
     from pivot.pipeline.loader import find_pipeline
     from pivot.pipeline.pool import default_jobs
-    from pivot.pipeline.project import events_path
     from pivot.watch.job_watchers import job_watchers_starter
     from pivot.watch.pipeline_engine import PipelineEngine
 
@@ -149,7 +148,7 @@ def watch(
         raise typer.Exit(2) from None
     mode = display or (DisplayMode.tui if sys.stdout.isatty() else DisplayMode.plain)
     with store_errors():  # a damaged or unwritable .pivot/: one line, before anything starts
-        store = EventStore.open(events_path(pipeline_file.parent))
+        store = open_project_store(pipeline_file.parent)
     engine = PipelineEngine(pipeline_file, standby=standby, say=_note)
     options = WatchOptions(
         targets=tuple(stages or ()),
