@@ -36,8 +36,8 @@ def ui(
         typer.Option(
             "--watchers/--no-watchers",
             help="Host the project's job watchers here, so a watcher created in the page "
-            "starts watching at once (use --no-watchers when `pivot watch` or "
-            "`pivot watchers run` already hosts them).",
+            "starts watching at once; while another process (`pivot watch`, `pivot "
+            "watchers run`) hosts them, stand by and take over when it stops.",
         ),
     ] = True,
     tick: Annotated[

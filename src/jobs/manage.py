@@ -111,9 +111,14 @@ def add_watchers(
     return ids
 
 
-def copy_watcher(store: EventStore, watcher_id: str, job_id: str, host: str = "local") -> str:
-    """Attach a copy of a watcher's definition to another job (ssync's "copy to job")."""
-    ws = find(load_book(store), watcher_id)
+def copy_watcher(
+    store: EventStore, watcher_id: str, job_id: str, host: str = "local", book: Book | None = None
+) -> str:
+    """Attach a copy of a watcher's definition to another job (ssync's "copy to job").
+
+    ``book``: the watchers as already folded (e.g. by ``pivot ui``); default: fold the log.
+    """
+    ws = find(book if book is not None else load_book(store), watcher_id)
     (new_id,) = add_watchers(store, [ws.definition], job_id, host)
     return new_id
 

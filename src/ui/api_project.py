@@ -207,7 +207,9 @@ async def status(request: Request) -> JSONResponse:
     """GET /api/status: what this server is doing."""
     ctx = _ctx(request)
     return JSONResponse(
-        {"seq": ctx.feed.seq, "hosting_watchers": ctx.hosting, "store": ctx.store.location,
+        {"seq": ctx.feed.seq, "hosting_watchers": ctx.hosting,
+         "watchers_standby": ctx.runtime is not None and not ctx.hosting,
+         "store": ctx.store.location,
          "store_kind": ctx.store.kind, "feed_error": ctx.feed.error or None,
          "auth": bool(ctx.token)}
     )  # fmt: skip

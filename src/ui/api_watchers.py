@@ -207,6 +207,37 @@ async def delete_watcher(request: Request) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(_change, ctx, "delete", wid))
 
 
+def _copy(ctx: UiContext, watcher_id: str, body: Any) -> dict[str, Any]:
+    from pivot.jobs.config import ConfigError
+    from pivot.jobs.manage import ManageError, copy_watcher
+    from pivot.ui.api_templates import warnings_for
+
+    job_id, host, rest = parse_new_watcher(body)
+    if rest:
+        raise ApiError(422, "a copy takes only job_id and hostname (edit it afterwards)",
+                       sorted(rest)[0])  # fmt: skip
+    try:
+        ctx.config.host(host)
+    except ConfigError as exc:
+        raise ApiError(422, str(exc), "hostname") from None
+    with ctx.feed.lock:
+        try:
+            new_id = copy_watcher(ctx.store, watcher_id, job_id, host, ctx.feed.book)
+        except ManageError as exc:
+            raise from_user_error(exc) from None
+    ctx.feed.poll()
+    with ctx.feed.lock:
+        definition = ctx.feed.book.watchers[new_id].definition
+    return {**_watcher(ctx, new_id), "warnings": warnings_for(ctx, definition, job_id, host)}
+
+
+async def copy_to_job(request: Request) -> JSONResponse:
+    """POST /api/watchers/{id}/copy {"job_id", "hostname"?}: the same watcher on another job."""
+    body = await read_body(request)
+    ctx, wid = _ctx(request), request.path_params["watcher_id"]
+    return JSONResponse(await run_in_threadpool(_copy, ctx, wid, body), status_code=201)
+
+
 def _trigger(ctx: UiContext, watcher_id: str, body: Any) -> dict[str, Any]:
     from pivot.events.watchers import ActionFailed, ActionSucceeded, ActionSuppressed
     from pivot.events.watchers import WatcherMatched as Matched
@@ -308,6 +339,7 @@ def routes() -> list[Route]:
         Route("/api/watchers/{watcher_id}", get_watcher, methods=["GET"]),
         Route("/api/watchers/{watcher_id}", edit_watcher, methods=["PUT"]),
         Route("/api/watchers/{watcher_id}", delete_watcher, methods=["DELETE"]),
+        Route("/api/watchers/{watcher_id}/copy", copy_to_job, methods=["POST"]),
         Route("/api/watchers/{watcher_id}/pause", pause_watcher, methods=["POST"]),
         Route("/api/watchers/{watcher_id}/resume", resume_watcher, methods=["POST"]),
         Route("/api/watchers/{watcher_id}/trigger", trigger_watcher, methods=["POST"]),

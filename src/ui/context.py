@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pivot.events.store import EventStore
 from pivot.jobs.config import Config
@@ -19,8 +20,9 @@ class UiContext:
     """One ``pivot ui`` server's world.
 
     ``token``: the bearer token every API and WebSocket request must carry
-    ("" = none, only allowed on loopback). ``hosting``: whether this process
-    hosts the project's job watchers (else another one does, or none).
+    ("" = none, only allowed on loopback). ``runtime``: the project's job
+    watchers started here; it hosts them, or stands by while another process
+    does (one host per project) and takes over when that one stops.
     """
 
     store: EventStore
@@ -28,8 +30,13 @@ class UiContext:
     feed: Feed
     root: Path
     token: str = ""
-    hosting: bool = False
+    runtime: Any = None  # the job watchers' handle (pivot.jobs.runtime), None with --no-watchers
     bind: str = "127.0.0.1"  # the address it listens on (decides which Host names it answers)
+
+    @property
+    def hosting(self) -> bool:
+        """Whether this process hosts the project's job watchers now."""
+        return self.runtime is not None and bool(self.runtime.hosting)
 
     def job_book(self, watcher_id: str) -> Book:
         """A private copy of the watchers and record of one watcher's job (for ``trigger``).

@@ -136,6 +136,11 @@ def openapi() -> dict[str, Any]:
             "delete": _op("remove a watcher (its history stays)", _OBJ, params=[_WID],
                           errors=error4),
         },
+        "/api/watchers/{watcher_id}/copy": {"post": _op(
+            "attach a copy to another job", watcher, params=[_WID], status="201",
+            body={"type": "object", "required": ["job_id"], "properties": {
+                "job_id": {"type": "string"}, "hostname": {"type": "string"}}},
+            errors=("400", "401", "404", "422"))},
         "/api/watchers/{watcher_id}/pause": {"post": _op("pause", watcher, params=[_WID],
                                                          errors=("401", "404", "409"))},
         "/api/watchers/{watcher_id}/resume": {"post": _op("resume", watcher, params=[_WID],

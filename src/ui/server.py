@@ -66,7 +66,7 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
                 store, config, tick_seconds=options.tick_seconds, command="pivot ui"
             )
         ctx = UiContext(store=store, config=config, feed=feed, root=root, token=options.token,
-                        hosting=runtime is not None, bind=options.host)  # fmt: skip
+                        runtime=runtime, bind=options.host)  # fmt: skip
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(ctx),

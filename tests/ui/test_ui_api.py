@@ -17,7 +17,7 @@ import pytest
 import slurm_cluster
 from jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
 from pgserver import postgres_url  # noqa: F401 - pytest fixture
-from ui_server import pivot, receive_until, running_ui, wait_for
+from ui_server import pivot, receive_until, running_ui, start_ui, wait_for
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pivot.ui.app import routes
@@ -109,11 +109,30 @@ def test_watchers_crud_and_control_on_a_real_job(
         assert stats["top_watchers"][0]["watcher_id"] == wid
         assert stats["events_last_hour"] > 0
 
+        # Edit: same id, a new definition; the job stays.
+        edited = ui.http.put(f"/api/watchers/{wid}", json={**LOSS, "name": "loss (edited)",
+                                                           "interval_seconds": 2})  # fmt: skip
+        assert edited.status_code == 200, edited.text
+        assert (edited.json()["id"], edited.json()["name"]) == (wid, "loss (edited)")
+        assert edited.json()["changed"] is True and edited.json()["interval_seconds"] == 2
+        assert ui.get(f"/api/watchers/{wid}")["name"] == "loss (edited)"
+        moved = ui.http.put(f"/api/watchers/{wid}", json={**LOSS, "job_id": str(int(job) + 1000)})
+        assert (moved.status_code, moved.json()["field"]) == (422, "job_id")
+        # Copy to another job: a new watcher with the same definition.
+        other = _submit(slurm, job_dir, "other")
+        copied = ui.post(f"/api/watchers/{wid}/copy", {"job_id": other}, 201)
+        assert copied["id"] != wid and copied["job_id"] == other
+        assert copied["name"] == "loss (edited)" and copied["pattern"] == LOSS["pattern"]
+        wait_for(lambda: ui.get(f"/api/watchers/{copied['id']}")["trigger_count"] > 0,
+                 what="the copy matches the other job's output")  # fmt: skip
+        ui.http.delete(f"/api/watchers/{copied['id']}")
+        slurm.run("scancel", other)
+
         removed = ui.http.delete(f"/api/watchers/{wid}")
         assert removed.status_code == 200 and removed.json()["state"] == "removed"
         assert ui.http.get(f"/api/watchers/{wid}").status_code == 404
         assert ui.get("/api/watchers")["count"] == 0
-        assert ui.get("/api/watchers", state="removed")["count"] == 1
+        assert ui.get("/api/watchers", state="removed")["count"] == 2  # and the copy
     slurm.run("scancel", job)
 
 
@@ -160,6 +179,13 @@ def test_every_bad_request_is_a_4xx_naming_the_field(tmp_path: Path) -> None:
             ((404, "id"), "POST", "/api/watchers/nosuch/resume", None),
             ((404, "id"), "POST", "/api/watchers/nosuch/trigger", None),
             ((404, "id"), "DELETE", "/api/watchers/nosuch", None),
+            ((404, "id"), "PUT", "/api/watchers/nosuch", {"name": "x"}),
+            ((422, "pattern"), "PUT", f"/api/watchers/{wid}", {**LOSS, "pattern": "(a"}),
+            ((422, "colour"), "PUT", f"/api/watchers/{wid}", {**LOSS, "colour": "red"}),
+            ((400, "body"), "PUT", f"/api/watchers/{wid}", [1]),
+            ((404, "id"), "POST", "/api/watchers/nosuch/copy", {"job_id": "5"}),
+            ((422, "job_id"), "POST", f"/api/watchers/{wid}/copy", {}),
+            ((422, "name"), "POST", f"/api/watchers/{wid}/copy", {"job_id": "5", "name": "x"}),
             ((404, "id"), "GET", "/api/watchers/nosuch/metrics", None),
             ((409, None), "POST", f"/api/watchers/{wid}/resume", None),
             ((422, "text"), "POST", f"/api/watchers/{wid}/trigger", {"text": "no match here"}),
@@ -210,6 +236,20 @@ def test_every_bad_request_is_a_4xx_naming_the_field(tmp_path: Path) -> None:
             conn.recv(timeout=30)
         assert bad.value.rcvd is not None and bad.value.rcvd.code == 1008
         assert ui.get("/api/watchers")["count"] == 1  # nothing bad was added
+
+
+def test_one_host_of_the_watchers_a_second_ui_stands_by_and_takes_over(tmp_path: Path) -> None:
+    (tmp_path / "pivot.toml").write_text("")
+    first = start_ui(tmp_path, "--tick", "0.2")
+    try:
+        assert first.get("/api/status")["hosting_watchers"] is True
+        with running_ui(tmp_path, "--tick", "0.2") as second:
+            status = second.get("/api/status")
+            assert (status["hosting_watchers"], status["watchers_standby"]) == (False, True)
+            first.stop()
+            wait_for(lambda: second.get("/api/status")["hosting_watchers"], what="the takeover")
+    finally:
+        first.stop()
 
 
 def test_a_token_guards_every_api_and_websocket_request(tmp_path: Path) -> None:

@@ -107,7 +107,16 @@ def test_create_from_template_see_matches_live_pause_copy_and_chart(
         copy_form.get_by_label("Running job").select_option(second)
         copy_form.get_by_role("button", name="Create watcher").click()
         expect(page.locator("article.card")).to_have_count(2, timeout=30_000)
-        expect(page.locator("article.card", has_text=second)).to_contain_text("(copy)")
+        ids = page.locator("article.card").evaluate_all("cs => cs.map(c => c.dataset.watcher)")
+        copy_card = page.locator(f"article[data-watcher='{next(i for i in ids if i != wid)}']")
+        expect(copy_card).to_contain_text("(copy)")
+        expect(copy_card.locator(".facts")).to_contain_text(second)
+        # Edit in place: same card (same id), new name.
+        copy_card.get_by_role("button", name="Edit").click()
+        edit_form = page.get_by_role("form", name="New watcher")
+        edit_form.get_by_label("Name", exact=True).fill("loss on finetune")
+        edit_form.get_by_role("button", name="Save").click()
+        expect(copy_card.locator(".name")).to_have_text("loss on finetune", timeout=30_000)
         page.get_by_role("button", name="By job").click()
         expect(page.locator("section.group")).to_have_count(2)
         card.locator(".card-head").click()  # expand: captures, actions, the last trigger
