@@ -9,6 +9,7 @@ is stopped in reverse order on the way out.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import webbrowser
 from collections.abc import Callable
@@ -54,7 +55,12 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
 
     root = find_project_root()
     config = load_config(root)
-    store = EventStore.open(resolve_store_location(options.store))
+    listening = _listen(options.host, options.port)
+    try:
+        store = EventStore.open(resolve_store_location(options.store))
+    except BaseException:
+        listening.close()
+        raise
     feed = Feed(store)
     runtime = None
     try:
@@ -79,12 +85,34 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
             )
         )
         _announce(server, options, say)
-        server.run()
+        server.run(sockets=[listening])
     finally:
         if runtime is not None:
             runtime.stop()
         feed.stop()
         store.close()
+        listening.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here rather than by uvicorn.
+
+    A port in use or a host name that does not resolve then raises
+    ``OSError`` to the caller (one line, exit 1) before the store is opened
+    or the watchers' lease taken; uvicorn would log it and ``sys.exit(3)``.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _announce(server: object, options: ServeOptions, say: Callable[[str], None]) -> None:

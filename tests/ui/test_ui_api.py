@@ -478,3 +478,20 @@ def test_what_the_page_changes_is_recorded_as_done_by_the_page(tmp_path: Path) -
     actors = {e["type"]: e["actor"] for e in map(json.loads, out.splitlines())}
     assert actors == {"watcher.created": "ui", "watcher.paused": "ui", "watcher.resumed": "ui",
                       "watcher.edited": "ui", "watcher.removed": "ui"}  # fmt: skip
+
+
+def test_a_port_in_use_or_an_unknown_host_is_one_line_exit_1(tmp_path: Path) -> None:
+    import socket
+
+    (tmp_path / "pivot.toml").write_text("")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = pivot(tmp_path, "ui", "--no-watchers", "--port", str(port), ok=False)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert r.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"]  # fmt: skip
+    r = pivot(tmp_path, "ui", "--no-watchers", "--host", "nosuch.invalid", "--token", "t",
+              ok=False)  # fmt: skip
+    assert r.returncode == 1 and r.stderr.startswith("error: cannot listen on nosuch.invalid:")
