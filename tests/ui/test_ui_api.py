@@ -495,3 +495,6 @@ def test_a_port_in_use_or_an_unknown_host_is_one_line_exit_1(tmp_path: Path) -> 
     r = pivot(tmp_path, "ui", "--no-watchers", "--host", "nosuch.invalid", "--token", "t",
               ok=False)  # fmt: skip
     assert r.returncode == 1 and r.stderr.startswith("error: cannot listen on nosuch.invalid:")
+    server = start_ui(tmp_path, "--no-watchers")
+    server.stop()  # Ctrl-C
+    assert server.proc.returncode == 130
