@@ -279,7 +279,7 @@ def test_kill_9_of_the_host_the_other_takes_over_where_it_stopped(
         _, watcher = submit(job_dir, env)
         wait_for(lambda: len(payloads(store, "watcher.matched")) >= 5, what="5 matches")
         first.kill()
-        [took] = wait_for(lambda: hosting(store, second.pid), timeout=30, what="takeover")  # type: ignore[misc]
+        [took] = wait_for(lambda: hosting(store, second.pid), timeout=30, what="takeover")
         assert took["reason"] == "holder gone"
         assert took["previous"].startswith(f"pid {first.pid} on ")
         wait_all_done(store, watcher)
@@ -312,7 +312,7 @@ def test_watch_and_watchers_run_share_one_host(
         wait_for(lambda: len(payloads(store, "action.succeeded")) >= 5, what="5 actions")
         # The host stops (Ctrl-C): it releases the lease; pivot watch takes over at once.
         assert runner.interrupt() == 130, runner.text()
-        [took] = wait_for(lambda: hosting(store, watch.pid), timeout=30, what="takeover")  # type: ignore[misc]
+        [took] = wait_for(lambda: hosting(store, watch.pid), timeout=30, what="takeover")
         assert took["reason"] == "free"
         wait_all_done(store, watcher)
         watch.interrupt()

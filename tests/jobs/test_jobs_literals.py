@@ -8,6 +8,8 @@ the letters Unicode case folding treats specially (the Kelvin sign folds to
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import re2
 from hypothesis import HealthCheck, given, settings
@@ -81,7 +83,9 @@ def _lines() -> st.SearchStrategy[list[str]]:
     return st.lists(line, min_size=1, max_size=12)
 
 
-def _reference(source: str, chunk: bytes, skip: tuple[bytes, ...]) -> list[tuple[str, tuple]]:
+def _reference(
+    source: str, chunk: bytes, skip: tuple[bytes, ...]
+) -> list[tuple[str, tuple[Any, ...]]]:
     """Plain RE2, one line at a time, with the scan's own-source-text rule."""
     regexp = re2.compile(source.encode())
     out = []

@@ -92,7 +92,7 @@ def _requests(yaml_text: str, line: str) -> tuple[list[ActionRequested], int]:
 
 
 def _runner(config: Config) -> ActionRunner:
-    return ActionRunner(config, {}, lambda *_: (_ for _ in ()).throw(AssertionError()))  # type: ignore[arg-type]
+    return ActionRunner(config, {}, lambda *_: (_ for _ in ()).throw(AssertionError()))
 
 
 def test_email_is_sent_and_captured_text_cannot_add_headers(
@@ -155,7 +155,7 @@ def test_ssync_message_is_the_mail_body_and_reason_is_recorded(smtp: tuple[int, 
     [(_, raw)] = box.messages
     msg = message_from_bytes(raw)
     assert msg["Subject"] == "Job 77 cancelled - CUDA OOM"
-    assert msg.get_payload().strip() == "Error: CUDA out of memory"
+    assert str(msg.get_payload()).strip() == "Error: CUDA out of memory"
 
 
 TWO_ACTIONS = (

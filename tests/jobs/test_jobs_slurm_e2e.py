@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import slurm_cluster
@@ -24,15 +25,17 @@ from pivot.jobs.definition import parse_watchers
 from pivot.jobs.manage import add_watchers, submit_job
 from pivot.jobs.runtime import start_watchers
 
+T = TypeVar("T")
+
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
 def wait_for(
-    cond: Callable[[], object],
+    cond: Callable[[], T],
     timeout: float = 90.0,
     what: str = "",
     store: EventStore | None = None,
-) -> object:
+) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = cond()
@@ -158,7 +161,7 @@ def test_job_end_watcher_resubmits_a_failed_job_with_a_modified_option(
             what="resubmission",
             store=store,
         )  # fmt: skip
-        [new] = resubmits  # type: ignore[misc]
+        [new] = resubmits
         info = slurm.run("scontrol", "--oneliner", "show", "job", new.job_id).stdout
         assert "JobName=flaky-retry " in info
         assert "TimeLimit=00:05:00" in info

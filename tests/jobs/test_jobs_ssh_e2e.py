@@ -77,7 +77,7 @@ def test_resubmit_over_ssh_of_a_job_pivot_did_not_submit(
     add_watchers(store, parse_watchers(watcher), job_id, host="cluster")
     runtime = start_watchers(store, config, tick_seconds=0.2)
     try:
-        [new] = wait_for(  # type: ignore[misc]
+        [new] = wait_for(
             lambda: [e for e in events_of(store, JobSubmitted) if isinstance(e, JobSubmitted)],
             what="resubmission",
             store=store,

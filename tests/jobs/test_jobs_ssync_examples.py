@@ -219,7 +219,7 @@ def test_all_five_on_a_real_job(
     assert stdout.count(f"CUDA OOM Error Handler ({ids['oom']}) cancel_job ok") == 1
     mails = {message_from_bytes(raw)["Subject"]: message_from_bytes(raw) for _, raw in box.messages}
     oom_mail = mails[f"Job {job_id} cancelled - CUDA OOM"]
-    assert oom_mail.get_payload().strip() == "Error: CUDA out of memory"
+    assert str(oom_mail.get_payload()).strip() == "Error: CUDA out of memory"
 
     acc = cli_json(project, "watchers", "show", ids["acc"])
     assert [(a["type"], a["result"]) for a in acc["actions"]] == [

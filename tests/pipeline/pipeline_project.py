@@ -54,7 +54,8 @@ class Project:
 
     def run_json(self, *args: str, ok: bool | None = True) -> dict[str, Any]:
         proc = self.cli("run", "--json", *args, ok=ok)
-        return json.loads(proc.stdout)
+        doc: dict[str, Any] = json.loads(proc.stdout)
+        return doc
 
     def ran(self, *args: str) -> list[str]:
         """Stages that succeeded in a `pivot run` (in completion-agnostic plan order)."""

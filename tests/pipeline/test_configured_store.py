@@ -66,6 +66,7 @@ def test_pivot_watch_records_into_the_configured_store(tmp_path: Path) -> None:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
+        assert watch.stderr is not None
         assert finished.wait(120), watch.stderr.read() if watch.poll() is not None else "timeout"
     finally:
         watch.send_signal(signal.SIGINT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pipeline_project import HEADER, make_project
 
@@ -38,7 +39,7 @@ def after_good(src: Annotated[Path, Dep("good.txt")],
 )
 
 
-def _statuses(doc: dict) -> dict[str, str]:
+def _statuses(doc: dict[str, Any]) -> dict[str, str]:
     return {s["stage"]: s["status"] for s in doc["stages"]}
 
 

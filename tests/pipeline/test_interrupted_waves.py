@@ -11,6 +11,7 @@ from pathlib import Path
 from pipeline_project import HEADER, PIVOT, make_project
 
 from pivot.events import pipeline as ev
+from pivot.events.base import Event
 from pivot.events.store import EventStore
 from pivot.pipeline import lifeline, proctree
 from pivot.pipeline.interrupted import close_unfinished, describe
@@ -110,7 +111,7 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-unty
         time.sleep(0.02)
 
 
-def _events(root: Path) -> list[ev.Event]:
+def _events(root: Path) -> list[Event]:
     with EventStore.open(str(root / ".pivot/events.db")) as store:
         return [r.event for r in store.read()]
 

@@ -68,7 +68,9 @@ def test_only_racy_caches_are_dropped(tmp_path: Path) -> None:
 
     src = tmp_path / "mod.py"
     src.write_text("X = 1\n")
-    pyc = Path(py_compile.compile(str(src), doraise=True))
+    compiled = py_compile.compile(str(src), doraise=True)
+    assert compiled is not None  # doraise: None only when compiling failed quietly
+    pyc = Path(compiled)
     recorded = struct.unpack("<I", pyc.read_bytes()[8:12])[0]
     os.utime(pyc, (recorded + 5, recorded + 5))  # written well after the save: safe
     assert not is_racy(pyc)
@@ -77,9 +79,9 @@ def test_only_racy_caches_are_dropped(tmp_path: Path) -> None:
     assert is_racy(pyc)
     assert drop_racy_bytecode([src]) == [pyc]
     assert not pyc.exists()
-    checked = Path(
-        py_compile.compile(
-            str(src), doraise=True, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
-        )
+    compiled = py_compile.compile(
+        str(src), doraise=True, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
     )
+    assert compiled is not None
+    checked = Path(compiled)
     assert not is_racy(checked)  # compares content, never stale

@@ -42,11 +42,11 @@ def test_storage_error_names_the_problem_and_ignores_what_is_not_one(tmp_path: P
     denied = storage_error(OSError(errno.EACCES, "Permission denied"), path, "the log")
     assert denied is not None and "cannot write in" in str(denied)
     damaged = sqlite3.DatabaseError("file is not a database")
-    damaged.sqlite_errorcode = 26  # type: ignore[attr-defined]
+    damaged.sqlite_errorcode = 26
     error = storage_error(damaged, path, "the log")
     assert error is not None and "damaged" in str(error) and "mv " in str(error)
     locked = sqlite3.OperationalError("database is locked")
-    locked.sqlite_errorcode = 5  # type: ignore[attr-defined]
+    locked.sqlite_errorcode = 5
     assert storage_error(locked, path, "the log") is None
     assert storage_error(ValueError("a bug"), path, "the log") is None
 

@@ -228,9 +228,9 @@ def test_every_bad_request_is_a_4xx_naming_the_field(tmp_path: Path) -> None:
             r = ui.http.post("/api/watchers", json=good, headers=headers)
             assert (r.status_code, r.json()["field"]) == (403, "origin"), headers
         with pytest.raises(InvalidStatus) as cross_site:
-            ui.ws("/ws/watchers", origin="http://evil.example").close()  # type: ignore[arg-type]
+            ui.ws("/ws/watchers", origin="http://evil.example").close()
         assert cross_site.value.response.status_code == 403
-        with ui.ws("/ws/watchers", origin=ui.url) as conn:  # type: ignore[arg-type]
+        with ui.ws("/ws/watchers", origin=ui.url) as conn:
             assert json.loads(conn.recv(timeout=30))["type"] == "hello"
         with ui.ws("/ws/watchers?after=%C2%B2") as conn, pytest.raises(ConnectionClosed) as bad:
             conn.recv(timeout=30)
@@ -348,7 +348,7 @@ def test_openapi_lists_exactly_the_routes() -> None:
         (r.path, m)
         for r in routes()
         if isinstance(r, Route) and r.path.startswith("/api/")
-        for m in (r.methods or ()) - {"HEAD"}
+        for m in (r.methods or set()) - {"HEAD"}
     }
     assert documented == served
 
@@ -452,7 +452,7 @@ def test_a_nan_metric_is_null_in_every_answer_and_push(tmp_path: Path) -> None:
             assert _strict(conn.recv(timeout=30))["type"] == "hello"
             for text in ("loss=0.5", "loss=nan", "loss=inf"):
                 assert ui.post(f"/api/watchers/{wid}/trigger", {"text": text})["success"]
-            pushed = []
+            pushed: list[dict[str, Any]] = []
             while len(pushed) < 3:
                 msg = _strict(conn.recv(timeout=30))
                 if msg["type"] == "watcher_event" and msg["event"]["type"] == "metric.stored":

@@ -150,7 +150,7 @@ def test_create_from_template_see_matches_live_pause_copy_and_chart(
 
 def test_the_page_asks_for_the_token_and_takes_it_from_the_address(tmp_path: Path) -> None:
     require(CHROMIUM.exists(), "Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import Dialog, expect, sync_playwright
 
     (tmp_path / "pivot.toml").write_text("")
     with running_ui(tmp_path, "--no-watchers", token="s3cret") as ui, sync_playwright() as pw:
@@ -160,7 +160,12 @@ def test_the_page_asks_for_the_token_and_takes_it_from_the_address(tmp_path: Pat
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page()
         dialogs: list[str] = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+        def dismiss(dialog: Dialog) -> None:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", dismiss)
         page.goto(ui.url + "/")
         page.get_by_label("This server needs its token", exact=False).fill("s3cret")
         page.get_by_role("button", name="Use token").click()

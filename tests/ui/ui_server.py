@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 from websockets.sync.client import ClientConnection, connect
+from websockets.sync.connection import Connection
 
 PIVOT = [str(Path(sys.executable).with_name("pivot"))]
 _URL = re.compile(r"pivot ui on (http://[^ ]+?)/?(#token=\S+)? ")
@@ -138,7 +139,7 @@ def wait_for(cond: Callable[[], Any], timeout: float = 90.0, what: str = "") -> 
 
 
 def receive_until(
-    conn: ClientConnection, cond: Callable[[dict[str, Any]], bool], timeout: float = 60.0
+    conn: Connection, cond: Callable[[dict[str, Any]], bool], timeout: float = 60.0
 ) -> list[dict[str, Any]]:
     """Messages received until one satisfies ``cond`` (included)."""
     got: list[dict[str, Any]] = []

@@ -131,11 +131,13 @@ def test_supervisor_restarts_then_gives_up() -> None:
     for attempt in range(1, 4):
         old = ctx.registry.get("fragile")
         ctx.registry.tell("fragile", "crash")
-        events.wait_for(
-            lambda items, n=attempt: len([e for e in items if isinstance(e, ActorRestarted)]) == n
-        )
+
+        def restarted(items: list[Any], n: int = attempt) -> bool:
+            return len([e for e in items if isinstance(e, ActorRestarted)]) == n
+
+        events.wait_for(restarted)
         new = ctx.registry.get("fragile")
-        assert new is not old and new.ask("hello", timeout=10) == "ok"
+        assert new is not None and new is not old and new.ask("hello", timeout=10) == "ok"
     ctx.registry.tell("fragile", "crash")
     events.wait_for(lambda items: any(isinstance(e, SupervisorGaveUp) for e in items))
     assert ctx.shutdown.event.is_set() and "boom" in ctx.shutdown.error

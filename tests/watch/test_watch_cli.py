@@ -294,7 +294,11 @@ def test_changes_during_a_wave_form_exactly_one_follow_up(
     for i in range(3):  # three separate batches, each seen waiting
         p = w.mark()
         slow.write_text(f"go {i}\n")
-        w.wait_for(lambda _, p=p: w.events("changes.pending", p))
+
+        def pending(_: list[Any], since: int = p) -> list[dict[str, Any]]:
+            return w.events("changes.pending", since)
+
+        w.wait_for(pending)
     (project / "gate").write_text("open\n")
     starts = w.wave_done(m, n=2)
     assert [s["stages"] for s in starts] == [["slow"], ["slow"]]

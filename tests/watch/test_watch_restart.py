@@ -119,7 +119,7 @@ def test_failed_restart_is_reported_and_the_next_wave_retries(tmp_path: Path) ->
         # A code change whose restart fails: reported, nothing runs.
         workers.fail_next.set()
         coordinator.tell(Batch(frozenset({str(tmp_path / "helpers.py")}), 1))
-        events.wait_for(lambda items: [e for e in items if isinstance(e, WorkersRestartFailed)])
+        events.wait_for(lambda items: any(isinstance(e, WorkersRestartFailed) for e in items))
         failed = events.of(WorkersRestartFailed)
         assert "cannot fork" in failed[0].error
         assert len(events.of(WaveFinished)) == 2

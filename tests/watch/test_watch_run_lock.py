@@ -76,7 +76,7 @@ def test_watch_wave_waits_for_a_pivot_run_in_another_terminal(
         records = list(store.read(types=[WaveStarted.TYPE, WaveFinished.TYPE]))
     seq_of = {(type(r.event).__name__, r.event.wave_id): r.seq for r in records}  # type: ignore[attr-defined]
     run_waves = [
-        r.event.wave_id  # type: ignore[attr-defined]
+        r.event.wave_id
         for r in records
         if isinstance(r.event, WaveStarted) and r.event.stages == ("slow",)
     ]
