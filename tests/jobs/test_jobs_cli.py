@@ -7,29 +7,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import slurm_cluster
+from jobs_e2e import PIVOT, job_state, pivot, wait_for
 from jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
-from test_jobs_slurm_e2e import job_state, wait_for
-
-PIVOT = [str(Path(sys.executable).with_name("pivot"))]
-
-
-def pivot(project: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PIVOT_EVENT_STORE"}
-    env["XDG_CONFIG_HOME"] = str(project / "no-user-config")
-    r = subprocess.run(
-        [*PIVOT, *args], cwd=project, env=env, capture_output=True, text=True, timeout=120,
-        check=False,
-    )  # fmt: skip
-    assert "Traceback" not in r.stderr, r.stderr
-    if ok:
-        assert r.returncode == 0, (r.stdout, r.stderr)
-    return r
 
 
 @pytest.fixture

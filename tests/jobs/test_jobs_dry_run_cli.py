@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_jobs_cli import pivot
+from jobs_e2e import pivot
 
 
 @pytest.fixture

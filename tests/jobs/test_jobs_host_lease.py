@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 import slurm_cluster
+from jobs_e2e import wait_for
 from jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
-from test_jobs_slurm_e2e import wait_for
 
 from pivot.events.store import EventStore
 

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 import slurm_cluster
+from jobs_e2e import PIVOT, pivot, wait_for
 from jobs_servers import job_dir, make_config, slurm  # noqa: F401 - pytest fixtures
-from test_jobs_cli import PIVOT, pivot
-from test_jobs_slurm_e2e import wait_for
 
 from pivot.events.store import EventStore
 from pivot.events.watchers import ActionSucceeded

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import slurm_cluster
+from jobs_e2e import wait_for
 from jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
 from test_jobs_host_lease import Proc, payloads, procs, submit  # noqa: F401 - procs: fixture
-from test_jobs_slurm_e2e import wait_for
 
 from pivot.events.store import EventStore
 

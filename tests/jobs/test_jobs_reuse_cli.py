@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 import slurm_cluster
+from jobs_e2e import PIVOT, job_state, pivot, wait_for
 from jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
-from test_jobs_cli import PIVOT, pivot
-from test_jobs_slurm_e2e import job_state, wait_for
 
 from pivot.jobs.templates import templates
 

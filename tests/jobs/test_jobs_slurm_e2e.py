@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import slurm_cluster
+from jobs_e2e import OOM_WATCHER, events_of, job_state, oom_script, wait_for
 from jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
 
-from pivot.events.base import Event
 from pivot.events.jobs import JobSubmitted
 from pivot.events.store import EventStore
 from pivot.events.watchers import (
@@ -25,36 +23,7 @@ from pivot.jobs.definition import parse_watchers
 from pivot.jobs.manage import add_watchers, submit_job
 from pivot.jobs.runtime import start_watchers
 
-T = TypeVar("T")
-
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
-
-def wait_for(
-    cond: Callable[[], T],
-    timeout: float = 90.0,
-    what: str = "",
-    store: EventStore | None = None,
-) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.2)
-    log = ""
-    if store is not None:  # the story so far, to see where it stopped
-        log = "\n".join(f"{r.seq} {r.event!r}"[:400] for r in store.read())
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{log}")
-
-
-def events_of(store: EventStore, cls: type[Event]) -> list[Event]:
-    return [r.event for r in store.read(types=[cls.TYPE])]
-
-
-def job_state(slurm: slurm_cluster.Cluster, job_id: str) -> str:
-    out = slurm.run("squeue", "--noheader", "--states=all", "--format=%T", f"--jobs={job_id}")
-    return out.stdout.strip()
 
 
 @pytest.fixture
@@ -62,30 +31,6 @@ def store(tmp_path: Path) -> Iterator[EventStore]:
     s = EventStore.open(tmp_path / "events.db")
     yield s
     s.close()
-
-
-OOM_WATCHER = """\
-name: CUDA OOM
-pattern: "(CUDA out of memory|OutOfMemoryError)"
-captures: [error]
-interval_seconds: 0.5
-max_triggers: 1
-actions:
-  - type: cancel_job
-  - type: log_event
-    params: {message: "OOM on ${JOB_ID}: $error"}
-"""
-
-
-def oom_script(job_dir: Path) -> str:
-    return f"""#!/bin/bash
-#SBATCH --job-name=train
-#SBATCH --output={job_dir}/train-%j.out
-echo "epoch 1 loss=0.9"
-sleep 1
-echo "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
-sleep 300
-"""
 
 
 def test_oom_line_cancels_the_real_job(

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import slurm_cluster
 import sshd_server
+from jobs_e2e import OOM_WATCHER, events_of, job_state, oom_script, wait_for
 from jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
-from test_jobs_slurm_e2e import OOM_WATCHER, events_of, job_state, oom_script, wait_for
 
 from pivot.events.jobs import JobSubmitted
 from pivot.events.store import EventStore

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import slurm_cluster
+from jobs_e2e import events_of, job_state, wait_for
 from jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
-from test_jobs_slurm_e2e import events_of, job_state, wait_for
 
 from pivot.events.jobs import JobLookupFailed, JobLookupRecovered, OutputRead
 from pivot.events.store import EventStore

@@ -22,10 +22,9 @@ from typing import Any
 
 import pytest
 import slurm_cluster
+from jobs_e2e import PIVOT, job_state, pivot, wait_for
 from jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
-from test_jobs_cli import PIVOT, pivot
 from test_jobs_notify import _Mailbox, smtp  # noqa: F401 - pytest fixture
-from test_jobs_slurm_e2e import job_state, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ssync"
 FILES = {

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 import slurm_cluster
+from jobs_e2e import wait_for
 from jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
-from test_jobs_slurm_e2e import wait_for
 
 PIVOT = [str(Path(sys.executable).with_name("pivot"))]
 
