@@ -62,6 +62,10 @@ def load_book(store: EventStore) -> Book:
 
 def find(book: Book, watcher_id: str) -> WatcherState:
     """A watcher by id (or unique id prefix)."""
+    if not watcher_id.strip():
+        # "" is a prefix of every id: with one watcher, `rm "$ID"` with an
+        # unset ID would remove it.
+        raise ManageError("no watcher id given; see `pivot watchers list`")
     ws = book.watchers.get(watcher_id)
     hits: list[WatcherState] = []
     if ws is None:

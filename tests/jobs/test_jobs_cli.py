@@ -129,6 +129,14 @@ def test_config_and_argument_mistakes(project: Path) -> None:
     assert "pivot.toml:3: unknown key 'prot' in [hosts.cluster]" in r.stderr
     r = pivot(project, "watchers", "show", "nope", ok=False)
     assert r.stderr.startswith("error: ")
+    # An empty id (an unset $ID in a script) is not a prefix of every id: with
+    # one watcher, `rm ''` removed it.
+    (project / "pivot.toml").write_text("")
+    pivot(project, "watchers", "add", "w.yaml", "--job", "1", "--no-check")
+    for command in ("rm", "show", "pause"):
+        r = pivot(project, "watchers", command, "", ok=False)
+        assert r.returncode == 1 and r.stderr.startswith("error: no watcher id given"), r.stderr
+    assert "active" in pivot(project, "watchers", "list").stdout
 
 
 def _project_for(slurm: slurm_cluster.Cluster, project: Path, extra: str = "") -> None:
