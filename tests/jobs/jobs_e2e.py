@@ -6,20 +6,36 @@ shows the event log so far, to see where it stopped.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import pytest
 import slurm_cluster
 
 from pivot.events.base import Event
 from pivot.events.store import EventStore
 
-__all__ = ["OOM_WATCHER", "PIVOT", "events_of", "job_state", "oom_script", "pivot", "wait_for"]
+__all__ = [
+    "OOM_WATCHER",
+    "PIVOT",
+    "Proc",
+    "events_of",
+    "job_state",
+    "oom_script",
+    "payloads",
+    "pivot",
+    "procs",
+    "submit",
+    "wait_for",
+]
 
 T = TypeVar("T")
 
@@ -89,3 +105,74 @@ sleep 1
 echo "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
 sleep 300
 """
+
+
+class Proc:
+    """A pivot command running in the background; its output collected as it comes."""
+
+    def __init__(self, project: Path, *args: str, env: dict[str, str]) -> None:
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self.proc = subprocess.Popen(
+            [*PIVOT, *args], cwd=project, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+        self._threads = [
+            threading.Thread(target=self._drain, args=(self.proc.stdout, self.out), daemon=True),
+            threading.Thread(target=self._drain, args=(self.proc.stderr, self.err), daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    @staticmethod
+    def _drain(stream: Any, into: list[str]) -> None:
+        for line in stream:
+            into.append(line.rstrip("\n"))
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def text(self) -> str:
+        return "\n".join(self.out + self.err)
+
+    def interrupt(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(90)
+        for t in self._threads:
+            t.join(10)
+        return code
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(30)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    started: list[Proc] = []
+    yield started
+    for p in started:
+        p.close()
+
+
+def submit(root: Path, env: dict[str, str], script: str = "steps.sh") -> tuple[str, str]:
+    """Submit ``script`` with its embedded watcher: (job id, watcher id)."""
+    r = subprocess.run(
+        [*PIVOT, "jobs", "submit", script, "--json"], cwd=root, env=env,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    [watcher] = out["watchers"]
+    return str(out["job_id"]), str(watcher)
+
+
+def payloads(store: EventStore, type_name: str) -> list[dict[str, Any]]:
+    return [d for _, _, _, d in store.read_payloads(types=[type_name])]

@@ -11,6 +11,7 @@ per session whatever the number of modules.
 from __future__ import annotations
 
 import atexit
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 import slurm_cluster
 import sshd_server
+from aiosmtpd.controller import Controller
 
 from pivot.jobs.config import Config, HostConfig
 
@@ -83,3 +85,26 @@ def make_config(
         return Config(hosts=hosts, **kw)  # type: ignore[arg-type]
 
     return make
+
+
+class Mailbox:
+    """What a loopback SMTP server (the ``smtp`` fixture) received: (recipients, raw message)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Mailbox]]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, box
+    controller.stop()

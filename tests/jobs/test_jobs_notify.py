@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
+from jobs_servers import Mailbox, smtp  # noqa: F401 - smtp: fixture
 
 from pivot.events.base import Event
 from pivot.events.watchers import (
@@ -29,27 +29,6 @@ from pivot.jobs.execute import execute_batch
 from pivot.jobs.patterns import compile_pattern
 from pivot.jobs.state import Book
 from pivot.jobs.tailer import ActionBatch
-
-
-class _Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, _Mailbox]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    box = _Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, box
-    controller.stop()
 
 
 class _Hook:
@@ -96,7 +75,7 @@ def _runner(config: Config) -> ActionRunner:
 
 
 def test_email_is_sent_and_captured_text_cannot_add_headers(
-    smtp: tuple[int, _Mailbox],
+    smtp: tuple[int, Mailbox],
 ) -> None:
     port, box = smtp
     config = Config(smtp=SmtpConfig(host="127.0.0.1", port=port, to=("ops@example.org",)))
@@ -140,7 +119,7 @@ def test_ssync_notify_slack_posts_slacks_body_to_its_url(webhook: tuple[str, _Ho
     assert hook.bodies == [{"text": "Job 77 is 50% complete", "channel": "#alerts"}]
 
 
-def test_ssync_message_is_the_mail_body_and_reason_is_recorded(smtp: tuple[int, _Mailbox]) -> None:
+def test_ssync_message_is_the_mail_body_and_reason_is_recorded(smtp: tuple[int, Mailbox]) -> None:
     port, box = smtp
     config = Config(smtp=SmtpConfig(host="127.0.0.1", port=port, to=("ops@example.org",)))
     text = (

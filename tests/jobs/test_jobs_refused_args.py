@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import slurm_cluster
-from jobs_e2e import wait_for
+from jobs_e2e import Proc, payloads, procs, submit, wait_for  # noqa: F401 - procs: fixture
 from jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
-from test_jobs_host_lease import Proc, payloads, procs, submit  # noqa: F401 - procs: fixture
 
 from pivot.events.store import EventStore
 

@@ -23,8 +23,7 @@ from typing import Any
 import pytest
 import slurm_cluster
 from jobs_e2e import PIVOT, job_state, pivot, wait_for
-from jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
-from test_jobs_notify import _Mailbox, smtp  # noqa: F401 - pytest fixture
+from jobs_servers import Mailbox, job_dir, make_config, slurm, smtp, sshd  # noqa: F401 - pytest fixtures
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ssync"
 FILES = {
@@ -146,7 +145,7 @@ def test_all_five_on_a_real_job(
     slurm: slurm_cluster.Cluster,
     job_dir: Path,
     make_config: Callable[..., object],
-    smtp: tuple[int, _Mailbox],
+    smtp: tuple[int, Mailbox],
 ) -> None:
     port, box = smtp
     project = job_dir
