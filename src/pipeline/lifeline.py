@@ -16,8 +16,10 @@ In the parent (the *coordinator*):
   that end right after, so a child forked there would be killed (or frozen)
   while pivot lives on.
 * :func:`child_env` is what the child's environment must carry
-  (``PIVOT_LIFELINE=<coordinator pid>``); :func:`spawned` lists the children
-  started so far that still run (the run lock records them).
+  (``PIVOT_LIFELINE=<coordinator pid>``) and :func:`exec_prefix` what goes
+  before its command (``setpriv --pdeathsig KILL``: it dies with us even
+  while its interpreter is still starting); :func:`spawned` lists the
+  children started so far that still run (the run lock records them).
 
 In the child, first thing (:func:`arm`):
 
@@ -55,6 +57,7 @@ killed leaves its worker frozen once the coordinator dies; the run lock
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import signal
@@ -161,6 +164,21 @@ def child_env() -> dict[str, str]:
     return {ENV: str(os.getpid())}
 
 
+@functools.cache
+def exec_prefix() -> tuple[str, ...]:
+    """What to put before a child's command so it dies with us from its first instruction.
+
+    ``setpriv --pdeathsig KILL`` (util-linux) sets the parent-death signal
+    before Python even starts, where an interpreter still importing (a second
+    or more on a loaded machine) would otherwise live on until :func:`arm`.
+    Empty where there is no ``setpriv``; :func:`arm` still covers it then.
+    """
+    for candidate in ("/usr/bin/setpriv", "/bin/setpriv"):
+        if os.access(candidate, os.X_OK):
+            return (candidate, "--pdeathsig", "KILL")
+    return ()
+
+
 # -- child side ----------------------------------------------------------------
 
 
@@ -191,6 +209,7 @@ def _start_guard(coordinator: int) -> bool:
     try:
         _here.guard = subprocess.Popen(
             [
+                *exec_prefix(),
                 sys.executable,
                 "-I",
                 "-S",

@@ -393,7 +393,7 @@ def load_fresh(
     # Through the lifeline, so a killed pivot does not leave it loading.
     proc = lifeline.spawn(
         subprocess.Popen,
-        cmd,
+        [*lifeline.exec_prefix(), *cmd],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

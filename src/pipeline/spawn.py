@@ -61,7 +61,8 @@ def install() -> bool:
             cmd: Sequence[str], keep_fds: Sequence[int], env: dict[str, str] | None = None
         ) -> Any:
             env = {**(env or {}), **lifeline.child_env()}
-            return lifeline.spawn(original, [*prefix, *cmd], keep_fds, env=env)
+            argv = [*prefix, *lifeline.exec_prefix(), *cmd]
+            return lifeline.spawn(original, argv, keep_fds, env=env)
 
         # The mark says whether workers get a session of their own.
         setattr(fork_exec_in_new_session, _MARK, setsid is not None)

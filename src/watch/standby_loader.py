@@ -56,7 +56,7 @@ class StandbyLoader:
     def _spawn(self) -> subprocess.Popen[str]:
         return lifeline.spawn(
             subprocess.Popen,
-            [self.python, "-c", _SCRIPT],
+            [*lifeline.exec_prefix(), self.python, "-c", _SCRIPT],
             cwd=self.pipeline_file.parent,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

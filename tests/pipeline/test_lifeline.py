@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from pivot.pipeline import lifeline, proctree
 from pivot.pipeline.pool import StagePool
 from pivot.watch.workers import Workers
@@ -164,3 +166,22 @@ def test_kill_tree_never_kills_init_this_process_or_its_ancestors() -> None:
     assert proctree.kill_tree(os.getpid()) == set()
     assert proctree.kill_tree(os.getppid()) == set()
     assert proctree.kill_tree(os.getppid(), include_root=False) == set()
+
+
+def test_a_child_still_starting_dies_with_its_coordinator() -> None:
+    # `sleep` never calls arm(): only the exec prefix (setpriv --pdeathsig)
+    # ties it to the coordinator, as it ties an interpreter still importing.
+    if not lifeline.exec_prefix():
+        pytest.skip("no setpriv(1) on this machine: children are armed by arm() alone")
+    script = (
+        "import os, subprocess\n"
+        "from pivot.pipeline import lifeline\n"
+        "p = lifeline.spawn(subprocess.Popen, [*lifeline.exec_prefix(), 'sleep', '600'])\n"
+        "print(p.pid, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    child = int(out.stdout)
+    _wait_for(lambda: not _alive(child), timeout=30)
