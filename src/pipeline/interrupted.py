@@ -49,10 +49,12 @@ def close_unfinished(
     """The events that record ``started``'s wave as interrupted.
 
     ``stage_events``: the log's stage events since ``started`` (any wave;
-    those of other waves are ignored). A stage the wave queued or started
-    and never ended is cancelled.
+    those of other waves are ignored). A stage the wave was to run
+    (``started.stages``), queued or started, and never ended is cancelled:
+    stage events are recorded once the stages are on their way, so a kill
+    can come after a stage started and before the log says so.
     """
-    open_stages: dict[str, None] = {}
+    open_stages: dict[str, None] = dict.fromkeys(started.stages)
     for e in stage_events:
         if e.correlation_id != started.wave_id or not hasattr(e, "stage"):
             continue
