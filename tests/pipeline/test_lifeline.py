@@ -177,6 +177,10 @@ def test_a_child_still_starting_dies_with_its_coordinator() -> None:
         "import os, subprocess\n"
         "from pivot.pipeline import lifeline\n"
         "p = lifeline.spawn(subprocess.Popen, [*lifeline.exec_prefix(), 'sleep', '600'])\n"
+        # Once setpriv has exec'd sleep, the signal is set; a coordinator gone
+        # before that is arm()'s to catch, and sleep never calls arm().
+        "while not open(f'/proc/{p.pid}/cmdline', 'rb').read().startswith(b'sleep'):\n"
+        "    pass\n"
         "print(p.pid, flush=True)\n"
         "os._exit(0)\n"
     )
