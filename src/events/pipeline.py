@@ -15,6 +15,8 @@ from typing import Any
 from pivot.events.base import Event, event, upcaster
 
 __all__ = [
+    "STAGE_ENDS",
+    "STAGE_EVENTS",
     "ChangesDetected",
     "OrphansStopped",
     "PipelineInvalid",
@@ -168,6 +170,17 @@ class StageCancelled(Event):
     TYPE = "stage.cancelled"
     stage: str
     reason: str = ""
+
+
+# A stage's life in a wave, and the events that end it (one home for every
+# reader that follows stages: status, why, the close of interrupted waves).
+StageEnd = StageSucceeded | StageFailed | StageSkipped | StageCancelled
+STAGE_ENDS: tuple[type[StageEnd], ...] = (StageSucceeded, StageFailed, StageSkipped, StageCancelled)
+STAGE_EVENTS: tuple[type[StageQueued | StageStarted | StageEnd], ...] = (
+    StageQueued,
+    StageStarted,
+    *STAGE_ENDS,
+)
 
 
 @event

@@ -27,14 +27,7 @@ from pivot.events.store import EventStore, Recorded
 
 __all__ = ["WHY_TYPES", "Explanation", "explain", "explain_from_store"]
 
-_STAGE_TYPES = (
-    ev.StageQueued,
-    ev.StageStarted,
-    ev.StageSucceeded,
-    ev.StageFailed,
-    ev.StageSkipped,
-    ev.StageCancelled,
-)
+_STAGE_TYPES = ev.STAGE_EVENTS
 WHY_TYPES: tuple[str, ...] = tuple(
     sorted({c.TYPE for c in _STAGE_TYPES} | {ev.WaveStarted.TYPE, ev.ChangesDetected.TYPE})
 )

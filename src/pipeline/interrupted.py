@@ -29,18 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["WAVE_TYPES", "Takeover", "close_unfinished", "describe", "find_interrupted"]
 
 WAVE_TYPES = (ev.WaveStarted.TYPE, ev.WaveFinished.TYPE, ev.WaveInterrupted.TYPE)
-_STAGE_TYPES = tuple(
-    c.TYPE
-    for c in (
-        ev.StageQueued,
-        ev.StageStarted,
-        ev.StageSucceeded,
-        ev.StageFailed,
-        ev.StageSkipped,
-        ev.StageCancelled,
-    )
-)
-_ENDS = (ev.StageSucceeded, ev.StageFailed, ev.StageSkipped, ev.StageCancelled)
+_STAGE_TYPES = tuple(c.TYPE for c in ev.STAGE_EVENTS)
 
 
 def close_unfinished(
@@ -61,7 +50,7 @@ def close_unfinished(
         stage = str(getattr(e, "stage", ""))
         if isinstance(e, ev.StageQueued | ev.StageStarted):
             open_stages[stage] = None
-        elif isinstance(e, _ENDS):
+        elif isinstance(e, ev.STAGE_ENDS):
             open_stages.pop(stage, None)
     who = f"pivot (pid {pid})" if pid else "the pivot process running it"
     reason = f"interrupted: {who} ended without finishing the wave"

@@ -124,15 +124,10 @@ def _apply_wave(state: State, e: ev.WaveStarted | ev.WaveFinished | ev.WaveInter
 PIPELINE_STATUS = Projection(
     name="pipeline_status",
     version=3,  # 2: a success clears last_error; 3: wave.interrupted
-    types=tuple(
+    types=tuple(c.TYPE for c in ev.STAGE_EVENTS)
+    + tuple(
         cls.TYPE
         for cls in (
-            ev.StageQueued,
-            ev.StageStarted,
-            ev.StageSucceeded,
-            ev.StageFailed,
-            ev.StageSkipped,
-            ev.StageCancelled,
             ev.WaveStarted,
             ev.WaveFinished,
             ev.WaveInterrupted,
