@@ -81,7 +81,7 @@ class Holder:
 def parse_holder(text: str) -> Holder:
     """A lock file's content; an older pivot wrote only the pid, a damaged file is empty."""
     text = text.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return Holder(pid=int(text))
     try:
         doc = json.loads(text)

@@ -74,6 +74,7 @@ def test_lock_file_round_trip_and_older_formats() -> None:
     assert parse_holder("4321\n") == Holder(pid=4321)  # written by an older pivot
     assert parse_holder("") == Holder()
     assert parse_holder("{not json") == Holder()
+    assert parse_holder("²") == Holder()  # damaged: str.isdigit() says yes, int() refuses
     assert parse_holder(json.dumps({"pid": "x"})) == Holder()
 
 
