@@ -114,7 +114,7 @@ def same_origin(headers: dict[str, str], allowed_hosts: frozenset[str]) -> str |
       "simple" POSTs are not stopped by the same-origin policy.
     """
     host = headers.get("host", "")
-    name = host.rsplit(":", 1)[0].strip("[]").lower() if host else ""
+    name = _host_name(host)
     if allowed_hosts and name not in allowed_hosts:
         return f"Host {host[:80]!r} is not this server (it listens on loopback)"
     origin = headers.get("origin")
@@ -124,6 +124,13 @@ def same_origin(headers: dict[str, str], allowed_hosts: frozenset[str]) -> str |
     if origin == "null" or bare.lower() != host.lower():
         return f"cross-origin request from {origin[:80]!r} refused"
     return None
+
+
+def _host_name(host: str) -> str:
+    """The name in a ``Host`` header: ``[::1]:80`` and ``[::1]`` give ``::1``."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0].lower()
+    return host.rsplit(":", 1)[0].lower()
 
 
 class OriginGuard:

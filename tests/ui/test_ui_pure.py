@@ -74,6 +74,8 @@ def test_requests_from_other_sites_or_rebound_names_are_refused() -> None:
     assert same_origin({"host": "127.0.0.1:8765"}, local) is None  # curl, scripts
     assert same_origin({"host": "localhost:8765", "origin": "http://localhost:8765"}, local) is None
     assert same_origin({"host": "[::1]:8765"}, local) is None
+    assert same_origin({"host": "[::1]"}, local) is None  # port 80: no port in Host
+    assert same_origin({"host": "localhost"}, local) is None
     assert "cross-origin" in str(
         same_origin({"host": "127.0.0.1:8765", "origin": "https://evil.example"}, local)
     )
