@@ -26,7 +26,7 @@ def ui(
         str | None,
         typer.Option(
             help="Require 'Authorization: Bearer TOKEN' on every API and WebSocket request "
-            "(default: $PIVOT_UI_TOKEN).",
+            "(default: $PIVOT_UI_TOKEN); letters, digits and - . _ ~ + only.",
             show_default=False,
         ),
     ] = None,
@@ -55,11 +55,12 @@ def ui(
     `PIVOT_UI_TOKEN=s3cret pivot ui --host 0.0.0.0`.
     """
     from pivot.jobs.config import ConfigError
-    from pivot.ui.auth import BindError, check_bind
+    from pivot.ui.auth import BindError, check_bind, check_token
     from pivot.ui.server import ServeOptions, serve
 
     secret = token if token is not None else os.environ.get("PIVOT_UI_TOKEN", "")
     try:
+        check_token(secret)
         check_bind(host, secret)
     except BindError as exc:
         fail(str(exc))

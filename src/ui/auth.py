@@ -21,6 +21,7 @@ __all__ = [
     "TokenAuth",
     "allowed_hosts_for",
     "check_bind",
+    "check_token",
     "is_loopback",
     "same_origin",
     "token_ok",
@@ -41,6 +42,22 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+# What a token may hold: the page sends it as a WebSocket subprotocol (an
+# HTTP token: no '/', '=', space...) and reads it from the address's
+# #fragment (no '&' or '%'); base64url and hex tokens fit.
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+")
+
+
+def check_token(token: str) -> None:
+    """Refuse a token the page could not send (see :data:`_TOKEN_CHARS`)."""
+    bad = next((c for c in token if c not in _TOKEN_CHARS), None)
+    if bad is not None:
+        raise BindError(
+            f"the token may only hold letters, digits and - . _ ~ +, not {bad!r} (the page "
+            "sends it as a WebSocket subprotocol); e.g. `openssl rand -hex 24`"
+        )
 
 
 def check_bind(host: str, token: str) -> None:

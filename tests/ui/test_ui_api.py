@@ -256,6 +256,12 @@ def test_a_token_guards_every_api_and_websocket_request(tmp_path: Path) -> None:
     (tmp_path / "pivot.toml").write_text("")
     refused = pivot(tmp_path, "ui", "--host", "0.0.0.0", "--port", "0", ok=False)
     assert refused.returncode == 1 and "without a token" in refused.stderr
+    # The page sends the token as a WebSocket subprotocol and in the address's
+    # #fragment: a '/', '=' (base64), space or '&' there breaks the page's live
+    # updates, so such a token is refused up front, saying which character.
+    for bad in ("ab/cd", "abc=", "a b", "a&b", "é"):
+        cmd = pivot(tmp_path, "ui", "--port", "0", "--token", bad, ok=False)
+        assert cmd.returncode == 1 and cmd.stderr.startswith("error: the token may only"), bad
     with running_ui(tmp_path, "--no-watchers", token="s3cret") as ui:
         assert ui.get("/api/watchers")["count"] == 0
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
