@@ -1,7 +1,9 @@
 """Templates and add-time warnings for the page: the catalogue and checks the CLI uses.
 
 - ``GET /api/templates``: every built-in template (:mod:`pivot.jobs.templates`)
-  with its parameters and its YAML filled with the defaults.
+  with its parameters and its YAML filled with the defaults, and every
+  action type with its parameters (``actions``, the parser's own table), so
+  the page's form offers what the server accepts.
 - ``POST /api/templates/{name}/render`` ``{"values": {param: value}}``: the
   watcher definition the template gives (as ``pivot watchers add
   --template NAME --set ...`` would), for the create form to start from.
@@ -48,7 +50,22 @@ async def list_templates(request: Request) -> JSONResponse:
         }
         for t in templates()
     ]  # fmt: skip
-    return JSONResponse({"templates": rows, "count": len(rows)})
+    return JSONResponse({"templates": rows, "count": len(rows), "actions": action_catalogue()})
+
+
+def action_catalogue() -> list[dict[str, Any]]:
+    """Every action type and its parameters, from the definition parser's own table."""
+    from pivot.jobs.definition import ACTION_PARAMS
+
+    def kind(types: type | tuple[type, ...]) -> str:
+        kinds = types if isinstance(types, tuple) else (types,)
+        if dict in kinds:
+            return "object"
+        return "number" if str not in kinds else "string"
+
+    return [{"type": name, "params": [{"name": p, "required": required, "kind": kind(types)}
+                                      for p, (types, required) in params.items()]}
+            for name, params in ACTION_PARAMS.items()]  # fmt: skip
 
 
 async def render_template(request: Request) -> JSONResponse:

@@ -366,6 +366,17 @@ def test_templates_render_and_warnings_come_from_the_cli_s_catalogue(tmp_path: P
     with running_ui(tmp_path, "--no-watchers") as ui:
         listed = ui.get("/api/templates")
         assert [t["name"] for t in listed["templates"]] == [t.name for t in templates()]
+        # The form's action types and parameters are the parser's, not a copy.
+        from pivot.jobs.definition import ACTION_PARAMS
+
+        actions = {a["type"]: {p["name"]: (p["required"], p["kind"]) for p in a["params"]}
+                   for a in listed["actions"]}  # fmt: skip
+        assert {t: set(ps) for t, ps in actions.items()} == {
+            t: set(ps) for t, ps in ACTION_PARAMS.items()}  # fmt: skip
+        assert actions["notify_slack"]["channel"] == (False, "string")
+        assert actions["run_command"]["timeout_seconds"] == (False, "number")
+        assert actions["resubmit"]["modifications"] == (False, "object")
+        assert actions["store_metric"]["value"] == (True, "string")
         loss = next(t for t in listed["templates"] if t["name"] == "training-loss")
         assert {p["name"] for p in loss["params"]} == {"pattern", "metric"}
         rendered = ui.post("/api/templates/training-loss/render", {"values": {"metric": "loss"}})
