@@ -205,7 +205,8 @@ def test_lookup_failure_never_ends_a_watcher(
     job = submit_job(store, good, "l.sh", gated_job(job_dir, "l", "wait_gate 1\n"))
     watcher = "name: w\npattern: x\ninterval_seconds: 3600\nactions: [{type: cancel_job}]\n"
     add_watchers(store, parse_watchers(watcher), job.job_id)
-    # With its config missing, squeue retries for a minute: every call times out.
+    # With its config missing, every squeue fails: it times out (retrying to reach a
+    # controller) or exits at once, depending on what else it finds on the machine.
     broken = Config(
         hosts={
             "local": HostConfig("local", env={"SLURM_CONF": "/nonexistent"}, command_timeout=1.0)
@@ -219,7 +220,8 @@ def test_lookup_failure_never_ends_a_watcher(
         runtime.stop()
     failures = [e for e in events_of(store, JobLookupFailed) if isinstance(e, JobLookupFailed)]
     # Recorded when it starts failing, not on every poll (it was 3 events for 3 polls).
-    assert [(e.what, "timed out" in e.error) for e in failures] == [("squeue", True)]
+    assert [e.what for e in failures] == ["squeue"]
+    assert "timed out" in failures[0].error or "squeue exited" in failures[0].error
     assert events_of(store, WatcherStateChanged) == []
     # Slurm reachable again: only its word ends the watcher.
     (job_dir / "gate-1").touch()
