@@ -248,18 +248,23 @@ class SshTransport:
         return self._sftp
 
     async def stat_many(self, paths: Sequence[str]) -> dict[str, FileStat]:
-        """One ``stat`` command for all paths (inode, size, mtime)."""
+        """One ``stat`` command for all paths (inode, size, mtime).
+
+        The mtime is asked to the nanosecond (``%.9Y``): with whole seconds, a
+        file rewritten in place at the same size within the second of the
+        previous write would look untouched, and the rewrite would be missed.
+        """
         if not paths:
             return {}
         result = await self.run(
-            ["stat", "-L", "--printf=%i %s %Y %n\\0", "--", *paths],
+            ["stat", "-L", "--printf=%i %s %.9Y %n\\0", "--", *paths],
             timeout=self.host.command_timeout,
         )
         out: dict[str, FileStat] = {}
         for record in result.stdout.split("\0"):
             parts = record.split(" ", 3)
             if len(parts) == 4 and parts[0].isdigit() and parts[1].isdigit():
-                out[parts[3]] = FileStat(int(parts[0]), int(parts[1]), float(parts[2]))
+                out[parts[3]] = FileStat(int(parts[0]), int(parts[1]), _seconds(parts[2]))
         for path in paths:
             inode = out[path].inode if path in out else 0
             self._inodes[path] = inode
@@ -339,3 +344,15 @@ def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return str(value)
+
+
+def _seconds(text: str) -> float:
+    """``stat``'s mtime field: seconds with a fraction, or whole seconds from an old ``stat``.
+
+    0.0 when unreadable (a ``stat`` that prints ``%.9Y`` some other way): the
+    size still tells growth, and the file is never taken for absent.
+    """
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
