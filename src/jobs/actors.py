@@ -4,7 +4,7 @@ The JobTailer ticks (a timer tells it ``Tick``), runs one
 :meth:`pivot.jobs.tailer.Tailer.cycle` and tells the ActionExecutor each
 batch of intents as soon as it is durable (mid-cycle, through the tailer's
 ``hand_off``); the ActionExecutor runs them with
-:func:`pivot.jobs.execute.execute_batch` and schedules retries. A tick that
+:func:`pivot.jobs.action_run.execute_batch` and schedules retries. A tick that
 raises is recorded (``ActorCrashed``) and the next tick runs as usual: one
 bad cycle never stops the watching. Between ticks, the
 :class:`~pivot.jobs.output_watch.OutputWatch` thread tells it
@@ -26,8 +26,8 @@ import pykka
 
 from pivot.events.actors import ActorCrashed, ActorStarted, ActorStopped
 from pivot.events.store import EventStore
+from pivot.jobs.action_run import execute_batch
 from pivot.jobs.actions import ActionRunner
-from pivot.jobs.execute import execute_batch
 from pivot.jobs.host_lease import LeaseLost
 from pivot.jobs.output_watch import OutputsGrew, OutputWatch
 from pivot.jobs.tailer import ActionBatch, Tailer

@@ -21,11 +21,11 @@ from pivot.events.watchers import (
     WatcherCreated,
     WatcherStateChanged,
 )
+from pivot.jobs.action_run import execute_batch
 from pivot.jobs.actions import ActionRunner, JobContext
 from pivot.jobs.config import Config, SmtpConfig, WebhookConfig
 from pivot.jobs.decide import Context, on_match
 from pivot.jobs.definition import parse_watchers
-from pivot.jobs.execute import execute_batch
 from pivot.jobs.patterns import compile_pattern
 from pivot.jobs.state import Book
 from pivot.jobs.tailer import ActionBatch
