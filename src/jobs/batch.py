@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pivot.events.base import Event
 from pivot.events.watchers import ActionRequested
 from pivot.jobs.actions import JobContext
-from pivot.jobs.state import Book, WatcherState
+from pivot.jobs.book import Book, WatcherState
 
 __all__ = ["ActionBatch", "batch_for", "batches_for"]
 

@@ -23,11 +23,11 @@ from pivot.events.watchers import (
     WatcherCreated,
     WatcherMatched,
 )
+from pivot.jobs.book import Book, WatcherState
 from pivot.jobs.decide import Context, captured_variables, on_job_end, on_timer, timer_due
 from pivot.jobs.decide import on_match as decide_match
 from pivot.jobs.definition import WatcherDefinition
 from pivot.jobs.patterns import LineMatch
-from pivot.jobs.state import Book, WatcherState
 from pivot.jobs.tail import split_lines
 
 __all__ = ["DryMatch", "DryRun", "DryTick", "dry_run"]

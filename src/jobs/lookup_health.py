@@ -11,7 +11,7 @@ log (40 events in 40 s) and buried what mattered. Per host and kind of query
 - the first success after failures: ``job.lookup_recovered`` with the
   count, the time of the first failure and the last error.
 
-The state is folded from the log (:class:`pivot.jobs.state.Book`), so a
+The state is folded from the log (:class:`pivot.jobs.book.Book`), so a
 restarted tailer facing a host still down records nothing new; the count in
 ``job.lookup_recovered`` is of the failures seen since the last record of
 the failure (at least 1).

@@ -31,6 +31,7 @@ from typing import Protocol
 from pivot.events.base import Event
 from pivot.events.jobs import OutputRead
 from pivot.jobs.batch import ActionBatch, batches_for
+from pivot.jobs.book import Book, WatcherState
 from pivot.jobs.config import Config
 from pivot.jobs.decide import Context, on_match
 from pivot.jobs.first_reads import (
@@ -42,7 +43,6 @@ from pivot.jobs.first_reads import (
 )
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.patterns import CompiledPattern
-from pivot.jobs.state import Book, WatcherState
 from pivot.jobs.tail import (
     HEAD_BYTES,
     FileStat,

@@ -10,7 +10,7 @@ file, and makes the job-end and timer decisions. Between polls,
 (:mod:`pivot.jobs.output_watch`); the poll stays, as the fallback for what
 inotify cannot see (SSH hosts, NFS). Decisions are the pure functions of
 :mod:`pivot.jobs.decide`; the tailer folds the log into a
-:class:`~pivot.jobs.state.Book` and appends what they return.
+:class:`~pivot.jobs.book.Book` and appends what they return.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from pivot.events.jobs import JobEnded, JobSeen, JobStateChanged
 from pivot.events.store import EventStore
 from pivot.jobs import slurm
 from pivot.jobs.batch import ActionBatch, batch_for, batches_for
+from pivot.jobs.book import Book, WatcherState, fold
 from pivot.jobs.config import Config
 from pivot.jobs.decide import on_job_end, on_restart, on_timer, timer_due
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.lookup_health import on_lookup_failure, on_lookup_success
 from pivot.jobs.output_reader import OutputReader
-from pivot.jobs.state import Book, WatcherState, fold
 from pivot.jobs.transport import Transport, TransportError
 
 __all__ = ["ActionBatch", "Tailer"]

@@ -163,7 +163,7 @@ def _apply(state: State, rec: Recorded) -> State:  # noqa: PLR0912, PLR0915 - on
         else:
             old, new, reason = w["state"], "active", f"resumed by {e.by}"
         if not isinstance(e, ev.WatcherStateChanged) and old != PAUSE_FROM[new]:
-            # As the fold (pivot.jobs.state): a pause_watcher action after the firing
+            # As the fold (pivot.jobs.book): a pause_watcher action after the firing
             # that made the watcher `triggered` leaves it triggered.
             return state
         counts["state_changes"] += 1

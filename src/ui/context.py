@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from pivot.events.store import EventStore
+from pivot.jobs.book import Book
 from pivot.jobs.config import Config
-from pivot.jobs.state import Book
 from pivot.ui.feed import Feed
 
 __all__ = ["UiContext"]

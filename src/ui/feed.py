@@ -8,7 +8,7 @@ the WebSocket messages it makes to every subscriber.
 
 Read models (all kept in memory, folded once from the log at start):
 
-- the watchers' :class:`~pivot.jobs.state.Book` (definitions, states,
+- the watchers' :class:`~pivot.jobs.book.Book` (definitions, states,
   counts), the same fold the runtime uses;
 - the stored projections ``watcher_history``, ``watcher_stats`` and
   ``pipeline_status``, caught up once through their stored checkpoint, then
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pivot.events.store import EventStore, Recorded
-from pivot.jobs.state import Book
+from pivot.jobs.book import Book
 from pivot.projections import get_projection
 from pivot.projections.base import Projection, State
 from pivot.projections.live import LiveProjection

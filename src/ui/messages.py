@@ -65,7 +65,7 @@ class _Watcher(Protocol):
 
 
 class WatcherLookup(Protocol):
-    """Where a watcher's job and host are found (a :class:`~pivot.jobs.state.Book`)."""
+    """Where a watcher's job and host are found (a :class:`~pivot.jobs.book.Book`)."""
 
     @property
     def watchers(self) -> Mapping[str, Any]: ...

@@ -26,7 +26,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from pivot.jobs.state import WatcherState
+from pivot.jobs.book import WatcherState
 
 __all__ = ["iso", "stats_json", "watcher_json"]
 

@@ -12,6 +12,7 @@ from pivot.events.watchers import (
     WatcherMatched,
     WatcherStateChanged,
 )
+from pivot.jobs.book import Book, WatcherState
 from pivot.jobs.decide import (
     Context,
     on_job_end,
@@ -23,7 +24,6 @@ from pivot.jobs.decide import (
 )
 from pivot.jobs.definition import parse_watchers
 from pivot.jobs.patterns import compile_pattern
-from pivot.jobs.state import Book, WatcherState
 
 BASE = """\
 name: loss

@@ -9,11 +9,11 @@ import pytest
 
 from pivot.events.watchers import ActionRequested, WatcherCreated
 from pivot.jobs.actions import ActionError, ActionRunner, JobContext
+from pivot.jobs.book import Book
 from pivot.jobs.config import Config
 from pivot.jobs.decide import Context, on_match
 from pivot.jobs.definition import parse_watchers
 from pivot.jobs.patterns import compile_pattern
-from pivot.jobs.state import Book
 
 
 def _corpus(canary: Path) -> list[str]:

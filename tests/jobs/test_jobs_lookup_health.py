@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pivot.events.jobs import JobLookupFailed, JobLookupRecovered
+from pivot.jobs.book import Book
 from pivot.jobs.lookup_health import on_lookup_failure, on_lookup_success
-from pivot.jobs.state import Book
 
 
 def test_forty_failed_polls_are_two_events_with_the_count() -> None:

@@ -23,11 +23,11 @@ from pivot.events.watchers import (
 )
 from pivot.jobs.action_run import execute_batch
 from pivot.jobs.actions import ActionRunner, JobContext
+from pivot.jobs.book import Book
 from pivot.jobs.config import Config, SmtpConfig, WebhookConfig
 from pivot.jobs.decide import Context, on_match
 from pivot.jobs.definition import parse_watchers
 from pivot.jobs.patterns import compile_pattern
-from pivot.jobs.state import Book
 from pivot.jobs.tailer import ActionBatch
 
 
@@ -215,7 +215,7 @@ MILESTONE = (
 def test_a_disabled_watchers_remaining_actions_are_closed_and_the_real_state_logged() -> None:
     from pivot.events.store import Recorded
     from pivot.events.watchers import ActionSuppressed, WatcherStateChanged
-    from pivot.jobs.state import fold
+    from pivot.jobs.book import fold
     from pivot.projections.watcher_history import WATCHER_HISTORY
 
     [d] = parse_watchers(MILESTONE)

@@ -7,7 +7,7 @@ import pytest
 from pivot.events.pipeline import StageFailed
 from pivot.events.store import Recorded
 from pivot.events.watchers import WatcherCreated, WatcherMatched, WatcherStateChanged
-from pivot.jobs.state import Book
+from pivot.jobs.book import Book
 from pivot.ui.api_watchers import parse_new_watcher
 from pivot.ui.auth import BindError, check_bind, is_loopback, token_ok
 from pivot.ui.errors import ApiError

@@ -1,4 +1,4 @@
-"""The watchers' state, folded from the event log.
+"""The watchers' book: every watcher's and job's state, folded from the event log.
 
 :func:`fold` is the only way state is built: at start-up from the whole log,
 then event by event as the runtime appends or reads new ones. Nothing else
