@@ -3,8 +3,9 @@
 Two watchfiles watchers run, each in its own thread: one *flat* (the project
 root's direct entries and parents of declared files elsewhere) and one
 *deep* (every top-level folder that is not ignored, and declared folders
-elsewhere); see :mod:`pivot.watch.paths`. Their threads filter reported paths
-through the ignore rules and tell the Debouncer. A stop event ends them
+elsewhere); see :mod:`pivot.watch.paths`. Their threads only send what they
+saw to the actor (:class:`PathsSeen`), which filters it through the ignore
+rules (state of its own thread) and tells the Debouncer. A stop event ends them
 within a few milliseconds.
 
 When the plan changes (a new top-level folder, an edited ignore file, a
@@ -27,7 +28,7 @@ from typing import Any
 from watchfiles._rust_notify import RustNotify
 
 from pivot.actors.base import Context, Shell
-from pivot.actors.messages import DeclaredPaths, PathsChanged, WatcherThreadFailed
+from pivot.actors.messages import DeclaredPaths, PathsChanged, PathsSeen, WatcherThreadFailed
 from pivot.events.actors import WatchStarted
 from pivot.jobs.output_watch import force_polling
 from pivot.watch.paths import PathFilter, WatchPlan, plan_watch
@@ -105,16 +106,18 @@ class FileWatcher(Shell):
         self.threads: list[_Thread] = []
         self.declared: frozenset[str] = frozenset()
 
-    # Called from the watcher threads: filtering is pure and thread-safe enough
-    # (a lost cache entry only costs a recomputation).
+    # Called from the watcher threads. Only a message crosses to the actor:
+    # the filter and the declared paths change on the actor's thread.
     def report(self, raw: set[str]) -> None:
+        self.ctx.registry.tell(self.name, PathsSeen(frozenset(raw)))
+
+    def _seen(self, raw: frozenset[str]) -> None:
         paths = frozenset(p for p in raw if self.filter.accept(p))
         if not paths:
             return
         self.ctx.registry.tell("debouncer", PathsChanged(paths))
         if any(Path(p).parent == self.root for p in paths):
-            # A new top-level folder may need a deep watch.
-            self.ctx.registry.tell(self.name, DeclaredPaths(self.declared))
+            self._replan()  # a new top-level folder may need a deep watch
 
     def thread_failed(self, error: str) -> None:
         if not self.ctx.registry.tell(self.name, WatcherThreadFailed(error)):
@@ -185,7 +188,9 @@ class FileWatcher(Shell):
             self.ctx.registry.tell("debouncer", msg)
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, DeclaredPaths):
+        if isinstance(message, PathsSeen):
+            self._seen(message.paths)
+        elif isinstance(message, DeclaredPaths):
             if message.paths is not None:
                 self.declared = message.paths
                 self.filter.set_declared(Path(p) for p in message.paths)

@@ -15,6 +15,7 @@ __all__ = [
     "DisplayKey",
     "ForceAll",
     "PathsChanged",
+    "PathsSeen",
     "Ping",
     "RunWave",
     "Tick",
@@ -33,6 +34,17 @@ class PathsChanged:
 
     paths: frozenset[str]
     overflow: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PathsSeen:
+    """A watcher thread -> FileWatcher: paths watchfiles reported, not yet filtered.
+
+    The filter (ignore rules, declared paths) belongs to the actor's thread;
+    the watcher threads only hand over what they saw.
+    """
+
+    paths: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
