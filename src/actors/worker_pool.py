@@ -54,8 +54,13 @@ class WaveRecorder:
         self.finished_seen = False
         self._lock = threading.Lock()
 
-    def emit(self, ev: Event) -> None:
-        """The callback given to the pipeline core's executor."""
+    def emit(self, *events: Event) -> None:
+        """The callback given to the pipeline core's executor: a batch, one append."""
+        kept = [ev for ev in (self._filter(e) for e in events) if ev is not None]
+        if kept:
+            self.sink.emit(*kept)
+
+    def _filter(self, ev: Event) -> Event | None:
         if self.cancel.requested and isinstance(ev, StageFailed):
             # Workers killed by a shutdown look like crashes to the executor.
             ev = StageCancelled(
@@ -74,9 +79,9 @@ class WaveRecorder:
                 kind = _ENDS.get(type(ev))
                 if kind is not None:
                     if stage in self.ended:
-                        return  # never report one stage's end twice
+                        return None  # never report one stage's end twice
                     self.ended[stage] = kind
-        self.sink.emit(ev)
+        return ev
 
     def finish(self, started: float, trigger: str, correlation_id: str) -> None:
         """Close the wave's record when the executor could not."""

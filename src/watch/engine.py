@@ -12,9 +12,11 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pivot.events.base import Event
+if TYPE_CHECKING:
+    from pivot.watch.sink import EmitEvents
+
 
 __all__ = ["CancelToken", "Engine", "LoadError", "PipelineView", "PlannedStage", "StageInfo"]
 
@@ -124,13 +126,14 @@ class Engine(Protocol):
         plan: list[PlannedStage],
         *,
         pool: Any,
-        emit: Callable[[Event], None],
+        emit: EmitEvents,
         cancel: CancelToken,
         trigger: str,
         correlation_id: str,
     ) -> None:
         """Run ``plan`` on the caller's workers (a :class:`pivot.watch.workers.Workers`),
-        emitting every wave and stage event as it happens."""
+        emitting every wave and stage event as it happens (the events the executor
+        hands on together in one ``emit`` call, so they are one append)."""
         ...  # pragma: no cover
 
     def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:

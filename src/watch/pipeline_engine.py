@@ -18,7 +18,7 @@ import hashlib
 import json
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,7 @@ from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.state import StateStore
 from pivot.storage import StorageError
 from pivot.watch.engine import CancelToken, LoadError, PipelineView, PlannedStage, StageInfo
+from pivot.watch.sink import EmitEvents
 from pivot.watch.standby_loader import StandbyLoader
 from pivot.watch.workers import Workers
 
@@ -188,7 +189,7 @@ class PipelineEngine:
         plan: list[PlannedStage],
         *,
         pool: Any,
-        emit: Callable[[Event], None],
+        emit: EmitEvents,
         cancel: CancelToken,
         trigger: str,
         correlation_id: str,
@@ -199,9 +200,8 @@ class PipelineEngine:
         token = Cancel()
         cancel.on_cancel(token.cancel)
 
-        def emit_all(events: Any) -> None:
-            for e in events:
-                emit(e)
+        def emit_all(events: Sequence[Event]) -> None:
+            emit(*events)  # as one batch: one append to the store
 
         execute(
             loaded.spec,
