@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pivot.pipeline.execute import WaveResult
     from pivot.pipeline.plan import Plan
     from pivot.pipeline.project import Project
+    from pivot.pipeline.spec import PipelineSpec
 
 PipelineOpt = Annotated[
     Path | None,
@@ -272,15 +273,22 @@ def status(
             project.close()
     except PipelineError as exc:
         raise _fail(exc, as_json) from None
+    where = _runs_on(project.spec)
     if as_json:
-        print(json.dumps({"ok": True, "stages": [d.to_dict() for d in the_plan.decisions]}))
+        found = [d.to_dict() for d in the_plan.decisions]
+        for row in found:
+            row["runs_on"] = where.get(row["stage"], "local")
+        print(json.dumps({"ok": True, "stages": found}))
         return
     width = max((len(d.stage) for d in the_plan.decisions), default=0)
+    # A column saying where each stage runs, once any stage runs elsewhere.
+    wide = max((len(w) for w in where.values()), default=0)
     for d in the_plan.decisions:
+        runs = f"  {where.get(d.stage, 'local'):<{wide}}" if where else ""
         if d.run:
-            echo(f"{d.stage:<{width}}  stale: {'; '.join(d.reasons)}")
+            echo(f"{d.stage:<{width}}{runs}  stale: {'; '.join(d.reasons)}")
         else:
-            print(f"{d.stage:<{width}}  up to date")
+            echo(f"{d.stage:<{width}}{runs}  up to date")
     stale = len(the_plan.to_run)
     print(
         f"{stale} of {len(the_plan.decisions)} stages stale" if stale else "everything up to date"
@@ -328,10 +336,20 @@ def dag(
             graph = graph.restricted(select(spec, graph, stages))
     except PipelineError as exc:
         raise _fail(exc, fmt is DagFormat.json) from None
+    where = _runs_on(spec)
     if fmt is DagFormat.json:
-        print(json.dumps(to_plain(graph)))
+        plain = to_plain(graph)
+        plain["runs_on"] = {n: where.get(n, "local") for n in graph.order}
+        print(json.dumps(plain))
     else:
-        echo(render(graph, fmt.value))
+        echo(render(graph, fmt.value, where))
+
+
+def _runs_on(spec: PipelineSpec) -> dict[str, str]:
+    """Where each stage that does not run locally runs: ``slurm@local (02:00:00, 16G)``."""
+    from pivot.pipeline.slurm_resources import describe
+
+    return {s.name: describe(s.slurm) for s in spec.stages if s.slurm is not None}
 
 
 def register(app: typer.Typer) -> None:

@@ -92,6 +92,9 @@ class Config:
     retry_seconds: float = 5.0
     lease_seconds: float = 10.0  # a dead host of the watchers elsewhere is replaced after this
     root: str = "."
+    # ``[slurm]``: checked defaults for stages that run as SLURM jobs
+    # (pivot.pipeline.slurm_resources.check_fields)
+    slurm: dict[str, Any] = field(default_factory=dict)
 
     def host(self, name: str) -> HostConfig:
         """A host by name; ``local`` always exists."""
@@ -128,7 +131,7 @@ _WATCHERS_KEYS: dict[str, type | tuple[type, ...]] = {
     "retry_seconds": (int, float),
     "lease_seconds": (int, float),
 }
-_MINE = {"hosts", "actions", "notify", "watchers"}
+_MINE = {"hosts", "actions", "notify", "watchers", "slurm"}
 # Read (and checked) by the event store (pivot.events.location) and the
 # pipeline loader (pivot.pipeline.load_limits).
 _OTHERS = {"event_store", "load_timeout"}
@@ -257,12 +260,24 @@ def _validate(data: Mapping[str, Any], path: Path) -> None:  # noqa: PLR0912 - o
                 f"{_where(path, f'notify.{key}')}: unknown table notify.{key} "
                 "(known: smtp, webhook)"
             )
+    _check_slurm(dict(data.get("slurm", {})), path)
     watchers = dict(data.get("watchers", {}))
     _check(watchers, _WATCHERS_KEYS, path, "watchers")
     if watchers.get("lease_seconds", 10.0) < 1:
         raise ConfigError(
             f"{_where(path, 'watchers', 'lease_seconds')}: lease_seconds must be at least 1"
         )
+
+
+def _check_slurm(table: Mapping[str, Any], path: Path) -> None:
+    """``[slurm]``: the fields of ``Slurm(...)``, checked by the same rules."""
+    from pivot.pipeline.slurm_resources import check_fields
+
+    for key, value in table.items():
+        try:
+            check_fields({key: value})
+        except ValueError as exc:
+            raise ConfigError(f"{_where(path, 'slurm', key)}: [slurm]: {exc}") from None
 
 
 def _build(data: Mapping[str, Any], root: Path) -> Config:
@@ -306,4 +321,11 @@ def _build(data: Mapping[str, Any], root: Path) -> Config:
         retry_seconds=float(w.get("retry_seconds", 5.0)),
         lease_seconds=float(w.get("lease_seconds", 10.0)),
         root=str(root),
+        slurm=_slurm_defaults(data),
     )
+
+
+def _slurm_defaults(data: Mapping[str, Any]) -> dict[str, Any]:
+    from pivot.pipeline.slurm_resources import check_fields
+
+    return check_fields(dict(data.get("slurm", {})))

@@ -247,15 +247,22 @@ def missing_deps(spec: PipelineSpec, graph: StageGraph) -> list[tuple[str, str]]
     return missing
 
 
-def render(graph: StageGraph, fmt: str = "text") -> str:
-    """The graph as ``text`` (stages by layer), ``mermaid`` or ``dot``."""
+def render(graph: StageGraph, fmt: str = "text", where: Mapping[str, str] | None = None) -> str:
+    """The graph as ``text`` (stages by layer), ``mermaid`` or ``dot``.
+
+    ``where`` names, for the stages that do not run locally, where they run
+    (``slurm@local (02:00:00)``): shown beside the stage's name.
+    """
+    where = where or {}
     if fmt == "text":
-        return _render_text(graph)
+        return _render_text(graph, where)
     lines: list[str] = []
     if fmt == "mermaid":
         lines.append("flowchart TD")
         ids = {n: f"s{i}" for i, n in enumerate(graph.order)}
-        lines += [f'    {ids[n]}["{n}"]' for n in graph.order]
+        for n in graph.order:
+            label = (f"{n}<br/>{where[n]}" if n in where else n).replace('"', "'")
+            lines.append(f'    {ids[n]}["{label}"]')
         for (a, b), paths in graph.edges.items():
             label = ", ".join(paths).replace('"', "'")
             lines.append(f'    {ids[a]} -->|"{label}"| {ids[b]}')
@@ -263,7 +270,9 @@ def render(graph: StageGraph, fmt: str = "text") -> str:
     if fmt == "dot":
         lines.append("digraph pivot {")
         lines.append("    rankdir=LR;")
-        lines += [f"    {_dot_id(n)};" for n in graph.order]
+        for n in graph.order:
+            extra = f" [label={_dot_id(f'{n} ({where[n]})')}]" if n in where else ""
+            lines.append(f"    {_dot_id(n)}{extra};")
         for (a, b), paths in graph.edges.items():
             label = ", ".join(paths).replace('"', '\\"')
             lines.append(f'    {_dot_id(a)} -> {_dot_id(b)} [label="{label}"];')
@@ -276,7 +285,7 @@ def _dot_id(name: str) -> str:
     return '"' + name.replace('"', '\\"') + '"'
 
 
-def _render_text(graph: StageGraph) -> str:
+def _render_text(graph: StageGraph, where: Mapping[str, str]) -> str:
     import networkx as nx
 
     g = graph.to_networkx()
@@ -285,7 +294,8 @@ def _render_text(graph: StageGraph) -> str:
         for n in sorted(layer, key=graph.order.index):
             ups = graph.upstream[n]
             after = f"  <- {', '.join(ups)}" if ups else ""
-            lines.append(f"{'  ' * depth}{n}{after}")
+            runs = f"  [{where[n]}]" if n in where else ""
+            lines.append(f"{'  ' * depth}{n}{runs}{after}")
     return "\n".join(lines)
 
 

@@ -29,6 +29,9 @@ from typing import Any, TypeVar, overload
 
 from pivot.pipeline.errors import PipelineError
 
+if typing.TYPE_CHECKING:
+    from pivot.pipeline.slurm_resources import Slurm
+
 __all__ = ["Dep", "Out", "Pipeline", "StageDecl", "normalise_path"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -89,6 +92,10 @@ class StageDecl:
     # argument name -> its annotation when it is a simple type params.yaml can
     # be checked against (int, float, str, bool, list, dict; ``list[int]`` -> list)
     param_types: Mapping[str, type] = field(default_factory=dict)
+    # The checked fields of ``slurm=Slurm(...)`` (before ``[slurm]`` defaults),
+    # None for a stage that runs locally; ``slurm_line`` is the Slurm(...) call's.
+    slurm: Mapping[str, Any] | None = None
+    slurm_line: int = 0
 
 
 SIMPLE_PARAM_TYPES = (int, float, str, bool, list, dict)
@@ -179,6 +186,29 @@ def _inspect(name: str, func: Callable[..., Any]) -> StageDecl:
     return StageDecl(name, func, deps, outs, params, file, line, param_types)
 
 
+def _with_slurm(decl: StageDecl, slurm: object) -> StageDecl:
+    """``decl`` with its checked ``Slurm(...)`` fields; a mistake names the stage and the call."""
+    from dataclasses import replace
+
+    from pivot.pipeline.slurm_resources import Slurm, check_fields
+
+    if not isinstance(slurm, Slurm):
+        raise PipelineError(
+            f"stage {decl.name!r}: slurm= takes Slurm(...), not {type(slurm).__name__}",
+            decl.file,
+            decl.line,
+        )
+    try:
+        if slurm.unknown:
+            check_fields(slurm.unknown)
+        fields = check_fields(slurm.fields)
+    except ValueError as exc:
+        raise PipelineError(
+            f"stage {decl.name!r}: Slurm(...): {exc}", slurm.file, slurm.line
+        ) from None
+    return replace(decl, slurm=fields, slurm_line=slurm.line)
+
+
 class Pipeline:
     """A set of stages. ``pipeline.py`` creates one at module level."""
 
@@ -189,17 +219,25 @@ class Pipeline:
     def stage(self, func: F, /) -> F: ...
 
     @overload
-    def stage(self, func: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
+    def stage(
+        self, func: None = None, /, *, name: str | None = None, slurm: Slurm | None = None
+    ) -> Callable[[F], F]: ...
 
-    def stage(self, func: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
+    def stage(
+        self, func: F | None = None, /, *, name: str | None = None, slurm: Slurm | None = None
+    ) -> F | Callable[[F], F]:
         """Register a function as a stage: ``@pipeline.stage`` or ``@pipeline.stage(name=...)``.
 
         Also usable as a plain call on a function defined elsewhere:
         ``pipeline.stage(clean)``. Returns the function unchanged.
+        ``slurm=Slurm(...)`` runs the stage as a SLURM job (see
+        :mod:`pivot.pipeline.slurm_resources`).
         """
 
         def register(fn: F) -> F:
             decl = _inspect(name or fn.__name__, inspect.unwrap(fn))
+            if slurm is not None:
+                decl = _with_slurm(decl, slurm)
             previous = self._stages.get(decl.name)
             if previous is not None:
                 raise PipelineError(

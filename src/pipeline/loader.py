@@ -261,6 +261,33 @@ def _read_params(root: Path, stages: Mapping[str, StageDecl]) -> dict[str, dict[
     return result
 
 
+def _slurm_resources(root: Path, decls: Mapping[str, StageDecl]) -> dict[str, dict[str, Any]]:
+    """Each SLURM stage's ``Slurm(...)`` over the ``[slurm]`` defaults; its host must exist."""
+    declared = {n: d for n, d in decls.items() if d.slurm is not None}
+    if not declared:
+        return {}  # pivot.toml is not read for a pipeline without SLURM stages
+    from pivot.jobs.config import ConfigError, load_config
+    from pivot.pipeline.slurm_resources import merge
+
+    try:
+        config = load_config(root)
+    except ConfigError as exc:
+        raise PipelineError(str(exc)) from None
+    out: dict[str, dict[str, Any]] = {}
+    for name, decl in declared.items():
+        resources = merge(decl.slurm or {}, config.slurm)
+        host = resources["host"]
+        if host != "local" and host not in config.hosts:
+            raise PipelineError(
+                f"stage {name!r}: Slurm(host={host!r}): unknown host {host!r}: add a "
+                f"[hosts.{host}] table to pivot.toml",
+                _rel(root, decl.file),
+                decl.slurm_line or decl.line,
+            )
+        out[name] = resources
+    return out
+
+
 def _project_sources(root: Path, fp: Fingerprinter) -> tuple[str, ...]:
     files = set()
     for module in list(sys.modules.values()):
@@ -327,6 +354,7 @@ def load_with_graph(
         module = _exec_pipeline(file, root)
     decls = _find_instance(module, rel_file).stages
     overrides = _read_params(root, decls)
+    slurm = _slurm_resources(root, decls)
     fp = Fingerprinter(root, code_cache)
     stages = []
     for decl in decls.values():
@@ -351,6 +379,7 @@ def load_with_graph(
                 fingerprint=combine(code),
                 code=code,
                 code_files=files,
+                slurm=slurm.get(decl.name),
             )
         )
     spec = PipelineSpec(

@@ -24,7 +24,10 @@ class StageSpec:
     helpers, classes, module-level constants) to the hash of its normalised
     AST, keyed ``file:qualname`` as shown in ``code changed: ...`` reasons;
     ``fingerprint`` hashes that whole mapping. ``code_files`` are the project
-    source files those pieces live in.
+    source files those pieces live in. ``slurm`` is None for a stage that runs
+    in a local worker, else what it asks of SLURM (its ``Slurm(...)`` over the
+    ``[slurm]`` defaults of ``pivot.toml``; ``host`` always set): resources
+    are not part of the fingerprint, a change of them alone reruns nothing.
     """
 
     name: str
@@ -38,6 +41,7 @@ class StageSpec:
     fingerprint: str
     code: Mapping[str, str] = field(default_factory=dict)
     code_files: tuple[str, ...] = ()
+    slurm: Mapping[str, Any] | None = None
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -63,6 +67,7 @@ class StageSpec:
             "fingerprint": self.fingerprint,
             "code": dict(self.code),
             "code_files": list(self.code_files),
+            "slurm": None if self.slurm is None else dict(self.slurm),
         }
 
     @classmethod
@@ -80,6 +85,7 @@ class StageSpec:
             fingerprint=data["fingerprint"],
             code=dict(data.get("code", {})),
             code_files=tuple(data.get("code_files", ())),
+            slurm=None if data.get("slurm") is None else dict(data["slurm"]),
         )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from pivot.jobs import config
 from pivot.jobs.definition import WatcherDefinition, parse_watchers
 from pivot.jobs.embedded import watcher_blocks
+from pivot.pipeline.slurm_resources import FIELDS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -42,7 +43,7 @@ def test_configuration_page_lists_every_key_and_its_example_loads(tmp_path: Path
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.M))
     schema = (
         set(config._HOST_KEYS) | set(config._SMTP_KEYS) | set(config._WATCHERS_KEYS)
-        | {"allow", "url"} | config._OTHERS
+        | {"allow", "url"} | config._OTHERS | set(FIELDS)
     )  # fmt: skip
     assert documented == schema
     [example] = _blocks("configuration.md", "toml")
@@ -51,3 +52,8 @@ def test_configuration_page_lists_every_key_and_its_example_loads(tmp_path: Path
     assert loaded.hosts["cluster"].hostname == "login.hpc.example.org"
     assert loaded.smtp.to == ("ana@example.org",)
     assert tomllib.loads(example)["watchers"]["action_timeout_seconds"] == 120
+    assert loaded.slurm == {
+        "time": "01:00:00",
+        "account": "proj42",
+        "extra": {"constraint": "skylake"},
+    }

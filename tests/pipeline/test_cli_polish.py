@@ -69,6 +69,7 @@ def test_dag_of_named_stages_draws_only_what_they_need(tmp_path: Path) -> None:
     assert doc == {
         "stages": ["tokenize", "count", "other"],
         "edges": [{"from": "tokenize", "to": "count", "paths": ["tokens.txt"]}],
+        "runs_on": {"tokenize": "local", "count": "local", "other": "local"},
     }
     mermaid = project.cli("dag", "tokenize", "-F", "mermaid").stdout
     assert mermaid == 'flowchart TD\n    s0["tokenize"]\n'
