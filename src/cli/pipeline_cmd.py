@@ -40,6 +40,13 @@ PipelineOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead.")]
 
 
+class Executor(StrEnum):
+    """Where `pivot run --executor` runs every stage."""
+
+    local = "local"
+    slurm = "slurm"
+
+
 class DagFormat(StrEnum):
     """Output formats of `pivot dag`."""
 
@@ -113,6 +120,18 @@ def run(
         bool,
         typer.Option("--keep-going", "-k", help="After a failure, still run independent stages."),
     ] = False,
+    executor: Annotated[
+        Executor | None,
+        typer.Option(
+            "--executor",
+            help="Run every stage locally (local) or as a SLURM job (slurm) "
+            "(default: where each stage is declared to run).",
+            show_default=False,
+        ),
+    ] = None,
+    slurm_jobs: Annotated[
+        int, typer.Option("--slurm-jobs", min=1, help="SLURM jobs of this run queued at once.")
+    ] = 100,
     as_json: JsonOpt = False,
     pipeline: PipelineOpt = None,
 ) -> None:
@@ -130,6 +149,7 @@ def run(
       pivot run
       pivot run train --dry-run
       pivot run -f clean -j 4
+      pivot run --executor local     # SLURM stages too, on this machine
     """
     from pivot.pipeline.display import summary
     from pivot.pipeline.errors import PipelineError
@@ -173,9 +193,13 @@ def run(
                 print(line, file=sys.stderr)
         try:
             the_plan = project.plan(stages or (), force=force)
+            project.slurm_placement(executor and executor.value)  # a host it lacks: exit 2
         except PipelineError as exc:
             raise _fail(exc, as_json) from None
-        result = _execute(project, the_plan, jobs, keep_going, as_json, store=store)
+        result = _execute(
+            project, the_plan, jobs, keep_going, as_json, store=store,
+            executor=executor.value if executor else None, slurm_jobs=slurm_jobs,
+        )  # fmt: skip
     if as_json:
         print(json.dumps(summary(the_plan, result)))
     if result.cancelled:
@@ -200,6 +224,8 @@ def _execute(
     as_json: bool,
     *,
     store: EventStore,
+    executor: str | None = None,
+    slurm_jobs: int = 100,
 ) -> WaveResult:
     """Run the plan with events appended and shown; Ctrl-C cancels the wave."""
     from pivot.pipeline.display import RunDisplay
@@ -219,7 +245,10 @@ def _execute(
     # workers and their children before the run lock is released.
     previous = {sig: signal.signal(sig, on_signal) for sig in _CANCEL_SIGNALS}
     try:
-        return project.run(the_plan, display.emit, jobs=jobs, keep_going=keep_going, cancel=cancel)
+        return project.run(
+            the_plan, display.emit, jobs=jobs, keep_going=keep_going, cancel=cancel,
+            executor=executor, slurm_jobs=slurm_jobs,
+        )  # fmt: skip
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -23,9 +23,11 @@ __all__ = [
     "PipelineReloaded",
     "StageCancelled",
     "StageFailed",
+    "StageJobState",
     "StageQueued",
     "StageSkipped",
     "StageStarted",
+    "StageSubmitted",
     "StageSucceeded",
     "WaveFinished",
     "WaveInterrupted",
@@ -170,6 +172,42 @@ class StageCancelled(Event):
     TYPE = "stage.cancelled"
     stage: str
     reason: str = ""
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class StageSubmitted(Event):
+    """A stage run was submitted as a SLURM job (after its ``stage.started``).
+
+    ``resources`` are what the job asks for (its ``Slurm(...)`` over the
+    ``[slurm]`` defaults); ``run_file`` is the stage run's task, which the job
+    reads and beside which it writes its outcome. A job submitted again for
+    the same run (a watcher's ``resubmit``) carries the earlier one as
+    ``resubmit_of``: its result is the run's.
+    """
+
+    TYPE = "stage.submitted"
+    stage: str
+    job_id: str
+    host: str = "local"
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    run_file: str = ""
+    resubmit_of: str = ""
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class StageJobState(Event):
+    """The SLURM job of a stage run changed state (``pending``, ``running``, ``completed``,
+    ``failed``, ``out_of_memory``...), as one poll of Slurm saw it; ``exit_code`` as Slurm
+    reports it (``3:0``) once the job ended."""
+
+    TYPE = "stage.job_state"
+    stage: str
+    job_id: str
+    host: str = "local"
+    state: str
+    exit_code: str = ""
 
 
 # A stage's life in a wave, and the events that end it (one home for every

@@ -18,9 +18,11 @@ from pivot.events.base import Event
 from pivot.events.pipeline import (
     StageCancelled,
     StageFailed,
+    StageJobState,
     StageQueued,
     StageSkipped,
     StageStarted,
+    StageSubmitted,
     StageSucceeded,
     WaveFinished,
 )
@@ -36,6 +38,11 @@ def describe(ev: Event) -> str | None:  # noqa: PLR0911 - one case per event typ
         return f"{ev.stage}: queued ({describe_reasons(ev.reasons)})"
     if isinstance(ev, StageStarted):
         return f"{ev.stage}: running"
+    if isinstance(ev, StageSubmitted):
+        again = f", again for job {ev.resubmit_of}" if ev.resubmit_of else ""
+        return f"{ev.stage}: submitted as SLURM job {ev.job_id} on {ev.host}{again}"
+    if isinstance(ev, StageJobState):
+        return f"{ev.stage}: SLURM job {ev.job_id} {ev.state}" if ev.state == "running" else None
     if isinstance(ev, StageSucceeded):
         return f"{ev.stage}: succeeded in {ev.duration:.2f}s"
     if isinstance(ev, StageFailed):

@@ -25,6 +25,12 @@ does not write one of its outputs. Without ``keep_going`` nothing new starts
 after a failure; with it, only the failed stages' downstream is skipped.
 Cancellation (:class:`Cancel`, or Ctrl-C reaching this thread) kills the
 workers and their children and reports running and waiting stages cancelled.
+
+Stages named in ``on_slurm`` (stage -> its resources) go to ``slurm``, a
+:class:`~pivot.pipeline.slurm_executor.SlurmJobs`, as SLURM jobs instead:
+at most ``slurm.capacity`` of them in flight besides the ``pool.jobs``
+local ones; their outcomes are checked and recorded the same way, and a
+cancellation scancels their jobs and waits until Slurm says they ended.
 """
 
 from __future__ import annotations
@@ -32,11 +38,11 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pivot.events.base import Event, new_correlation_id
 from pivot.events.pipeline import (
@@ -56,6 +62,9 @@ from pivot.pipeline.pool import Pool
 from pivot.pipeline.spec import PipelineSpec, StageSpec
 from pivot.pipeline.state import STATE_DIR, StageRecord, StateStore
 from pivot.pipeline.worker import StageOutcome, StageTask, run_stage
+
+if TYPE_CHECKING:
+    from pivot.pipeline.slurm_executor import SlurmJobs
 
 __all__ = ["Cancel", "Emit", "WaveResult", "execute", "log_path"]
 
@@ -129,6 +138,7 @@ class _Running:
     stage: StageSpec
     started: float
     deps: dict[str, str | None]
+    remote: bool = False  # a SLURM job, not a local worker
 
 
 def execute(
@@ -145,6 +155,8 @@ def execute(
     trigger: str = "run",
     correlation_id: str = "",
     actor: str = "pivot run",
+    slurm: SlurmJobs | None = None,
+    on_slurm: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> WaveResult:
     """Run the stages of ``plan`` that must run; see the module docstring.
 
@@ -154,6 +166,10 @@ def execute(
     wave = _Wave(
         spec, graph, plan, pool, state, hasher, emit, keep_going, cancel or Cancel(), actor
     )
+    if on_slurm:
+        if slurm is None:
+            raise ValueError("stages run on SLURM but no SlurmJobs was given")
+        wave.slurm, wave.on_slurm = slurm, on_slurm
     return wave.run(trigger, correlation_id)
 
 
@@ -187,6 +203,8 @@ class _Wave:
         self.running: dict[Future[StageOutcome], _Running] = {}
         self.suspects: set[str] = set()  # stages that were running when a worker died
         self.stop_new = False
+        self.slurm: SlurmJobs | None = None
+        self.on_slurm: Mapping[str, Mapping[str, Any]] = {}
 
     def emit(self, events: Sequence[Event]) -> None:
         """Hand ``events`` on, or keep them for :meth:`flush` while the first stages start."""
@@ -297,12 +315,15 @@ class _Wave:
 
     def _start_ready(self) -> None:
         for name in list(self.pending):
-            busy = len(self.running) >= self.pool.jobs
-            if busy or any(r.stage.name in self.suspects for r in self.running.values()):
-                return
+            local = [r for r in self.running.values() if not r.remote]
+            if name in self.on_slurm and self.slurm is not None:
+                if len(self.running) - len(local) >= self.slurm.capacity:
+                    continue
+            elif len(local) >= self.pool.jobs or any(r.stage.name in self.suspects for r in local):
+                continue
             if any(self.result.status.get(u) != "succeeded" for u in self.ups[name]):
                 continue
-            if name in self.suspects and self.running:
+            if name in self.suspects and local:
                 continue  # a suspect of a worker crash runs alone
             self.pending.remove(name)
             self._submit(self.by_name[name])
@@ -325,6 +346,14 @@ class _Wave:
         # takes this one now, so "started" is not shown for a waiting stage.
         # Its time is taken before the worker can begin, never after.
         started = self.ev(StageStarted, stage=s.name)
+        resources = self.on_slurm.get(s.name)
+        if resources is not None and self.slurm is not None:
+            # Recorded before sbatch runs: its stage.submitted comes after.
+            self.emit([started])
+            self.flush()
+            future = self.slurm.submit(task, resources, self.result.wave_id)
+            self.running[future] = _Running(s, time.perf_counter(), deps, remote=True)
+            return
         future = self.pool.submit(run_stage, task)
         self.running[future] = _Running(s, time.perf_counter(), deps)
         self.emit([started])
@@ -351,8 +380,8 @@ class _Wave:
         # A dead worker breaks the whole loky pool: every stage still running is
         # lost with it. Rebuild the pool. A stage that was alone is the culprit;
         # otherwise re-run each lost stage on its own to find out which.
-        lost = [r for r, _ in crashed] + list(self.running.values())
-        self.running.clear()
+        lost = [r for r, _ in crashed] + [r for r in self.running.values() if not r.remote]
+        self.running = {f: r for f, r in self.running.items() if r.remote}
         self.pool.restart("a worker process died")
         if len(lost) == 1 or all(r.stage.name in self.suspects for r in lost):
             for r in lost:
@@ -413,8 +442,10 @@ class _Wave:
 
     def _cancel_all(self) -> None:
         self.result.cancelled = True
-        self.pool.kill()
         reason = self.cancel.reason or "interrupted"
+        if self.slurm is not None:  # returns once Slurm says the jobs ended
+            self.slurm.cancel(reason)
+        self.pool.kill()
         events: list[Event] = []
         for run in self.running.values():
             self.result.status[run.stage.name] = "cancelled"

@@ -10,14 +10,19 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pivot.pipeline.dag import StageGraph, build_graph
+from pivot.pipeline.errors import PipelineError
 from pivot.pipeline.execute import Cancel, Emit, WaveResult, execute
 from pivot.pipeline.hashing import FileHasher
 from pivot.pipeline.plan import Plan, paths_to_observe, plan, select
 from pivot.pipeline.pool import Pool, StagePool
 from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.state import STATE_DIR, StateStore
+
+if TYPE_CHECKING:
+    from pivot.jobs.config import Config
 
 __all__ = ["Project", "events_path"]
 
@@ -74,10 +79,24 @@ class Project:
         keep_going: bool = False,
         cancel: Cancel | None = None,
         trigger: str = "run",
+        executor: str | None = None,
+        slurm_jobs: int = 100,
     ) -> WaveResult:
-        """Execute ``the_plan``; a pool is made (and killed after) unless given."""
+        """Execute ``the_plan``; a pool is made (and killed after) unless given.
+
+        ``executor`` None runs each stage where it is declared to run;
+        ``"local"`` runs every stage in local workers, ``"slurm"`` every stage
+        as a SLURM job (see :func:`pivot.pipeline.slurm_resources.placement`),
+        at most ``slurm_jobs`` jobs in flight.
+        """
+        on_slurm = self.slurm_placement(executor, the_plan.to_run)
         own = pool is None
         the_pool: Pool = pool if pool is not None else StagePool(jobs)
+        slurm = None
+        if on_slurm:
+            from pivot.pipeline.slurm_executor import SlurmJobs
+
+            slurm = SlurmJobs(self._config(), emit, capacity=slurm_jobs)
         try:
             return execute(
                 self.spec,
@@ -90,10 +109,47 @@ class Project:
                 keep_going=keep_going,
                 cancel=cancel,
                 trigger=trigger,
+                slurm=slurm,
+                on_slurm=on_slurm,
             )
         finally:
             if own:
                 the_pool.kill()
+            if slurm is not None:
+                slurm.close()
+
+    def slurm_placement(
+        self, executor: str | None, stages: Sequence[str] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """Which of ``stages`` (default: all) run on SLURM, with what resources.
+
+        Raises PipelineError when ``--executor slurm`` sends a stage to a host
+        ``pivot.toml`` does not define.
+        """
+        from pivot.pipeline.slurm_resources import placement
+
+        wanted = set(stages) if stages else None
+        declared = {s.name: s.slurm for s in self.spec.stages if wanted is None or s.name in wanted}
+        if executor != "slurm":
+            return placement(declared, executor, {})
+        config = self._config()
+        found = placement(declared, executor, config.slurm)
+        for name, resources in found.items():
+            host = resources["host"]
+            if host != "local" and host not in config.hosts:
+                raise PipelineError(
+                    f"stage {name!r} would run on host {host!r} ([slurm] host), which "
+                    f"pivot.toml does not define: add a [hosts.{host}] table"
+                )
+        return found
+
+    def _config(self) -> Config:
+        from pivot.jobs.config import ConfigError, load_config
+
+        try:
+            return load_config(self.root)
+        except ConfigError as exc:
+            raise PipelineError(str(exc)) from None
 
     def save_cache(self) -> None:
         """Write back file hashes computed since the last save."""

@@ -36,6 +36,7 @@ __all__ = [
     "check_fields",
     "describe",
     "merge",
+    "placement",
     "sbatch_options",
 ]
 
@@ -237,6 +238,27 @@ def sbatch_options(resources: Mapping[str, Any]) -> list[str]:
     for key, value in dict(resources.get("extra", {})).items():
         options.append(f"--{key}" if value is True else f"--{key}={value}")
     return options
+
+
+def placement(
+    declared: Mapping[str, Mapping[str, Any] | None],
+    executor: str | None,
+    defaults: Mapping[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """Which stages run on SLURM, with what: stage -> resources.
+
+    ``declared`` maps each stage to its merged resources (None: a local
+    stage). ``executor`` None keeps the declarations; ``"local"`` runs
+    everything locally; ``"slurm"`` sends every stage to SLURM, a local one
+    with the ``[slurm]`` defaults.
+    """
+    if executor == "local":
+        return {}
+    if executor == "slurm":
+        return {n: dict(r) if r is not None else merge({}, defaults) for n, r in declared.items()}
+    if executor is not None:
+        raise ValueError(f"unknown executor {executor!r} (local, slurm)")
+    return {n: dict(r) for n, r in declared.items() if r is not None}
 
 
 def describe(resources: Mapping[str, Any]) -> str:

@@ -1,0 +1,320 @@
+"""Stage runs as SLURM jobs: submit with sbatch, follow with one squeue per host per cycle.
+
+:class:`SlurmJobs` is where a wave sends the stages that run on SLURM. For
+each stage run :meth:`SlurmJobs.submit` writes the run file, builds the batch
+script (:func:`pivot.pipeline.slurm_job.batch_script`) and gives it to
+``sbatch --parsable`` on the stage's host (a local subprocess or SSH, through
+the transports the job watchers use); it returns a future of the stage's
+:class:`~pivot.pipeline.worker.StageOutcome`. Submissions run concurrently
+on one event loop; the wave keeps at most :attr:`SlurmJobs.capacity` runs in
+flight (``--slurm-jobs``).
+
+Every :data:`POLL_SECONDS` a poll cycle settles the jobs in flight:
+
+1. a job whose outcome file is there has ended as far as the stage goes (the
+   job wrote it last, atomically): no Slurm command is needed for it;
+2. the others are asked of Slurm in **one** ``squeue`` per host for all of
+   them; a state change is a ``stage.job_state`` event;
+3. a job squeue reports ended without an outcome (killed, out of memory or
+   time, node failure), or no longer lists, is asked of ``scontrol`` (its
+   exit code), then ``sacct``; :func:`pivot.pipeline.slurm_outcome.ended`
+   says what that means for the stage.
+
+A lookup that fails (squeue timed out, the host unreachable) never ends a
+stage: only Slurm saying a job ended does. :meth:`SlurmJobs.cancel`
+(Ctrl-C, SIGTERM) scancels every job in flight and returns once Slurm
+reports each of them ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pivot.events.base import Event
+from pivot.events.pipeline import StageJobState, StageSubmitted
+from pivot.jobs import slurm
+from pivot.jobs.config import Config
+from pivot.jobs.ioloop import IoLoop
+from pivot.jobs.transport import Transport, TransportError
+from pivot.pipeline import slurm_job
+from pivot.pipeline.slurm_outcome import ended, reported, sbatch_refusal
+from pivot.pipeline.slurm_resources import sbatch_options
+from pivot.pipeline.worker import StageOutcome, StageTask
+
+__all__ = ["DEFAULT_SLURM_JOBS", "POLL_SECONDS", "SlurmJobs"]
+
+DEFAULT_SLURM_JOBS = 100
+POLL_SECONDS = 1.0
+# A job neither squeue, scontrol nor sacct knows, this many cycles in a row
+# after it was submitted, is reported lost (Slurm forgot it: MinJobAge passed).
+_UNKNOWN_CYCLES = 30
+
+Emit = Callable[[Sequence[Event]], object]
+
+
+@dataclass
+class _Run:
+    """One stage run on SLURM: its task, its current job, how to answer the wave."""
+
+    task: StageTask
+    host: str
+    resources: Mapping[str, Any]
+    run_file: Path
+    future: Future[StageOutcome]
+    correlation_id: str
+    submitted_at: float = field(default_factory=time.perf_counter)
+    job_id: str = ""
+    state: str = ""
+    unknown: int = 0
+
+
+class SlurmJobs:
+    """The SLURM side of a wave: submit stage runs, poll their jobs, cancel them."""
+
+    def __init__(
+        self,
+        config: Config,
+        emit: Emit,
+        *,
+        capacity: int = DEFAULT_SLURM_JOBS,
+        poll_seconds: float = POLL_SECONDS,
+        actor: str = "pivot run",
+    ) -> None:
+        self.config = config
+        self.capacity = max(1, capacity)
+        self.poll_seconds = poll_seconds
+        self._emit, self._actor = emit, actor
+        self._emit_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._runs: dict[str, _Run] = {}  # run id -> run in flight
+        self._io: IoLoop | None = None
+        self._transports: dict[str, Transport] = {}
+        self._poller: Future[None] | None = None
+        self._submitting: set[Future[None]] = set()
+        self.cycles = 0  # poll cycles done, and Slurm commands they ran (bench)
+        self.commands: dict[str, int] = {}
+
+    # --- the wave's side -------------------------------------------------
+
+    def submit(
+        self, task: StageTask, resources: Mapping[str, Any], correlation_id: str = ""
+    ) -> Future[StageOutcome]:
+        """Submit one stage run; its outcome arrives in the returned future."""
+        run_id = uuid.uuid4().hex[:12]
+        run_file = Path(task.root) / slurm_job.RUNS_DIR / f"{task.stage}.{run_id}.json"
+        future: Future[StageOutcome] = Future()
+        future.set_running_or_notify_cancel()
+        run = _Run(task, str(resources.get("host", "local")), resources, run_file, future,
+                   correlation_id)  # fmt: skip
+        slurm_job.write_run_file(run_file, task, run_id)
+        io = self._loop()
+        with self._lock:
+            self._runs[run_id] = run
+        sub = io.submit(self._sbatch(run_id, run))
+        self._submitting.add(sub)
+        sub.add_done_callback(self._submitting.discard)
+        if self._poller is None:
+            self._poller = io.submit(self._poll_forever())
+        return future
+
+    def cancel(self, reason: str = "cancelled", timeout: float = 120.0) -> None:
+        """scancel every job in flight; return once Slurm reports them all ended."""
+        for sub in list(self._submitting):  # a job being submitted is cancelled too
+            with contextlib.suppress(Exception):
+                sub.result(60)
+        with self._lock:
+            runs = list(self._runs.items())
+        if not runs or self._io is None:
+            return
+        by_host: dict[str, list[str]] = {}
+        for _, run in runs:
+            if run.job_id:
+                by_host.setdefault(run.host, []).append(run.job_id)
+        for host, ids in by_host.items():
+            with contextlib.suppress(TransportError, TimeoutError):
+                self._call(host, ["scancel", *ids])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                left = [r for r in self._runs.values() if r.job_id]
+            if not left:
+                break
+            time.sleep(min(self.poll_seconds, 0.5))
+        with self._lock:
+            rest, self._runs = list(self._runs.values()), {}
+        for run in rest:  # never submitted, or Slurm did not answer in time
+            self._resolve(run, StageOutcome(run.task.stage, False, 0, 0.0, reason))
+
+    def close(self) -> None:
+        """Stop polling and release the hosts' connections."""
+        io, self._io = self._io, None
+        if io is None:
+            return
+        for transport in self._transports.values():
+            with contextlib.suppress(Exception):
+                io.call(transport.close(), 10)
+        io.stop()
+
+    # --- submission ----------------------------------------------------------
+
+    def _loop(self) -> IoLoop:
+        if self._io is None:
+            self._io = IoLoop("pivot-slurm")
+        return self._io
+
+    def _transport(self, host: str) -> Transport:
+        if host not in self._transports:
+            from pivot.jobs.manage import transport_for
+
+            self._transports[host] = transport_for(self.config, host)
+        return self._transports[host]
+
+    async def _run_cmd(self, host: str, argv: list[str], input_text: str | None = None) -> Any:
+        self.commands[argv[0]] = self.commands.get(argv[0], 0) + 1
+        transport = self._transport(host)
+        return await transport.run(
+            argv, input_text=input_text, timeout=self.config.host(host).command_timeout
+        )
+
+    def _call(self, host: str, argv: list[str]) -> Any:
+        timeout = self.config.host(host).command_timeout
+        return self._loop().call(self._run_cmd(host, argv), timeout + 5)
+
+    async def _sbatch(self, run_id: str, run: _Run) -> None:
+        task = run.task
+        script = slurm_job.batch_script(task, str(run.run_file), sbatch_options(run.resources))
+        try:
+            result = await self._run_cmd(run.host, slurm.sbatch_argv(task.root), input_text=script)
+            job_id = slurm.parse_sbatch(result.stdout) if result.returncode == 0 else ""
+            error = "" if job_id else sbatch_refusal(result.stderr, result.stdout)
+        except (TransportError, ValueError) as exc:
+            job_id, error = "", str(exc)
+        if not job_id:
+            with self._lock:
+                self._runs.pop(run_id, None)
+            took = time.perf_counter() - run.submitted_at
+            message = f"sbatch refused the job on {run.host}: {error}"
+            self._resolve(run, StageOutcome(task.stage, False, 0, took, message))
+            return
+        run.job_id = job_id
+        self._send(
+            StageSubmitted(
+                actor=self._actor, correlation_id=run.correlation_id, stage=task.stage,
+                job_id=job_id, host=run.host, resources=dict(run.resources),
+                run_file=str(run.run_file),
+            )
+        )  # fmt: skip
+
+    # --- polling ---------------------------------------------------------------
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            try:
+                await self._cycle()
+            except Exception as exc:
+                # Expected trouble (a lookup failing) is handled inside the cycle;
+                # anything else is a bug: say so rather than leave the wave waiting.
+                self._fail_all(f"pivot's SLURM poll failed: {type(exc).__name__}: {exc}")
+
+    async def _cycle(self) -> None:
+        with self._lock:
+            runs = {rid: r for rid, r in self._runs.items() if r.job_id}
+        if not runs:
+            return
+        self.cycles += 1
+        asking: dict[str, dict[str, str]] = {}  # host -> job id -> run id
+        for rid, run in runs.items():
+            written = slurm_job.read_outcome(run.run_file)
+            if written is not None and written[1] == run.job_id:
+                self._finish(rid, run, reported(written[0], run.job_id, run.host))
+            else:
+                asking.setdefault(run.host, {})[run.job_id] = rid
+        await asyncio.gather(*(self._ask(host, jobs, runs) for host, jobs in asking.items()))
+
+    async def _ask(self, host: str, jobs: dict[str, str], runs: Mapping[str, _Run]) -> None:
+        """One squeue for all of ``host``'s jobs; scontrol/sacct only for the ended or unlisted."""
+        try:
+            result = await self._run_cmd(host, slurm.squeue_argv(list(jobs)))
+        except TransportError:
+            return  # a failed lookup ends nothing; the next cycle asks again
+        if result.returncode != 0 and not slurm.squeue_says_unknown(result.stderr):
+            return
+        infos = slurm.parse_squeue(result.stdout) if result.returncode == 0 else {}
+        for job_id, rid in jobs.items():
+            run = runs[rid]
+            info = infos.get(job_id)
+            if info is None or info.ended:
+                detail = await self._detail(host, job_id)
+                if detail is None and info is None:
+                    run.unknown += 1
+                    if run.unknown >= _UNKNOWN_CYCLES:
+                        lost = slurm.JobInfo(job_id=job_id, state="lost")
+                        self._end(rid, run, lost)
+                    continue
+                info = detail or info
+            assert info is not None
+            self._state(run, info)
+            if info.ended:
+                self._end(rid, run, info)
+
+    async def _detail(self, host: str, job_id: str) -> slurm.JobInfo | None:
+        try:
+            result = await self._run_cmd(host, slurm.scontrol_argv(job_id))
+        except TransportError:
+            return None
+        if result.returncode == 0:
+            return slurm.parse_scontrol(result.stdout)
+        try:
+            result = await self._run_cmd(host, slurm.sacct_argv([job_id]))
+        except TransportError:
+            return None
+        if result.returncode != 0 or slurm.sacct_unavailable(result.stderr):
+            return None
+        return slurm.parse_sacct(result.stdout).get(job_id)
+
+    def _state(self, run: _Run, info: slurm.JobInfo) -> None:
+        if info.state == run.state:
+            return
+        run.state = info.state
+        self._send(
+            StageJobState(
+                actor=self._actor, correlation_id=run.correlation_id, stage=run.task.stage,
+                job_id=info.job_id, host=run.host, state=info.state,
+                exit_code=info.exit_code if info.ended else "",
+            )
+        )  # fmt: skip
+
+    def _end(self, rid: str, run: _Run, info: slurm.JobInfo) -> None:
+        written = slurm_job.read_outcome(run.run_file)
+        took = time.perf_counter() - run.submitted_at
+        self._finish(rid, run, ended(run.task.stage, info, run.host, written, took))
+
+    def _finish(self, rid: str, run: _Run, outcome: StageOutcome) -> None:
+        with self._lock:
+            if self._runs.pop(rid, None) is None:
+                return
+        self._resolve(run, outcome)
+
+    def _fail_all(self, error: str) -> None:
+        with self._lock:
+            runs, self._runs = list(self._runs.values()), {}
+        for run in runs:
+            self._resolve(run, StageOutcome(run.task.stage, False, 0, 0.0, error))
+
+    def _resolve(self, run: _Run, outcome: StageOutcome) -> None:
+        if not run.future.done():
+            run.future.set_result(outcome)
+
+    def _send(self, event: Event) -> None:
+        with self._emit_lock:
+            self._emit([event])

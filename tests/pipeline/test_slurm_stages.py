@@ -1,0 +1,253 @@
+"""Stages that run as SLURM jobs, end to end: the real `pivot run` on the real single-node SLURM.
+
+The cluster is the suite's (tests/jobs/slurm_cluster.py: sched_interval=1,
+so a job starts within a second or two); the CLI finds it through
+``SLURM_CONF``. Every wait polls with a generous timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import slurm_cluster
+from jobs_servers import slurm  # noqa: F401 - pytest fixture
+from pipeline_project import HEADER, PIVOT, Project
+
+from pivot.events.base import Event
+from pivot.events.pipeline import StageFailed, StageJobState, StageSkipped, StageSubmitted
+from pivot.events.store import EventStore
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+SLURM_HEADER = HEADER.replace(
+    "from pivot import Dep, Out, Pipeline", "from pivot import Dep, Out, Pipeline, Slurm"
+)
+
+MIXED = (
+    SLURM_HEADER
+    + """
+import os
+
+
+@pipeline.stage
+def prep(raw: Annotated[Path, Dep("raw.txt")], out: Annotated[Path, Out("a.txt")]) -> None:
+    out.write_text(raw.read_text().strip())
+
+
+@pipeline.stage(slurm=Slurm(time="00:05:00", mem="100M", cpus=1))
+def remote(a: Annotated[Path, Dep("a.txt")], out: Annotated[Path, Out("b.txt")]) -> None:
+    print("hello from job", os.environ.get("SLURM_JOB_ID", "none"), flush=True)
+    out.write_text(a.read_text() + "|" + os.environ.get("SLURM_JOB_ID", "none"))
+
+
+@pipeline.stage
+def final(b: Annotated[Path, Dep("b.txt")], out: Annotated[Path, Out("c.txt")]) -> None:
+    out.write_text(b.read_text() + "|local:" + os.environ.get("SLURM_JOB_ID", "none"))
+"""
+)
+
+
+@pytest.fixture
+def project(slurm: slurm_cluster.Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
+    # Jobs run as root in a directory everyone can read (not pytest's 0700 tmp).
+    root = Path(tempfile.mkdtemp(prefix="pivot-slurm-stages-"))
+    root.chmod(0o755)
+    yield Project(root)
+
+
+def _events(root: Path, *types: type[Event]) -> list[Event]:
+    with EventStore.open(str(root / ".pivot/events.db")) as store:
+        return [r.event for r in store.read(types=[t.TYPE for t in types])]
+
+
+def _job_state(slurm: slurm_cluster.Cluster, job_id: str) -> str:
+    out = slurm.run("scontrol", "--oneliner", "show", "job", job_id).stdout
+    return next((f.split("=", 1)[1] for f in out.split() if f.startswith("JobState=")), "")
+
+
+def _wait(cond: object, timeout: float = 90.0, what: str = "") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()  # type: ignore[operator]
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_mixed_pipeline_runs_in_order_with_the_slurm_stage_in_a_real_job(
+    project: Project, slurm: slurm_cluster.Cluster
+) -> None:
+    project.write("pipeline.py", MIXED)
+    project.write("raw.txt", "one\n")
+    proc = project.cli("run")
+    [submitted] = _events(project.root, StageSubmitted)
+    assert isinstance(submitted, StageSubmitted)
+    job = submitted.job_id
+    assert (submitted.stage, submitted.host) == ("remote", "local")
+    assert submitted.resources == {"time": "00:05:00", "mem": "100M", "cpus": 1, "host": "local"}
+    # In order: prep's output reached the job, the job's reached final; only
+    # the SLURM stage saw a job id, and it is the job pivot submitted.
+    assert project.read("c.txt") == f"one|{job}|local:none"
+    assert _job_state(slurm, job) == "COMPLETED"
+    assert f"remote: submitted as SLURM job {job} on local" in proc.stdout
+    assert f"remote | hello from job {job}" in proc.stdout
+    assert f"hello from job {job}" in project.read(".pivot/logs/remote.log")
+    # The outcome file ends a job as far as the stage goes: a job this short
+    # may be over before any poll saw it, so its states are not all there.
+    states = {e.state for e in _events(project.root, StageJobState) if isinstance(e, StageJobState)}
+    assert states <= {"pending", "running", "completing", "completed"}
+    # The script Slurm ran: the resources as #SBATCH lines, the command quoted.
+    script = slurm.run("scontrol", "write", "batch_script", job, "-").stdout
+    assert "#SBATCH --mem=100M\n" in script and "#SBATCH --time=00:05:00\n" in script
+    assert "-m pivot.pipeline.slurm_job" in script
+
+    # Nothing changed: nothing is submitted.
+    again = project.cli("run")
+    assert "everything up to date" in again.stdout
+    assert len(_events(project.root, StageSubmitted)) == 1
+    # A data edit upstream: prep runs, the SLURM stage is submitted again.
+    project.write("raw.txt", "two\n")
+    project.cli("run")
+    second = _events(project.root, StageSubmitted)
+    assert len(second) == 2
+    assert isinstance(second[1], StageSubmitted)
+    assert project.read("c.txt") == f"two|{second[1].job_id}|local:none"
+
+
+def test_executor_local_runs_the_slurm_stage_here(project: Project) -> None:
+    project.write("pipeline.py", MIXED)
+    project.write("raw.txt", "one\n")
+    project.cli("run", "--executor", "local")
+    assert project.read("c.txt") == "one|none|local:none"
+    assert _events(project.root, StageSubmitted) == []
+
+
+def test_executor_slurm_sends_every_stage_to_slurm(project: Project) -> None:
+    project.write("pipeline.py", MIXED)
+    project.write("raw.txt", "one\n")
+    project.write("pivot.toml", '[slurm]\ntime = "00:02:00"\n')
+    project.cli("run", "--executor", "slurm", "--slurm-jobs", "1")
+    subs = [e for e in _events(project.root, StageSubmitted) if isinstance(e, StageSubmitted)]
+    assert [e.stage for e in subs] == ["prep", "remote", "final"]
+    assert subs[0].resources == {"time": "00:02:00", "host": "local"}
+    assert project.read("c.txt") == f"one|{subs[1].job_id}|local:{subs[2].job_id}"
+
+
+FAILING = (
+    SLURM_HEADER
+    + """
+import os
+
+
+@pipeline.stage(slurm=Slurm(time="00:05:00"))
+def crash(out: Annotated[Path, Out("a.txt")]) -> None:
+    os._exit(3)
+
+
+@pipeline.stage
+def after(a: Annotated[Path, Dep("a.txt")], out: Annotated[Path, Out("b.txt")]) -> None:
+    out.write_text("never")
+
+
+@pipeline.stage(slurm=Slurm(time="00:05:00"))
+def raises(out: Annotated[Path, Out("c.txt")]) -> None:
+    raise ValueError("bad row 3")
+
+
+@pipeline.stage(slurm=Slurm(partition="nope"))
+def refused(out: Annotated[Path, Out("d.txt")]) -> None:
+    out.write_text("never")
+"""
+)
+
+
+def test_failing_jobs_fail_their_stage_with_slurms_state_and_skip_downstream(
+    project: Project,
+) -> None:
+    project.write("pipeline.py", FAILING)
+    proc = project.cli("run", "--keep-going", ok=False)
+    assert proc.returncode == 1
+    failed = {e.stage: e for e in _events(project.root, StageFailed) if isinstance(e, StageFailed)}
+    jobs = {
+        e.stage: e.job_id
+        for e in _events(project.root, StageSubmitted)
+        if isinstance(e, StageSubmitted)
+    }
+    assert failed["crash"].error == f"FAILED exit 3 (SLURM job {jobs['crash']} on local)"
+    assert failed["raises"].error == f"ValueError: bad row 3 (SLURM job {jobs['raises']} on local)"
+    assert "ValueError: bad row 3" in failed["raises"].traceback
+    assert failed["refused"].error == (
+        "sbatch refused the job on local: invalid partition specified: nope; "
+        "Batch job submission failed: Invalid partition name specified"
+    )
+    assert "refused" not in jobs
+    [skipped] = [e for e in _events(project.root, StageSkipped) if isinstance(e, StageSkipped)]
+    assert (skipped.stage, skipped.reason) == ("after", "upstream failed: crash")
+    assert "Traceback" not in proc.stderr
+    why = project.cli("why", "crash").stdout
+    assert f"SLURM job {jobs['crash']}" in why
+
+
+SLEEPER = (
+    SLURM_HEADER
+    + """
+import time
+
+
+@pipeline.stage(slurm=Slurm(time="00:10:00"))
+def slow(out: Annotated[Path, Out("a.txt")]) -> None:
+    print("started", flush=True)
+    time.sleep(300)
+    out.write_text("late")
+"""
+)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_cancels_the_real_job_and_waits_for_its_end(
+    project: Project, slurm: slurm_cluster.Cluster, signum: int
+) -> None:
+    project.write("pipeline.py", SLEEPER)
+    proc = subprocess.Popen(
+        [*PIVOT, "run"], cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ},
+    )  # fmt: skip
+    try:
+
+        def running_job() -> str:
+            if not (project.root / ".pivot/events.db").exists():
+                return ""
+            seen = [
+                e.job_id
+                for e in _events(project.root, StageJobState)
+                if isinstance(e, StageJobState) and e.state == "running"
+            ]
+            log = project.root / ".pivot/logs/slow.log"
+            return seen[0] if seen and log.exists() and "started" in log.read_text() else ""
+
+        job = str(_wait(running_job, what="the job to run"))
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err
+    # pivot returned only once Slurm said the job ended.
+    assert _job_state(slurm, job) == "CANCELLED"
+    assert "slow: cancelled" in out
+    states = [
+        (e.job_id, e.state)
+        for e in _events(project.root, StageJobState)
+        if isinstance(e, StageJobState)
+    ]
+    assert states[-1] == (job, "cancelled")
