@@ -2,9 +2,9 @@
 
 :func:`required_literals` reads a pattern's source and returns a few byte
 strings such that every match of the pattern on a line contains at least one
-of them. Finding those with ``bytes.find`` (memchr and two-way search, several
-GB/s) over a whole chunk of output, and running RE2 only on the lines that
-contain one, is what makes a scan cost about what ``grep`` costs.
+of them. Finding those over a whole chunk of output (``memchr`` of a rare
+byte of each, :mod:`pivot.jobs.literal_search`), and running RE2 only on the
+lines that contain one, is what makes a scan cost about what ``grep`` costs.
 
 The analysis is conservative by construction; where it is unsure it answers
 ``None`` and the caller runs RE2 on everything:
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 __all__ = ["MIN_LITERAL", "Prefilter", "required_literals"]
 
 MAX_SET = 16  # exact strings tracked per node before a run of literal text is cut
-MAX_ANY = 4  # literals searched at most (each costs one pass over the chunk)
+MAX_ANY = 4  # literals searched at most (each costs at least a memchr pass over the chunk)
 MIN_LITERAL = 3  # shorter literals are too frequent to beat RE2's own chunk scan
 
 _REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")

@@ -9,20 +9,21 @@ matched on its own, so results are exactly those of a line-by-line loop at a
 fraction of the cost.
 
 Before either, a literal prefilter (:mod:`pivot.jobs.literals`) finds the
-lines holding a text every match must contain with ``bytes.find`` over the
-whole chunk; RE2 then only sees those lines. Patterns without such a text
+lines holding a text every match must contain, with ``memchr`` of its rarest
+byte over the whole chunk (:mod:`pivot.jobs.literal_search`); RE2 then only
+sees those lines. Patterns without such a text
 (``\\d+``, ``^$``) take the RE2 chunk scan.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import re2
 from re2 import _re2
 
+from pivot.jobs.literal_search import ProbeMemory, lines_containing
 from pivot.jobs.literals import Prefilter, required_literals
 
 __all__ = ["CompiledPattern", "LineMatch", "PatternError", "compile_pattern"]
@@ -42,9 +43,13 @@ def _options(*, never_nl: bool) -> Any:
     return opts
 
 
-@dataclass(frozen=True, slots=True)
-class LineMatch:
-    """One matching line: the whole match, positional groups and named groups."""
+class LineMatch(NamedTuple):
+    """One matching line: the whole match, positional groups and named groups.
+
+    A named tuple, not a frozen dataclass: one is built per matching line,
+    and a frozen dataclass's ``__init__`` (a guarded ``__setattr__`` per
+    field) cost as much as the RE2 match itself.
+    """
 
     line: str
     whole: str
@@ -70,9 +75,11 @@ class CompiledPattern:
             (k.decode() if isinstance(k, bytes) else str(k)): int(v)
             for k, v in dict(self._line.groupindex).items()
         }
+        self._named = tuple(self.group_names.items())
         # \A and \z mean "start/end of text": only a per-line loop keeps their meaning.
         self._chunk_scan_ok = "\\A" not in source and "\\z" not in source
         self.prefilter: Prefilter | None = required_literals(source)
+        self._probe_memory = ProbeMemory(len(self.prefilter.literals) if self.prefilter else 0)
         # The pattern as it appears in a script: plain, or escaped for double-quoted YAML.
         # A literal pattern (no metacharacters) is its own only match: never skip those.
         literal = not any(c in source for c in "\\.^$*+?{}[]|()")
@@ -85,13 +92,14 @@ class CompiledPattern:
         spans = self._raw.Match(_UNANCHORED, line, 0, len(line))
         if spans[0][0] < 0:
             return None
-        texts = [line[a:b].decode("utf-8", errors="replace") if a >= 0 else "" for a, b in spans]
-        return LineMatch(
-            line=line.decode("utf-8", errors="replace"),
-            whole=texts[0],
-            groups=tuple(texts[1:]),
-            named={name: texts[idx] for name, idx in self.group_names.items()},
-        )
+        if line.isascii():  # byte offsets are character offsets: slice the decoded line
+            text = line.decode("ascii")
+            texts = [text[a:b] if a >= 0 else "" for a, b in spans]
+        else:
+            text = line.decode("utf-8", "replace")
+            texts = [line[a:b].decode("utf-8", "replace") if a >= 0 else "" for a, b in spans]
+        named = {name: texts[idx] for name, idx in self._named} if self._named else {}
+        return LineMatch(text, texts[0], tuple(texts[1:]), named)
 
     def scan(self, chunk: bytes) -> Iterator[LineMatch]:
         """Every matching line of a chunk of complete lines, in order.
@@ -111,7 +119,7 @@ class CompiledPattern:
             chunk = chunk.decode("utf-8", errors="replace").encode("utf-8")
         pf = self.prefilter
         if pf is not None and (ascii_only or not pf.fold):
-            candidates = _lines_containing(chunk, chunk.lower() if pf.fold else chunk, pf.literals)
+            candidates = lines_containing(chunk, pf, self._probe_memory)
         else:
             candidates = self._candidate_lines(chunk)
         own = self._literals
@@ -146,28 +154,6 @@ class CompiledPattern:
             if m.end() == start and start == line_end:
                 # An empty match at the end of a line: move past it.
                 pos = max(pos, start + 1)
-
-
-def _lines_containing(chunk: bytes, hay: bytes, literals: tuple[bytes, ...]) -> Iterator[bytes]:
-    """Each line of ``chunk`` where ``hay`` (the chunk or its lower-cased copy) has a literal."""
-    find, rfind = hay.find, hay.rfind
-    end = len(hay)
-    nxt = [find(lit) for lit in literals]
-    pos = 0
-    while True:
-        at = min((a for a in nxt if a >= 0), default=-1)
-        if at < 0:
-            return
-        nl = rfind(b"\n", pos, at)  # pos is a line start: look no further back
-        line_start = pos if nl < 0 else nl + 1
-        line_end = find(b"\n", at)
-        if line_end < 0:
-            line_end = end
-        yield chunk[line_start:line_end].rstrip(b"\r")
-        pos = line_end + 1
-        nxt = [
-            a if a < 0 or a >= pos else find(lit, pos) for a, lit in zip(nxt, literals, strict=True)
-        ]
 
 
 def _explain(exc: Exception) -> str:
