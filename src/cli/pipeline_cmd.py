@@ -232,6 +232,13 @@ def _execute(
     from pivot.pipeline.execute import Cancel
 
     display = RunDisplay(project.root, store.append, None if as_json else _print)
+    adoptable = None
+    if project.slurm_placement(executor, the_plan.to_run):
+        from pivot.pipeline import slurm_adopt
+
+        # The jobs a killed pivot left are taken over, not submitted again.
+        records = store.read(types=slurm_adopt.TYPES)
+        adoptable = slurm_adopt.candidates(r.event for r in records)
     cancel = Cancel()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -247,7 +254,7 @@ def _execute(
     try:
         return project.run(
             the_plan, display.emit, jobs=jobs, keep_going=keep_going, cancel=cancel,
-            executor=executor, slurm_jobs=slurm_jobs,
+            executor=executor, slurm_jobs=slurm_jobs, adoptable=adoptable,
         )  # fmt: skip
     finally:
         for sig, handler in previous.items():

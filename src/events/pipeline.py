@@ -21,6 +21,7 @@ __all__ = [
     "OrphansStopped",
     "PipelineInvalid",
     "PipelineReloaded",
+    "StageAdopted",
     "StageCancelled",
     "StageFailed",
     "StageJobState",
@@ -183,7 +184,9 @@ class StageSubmitted(Event):
     ``[slurm]`` defaults); ``run_file`` is the stage run's task, which the job
     reads and beside which it writes its outcome. A job submitted again for
     the same run (a watcher's ``resubmit``) carries the earlier one as
-    ``resubmit_of``: its result is the run's.
+    ``resubmit_of``: its result is the run's. ``inputs`` are what the run was
+    decided on (``fingerprint``, ``deps`` hashes, ``params``): a later pivot
+    adopts the job of a killed run only while they still hold.
     """
 
     TYPE = "stage.submitted"
@@ -193,6 +196,26 @@ class StageSubmitted(Event):
     resources: Mapping[str, Any] = field(default_factory=dict)
     run_file: str = ""
     resubmit_of: str = ""
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class StageAdopted(Event):
+    """A stage run takes over the SLURM job an earlier, killed pivot submitted for it.
+
+    The job (``stage.submitted`` of ``submitted_in``, an earlier wave) was
+    still pending or running, or had ended with its outcome written, and the
+    stage's inputs had not changed since: it is not submitted again, and its
+    result is this run's.
+    """
+
+    TYPE = "stage.adopted"
+    stage: str
+    job_id: str
+    host: str = "local"
+    run_file: str = ""
+    submitted_in: str = ""
 
 
 @event

@@ -16,6 +16,7 @@ from typing import Any
 
 from pivot.events.base import Event
 from pivot.events.pipeline import (
+    StageAdopted,
     StageCancelled,
     StageFailed,
     StageJobState,
@@ -41,6 +42,8 @@ def describe(ev: Event) -> str | None:  # noqa: PLR0911 - one case per event typ
     if isinstance(ev, StageSubmitted):
         again = f", again for job {ev.resubmit_of}" if ev.resubmit_of else ""
         return f"{ev.stage}: submitted as SLURM job {ev.job_id} on {ev.host}{again}"
+    if isinstance(ev, StageAdopted):
+        return f"{ev.stage}: adopted SLURM job {ev.job_id} on {ev.host}, left by an earlier pivot"
     if isinstance(ev, StageJobState):
         return f"{ev.stage}: SLURM job {ev.job_id} {ev.state}" if ev.state == "running" else None
     if isinstance(ev, StageSucceeded):

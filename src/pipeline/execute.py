@@ -59,6 +59,7 @@ from pivot.pipeline.dag import StageGraph
 from pivot.pipeline.hashing import FileHasher, recorded_params
 from pivot.pipeline.plan import Plan
 from pivot.pipeline.pool import Pool
+from pivot.pipeline.slurm_adopt import run_inputs
 from pivot.pipeline.spec import PipelineSpec, StageSpec
 from pivot.pipeline.state import STATE_DIR, StageRecord, StateStore
 from pivot.pipeline.worker import StageOutcome, StageTask, run_stage
@@ -351,7 +352,8 @@ class _Wave:
             # Recorded before sbatch runs: its stage.submitted comes after.
             self.emit([started])
             self.flush()
-            future = self.slurm.submit(task, resources, self.result.wave_id)
+            inputs = run_inputs(s.fingerprint, deps, recorded_params(s.params))
+            future = self.slurm.submit(task, resources, self.result.wave_id, inputs)
             self.running[future] = _Running(s, time.perf_counter(), deps, remote=True)
             return
         future = self.pool.submit(run_stage, task)

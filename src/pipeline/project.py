@@ -7,7 +7,7 @@ too): load the pipeline, hash what the plan needs, decide, and execute.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.state import STATE_DIR, StateStore
 
 if TYPE_CHECKING:
+    from pivot.events.pipeline import StageSubmitted
     from pivot.jobs.config import Config
 
 __all__ = ["Project", "events_path"]
@@ -81,13 +82,15 @@ class Project:
         trigger: str = "run",
         executor: str | None = None,
         slurm_jobs: int = 100,
+        adoptable: Mapping[str, StageSubmitted] | None = None,
     ) -> WaveResult:
         """Execute ``the_plan``; a pool is made (and killed after) unless given.
 
         ``executor`` None runs each stage where it is declared to run;
         ``"local"`` runs every stage in local workers, ``"slurm"`` every stage
         as a SLURM job (see :func:`pivot.pipeline.slurm_resources.placement`),
-        at most ``slurm_jobs`` jobs in flight.
+        at most ``slurm_jobs`` jobs in flight. ``adoptable`` are the jobs a
+        killed pivot left (:func:`pivot.pipeline.slurm_adopt.candidates`).
         """
         on_slurm = self.slurm_placement(executor, the_plan.to_run)
         own = pool is None
@@ -96,7 +99,7 @@ class Project:
         if on_slurm:
             from pivot.pipeline.slurm_executor import SlurmJobs
 
-            slurm = SlurmJobs(self._config(), emit, capacity=slurm_jobs)
+            slurm = SlurmJobs(self._config(), emit, capacity=slurm_jobs, adoptable=adoptable)
         try:
             return execute(
                 self.spec,

@@ -40,12 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from pivot.events.base import Event
-from pivot.events.pipeline import StageJobState, StageSubmitted
+from pivot.events.pipeline import StageAdopted, StageJobState, StageSubmitted
 from pivot.jobs import slurm
 from pivot.jobs.config import Config
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.transport import Transport, TransportError
 from pivot.pipeline import slurm_job
+from pivot.pipeline.slurm_adopt import same_inputs
 from pivot.pipeline.slurm_outcome import ended, reported, sbatch_refusal
 from pivot.pipeline.slurm_resources import sbatch_options
 from pivot.pipeline.worker import StageOutcome, StageTask
@@ -71,6 +72,7 @@ class _Run:
     run_file: Path
     future: Future[StageOutcome]
     correlation_id: str
+    inputs: Mapping[str, Any] = field(default_factory=dict)
     submitted_at: float = field(default_factory=time.perf_counter)
     job_id: str = ""
     state: str = ""
@@ -88,6 +90,7 @@ class SlurmJobs:
         capacity: int = DEFAULT_SLURM_JOBS,
         poll_seconds: float = POLL_SECONDS,
         actor: str = "pivot run",
+        adoptable: Mapping[str, StageSubmitted] | None = None,
     ) -> None:
         self.config = config
         self.capacity = max(1, capacity)
@@ -102,19 +105,38 @@ class SlurmJobs:
         self._submitting: set[Future[None]] = set()
         self.cycles = 0  # poll cycles done, and Slurm commands they ran (bench)
         self.commands: dict[str, int] = {}
+        # Jobs a killed pivot left (slurm_adopt.candidates); checked with Slurm
+        # once, at the first submission.
+        self._candidates = dict(adoptable or {})
+        self._adoptable: dict[str, StageSubmitted] | None = None
 
     # --- the wave's side -------------------------------------------------
 
     def submit(
-        self, task: StageTask, resources: Mapping[str, Any], correlation_id: str = ""
+        self,
+        task: StageTask,
+        resources: Mapping[str, Any],
+        correlation_id: str = "",
+        inputs: Mapping[str, Any] | None = None,
     ) -> Future[StageOutcome]:
-        """Submit one stage run; its outcome arrives in the returned future."""
-        run_id = uuid.uuid4().hex[:12]
-        run_file = Path(task.root) / slurm_job.RUNS_DIR / f"{task.stage}.{run_id}.json"
+        """Submit one stage run; its outcome arrives in the returned future.
+
+        ``inputs`` (:func:`pivot.pipeline.slurm_adopt.run_inputs`) are
+        recorded with the job; a job a killed pivot left for this stage with
+        the same inputs, still alive, is adopted instead of submitting anew.
+        """
+        host = str(resources.get("host", "local"))
         future: Future[StageOutcome] = Future()
         future.set_running_or_notify_cancel()
-        run = _Run(task, str(resources.get("host", "local")), resources, run_file, future,
-                   correlation_id)  # fmt: skip
+        left = self._left_alive().pop(task.stage, None)
+        if left is not None and left.host == host and same_inputs(left, inputs or {}):
+            return self._adopt(left, task, resources, correlation_id, future)
+        if left is not None:  # a job for other inputs: its outputs would be wrong
+            with contextlib.suppress(TransportError, TimeoutError):
+                self._call(left.host, ["scancel", left.job_id])
+        run_id = uuid.uuid4().hex[:12]
+        run_file = Path(task.root) / slurm_job.RUNS_DIR / f"{task.stage}.{run_id}.json"
+        run = _Run(task, host, resources, run_file, future, correlation_id, dict(inputs or {}))
         slurm_job.write_run_file(run_file, task, run_id)
         io = self._loop()
         with self._lock:
@@ -125,6 +147,52 @@ class SlurmJobs:
         if self._poller is None:
             self._poller = io.submit(self._poll_forever())
         return future
+
+    def _adopt(
+        self,
+        left: StageSubmitted,
+        task: StageTask,
+        resources: Mapping[str, Any],
+        correlation_id: str,
+        future: Future[StageOutcome],
+    ) -> Future[StageOutcome]:
+        run = _Run(task, left.host, resources, Path(left.run_file), future, correlation_id,
+                   dict(left.inputs), job_id=left.job_id)  # fmt: skip
+        with self._lock:
+            self._runs[f"adopted.{left.job_id}"] = run
+        self._send(
+            StageAdopted(
+                actor=self._actor, correlation_id=correlation_id, stage=task.stage,
+                job_id=left.job_id, host=left.host, run_file=left.run_file,
+                submitted_in=left.correlation_id,
+            )
+        )  # fmt: skip
+        if self._poller is None:
+            self._poller = self._loop().submit(self._poll_forever())
+        return future
+
+    def _left_alive(self) -> dict[str, StageSubmitted]:
+        """The candidates Slurm still has pending or running, or that wrote their outcome."""
+        if self._adoptable is not None:
+            return self._adoptable
+        self._adoptable = {}
+        by_host: dict[str, list[StageSubmitted]] = {}
+        for sub in self._candidates.values():
+            by_host.setdefault(sub.host, []).append(sub)
+        for host, subs in by_host.items():
+            try:
+                result = self._call(host, slurm.squeue_argv([s.job_id for s in subs]))
+            except (TransportError, TimeoutError):
+                continue  # not adopted: a new job is submitted (the old one is cancelled)
+            infos = slurm.parse_squeue(result.stdout) if result.returncode == 0 else {}
+            for sub in subs:
+                info = infos.get(sub.job_id)
+                written = slurm_job.read_outcome(sub.run_file) if sub.run_file else None
+                if (info is not None and not info.ended) or (
+                    written is not None and written[1] == sub.job_id
+                ):
+                    self._adoptable[sub.stage] = sub
+        return self._adoptable
 
     def cancel(self, reason: str = "cancelled", timeout: float = 120.0) -> None:
         """scancel every job in flight; return once Slurm reports them all ended."""
@@ -210,7 +278,7 @@ class SlurmJobs:
             StageSubmitted(
                 actor=self._actor, correlation_id=run.correlation_id, stage=task.stage,
                 job_id=job_id, host=run.host, resources=dict(run.resources),
-                run_file=str(run.run_file),
+                run_file=str(run.run_file), inputs=dict(run.inputs),
             )
         )  # fmt: skip
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from pivot.events.pipeline import StageFailed, StageSubmitted, StageSucceeded
 from pivot.jobs.slurm import JobInfo
 from pivot.pipeline import slurm_job
+from pivot.pipeline.slurm_adopt import candidates, run_inputs, same_inputs
 from pivot.pipeline.slurm_outcome import ended, exit_text, sbatch_refusal, state_text
 from pivot.pipeline.worker import StageOutcome, StageTask
 
@@ -131,3 +133,30 @@ def test_exit_codes_and_sbatch_messages() -> None:
         "Batch job submission failed: Invalid partition name specified"
     )
     assert sbatch_refusal("", "") == "sbatch printed nothing"
+
+
+def test_the_jobs_left_to_adopt_are_those_whose_wave_did_not_end_the_stage() -> None:
+    inputs = run_inputs("fp", {"a.txt": "h1", "gone": None}, {"n": (1, 2)})
+
+    def sub(stage: str, job: str, wave: str) -> StageSubmitted:
+        return StageSubmitted(stage=stage, job_id=job, correlation_id=wave, inputs=inputs)
+
+    events = [
+        sub("a", "1", "w1"),
+        StageSucceeded(stage="a", duration=1.0, correlation_id="w1"),  # ended: not a candidate
+        sub("b", "2", "w1"),
+        StageFailed(stage="b", error="x", correlation_id="w0"),  # another wave's end
+        sub("c", "3", "w1"),
+        sub("c", "4", "w2"),  # the last one counts
+        sub("d", "5", "w2"),
+        StageFailed(stage="d", error="x", correlation_id="w2"),
+    ]
+    found = candidates(events)
+    assert {s: e.job_id for s, e in found.items()} == {"b": "2", "c": "4"}
+    # Inputs as the log gives them back (JSON: the tuple is a list there).
+    logged = StageSubmitted(stage="b", job_id="2", inputs=json.loads(json.dumps(inputs)))
+    assert same_inputs(logged, inputs)
+    assert not same_inputs(
+        logged, run_inputs("other", {"a.txt": "h1", "gone": None}, {"n": [1, 2]})
+    )
+    assert not same_inputs(StageSubmitted(stage="b", job_id="2"), inputs)  # none recorded

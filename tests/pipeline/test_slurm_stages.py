@@ -21,7 +21,13 @@ from jobs_servers import slurm  # noqa: F401 - pytest fixture
 from pipeline_project import HEADER, PIVOT, Project
 
 from pivot.events.base import Event
-from pivot.events.pipeline import StageFailed, StageJobState, StageSkipped, StageSubmitted
+from pivot.events.pipeline import (
+    StageAdopted,
+    StageFailed,
+    StageJobState,
+    StageSkipped,
+    StageSubmitted,
+)
 from pivot.events.store import EventStore
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -251,3 +257,99 @@ def test_ctrl_c_or_sigterm_cancels_the_real_job_and_waits_for_its_end(
         if isinstance(e, StageJobState)
     ]
     assert states[-1] == (job, "cancelled")
+
+
+WAITER = (
+    SLURM_HEADER
+    + """
+import time
+
+
+@pipeline.stage(slurm=Slurm(time="00:10:00"))
+def slow(out: Annotated[Path, Out("a.txt")]) -> None:
+    import os
+    print("started", flush=True)
+    while not Path("go").exists():
+        time.sleep(0.1)
+    out.write_text(os.environ["SLURM_JOB_ID"])
+"""
+)
+
+
+def _running_job(root: Path) -> str:
+    if not (root / ".pivot/events.db").exists():
+        return ""
+    seen = [
+        e.job_id
+        for e in _events(root, StageJobState)
+        if isinstance(e, StageJobState) and e.state == "running"
+    ]
+    return seen[0] if seen else ""
+
+
+def test_after_kill_9_the_next_run_adopts_the_running_job_without_submitting_again(
+    project: Project, slurm: slurm_cluster.Cluster
+) -> None:
+    project.write("pipeline.py", WAITER)
+    first = subprocess.Popen(
+        [*PIVOT, "run"], cwd=project.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        job = str(_wait(lambda: _running_job(project.root), what="the job to run"))
+    finally:
+        first.kill()  # SIGKILL: no scancel, no record of the end
+        first.wait()
+    assert _job_state(slurm, job) == "RUNNING"  # the job is the cluster's: it goes on
+    second = subprocess.Popen(
+        [*PIVOT, "run"], cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        _wait(
+            lambda: any(isinstance(e, StageAdopted) for e in _events(project.root, StageAdopted)),
+            what="the job to be adopted",
+        )
+        (project.root / "go").write_text("")
+        out, err = second.communicate(timeout=120)
+    finally:
+        if second.poll() is None:
+            second.kill()
+    assert second.returncode == 0, err
+    assert f"slow: adopted SLURM job {job} on local" in out
+    assert project.read("a.txt") == job
+    assert len(_events(project.root, StageSubmitted)) == 1  # never submitted twice
+    assert "up to date" in project.cli("status").stdout
+    assert "everything up to date" in project.cli("run").stdout
+
+
+def test_a_left_job_whose_inputs_changed_is_cancelled_and_a_new_one_submitted(
+    project: Project, slurm: slurm_cluster.Cluster
+) -> None:
+    project.write("pipeline.py", WAITER)
+    first = subprocess.Popen(
+        [*PIVOT, "run"], cwd=project.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        old = str(_wait(lambda: _running_job(project.root), what="the job to run"))
+    finally:
+        first.kill()
+        first.wait()
+    # The stage's code changes while its job runs: that job's result would be stale.
+    project.write("pipeline.py", WAITER.replace('print("started"', 'print("started again"'))
+    second = subprocess.Popen(
+        [*PIVOT, "run"], cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        _wait(lambda: len(_events(project.root, StageSubmitted)) == 2, what="a new job")
+        assert _wait(lambda: _job_state(slurm, old) == "CANCELLED", what="the old job cancelled")
+        (project.root / "go").write_text("")
+        _, err = second.communicate(timeout=120)
+    finally:
+        if second.poll() is None:
+            second.kill()
+    assert second.returncode == 0, err
+    subs = [e for e in _events(project.root, StageSubmitted) if isinstance(e, StageSubmitted)]
+    assert subs[0].job_id == old
+    assert _events(project.root, StageAdopted) == []
+    assert project.read("a.txt") == subs[1].job_id
