@@ -7,12 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import slurm_cluster
-from jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
 
 from pivot.jobs.advice import AddWarning, check_definition, probe_job, shell_syntax, static_warnings
 from pivot.jobs.config import Config, HostConfig, SmtpConfig, load_config
 from pivot.jobs.definition import parse_watchers
+
+from testkit import slurm_cluster
+from testkit.jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
 
 
 def one(text: str):  # type: ignore[no-untyped-def]

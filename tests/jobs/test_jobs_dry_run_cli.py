@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from jobs_e2e import pivot
+
+from testkit.jobs_e2e import pivot
 
 
 @pytest.fixture

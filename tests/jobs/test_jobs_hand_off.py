@@ -6,8 +6,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import slurm_cluster
-from jobs_servers import job_dir, make_config, slurm  # noqa: F401 - pytest fixtures
 
 from pivot.events.store import EventStore
 from pivot.events.watchers import ActionRequested
@@ -17,6 +15,9 @@ from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.manage import add_watchers
 from pivot.jobs.runtime import make_transports
 from pivot.jobs.tailer import ActionBatch, Tailer
+
+from testkit import slurm_cluster
+from testkit.jobs_servers import job_dir, make_config, slurm  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm]
 

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import slurm_cluster
-from jobs_e2e import Proc, payloads, procs, submit, wait_for  # noqa: F401 - procs: fixture
-from jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
 
 from pivot.events.store import EventStore
+
+from testkit import pgserver, slurm_cluster
+from testkit.jobs_e2e import Proc, payloads, procs, submit, wait_for  # noqa: F401 - procs: fixture
+from testkit.jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
+from testkit.require import require
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -189,9 +191,6 @@ def test_kill_9_of_the_host_the_other_takes_over_where_it_stopped(
 ) -> None:
     url = ""
     if backend == "postgresql":
-        import pgserver
-        from conftest import require
-
         require(pgserver.available(), "PostgreSQL server (Debian package postgresql)")
         url = pgserver.fresh_database()
     env = project_for(slurm, job_dir, store=url)

@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from jobs_servers import Mailbox, smtp  # noqa: F401 - smtp: fixture
 
 from pivot.events.base import Event
 from pivot.events.watchers import (
@@ -29,6 +28,8 @@ from pivot.jobs.decide import Context, on_match
 from pivot.jobs.definition import parse_watchers
 from pivot.jobs.patterns import compile_pattern
 from pivot.jobs.tailer import ActionBatch
+
+from testkit.jobs_servers import Mailbox, smtp  # noqa: F401 - smtp: fixture
 
 
 class _Hook:

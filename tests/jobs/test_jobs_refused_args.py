@@ -7,11 +7,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import slurm_cluster
-from jobs_e2e import Proc, payloads, procs, submit, wait_for  # noqa: F401 - procs: fixture
-from jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
 
 from pivot.events.store import EventStore
+
+from testkit import slurm_cluster
+from testkit.jobs_e2e import Proc, payloads, procs, submit, wait_for  # noqa: F401 - procs: fixture
+from testkit.jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import slurm_cluster
-from jobs_e2e import PIVOT, job_state, pivot, wait_for
-from jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
 
 from pivot.jobs.templates import templates
+
+from testkit import slurm_cluster
+from testkit.jobs_e2e import PIVOT, job_state, pivot, wait_for
+from testkit.jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
 
 
 @pytest.fixture

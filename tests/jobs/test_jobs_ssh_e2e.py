@@ -7,10 +7,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import slurm_cluster
-import sshd_server
-from jobs_e2e import OOM_WATCHER, events_of, job_state, oom_script, wait_for
-from jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
 
 from pivot.events.jobs import JobSubmitted
 from pivot.events.store import EventStore
@@ -20,6 +16,10 @@ from pivot.jobs.definition import parse_watchers
 from pivot.jobs.manage import add_watchers, submit_job
 from pivot.jobs.runtime import start_watchers
 from pivot.jobs.transport import SshTransport, TransportError
+
+from testkit import slurm_cluster, sshd_server
+from testkit.jobs_e2e import OOM_WATCHER, events_of, job_state, oom_script, wait_for
+from testkit.jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm, pytest.mark.ssh, pytest.mark.slow]
 

@@ -13,9 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import slurm_cluster
-from jobs_e2e import events_of, job_state, wait_for
-from jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
 
 from pivot.events.jobs import JobLookupFailed, JobLookupRecovered, OutputRead
 from pivot.events.store import EventStore
@@ -24,6 +21,10 @@ from pivot.jobs.config import Config, HostConfig
 from pivot.jobs.definition import parse_watchers
 from pivot.jobs.manage import add_watchers, submit_job
 from pivot.jobs.runtime import start_watchers
+
+from testkit import slurm_cluster
+from testkit.jobs_e2e import events_of, job_state, wait_for
+from testkit.jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import slurm_cluster
-from jobs_e2e import PIVOT, job_state, pivot, wait_for
-from jobs_servers import Mailbox, job_dir, make_config, slurm, smtp, sshd  # noqa: F401 - pytest fixtures
+
+from testkit import slurm_cluster
+from testkit.jobs_e2e import PIVOT, job_state, pivot, wait_for
+from testkit.jobs_servers import Mailbox, job_dir, make_config, slurm, smtp, sshd  # noqa: F401 - pytest fixtures
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ssync"
 FILES = {

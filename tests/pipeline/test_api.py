@@ -6,7 +6,6 @@ import pickle
 from pathlib import Path
 
 import pytest
-from pipeline_project import HEADER, Project, make_project
 
 from pivot.pipeline.dag import affected_stages, build_graph, render
 from pivot.pipeline.errors import PipelineError
@@ -14,6 +13,8 @@ from pivot.pipeline.loader import load_fresh
 from pivot.pipeline.plan import plan, stage_reasons
 from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.state import StageRecord
+
+from testkit.pipeline_project import HEADER, Project, make_project
 
 PIPELINE = (
     HEADER

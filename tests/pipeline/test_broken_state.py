@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require
-from pipeline_project import HEADER, PIVOT, Project, make_project
+
+from testkit.pipeline_project import HEADER, PIVOT, Project, make_project
+from testkit.require import require
 
 PIPELINE = (
     HEADER

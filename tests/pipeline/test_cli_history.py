@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline_project import HEADER, Project, make_project
+from testkit.pipeline_project import HEADER, Project, make_project
 
 PIPELINE = (
     HEADER

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from pipeline_project import HEADER, Project, make_project
+
+from testkit.pipeline_project import HEADER, Project, make_project
 
 PIPELINE = (
     HEADER

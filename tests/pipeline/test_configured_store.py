@@ -14,9 +14,9 @@ import subprocess
 import threading
 from pathlib import Path
 
-from pipeline_project import PIVOT, Project
-
 from pivot.events.store import EventStore
+
+from testkit.pipeline_project import PIVOT, Project
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 

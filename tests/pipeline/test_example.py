@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from pipeline_project import Project
+from testkit.pipeline_project import Project
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 

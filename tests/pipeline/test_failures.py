@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline_project import HEADER, make_project
-
 from pivot.events.store import EventStore
+
+from testkit.pipeline_project import HEADER, make_project
 
 PIPELINE = (
     HEADER

@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pipeline_project import HEADER, PIVOT, Project, make_project
+
+from testkit.pipeline_project import HEADER, PIVOT, Project, make_project
 
 STAGE = (
     HEADER

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pipeline_project import HEADER, PIVOT, make_project
 
 from pivot.events.store import EventStore
+
+from testkit.pipeline_project import HEADER, PIVOT, make_project
 
 PIPELINE = (
     HEADER

@@ -8,14 +8,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from pipeline_project import HEADER, PIVOT, make_project
-
 from pivot.events import pipeline as ev
 from pivot.events.base import Event
 from pivot.events.store import EventStore
 from pivot.pipeline import lifeline, proctree
 from pivot.pipeline.interrupted import close_unfinished, describe
 from pivot.pipeline.lock import Holder, lock_path, parse_holder, run_lock
+
+from testkit.pipeline_project import HEADER, PIVOT, make_project
 
 # -- the pure decision ---------------------------------------------------------
 

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from pipeline_project import HEADER, PIVOT, make_project
+from testkit.pipeline_project import HEADER, PIVOT, make_project
 
 # The stage records its worker, a child, and a grandchild that went to a
 # session of its own and whose parent (the shell) exited: the kind of process

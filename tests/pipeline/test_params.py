@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline_project import HEADER, make_project
+from testkit.pipeline_project import HEADER, make_project
 
 PIPELINE = (
     HEADER

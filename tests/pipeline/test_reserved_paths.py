@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pipeline_project import HEADER, make_project
+
+from testkit.pipeline_project import HEADER, make_project
 
 
 @pytest.mark.parametrize(

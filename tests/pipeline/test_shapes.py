@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from pipeline_project import HEADER, PIVOT, make_project
+from testkit.pipeline_project import HEADER, PIVOT, make_project
 
 LINEAR = (
     HEADER

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from pipeline_project import HEADER, make_project
 
 from pivot.pipeline.slurm_resources import check_fields, describe, merge, sbatch_options
+
+from testkit.pipeline_project import HEADER, make_project
 
 SLURM_HEADER = HEADER.replace(
     "from pivot import Dep, Out, Pipeline", "from pivot import Dep, Out, Pipeline, Slurm"

@@ -1,6 +1,6 @@
 """Stages that run as SLURM jobs, end to end: the real `pivot run` on the real single-node SLURM.
 
-The cluster is the suite's (tests/jobs/slurm_cluster.py: sched_interval=1,
+The cluster is the suite's (tests/testkit/slurm_cluster.py: sched_interval=1,
 so a job starts within a second or two); the CLI finds it through
 ``SLURM_CONF``. Every wait polls with a generous timeout.
 """
@@ -16,9 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import slurm_cluster
-from jobs_servers import slurm  # noqa: F401 - pytest fixture
-from pipeline_project import HEADER, PIVOT, Project
 
 from pivot.events.base import Event
 from pivot.events.pipeline import (
@@ -29,6 +26,10 @@ from pivot.events.pipeline import (
     StageSubmitted,
 )
 from pivot.events.store import EventStore
+
+from testkit import slurm_cluster
+from testkit.jobs_servers import slurm  # noqa: F401 - pytest fixture
+from testkit.pipeline_project import HEADER, PIVOT, Project
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

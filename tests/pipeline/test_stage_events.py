@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline_project import HEADER, make_project
-
 from pivot.events.base import decode
 from pivot.events.pipeline import StageFailed, StageStarted, StageSucceeded
 from pivot.events.store import EventStore
 from pivot.events.transfer import import_jsonl
+
+from testkit.pipeline_project import HEADER, make_project
 
 PIPELINE = (
     HEADER

@@ -15,7 +15,7 @@ import struct
 import subprocess
 from pathlib import Path
 
-from pipeline_project import HEADER, PIVOT, make_project
+from testkit.pipeline_project import HEADER, PIVOT, make_project
 
 PIPELINE = (
     HEADER

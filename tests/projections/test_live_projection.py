@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from pgserver import postgres_url  # noqa: F401 - pytest fixture
 
 from pivot.events import EventStore
 from pivot.events import watchers as wt
@@ -17,6 +16,8 @@ from pivot.events.base import Event
 from pivot.projections import PROJECTIONS, UnknownProjectionError, open_projection, rebuild
 from pivot.projections.base import Projection
 from pivot.projections.live import LiveProjection
+
+from testkit.pgserver import postgres_url  # noqa: F401 - pytest fixture
 
 WORKER = Path(__file__).with_name("catchup_worker.py")
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventgen import EVENTS
 from eventsourcing.persistence import StoredEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,6 +23,8 @@ from pivot.events import EventStore
 from pivot.events import watchers as wt
 from pivot.events.base import Event, EventDecodeError, decode
 from pivot.events.store import encode_state
+
+from testkit.eventgen import EVENTS
 
 
 def _thawed(value: Any) -> Any:

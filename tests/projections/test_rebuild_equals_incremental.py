@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from eventgen import SEQUENCES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +21,8 @@ from pivot.events import EventStore
 from pivot.events.base import Event
 from pivot.events.store import Recorded
 from pivot.projections import PROJECTIONS, open_projection, rebuild
+
+from testkit.eventgen import SEQUENCES
 
 
 def _normal(state: Any) -> Any:

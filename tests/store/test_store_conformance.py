@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
-from pgserver import fresh_database, postgres_url  # noqa: F401 - pytest fixture
 
 from pivot.events import EventStore
 from pivot.events.pipeline import StageFailed, StageStarted, StageSucceeded
 from pivot.events.store import RawRecord
 from pivot.events.watchers import WatcherCreated
+
+from testkit.pgserver import fresh_database, postgres_url  # noqa: F401 - pytest fixture
 
 PRODUCER = Path(__file__).with_name("producer.py")
 OPENER = Path(__file__).with_name("opener.py")

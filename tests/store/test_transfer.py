@@ -6,14 +6,15 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import require
-from pgserver import available as pg_available
-from pgserver import fresh_database
 
 from pivot.events import EventStore
 from pivot.events.pipeline import StageFailed, StageStarted, WaveStarted
 from pivot.events.transfer import ImportFileError, NonEmptyStoreError, export_jsonl, import_jsonl
 from pivot.events.watchers import WatcherCreated
+
+from testkit.pgserver import available as pg_available
+from testkit.pgserver import fresh_database
+from testkit.require import require
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

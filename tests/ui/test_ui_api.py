@@ -14,14 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
-import slurm_cluster
-from jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
-from pgserver import postgres_url  # noqa: F401 - pytest fixture
-from ui_server import pivot, receive_until, running_ui, start_ui, wait_for
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pivot.ui.app import routes
 from pivot.ui.openapi import openapi
+
+from testkit import slurm_cluster
+from testkit.jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
+from testkit.pgserver import postgres_url  # noqa: F401 - pytest fixture
+from testkit.ui_server import pivot, receive_until, running_ui, start_ui, wait_for
 
 LOSS = {
     "name": "Training Loss Tracker",

@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import slurm_cluster
-from conftest import require
-from jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
-from ui_server import running_ui, wait_for
+
+from testkit import slurm_cluster
+from testkit.jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
+from testkit.require import require
+from testkit.ui_server import running_ui, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
@@ -196,8 +197,9 @@ def test_the_page_asks_for_the_token_and_takes_it_from_the_address(tmp_path: Pat
 def test_the_page_reconnects_by_itself_and_misses_nothing(tmp_path: Path) -> None:
     require(CHROMIUM.exists(), "Debian's chromium (apt-get install chromium)")
     from playwright.sync_api import expect, sync_playwright
-    from slurm_cluster import free_port
-    from ui_server import pivot, start_ui
+
+    from testkit.slurm_cluster import free_port
+    from testkit.ui_server import pivot, start_ui
 
     (tmp_path / "pivot.toml").write_text("")
     yaml = 'name: "w{n}"\npattern: "x{n}"\nactions:\n  - type: cancel_job\n'

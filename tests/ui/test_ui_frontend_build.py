@@ -15,7 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import require
+
+from testkit.require import require
 
 FRONTEND = Path(__file__).parents[2] / "src" / "ui" / "frontend"
 STATIC = FRONTEND.parent / "static"

@@ -18,9 +18,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import require
 
 from pivot.watch.ignore import IgnoreRules
+
+from testkit.require import require
 
 NAMES = ["a", "b", "ab", "x.log", "y.csv", "build", "data", "c.tmp", "[x]", "d e"]
 ATOMS = ["a", "b", "*", "?", "**", "x.log", "*.csv", "build", "data", "[ab]", "[!a]", "\\[x]"]

@@ -9,7 +9,6 @@ from typing import Any
 import loky
 import pykka
 import pytest
-from watch_helpers import Collector, Probe, make_context
 
 from pivot.actors.base import Shell
 from pivot.actors.debouncer import Debouncer
@@ -18,6 +17,8 @@ from pivot.actors.messages import Batch, DeclaredPaths, PathsChanged, Ping, Wind
 from pivot.actors.supervisor import Supervisor
 from pivot.events.actors import ActorCrashed, ActorRestarted, SupervisorGaveUp, WatchStarted
 from pivot.watch.workers import Workers
+
+from testkit.watch_helpers import Collector, Probe, make_context
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require
-from watch_e2e import (
+
+from pivot.events.store import EventStore
+
+from testkit.require import require
+from testkit.watch_e2e import (
     HELPERS,
     PIVOT,
     Watch,
@@ -28,8 +31,6 @@ from watch_e2e import (
     wait_path,
     write_project,
 )
-
-from pivot.events.store import EventStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -6,7 +6,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from watch_e2e import Watch, alive, descendants, wait_path
+from testkit.watch_e2e import Watch, alive, descendants, wait_path
 
 PIPELINE = """
 import os

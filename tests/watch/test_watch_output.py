@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import require
-from watch_e2e import PIVOT, Watch, env
+
+from testkit.require import require
+from testkit.watch_e2e import PIVOT, Watch, env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

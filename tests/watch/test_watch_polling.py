@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from watch_e2e import Watch, write_project
+
+from testkit.watch_e2e import Watch, write_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

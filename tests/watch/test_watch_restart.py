@@ -14,7 +14,6 @@ from typing import Any
 
 import pykka
 import pytest
-from watch_helpers import make_context
 
 from pivot.actors.coordinator import Coordinator
 from pivot.actors.messages import Batch, Boot, ForceAll
@@ -30,6 +29,8 @@ from pivot.events.pipeline import (
 )
 from pivot.watch.engine import CancelToken, LoadError, PipelineView, PlannedStage, StageInfo
 from pivot.watch.workers import Workers
+
+from testkit.watch_helpers import make_context
 
 pytestmark = pytest.mark.timeout(120)
 

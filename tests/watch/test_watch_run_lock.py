@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from watch_e2e import PIVOT, Watch, env, wait_path, write_project
 
 from pivot.events.pipeline import WaveFinished, WaveStarted
 from pivot.events.store import EventStore
+
+from testkit.watch_e2e import PIVOT, Watch, env, wait_path, write_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

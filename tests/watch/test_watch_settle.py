@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from watch_e2e import PIVOT, Watch, write_project
 
 from pivot.watch import writers
 from pivot.watch.debounce import Debounce
+
+from testkit.watch_e2e import PIVOT, Watch, write_project
 
 
 def test_a_window_asks_after_settle_and_again_while_a_writer_is_busy() -> None:

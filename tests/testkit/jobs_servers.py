@@ -1,6 +1,6 @@
 """Shared servers for the job-watcher tests: one SLURM cluster and one sshd per session.
 
-Test modules import the fixtures they use (``from jobs_servers import slurm``);
+Test modules import the fixtures they use (``from testkit.jobs_servers import slurm``);
 the suite keeps a single conftest.py (see
 docs/solutions/nested-conftest-shadows-require.md). A fixture imported into
 several modules gets one definition per module, so the servers themselves are
@@ -18,24 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import slurm_cluster
-import sshd_server
 from aiosmtpd.controller import Controller
 
 from pivot.jobs.config import Config, HostConfig
 
+from testkit import slurm_cluster, sshd_server
+from testkit.require import require
+
 _servers: dict[str, Any] = {}
-
-
-def _require(available: bool, what: str) -> None:
-    from conftest import require  # tests/conftest.py, the suite's only conftest
-
-    require(available, what)
 
 
 @pytest.fixture(scope="session")
 def slurm() -> slurm_cluster.Cluster:
-    _require(slurm_cluster.available(), "a local SLURM (slurmctld, slurmd, munged; as root)")
+    require(slurm_cluster.available(), "a local SLURM (slurmctld, slurmd, munged; as root)")
     if "slurm" not in _servers:
         root = Path(tempfile.mkdtemp(prefix="pivot-slurm-"))
         root.chmod(0o755)  # munged (user munge) must reach its directory
@@ -48,7 +43,7 @@ def slurm() -> slurm_cluster.Cluster:
 
 @pytest.fixture(scope="session")
 def sshd() -> sshd_server.Sshd:
-    _require(sshd_server.available(), "OpenSSH server (sshd) as root")
+    require(sshd_server.available(), "OpenSSH server (sshd) as root")
     if "sshd" not in _servers:
         server = sshd_server.start(Path(tempfile.mkdtemp(prefix="pivot-sshd-")))
         _servers["sshd"] = server

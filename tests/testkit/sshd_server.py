@@ -1,6 +1,6 @@
 """A real OpenSSH server on loopback: temp host key, key auth only, known_hosts written.
 
-Started once per test session by the ``sshd`` fixture (see conftest.py).
+Started once per test session by the ``sshd`` fixture (testkit.jobs_servers).
 """
 
 from __future__ import annotations

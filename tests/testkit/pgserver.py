@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.require import require
+
 __all__ = ["available", "fresh_database", "postgres_url", "server_url"]
 
 _BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
@@ -119,7 +121,5 @@ def fresh_database() -> str:
 @pytest.fixture
 def postgres_url() -> str:
     """Pytest fixture: a fresh database on the suite's PostgreSQL server."""
-    from conftest import require
-
     require(available(), "PostgreSQL server (Debian package postgresql)")
     return fresh_database()

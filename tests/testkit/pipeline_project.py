@@ -1,7 +1,8 @@
 """A real project in a temporary directory, driven through the real `pivot` CLI.
 
-Not a conftest.py on purpose: a second module named ``conftest`` would shadow
-tests/conftest.py for ``from conftest import require``.
+Not a conftest.py on purpose: the suite keeps one (see
+docs/solutions/nested-conftest-shadows-require.md); tests import this module
+as ``testkit.pipeline_project``.
 """
 
 from __future__ import annotations

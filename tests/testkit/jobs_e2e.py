@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import slurm_cluster
 
 from pivot.events.base import Event
 from pivot.events.store import EventStore
+
+from testkit import slurm_cluster
 
 __all__ = [
     "OOM_WATCHER",

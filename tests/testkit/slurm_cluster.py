@@ -1,6 +1,6 @@
 """A real single-node SLURM (munged, slurmctld, slurmd) on loopback, in a temp dir.
 
-Started once per test session by the ``slurm`` fixture (see conftest.py); the
+Started once per test session by the ``slurm`` fixture (testkit.jobs_servers); the
 Slurm client commands find it through ``SLURM_CONF``. Needs root (slurmd runs
 jobs as their user) and Debian's slurm-wlm and munge packages.
 """
