@@ -9,7 +9,7 @@ are dropped before any wave starts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from pivot.watch.engine import PipelineView
@@ -193,7 +193,7 @@ def symlink_aliases(
     return out
 
 
-def unalias(paths: Iterable[str], aliases: dict[Path, Path]) -> frozenset[str]:
+def unalias(paths: Iterable[str], aliases: Mapping[Path, Path]) -> frozenset[str]:
     """``paths`` with every path at or below a symlink target renamed to its declared
     path(s) (a file reached through two links counts for both)."""
     if not aliases:

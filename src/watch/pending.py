@@ -1,12 +1,14 @@
 """Changes waiting for the next wave: merged, bounded, taken all at once.
 
 The Coordinator runs one wave at a time; whatever arrives meanwhile lands
-here and becomes exactly one next wave.
+here and becomes exactly one next wave. A frozen value: each operation
+returns the new one (it is part of the Coordinator's state, see
+:mod:`pivot.watch.coordination`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 from pivot.watch.debounce import Batch
 
@@ -23,48 +25,36 @@ class Taken:
     force: bool
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Pending:
-    """Accumulates batches and force requests; memory bounded by ``max_paths``."""
+    """Accumulated batches and force requests; memory bounded by ``max_paths``."""
 
     max_paths: int = 10_000
-    _paths: set[str] = field(default_factory=set)
-    _count: int = 0
-    _overflow: bool = False
-    _force: bool = False
+    paths: frozenset[str] = frozenset()
+    count: int = 0  # change notifications merged since the last take
+    overflow: bool = False
+    forced: bool = False
 
-    def add(self, batch: Batch) -> None:
-        """Merge a debounced batch."""
-        self._count += batch.count
-        if batch.overflow:
-            self._overflow = True
-        if self._overflow:
-            self._paths.clear()
-            return
-        self._paths |= batch.paths
-        if len(self._paths) > self.max_paths:
-            self._overflow = True
-            self._paths.clear()
+    def add(self, batch: Batch) -> Pending:
+        """With a debounced batch merged."""
+        count = self.count + batch.count
+        if self.overflow or batch.overflow:
+            return replace(self, paths=frozenset(), count=count, overflow=True)
+        paths = self.paths | batch.paths
+        if len(paths) > self.max_paths:
+            return replace(self, paths=frozenset(), count=count, overflow=True)
+        return replace(self, paths=paths, count=count)
 
-    def force(self) -> None:
+    def force(self) -> Pending:
         """The next wave runs every stage."""
-        self._force = True
-
-    @property
-    def count(self) -> int:
-        """Change notifications merged since the last :meth:`take`."""
-        return self._count
+        return replace(self, forced=True)
 
     @property
     def empty(self) -> bool:
         """Nothing to do."""
-        return not (self._paths or self._overflow or self._force)
+        return not (self.paths or self.overflow or self.forced)
 
-    def take(self) -> Taken:
-        """Everything pending; the accumulator is empty afterwards."""
-        taken = Taken(frozenset(self._paths), self._count, self._overflow, self._force)
-        self._paths = set()
-        self._count = 0
-        self._overflow = False
-        self._force = False
-        return taken
+    def take(self) -> tuple[Taken, Pending]:
+        """Everything pending, and the empty accumulator left afterwards."""
+        taken = Taken(self.paths, self.count, self.overflow, self.forced)
+        return taken, Pending(self.max_paths)

@@ -69,14 +69,15 @@ def test_pending_merges_waves_and_bounds_memory() -> None:
 
     p = Pending(max_paths=3)
     assert p.empty
-    p.add(Batch(frozenset({"a"}), 1))
-    p.add(Batch(frozenset({"b"}), 2))
-    t = p.take()
+    p = p.add(Batch(frozenset({"a"}), 1)).add(Batch(frozenset({"b"}), 2))
+    t, p = p.take()
     assert t.paths == {"a", "b"} and t.count == 3 and not t.overflow and p.empty
-    p.add(Batch(frozenset({"a", "b", "c", "d"}), 4))
-    assert p.take().overflow
-    p.force()
-    assert p.take().force
+    t, p = p.add(Batch(frozenset({"a", "b", "c", "d"}), 4)).take()
+    assert t.overflow and p.empty and p.max_paths == 3
+    assert p.force().take()[0].force
+    assert (
+        p.add(Batch(frozenset(), 1, overflow=True)).add(Batch(frozenset({"x"}), 1)).paths == set()
+    )
 
 
 # -- ignore rules --------------------------------------------------------------

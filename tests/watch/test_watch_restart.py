@@ -16,8 +16,9 @@ import pykka
 import pytest
 
 from pivot.actors.coordinator import Coordinator
-from pivot.actors.messages import Batch, Boot, ForceAll
+from pivot.actors.messages import Batch, Boot, ForceAll, Ping
 from pivot.actors.worker_pool import PoolControl, WorkerPool
+from pivot.events.actors import ChangesPending
 from pivot.events.base import Event
 from pivot.events.pipeline import (
     StageStarted,
@@ -141,3 +142,63 @@ def test_failed_restart_is_reported_and_the_next_wave_retries(tmp_path: Path) ->
     finally:
         pykka.ActorRegistry.stop_all()
         workers.close()
+
+
+class SlowLoadEngine(TinyEngine):
+    """Its second load (the first reload) waits until released."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.loads = 0
+        self.loading = threading.Event()
+        self.release = threading.Event()
+
+    def load(self) -> PipelineView | LoadError:
+        self.loads += 1
+        if self.loads == 2:
+            self.loading.set()
+            assert self.release.wait(60)
+        return super().load()
+
+
+def test_the_coordinator_answers_while_a_reload_runs(tmp_path: Path) -> None:
+    ctx, events = make_context()
+    engine = SlowLoadEngine(tmp_path)
+    workers = Workers(jobs=1, standby=False)
+    try:
+        ctx.registry.set("worker_pool", WorkerPool.start(ctx, engine, PoolControl(workers)))
+        coordinator = Coordinator.start(ctx, engine)
+        ctx.registry.set("coordinator", coordinator)
+        coordinator.tell(Boot())
+        events.wait_for(lambda items: any(isinstance(e, WaveFinished) for e in items))
+
+        coordinator.tell(Batch(frozenset({str(tmp_path / "helpers.py")}), 1))
+        assert engine.loading.wait(30)
+        # The load blocks, the actor does not: it takes the next batch at once
+        # (a load on the actor's thread would keep this ask waiting).
+        coordinator.tell(Batch(frozenset({str(tmp_path / "b.in")}), 1))
+        coordinator.ask(Ping(), timeout=10)
+        events.wait_for(lambda items: any(isinstance(e, ChangesPending) for e in items))
+        assert len(events.of(WaveFinished)) == 1
+
+        engine.release.set()  # the reload's wave, then exactly one for what waited
+        events.wait_for(lambda items: len([e for e in items if isinstance(e, WaveFinished)]) == 3)
+        assert [e.stage for e in events.of(StageStarted)][-1] == "b"
+    finally:
+        engine.release.set()
+        pykka.ActorRegistry.stop_all()
+        workers.close()
+
+
+def test_a_shutdown_does_not_wait_for_a_reload(tmp_path: Path) -> None:
+    ctx, _ = make_context()
+    engine = SlowLoadEngine(tmp_path)
+    engine.loads = 1  # the boot's load is the slow one
+    try:
+        coordinator = Coordinator.start(ctx, engine)
+        coordinator.tell(Boot())
+        assert engine.loading.wait(30)
+        coordinator.stop(block=True, timeout=10)  # pykka.Timeout if the load held it
+        assert not coordinator.is_alive()
+    finally:
+        engine.release.set()
