@@ -254,7 +254,7 @@ def _execute(
     try:
         return project.run(
             the_plan, display.emit, jobs=jobs, keep_going=keep_going, cancel=cancel,
-            executor=executor, slurm_jobs=slurm_jobs, adoptable=adoptable,
+            executor=executor, slurm_jobs=slurm_jobs, adoptable=adoptable, store=store,
         )  # fmt: skip
     finally:
         for sig, handler in previous.items():

@@ -23,7 +23,7 @@ import json
 import posixpath
 import re
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
@@ -96,6 +96,7 @@ class StageDecl:
     # None for a stage that runs locally; ``slurm_line`` is the Slurm(...) call's.
     slurm: Mapping[str, Any] | None = None
     slurm_line: int = 0
+    watchers: tuple[str, ...] = ()  # watcher YAML files, project-relative
 
 
 SIMPLE_PARAM_TYPES = (int, float, str, bool, list, dict)
@@ -209,6 +210,28 @@ def _with_slurm(decl: StageDecl, slurm: object) -> StageDecl:
     return replace(decl, slurm=fields, slurm_line=slurm.line)
 
 
+def _with_watchers(decl: StageDecl, watchers: object) -> StageDecl:
+    """``decl`` with its watcher files (checked and parsed when the pipeline is loaded)."""
+    from dataclasses import replace
+
+    if isinstance(watchers, str) or not isinstance(watchers, Sequence):
+        raise PipelineError(
+            f"stage {decl.name!r}: watchers= takes a list of watcher files, "
+            f"not {type(watchers).__name__}",
+            decl.file,
+            decl.line,
+        )
+    paths = []
+    for w in watchers:
+        try:
+            paths.append(normalise_path(w))
+        except ValueError as exc:
+            raise PipelineError(
+                f"stage {decl.name!r}, watchers: {exc}", decl.file, decl.line
+            ) from None
+    return replace(decl, watchers=tuple(paths))
+
+
 class Pipeline:
     """A set of stages. ``pipeline.py`` creates one at module level."""
 
@@ -220,24 +243,39 @@ class Pipeline:
 
     @overload
     def stage(
-        self, func: None = None, /, *, name: str | None = None, slurm: Slurm | None = None
+        self,
+        func: None = None,
+        /,
+        *,
+        name: str | None = None,
+        slurm: Slurm | None = None,
+        watchers: Sequence[str] = (),
     ) -> Callable[[F], F]: ...
 
     def stage(
-        self, func: F | None = None, /, *, name: str | None = None, slurm: Slurm | None = None
+        self,
+        func: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        slurm: Slurm | None = None,
+        watchers: Sequence[str] = (),
     ) -> F | Callable[[F], F]:
         """Register a function as a stage: ``@pipeline.stage`` or ``@pipeline.stage(name=...)``.
 
         Also usable as a plain call on a function defined elsewhere:
         ``pipeline.stage(clean)``. Returns the function unchanged.
         ``slurm=Slurm(...)`` runs the stage as a SLURM job (see
-        :mod:`pivot.pipeline.slurm_resources`).
+        :mod:`pivot.pipeline.slurm_resources`), and ``watchers=["w.yaml"]``
+        attaches those job watchers to each job it submits.
         """
 
         def register(fn: F) -> F:
             decl = _inspect(name or fn.__name__, inspect.unwrap(fn))
             if slurm is not None:
                 decl = _with_slurm(decl, slurm)
+            if watchers:
+                decl = _with_watchers(decl, watchers)
             previous = self._stages.get(decl.name)
             if previous is not None:
                 raise PipelineError(

@@ -353,7 +353,9 @@ class _Wave:
             self.emit([started])
             self.flush()
             inputs = run_inputs(s.fingerprint, deps, recorded_params(s.params))
-            future = self.slurm.submit(task, resources, self.result.wave_id, inputs)
+            future = self.slurm.submit(
+                task, resources, self.result.wave_id, inputs, watchers=s.watchers
+            )
             self.running[future] = _Running(s, time.perf_counter(), deps, remote=True)
             return
         future = self.pool.submit(run_stage, task)

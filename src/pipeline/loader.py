@@ -288,6 +288,27 @@ def _slurm_resources(root: Path, decls: Mapping[str, StageDecl]) -> dict[str, di
     return out
 
 
+def _check_watchers(root: Path, decl: StageDecl) -> None:
+    """Each watcher file of a stage exists and defines valid watchers (else the line)."""
+    from pivot.jobs.definition import DefinitionError, parse_watchers
+
+    for rel in decl.watchers:
+        try:
+            text = (root / rel).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PipelineError(
+                f"stage {decl.name!r}: cannot read watcher file {rel}: {exc.strerror or exc}",
+                _rel(root, decl.file),
+                decl.line,
+            ) from None
+        try:
+            parse_watchers(text, rel)
+        except DefinitionError as exc:
+            raise PipelineError(
+                f"stage {decl.name!r}: {exc}", _rel(root, decl.file), decl.line
+            ) from None
+
+
 def _project_sources(root: Path, fp: Fingerprinter) -> tuple[str, ...]:
     files = set()
     for module in list(sys.modules.values()):
@@ -355,6 +376,8 @@ def load_with_graph(
     decls = _find_instance(module, rel_file).stages
     overrides = _read_params(root, decls)
     slurm = _slurm_resources(root, decls)
+    for decl in decls.values():
+        _check_watchers(root, decl)
     fp = Fingerprinter(root, code_cache)
     stages = []
     for decl in decls.values():
@@ -380,6 +403,7 @@ def load_with_graph(
                 code=code,
                 code_files=files,
                 slurm=slurm.get(decl.name),
+                watchers=decl.watchers,
             )
         )
     spec = PipelineSpec(

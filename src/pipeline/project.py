@@ -23,6 +23,7 @@ from pivot.pipeline.state import STATE_DIR, StateStore
 
 if TYPE_CHECKING:
     from pivot.events.pipeline import StageSubmitted
+    from pivot.events.store import EventStore
     from pivot.jobs.config import Config
 
 __all__ = ["Project", "events_path"]
@@ -83,6 +84,7 @@ class Project:
         executor: str | None = None,
         slurm_jobs: int = 100,
         adoptable: Mapping[str, StageSubmitted] | None = None,
+        store: EventStore | None = None,
     ) -> WaveResult:
         """Execute ``the_plan``; a pool is made (and killed after) unless given.
 
@@ -90,7 +92,8 @@ class Project:
         ``"local"`` runs every stage in local workers, ``"slurm"`` every stage
         as a SLURM job (see :func:`pivot.pipeline.slurm_resources.placement`),
         at most ``slurm_jobs`` jobs in flight. ``adoptable`` are the jobs a
-        killed pivot left (:func:`pivot.pipeline.slurm_adopt.candidates`).
+        killed pivot left (:func:`pivot.pipeline.slurm_adopt.candidates`);
+        ``store`` is the log a stage's ``watchers=`` are followed in.
         """
         on_slurm = self.slurm_placement(executor, the_plan.to_run)
         own = pool is None
@@ -99,7 +102,9 @@ class Project:
         if on_slurm:
             from pivot.pipeline.slurm_executor import SlurmJobs
 
-            slurm = SlurmJobs(self._config(), emit, capacity=slurm_jobs, adoptable=adoptable)
+            slurm = SlurmJobs(
+                self._config(), emit, capacity=slurm_jobs, adoptable=adoptable, store=store
+            )
         try:
             return execute(
                 self.spec,

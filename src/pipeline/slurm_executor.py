@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import time
 import uuid
@@ -41,14 +42,17 @@ from typing import Any
 
 from pivot.events.base import Event
 from pivot.events.pipeline import StageAdopted, StageJobState, StageSubmitted
+from pivot.events.store import EventStore
 from pivot.jobs import slurm
 from pivot.jobs.config import Config
+from pivot.jobs.definition import WatcherDefinition
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.transport import Transport, TransportError
 from pivot.pipeline import slurm_job
 from pivot.pipeline.slurm_adopt import same_inputs
 from pivot.pipeline.slurm_outcome import ended, reported, sbatch_refusal
 from pivot.pipeline.slurm_resources import sbatch_options
+from pivot.pipeline.slurm_watchers import SETTLE_SECONDS, StageWatchers, load_definitions
 from pivot.pipeline.worker import StageOutcome, StageTask
 
 __all__ = ["DEFAULT_SLURM_JOBS", "POLL_SECONDS", "SlurmJobs"]
@@ -77,6 +81,10 @@ class _Run:
     job_id: str = ""
     state: str = ""
     unknown: int = 0
+    watchers: list[WatcherDefinition] = field(default_factory=list)
+    # A job that ended without success, while its watchers may still resubmit it.
+    failed: StageOutcome | None = None
+    failed_at: float = 0.0
 
 
 class SlurmJobs:
@@ -91,6 +99,7 @@ class SlurmJobs:
         poll_seconds: float = POLL_SECONDS,
         actor: str = "pivot run",
         adoptable: Mapping[str, StageSubmitted] | None = None,
+        store: EventStore | None = None,
     ) -> None:
         self.config = config
         self.capacity = max(1, capacity)
@@ -109,6 +118,9 @@ class SlurmJobs:
         # once, at the first submission.
         self._candidates = dict(adoptable or {})
         self._adoptable: dict[str, StageSubmitted] | None = None
+        # The stages' watchers= (needs the store: it reads what they did).
+        self._watch = StageWatchers(store, config) if store is not None else None
+        self._cancelling = False
 
     # --- the wave's side -------------------------------------------------
 
@@ -118,12 +130,14 @@ class SlurmJobs:
         resources: Mapping[str, Any],
         correlation_id: str = "",
         inputs: Mapping[str, Any] | None = None,
+        watchers: Sequence[str] = (),
     ) -> Future[StageOutcome]:
         """Submit one stage run; its outcome arrives in the returned future.
 
         ``inputs`` (:func:`pivot.pipeline.slurm_adopt.run_inputs`) are
         recorded with the job; a job a killed pivot left for this stage with
         the same inputs, still alive, is adopted instead of submitting anew.
+        ``watchers`` (files, project-relative) are attached to each of its jobs.
         """
         host = str(resources.get("host", "local"))
         future: Future[StageOutcome] = Future()
@@ -134,9 +148,15 @@ class SlurmJobs:
         if left is not None:  # a job for other inputs: its outputs would be wrong
             with contextlib.suppress(TransportError, TimeoutError):
                 self._call(left.host, ["scancel", left.job_id])
+        # The job's own output is the stage's log (see slurm_job.batch_script).
+        task = dataclasses.replace(task, log_path="")
         run_id = uuid.uuid4().hex[:12]
         run_file = Path(task.root) / slurm_job.RUNS_DIR / f"{task.stage}.{run_id}.json"
         run = _Run(task, host, resources, run_file, future, correlation_id, dict(inputs or {}))
+        if watchers:
+            if self._watch is None:
+                raise ValueError("a stage with watchers= needs SlurmJobs(store=...)")
+            run.watchers = load_definitions(task.root, watchers)
         slurm_job.write_run_file(run_file, task, run_id)
         io = self._loop()
         with self._lock:
@@ -196,6 +216,7 @@ class SlurmJobs:
 
     def cancel(self, reason: str = "cancelled", timeout: float = 120.0) -> None:
         """scancel every job in flight; return once Slurm reports them all ended."""
+        self._cancelling = True  # their watchers are not waited for
         for sub in list(self._submitting):  # a job being submitted is cancelled too
             with contextlib.suppress(Exception):
                 sub.result(60)
@@ -224,6 +245,8 @@ class SlurmJobs:
 
     def close(self) -> None:
         """Stop polling and release the hosts' connections."""
+        if self._watch is not None:
+            self._watch.close()
         io, self._io = self._io, None
         if io is None:
             return
@@ -274,13 +297,21 @@ class SlurmJobs:
             self._resolve(run, StageOutcome(task.stage, False, 0, took, message))
             return
         run.job_id = job_id
-        self._send(
+        self._submitted(run)
+
+    def _submitted(self, run: _Run, resubmit_of: str = "") -> None:
+        events: list[Event] = [
             StageSubmitted(
-                actor=self._actor, correlation_id=run.correlation_id, stage=task.stage,
-                job_id=job_id, host=run.host, resources=dict(run.resources),
-                run_file=str(run.run_file), inputs=dict(run.inputs),
+                actor=self._actor, correlation_id=run.correlation_id, stage=run.task.stage,
+                job_id=run.job_id, host=run.host, resources=dict(run.resources),
+                run_file=str(run.run_file), inputs=dict(run.inputs), resubmit_of=resubmit_of,
             )
-        )  # fmt: skip
+        ]  # fmt: skip
+        if run.watchers and self._watch is not None and not resubmit_of:
+            # (A resubmitting watcher attaches the watchers to the new job itself.)
+            events += self._watch.attach(run.watchers, run.job_id, run.host, run.correlation_id)
+        with self._emit_lock:
+            self._emit(events)
 
     # --- polling ---------------------------------------------------------------
 
@@ -300,8 +331,13 @@ class SlurmJobs:
         if not runs:
             return
         self.cycles += 1
+        if self._watch is not None and any(r.failed for r in runs.values()):
+            self._watch.refresh()
         asking: dict[str, dict[str, str]] = {}  # host -> job id -> run id
         for rid, run in runs.items():
+            if run.failed is not None:
+                self._settle(rid, run)
+                continue
             written = slurm_job.read_outcome(run.run_file)
             if written is not None and written[1] == run.job_id:
                 self._finish(rid, run, reported(written[0], run.job_id, run.host))
@@ -367,7 +403,23 @@ class SlurmJobs:
         took = time.perf_counter() - run.submitted_at
         self._finish(rid, run, ended(run.task.stage, info, run.host, written, took))
 
-    def _finish(self, rid: str, run: _Run, outcome: StageOutcome) -> None:
+    def _settle(self, rid: str, run: _Run) -> None:
+        """A failed job with watchers: follow a resubmission, or fail once they are done."""
+        assert self._watch is not None and run.failed is not None
+        new = self._watch.resubmitted(run.host, run.job_id)
+        if new:
+            old, run.job_id, run.state, run.failed = run.job_id, new, "", None
+            self._submitted(run, resubmit_of=old)
+            return
+        waited = time.monotonic() - run.failed_at
+        if self._watch.settled(run.host, run.job_id) or waited > SETTLE_SECONDS:
+            outcome, run.failed = run.failed, None
+            self._finish(rid, run, outcome, settle=False)
+
+    def _finish(self, rid: str, run: _Run, outcome: StageOutcome, settle: bool = True) -> None:
+        if settle and not outcome.ok and run.watchers and not self._cancelling:
+            run.failed, run.failed_at = outcome, time.monotonic()
+            return  # its watchers may resubmit it: _settle decides next cycles
         with self._lock:
             if self._runs.pop(rid, None) is None:
                 return

@@ -13,7 +13,8 @@ The stage itself is not in the script: it is data, in the *run file* (a
 submission. The job runs it in a fresh interpreter (the submitting Python,
 so the node runs the code as it is on the shared disk now) through
 :func:`pivot.pipeline.worker.run_stage`, the same code path as a local
-worker: output to ``.pivot/logs/STAGE.log``, every failure an outcome. The
+worker, every failure an outcome. Its output is the job's (Slurm writes it
+to ``.pivot/logs/STAGE.log``), so job watchers read what the stage prints. The
 :class:`~pivot.pipeline.worker.StageOutcome` is written as JSON beside the
 run file (``RUN.result.json``, atomically), with the job id that wrote it.
 
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 RUNS_DIR = Path(".pivot") / "slurm"
+LOGS_DIR = Path(".pivot") / "logs"  # as pivot.pipeline.execute.log_path
 
 
 def job_name(stage: str) -> str:
@@ -71,9 +73,10 @@ def batch_script(
 
     ``options`` are ``--key=value`` tokens from
     :func:`~pivot.pipeline.slurm_resources.sbatch_options` (already checked
-    to be single tokens). Slurm's own output (what happens before Python
-    runs the stage: a missing interpreter, a node problem) goes to
-    ``.pivot/slurm/STAGE.JOBID.out``, relative to the job's directory.
+    to be single tokens). The job's stdout and stderr are the stage's log,
+    ``.pivot/logs/STAGE.log`` (relative to the job's directory): the stage's
+    output, and anything before Python runs it (a missing interpreter, a
+    node problem), in the file `pivot run` shows and job watchers read.
     """
     for option in options:
         if not option.startswith("--") or any(c.isspace() for c in option):
@@ -81,7 +84,7 @@ def batch_script(
     lines = [
         "#!/bin/sh",
         f"#SBATCH --job-name={job_name(task.stage)}",
-        f"#SBATCH --output={RUNS_DIR.as_posix()}/{task.stage}.%j.out",
+        f"#SBATCH --output={LOGS_DIR.as_posix()}/{task.stage}.log",
         *(f"#SBATCH {option}" for option in options),
         "# pivot: one run of stage " + task.stage + " (its task is in the run file below)",
         f"cd {shlex.quote(task.root)} || exit 1",

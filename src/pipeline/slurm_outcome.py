@@ -58,10 +58,7 @@ def ended(
     if written is not None and written[1] in ("", info.job_id):
         return reported(written[0], info.job_id, host)
     if info.state == "completed":
-        error = (
-            f"COMPLETED without a result from pivot ({label}): "
-            f"see .pivot/slurm/{stage}.{info.job_id}.out"
-        )
+        error = f"COMPLETED without a result from pivot ({label}): see .pivot/logs/{stage}.log"
     else:
         error = f"{state_text(info)} ({label})"
     return StageOutcome(stage, False, 0, duration, error)

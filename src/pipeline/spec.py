@@ -42,6 +42,7 @@ class StageSpec:
     code: Mapping[str, str] = field(default_factory=dict)
     code_files: tuple[str, ...] = ()
     slurm: Mapping[str, Any] | None = None
+    watchers: tuple[str, ...] = ()  # job watcher files attached to its SLURM jobs
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -68,6 +69,7 @@ class StageSpec:
             "code": dict(self.code),
             "code_files": list(self.code_files),
             "slurm": None if self.slurm is None else dict(self.slurm),
+            "watchers": list(self.watchers),
         }
 
     @classmethod
@@ -86,6 +88,7 @@ class StageSpec:
             code=dict(data.get("code", {})),
             code_files=tuple(data.get("code_files", ())),
             slurm=None if data.get("slurm") is None else dict(data["slurm"]),
+            watchers=tuple(data.get("watchers", ())),
         )
 
 
