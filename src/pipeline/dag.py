@@ -17,9 +17,9 @@ import bisect
 import heapq
 import os
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pivot.pipeline.errors import PipelineError
 from pivot.pipeline.spec import PipelineSpec
@@ -28,10 +28,12 @@ if TYPE_CHECKING:
     import networkx as nx
 
 __all__ = [
+    "DeclaredStage",
     "PathIndex",
     "StageGraph",
     "affected_stages",
     "build_graph",
+    "graph_of",
     "missing_deps",
     "render",
     "to_plain",
@@ -112,15 +114,19 @@ class StageGraph:
         )
 
     def affected(self, paths: Iterable[str]) -> set[str]:
-        """Stages reading any of ``paths`` (directory deps included), plus downstream.
+        """Stages reading or writing any of ``paths`` (directories included), plus
+        everything downstream.
 
-        ``paths`` are project-relative POSIX paths. A path only *written* by a
-        stage (an output nothing reads) affects nothing: its producer becomes
-        stale (``output changed``) but is not a consumer.
+        ``paths`` are POSIX paths as the graph's (project-relative from
+        :func:`build_graph`). The writer counts: an output edited by hand no
+        longer matches what its stage recorded, so that stage is stale
+        (``output changed``) and runs again to restore it, as `pivot run`
+        would (docs/watch.md, "Hand-edited outputs"); the planner decides.
         """
         direct: set[str] = set()
         for p in paths:
             direct.update(self.consumers.owners(p))
+            direct.update(self.producers.owners(p))
         return direct | self.descendants(direct)
 
     def to_networkx(self) -> nx.DiGraph[str]:
@@ -134,11 +140,32 @@ class StageGraph:
         return g
 
 
+class DeclaredStage(Protocol):
+    """What the graph needs of a stage (a :class:`pivot.pipeline.spec.StageSpec` has it)."""
+
+    @property
+    def name(self) -> str: ...  # pragma: no cover
+    @property
+    def deps(self) -> tuple[str, ...]: ...  # pragma: no cover
+    @property
+    def outs(self) -> tuple[str, ...]: ...  # pragma: no cover
+    @property
+    def file(self) -> str: ...  # pragma: no cover
+    @property
+    def line(self) -> int: ...  # pragma: no cover
+
+
 def build_graph(spec: PipelineSpec) -> StageGraph:
     """The graph of ``spec``; PipelineError for shared outputs and cycles."""
-    by_name = {s.name: s for s in spec.stages}
+    return graph_of(spec.stages)
+
+
+def graph_of(stages: Sequence[DeclaredStage]) -> StageGraph:
+    """The graph of ``stages`` (in declaration order); PipelineError for shared outputs
+    and cycles. Paths are compared as given (``pivot watch`` builds one of absolute paths)."""
+    by_name = {s.name: s for s in stages}
     out_owner: dict[str, str] = {}
-    for s in spec.stages:
+    for s in stages:
         for out in s.outs:
             if out in out_owner and out_owner[out] != s.name:
                 first = by_name[out_owner[out]]
@@ -162,13 +189,13 @@ def build_graph(spec: PipelineSpec) -> StageGraph:
                 )
     dep_owners: dict[str, list[str]] = {}
     edges: dict[tuple[str, str], list[str]] = {}
-    for s in spec.stages:
+    for s in stages:
         for dep in s.deps:
             dep_owners.setdefault(dep, []).append(s.name)
             for producer in producers.owners(dep):
                 edges.setdefault((producer, s.name), []).append(dep)
-    up: dict[str, list[str]] = {s.name: [] for s in spec.stages}
-    down: dict[str, list[str]] = {s.name: [] for s in spec.stages}
+    up: dict[str, list[str]] = {s.name: [] for s in stages}
+    down: dict[str, list[str]] = {s.name: [] for s in stages}
     for a, b in edges:
         up[b].append(a)
         down[a].append(b)
@@ -180,7 +207,8 @@ def build_graph(spec: PipelineSpec) -> StageGraph:
         producers=producers,
         consumers=PathIndex(dep_owners),
     )
-    order = _toposort(spec.names, graph, {s.name: (s.file, s.line) for s in spec.stages})
+    names = tuple(s.name for s in stages)
+    order = _toposort(names, graph, {s.name: (s.file, s.line) for s in stages})
     return StageGraph(
         order, graph.upstream, graph.downstream, graph.edges, producers, graph.consumers
     )
@@ -219,7 +247,8 @@ def _toposort(
 def affected_stages(
     spec: PipelineSpec, graph: StageGraph, paths: Iterable[str | os.PathLike[str]]
 ) -> set[str]:
-    """Stages a batch of changed paths affects: consumers (directory deps too) and downstream.
+    """Stages a batch of changed paths affects: consumers and producers (directories
+    too) and downstream (:meth:`StageGraph.affected`).
 
     ``paths`` may be absolute or relative to the project root; paths outside
     the project are ignored. Pure (no file system access besides path maths):

@@ -73,14 +73,14 @@ def test_affected_follows_consumers_directories_and_downstream(tmp_path: Path) -
     spec = _project(project)
     graph = build_graph(spec)
     assert graph.affected(["data/raw.csv"]) == {"clean", "stats", "report"}
-    assert graph.affected(["data/clean.csv"]) == {"stats", "report"}
-    assert graph.affected(["reports/n.txt"]) == {"report"}
+    assert graph.affected(["data/clean.csv"]) == {"clean", "stats", "report"}  # its writer too
+    assert graph.affected(["reports/n.txt"]) == {"stats", "report"}  # inside stats' output dir
     assert graph.affected(["docs/new/file.md"]) == {"report"}  # inside a directory dep
-    assert graph.affected(["report.md"]) == set()  # an output nothing reads
+    assert graph.affected(["report.md"]) == {"report"}  # an output nothing reads: its writer
     assert graph.affected(["elsewhere.txt"]) == set()
     root = Path(spec.root)
     assert affected_stages(spec, graph, [root / "docs" / "intro.md", "/elsewhere/x"]) == {"report"}
-    assert affected_stages(spec, graph, ["data/clean.csv"]) == {"stats", "report"}
+    assert affected_stages(spec, graph, ["data/clean.csv"]) == {"clean", "stats", "report"}
     assert render(graph, "text").splitlines() == [
         "clean",
         "  stats  <- clean",
