@@ -1,7 +1,12 @@
 """Which stages a batch of changed paths affects, and how a reload changed the stages.
 
+Over the view's :class:`pivot.pipeline.dag.StageGraph` (``view.graph``,
+built once per loaded pipeline): the same graph and the same relation
+between paths (equal, inside, or containing) as `pivot run` and `pivot
+status`.
+
 Policy for a hand-edited output (the same as `pivot run`, see
-docs/pipelines.md): an output that differs from what its stage recorded
+docs/watch.md): an output that differs from what its stage recorded
 makes that stage stale, so its producer re-runs and restores it, and the
 stages downstream follow. A stage's own writes match what it recorded and
 are dropped before any wave starts.
@@ -29,67 +34,40 @@ __all__ = [
 ]
 
 
-def _related(declared: Path, changed: Path) -> bool:
-    # Equal, the change is inside a declared directory, or the changed path is
-    # a directory containing the declared path (a folder renamed or deleted).
-    return declared == changed or declared in changed.parents or changed in declared.parents
+def _key(path: str | Path) -> str:
+    return str(Path(path))  # the graph's form: absolute, normalised
 
 
 def consumers_of(view: PipelineView, path: Path) -> set[str]:
     """Stages with a dep at, inside or containing ``path``."""
-    return {s.name for s in view.stages.values() if any(_related(d, path) for d in s.deps)}
+    return set(view.graph.consumers.owners(_key(path)))
 
 
 def producers_of(view: PipelineView, path: Path) -> set[str]:
     """Stages with an output at, inside or containing ``path``."""
-    return {s.name for s in view.stages.values() if any(_related(o, path) for o in s.outs)}
+    return set(view.graph.producers.owners(_key(path)))
 
 
-def _edges(view: PipelineView) -> dict[str, set[str]]:
-    children: dict[str, set[str]] = {name: set() for name in view.stages}
-    for producer in view.stages.values():
-        for consumer in view.stages.values():
-            if consumer.name == producer.name:
-                continue
-            if any(_related(d, o) for o in producer.outs for d in consumer.deps):
-                children[producer.name].add(consumer.name)
-    return children
-
-
-def _closure(start: Iterable[str], step: dict[str, set[str]]) -> set[str]:
-    seen: set[str] = set()
-    todo = [s for s in start if s in step]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        todo.extend(step[name] - seen)
-    return seen
+def _known(view: PipelineView, stages: Iterable[str]) -> set[str]:
+    return {s for s in stages if s in view.stages}
 
 
 def downstream(view: PipelineView, stages: Iterable[str]) -> set[str]:
     """``stages`` and every stage that (transitively) consumes their outputs."""
-    return _closure(stages, _edges(view))
+    start = _known(view, stages)
+    return start | view.graph.descendants(start)
 
 
 def upstream(view: PipelineView, stages: Iterable[str]) -> set[str]:
     """``stages`` and every stage they (transitively) depend on."""
-    parents: dict[str, set[str]] = {name: set() for name in view.stages}
-    for producer, children in _edges(view).items():
-        for child in children:
-            parents[child].add(producer)
-    return _closure(stages, parents)
+    start = _known(view, stages)
+    return start | view.graph.ancestors(start)
 
 
 def affected_stages(view: PipelineView, paths: Iterable[str | Path]) -> frozenset[str]:
-    """Consumers and producers of the changed paths, plus everything downstream."""
-    hit: set[str] = set()
-    for raw in paths:
-        path = Path(raw)
-        hit |= consumers_of(view, path)
-        hit |= producers_of(view, path)
-    return frozenset(downstream(view, hit))
+    """Consumers and producers of the changed paths, plus everything downstream
+    (:meth:`pivot.pipeline.dag.StageGraph.affected`)."""
+    return frozenset(view.graph.affected(_key(p) for p in paths))
 
 
 def drop_own_writes(

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pivot.pipeline.dag import StageGraph, graph_of
+
 if TYPE_CHECKING:
     from pivot.watch.sink import EmitEvents
 
@@ -32,13 +34,36 @@ class StageInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class _Declared:
+    # A stage as :func:`pivot.pipeline.dag.graph_of` takes it, with absolute paths.
+    name: str
+    deps: tuple[str, ...]
+    outs: tuple[str, ...]
+    file: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineView:
     """A loaded pipeline: its stages (in a topological order), plus the engine's own
-    picklable spec."""
+    picklable spec.
+
+    ``graph`` is the pipeline's :class:`pivot.pipeline.dag.StageGraph` over the
+    stages' absolute paths, built once with the view and used for every batch
+    (which stages a path affects, upstream of the targets).
+    """
 
     stages: Mapping[str, StageInfo]
     spec: Any = None
     loaded_at: float = 0.0
+    graph: StageGraph = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        declared = [
+            _Declared(s.name, tuple(map(str, s.deps)), tuple(map(str, s.outs)))
+            for s in self.stages.values()
+        ]
+        object.__setattr__(self, "graph", graph_of(declared))
 
 
 @dataclass(frozen=True, slots=True)

@@ -280,6 +280,14 @@ def test_own_outputs_never_retrigger_and_hand_edits_are_restored(
     assert (project / "reports" / "stats.txt").read_text() == "rows=1\n"
     queued = {e["stage"]: e["reasons"] for e in w.events("stage.queued", m)}
     assert "output changed: data/clean.csv" in queued["clean"]
+    # The same for an output nothing reads: its producer alone runs and restores it.
+    m = w.mark()
+    (project / "reports" / "stats.txt").write_text("HAND EDIT\n")
+    starts = w.wave_done(m)
+    assert [s["stages"] for s in starts] == [["stats"]]
+    assert (project / "reports" / "stats.txt").read_text() == "rows=1\n"
+    queued = {e["stage"]: e["reasons"] for e in w.events("stage.queued", m)}
+    assert "output changed: reports/stats.txt" in queued["stats"]
     assert w.interrupt() == 130
 
 
