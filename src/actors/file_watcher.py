@@ -25,13 +25,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from watchfiles._rust_notify import RustNotify
-
 from pivot.actors.base import Context, Shell
 from pivot.actors.messages import DeclaredPaths, PathsChanged, PathsSeen, WatcherThreadFailed
 from pivot.events.actors import WatchStarted
-from pivot.jobs.output_watch import force_polling
 from pivot.watch.paths import PathFilter, WatchPlan, plan_watch
+from pivot.watch.rust_notify import open_notify
 
 __all__ = ["FileWatcher"]
 
@@ -54,11 +52,9 @@ class _Thread:
     def __init__(self, dirs: tuple[Path, ...], recursive: bool, watcher: FileWatcher) -> None:
         self.stop = threading.Event()
         self.retired = threading.Event()
-        # RustNotify rather than watchfiles.watch(): its constructor returns once
-        # the watch is live, which the hand-over in _replan relies on (watch()
-        # starts watching only at the generator's first step, in the thread).
-        forced, delay = force_polling()
-        self.notify = RustNotify([str(d) for d in dirs], False, forced, delay, recursive, True)
+        # Live when this returns, which the hand-over in _replan relies on
+        # (pivot.watch.rust_notify says why not watchfiles.watch()).
+        self.notify = open_notify([str(d) for d in dirs], recursive=recursive)
         self.thread = threading.Thread(
             target=self._loop,
             args=(watcher,),

@@ -24,9 +24,9 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from watchfiles._rust_notify import RustNotify
+from pivot.watch.rust_notify import open_notify
 
-__all__ = ["OutputWatch", "OutputsGrew", "force_polling"]
+__all__ = ["OutputWatch", "OutputsGrew"]
 
 # watchfiles' Rust loop returns STEP_MS after the last event, at most GROUP_MS
 # after the first: a steady writer is read at least every GROUP_MS.
@@ -39,23 +39,13 @@ class OutputsGrew:
     """OutputWatch -> JobTailer: some followed files changed (take them from the inbox)."""
 
 
-def force_polling(env: dict[str, str] | None = None) -> tuple[bool, int]:
-    """watchfiles' ``WATCHFILES_FORCE_POLLING`` / ``WATCHFILES_POLL_DELAY_MS``, as it reads them."""
-    env = dict(os.environ) if env is None else env
-    value = env.get("WATCHFILES_FORCE_POLLING", "")
-    forced = bool(value) and value.lower() not in ("false", "disable", "disabled")
-    delay = env.get("WATCHFILES_POLL_DELAY_MS", "")
-    return forced, int(delay) if delay.isdigit() else 300
-
-
 class _Thread:
     """One RustNotify over some directories, drained in its own thread."""
 
     def __init__(self, dirs: tuple[str, ...], watch: OutputWatch) -> None:
-        forced, delay = force_polling()
         self.stop = threading.Event()
         # Raises (OSError, or watchfiles' own error) when a directory cannot be watched.
-        self.notify = RustNotify(list(dirs), False, forced, delay, False, True)
+        self.notify = open_notify(dirs, recursive=False)
         self.thread = threading.Thread(
             target=self._loop, args=(watch,), name="pivot-output-watch", daemon=True
         )

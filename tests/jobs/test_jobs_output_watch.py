@@ -21,8 +21,9 @@ from pivot.events.watchers import ActionSucceeded
 from pivot.jobs.config import Config
 from pivot.jobs.definition import parse_watchers
 from pivot.jobs.manage import add_watchers
-from pivot.jobs.output_watch import OutputWatch, force_polling
+from pivot.jobs.output_watch import OutputWatch
 from pivot.jobs.runtime import WatcherRuntime, start_watchers
+from pivot.watch.rust_notify import force_polling
 
 from testkit import slurm_cluster
 from testkit.jobs_e2e import PIVOT, pivot, wait_for
