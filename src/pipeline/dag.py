@@ -40,33 +40,49 @@ __all__ = [
 ]
 
 
-def _parents(path: str) -> Iterable[str]:
-    while "/" in path:
-        path = path.rsplit("/", 1)[0]
-        yield path
-
-
 class PathIndex:
     """Finds declared paths related to a path: equal, inside, or containing it."""
 
     def __init__(self, owners: Mapping[str, Iterable[str]]) -> None:
         self._owners = {p: tuple(dict.fromkeys(s)) for p, s in owners.items()}
         self._sorted = sorted(self._owners)
+        # Every folder holding a declared path: only those have any inside them.
+        self._holders: set[str] = set()
+        for p in self._owners:
+            cut = p.rfind("/")
+            while cut >= 0 and p[:cut] not in self._holders:
+                self._holders.add(p[:cut])
+                cut = p.rfind("/", 0, cut)
 
     def related(self, path: str) -> list[str]:
         """Declared paths equal to ``path``, containing it, or inside it."""
-        found = [p for p in (path, *_parents(path)) if p in self._owners]
+        # Called for every dep and output of every load: string slicing, not
+        # a generator of parents.
+        owners = self._owners
+        found = [path] if path in owners else []
+        cut = path.rfind("/")
+        while cut >= 0:
+            parent = path[:cut]
+            if parent in owners:
+                found.append(parent)
+            cut = path.rfind("/", 0, cut)
+        if path not in self._holders:
+            return found
         prefix = path + "/"
-        i = bisect.bisect_left(self._sorted, prefix)
-        while i < len(self._sorted) and self._sorted[i].startswith(prefix):
-            found.append(self._sorted[i])
+        ordered = self._sorted
+        i = bisect.bisect_left(ordered, prefix)
+        while i < len(ordered) and ordered[i].startswith(prefix):
+            found.append(ordered[i])
             i += 1
         return found
 
     def owners(self, path: str) -> list[str]:
         """Owners (stages) of every declared path related to ``path``."""
+        related = self.related(path)
+        if len(related) == 1:  # the usual case; each entry is already distinct
+            return list(self._owners[related[0]])
         out: dict[str, None] = {}
-        for p in self.related(path):
+        for p in related:
             out.update(dict.fromkeys(self._owners[p]))
         return list(out)
 

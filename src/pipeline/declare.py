@@ -22,6 +22,7 @@ import inspect
 import json
 import posixpath
 import re
+import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ __all__ = ["Dep", "Out", "Pipeline", "StageDecl", "normalise_path"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+# A relative POSIX path that posixpath.normpath leaves as it is: components
+# without "/" or "\\", none of them "." or "..", no empty one.
+_PART = r"(?!\.\.?(?:/|$))[^/\\]+"
+_NORMAL = re.compile(rf"{_PART}(?:/{_PART})*")
 
 
 def normalise_path(path: str) -> str:
@@ -44,10 +49,13 @@ def normalise_path(path: str) -> str:
     inside ``.pivot/`` or ``.git/``."""
     if not isinstance(path, str) or not path.strip():
         raise ValueError("a path must be a non-empty string")
-    p = path.replace("\\", "/")
-    if p.startswith("/"):
-        raise ValueError(f"{path!r} is absolute; paths are relative to the project root")
-    norm = posixpath.normpath(p)
+    if _NORMAL.fullmatch(path):
+        norm = path  # already what normpath would return (every path, every load)
+    else:
+        p = path.replace("\\", "/")
+        if p.startswith("/"):
+            raise ValueError(f"{path!r} is absolute; paths are relative to the project root")
+        norm = posixpath.normpath(p)
     if norm in {".", ".."} or norm.startswith("../"):
         raise ValueError(f"{path!r} is outside the project")
     top = norm.split("/", 1)[0]
@@ -124,6 +132,70 @@ def _marker(hint: Any) -> Dep | Out | None:
     return found[0] if found else None
 
 
+_EMPTY = inspect.Parameter.empty
+_VARIADIC = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+
+
+def _plain_hint(hint: Any) -> bool:
+    """Whether ``typing.get_type_hints`` would return ``hint`` as it is, for what
+    :func:`_inspect` reads: a class, None, or ``Annotated[<class>, ...]`` (no string
+    to evaluate, no forward reference inside)."""
+    if hint is None or isinstance(hint, type):
+        return True
+    return (
+        typing.get_origin(hint) is typing.Annotated
+        and type(hint) is type(_ANNOTATED_PROBE)
+        and isinstance(getattr(hint, "__origin__", None), type)
+    )
+
+
+_ANNOTATED_PROBE = typing.Annotated[int, "probe"]
+
+
+def _hints(func: Callable[..., Any]) -> Mapping[str, Any]:
+    """``typing.get_type_hints(func, include_extras=True)``, without its cost when the
+    annotations are already objects (10,000 stages: a third of a second)."""
+    raw = getattr(func, "__annotations__", None)
+    if (
+        isinstance(raw, dict)
+        and not getattr(func, "__no_type_check__", False)
+        and all(_plain_hint(h) for h in raw.values())
+    ):
+        return raw
+    return typing.get_type_hints(func, include_extras=True)
+
+
+def _parameters(func: Callable[..., Any]) -> list[tuple[str, bool, Any]]:
+    """``(name, is *args/**kwargs, default or _EMPTY)`` of each parameter, in order.
+
+    What ``inspect.signature`` says, read straight from the code object for a
+    plain function without variadic parameters (the common case, ten times
+    faster); anything else goes through ``inspect.signature``.
+    """
+    code = getattr(func, "__code__", None)
+    if (
+        type(func) is not types.FunctionType
+        or code is None
+        or code.co_flags & _VARIADIC
+        or hasattr(func, "__signature__")
+    ):
+        return [
+            (arg, p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD), p.default)
+            for arg, p in inspect.signature(func).parameters.items()
+        ]
+    positional = code.co_varnames[: code.co_argcount]
+    keyword = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+    defaults = func.__defaults__ or ()
+    kwdefaults = func.__kwdefaults__ or {}
+    first_default = len(positional) - len(defaults)
+    found = [
+        (arg, False, defaults[i - first_default] if i >= first_default else _EMPTY)
+        for i, arg in enumerate(positional)
+    ]
+    found += [(arg, False, kwdefaults.get(arg, _EMPTY)) for arg in keyword]
+    return found
+
+
 def _inspect(name: str, func: Callable[..., Any]) -> StageDecl:
     file, line = _where(func)
     if not _NAME.match(name):
@@ -142,7 +214,7 @@ def _inspect(name: str, func: Callable[..., Any]) -> StageDecl:
             line,
         )
     try:
-        hints = typing.get_type_hints(func, include_extras=True)
+        hints = _hints(func)
     except Exception as exc:  # NameError from an unresolvable string annotation
         raise PipelineError(
             f"stage {name!r}: cannot read its annotations: {exc}", file, line
@@ -151,8 +223,8 @@ def _inspect(name: str, func: Callable[..., Any]) -> StageDecl:
     outs: dict[str, str] = {}
     params: dict[str, Any] = {}
     param_types: dict[str, type] = {}
-    for arg, p in inspect.signature(func).parameters.items():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+    for arg, variadic, default in _parameters(func):
+        if variadic:
             raise PipelineError(f"stage {name!r}: *args/**kwargs are not supported", file, line)
         try:
             marker = _marker(hints.get(arg))
@@ -163,7 +235,7 @@ def _inspect(name: str, func: Callable[..., Any]) -> StageDecl:
             deps[arg] = path
         elif isinstance(marker, Out):
             outs[arg] = path
-        elif p.default is inspect.Parameter.empty:
+        elif default is _EMPTY:
             raise PipelineError(
                 f"stage {name!r}: param {arg!r} has no default "
                 "(give it one, or annotate it with Dep(...) / Out(...))",
@@ -172,15 +244,15 @@ def _inspect(name: str, func: Callable[..., Any]) -> StageDecl:
             )
         else:
             try:
-                json.dumps(p.default)
+                json.dumps(default)
             except (TypeError, ValueError):
                 raise PipelineError(
                     f"stage {name!r}: default of param {arg!r} is not JSON-serialisable "
-                    f"({type(p.default).__name__})",
+                    f"({type(default).__name__})",
                     file,
                     line,
                 ) from None
-            params[arg] = p.default
+            params[arg] = default
             simple = _simple_type(hints.get(arg))
             if simple is not None:
                 param_types[arg] = simple

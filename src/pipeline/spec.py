@@ -8,6 +8,7 @@ Planning, execution, status and watch mode all take a spec, never a module.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,12 +45,13 @@ class StageSpec:
     slurm: Mapping[str, Any] | None = None
     watchers: tuple[str, ...] = ()  # job watcher files attached to its SLURM jobs
 
-    @property
+    # Cached: planning, hashing and graph building ask them for every stage.
+    @functools.cached_property
     def deps(self) -> tuple[str, ...]:
         """Distinct dep paths in declaration order."""
         return tuple(dict.fromkeys(self.dep_args.values()))
 
-    @property
+    @functools.cached_property
     def outs(self) -> tuple[str, ...]:
         """Distinct output paths in declaration order."""
         return tuple(dict.fromkeys(self.out_args.values()))
