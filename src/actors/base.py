@@ -19,7 +19,7 @@ import pykka
 from pivot.events.actors import ActorStarted, ActorStopped
 from pivot.watch.sink import EventSink
 
-__all__ = ["Context", "Registry", "Shell", "Shutdown"]
+__all__ = ["ActorContext", "Registry", "Shell", "Shutdown"]
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Shutdown:
 
 
 @dataclass
-class Context:
+class ActorContext:
     """Everything an actor of the engine may use."""
 
     sink: EventSink
@@ -91,7 +91,7 @@ class Shell(pykka.ThreadingActor):
 
     name: ClassVar[str] = "actor"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: ActorContext) -> None:
         super().__init__()
         self.ctx = ctx
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pykka
 
-from pivot.actors.base import Context, Shell
+from pivot.actors.base import ActorContext, Shell
 from pivot.actors.messages import Batch, Boot, ForceAll, WaveDone, WindowOpened
 from pivot.pipeline.bytecode import drop_bytecode
 from pivot.watch.affected import symlink_aliases
@@ -74,7 +74,7 @@ class Coordinator(Shell):
 
     def __init__(
         self,
-        ctx: Context,
+        ctx: ActorContext,
         engine: Engine,
         targets: Sequence[str] = (),
         force_first: bool = False,

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from pivot.actors.base import Context, Shell
+from pivot.actors.base import ActorContext, Shell
 from pivot.actors.messages import PathsChanged, Tick, WindowOpened
 from pivot.watch.debounce import Debounce
 from pivot.watch.writers import closed_by_writers
@@ -27,7 +27,7 @@ class Debouncer(Shell):
 
     def __init__(
         self,
-        ctx: Context,
+        ctx: ActorContext,
         quiet: float = 0.1,
         max_wait: float = 2.0,
         max_paths: int = 10_000,

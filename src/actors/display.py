@@ -34,7 +34,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from pivot.actors.base import Context, Shell
+from pivot.actors.base import ActorContext, Shell
 from pivot.actors.messages import DisplayKey, ForceAll
 from pivot.events.base import Event
 from pivot.events.pipeline import StageCancelled, StageFailed, StageStarted, StageSucceeded
@@ -132,7 +132,7 @@ def render_board(board: Board, now: float | None = None, height: int | None = No
 class KeyReader:
     """Reads single keys from a terminal stdin in cbreak mode; restores it on stop."""
 
-    def __init__(self, ctx: Context, stream: IO[str] | None = None) -> None:
+    def __init__(self, ctx: ActorContext, stream: IO[str] | None = None) -> None:
         self.ctx = ctx
         self.stream = stream if stream is not None else sys.stdin
         self.stop = threading.Event()
@@ -193,7 +193,7 @@ class Display(Shell):
     name = "display"
 
     def __init__(
-        self, ctx: Context, mode: str, out: IO[str] | None = None, root: Path | None = None
+        self, ctx: ActorContext, mode: str, out: IO[str] | None = None, root: Path | None = None
     ) -> None:
         super().__init__(ctx)
         if mode not in {"tui", "plain", "json"}:

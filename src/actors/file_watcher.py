@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pivot.actors.base import Context, Shell
+from pivot.actors.base import ActorContext, Shell
 from pivot.actors.messages import DeclaredPaths, PathsChanged, PathsSeen, WatcherThreadFailed
 from pivot.events.actors import WatchStarted
 from pivot.watch.paths import PathFilter, WatchPlan, plan_watch
@@ -93,7 +93,7 @@ class FileWatcher(Shell):
 
     name = "file_watcher"
 
-    def __init__(self, ctx: Context, root: Path, restarted: bool = False) -> None:
+    def __init__(self, ctx: ActorContext, root: Path, restarted: bool = False) -> None:
         super().__init__(ctx)
         self.root = root.resolve()
         self.filter = PathFilter(self.root)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pykka
 
-from pivot.actors.base import Context, Shell
+from pivot.actors.base import ActorContext, Shell
 from pivot.actors.messages import ChildCrashed
 from pivot.events.actors import ActorCrashed, ActorRestarted, SupervisorGaveUp
 from pivot.watch.supervision import RestartBudget
@@ -35,7 +35,7 @@ class Supervisor(Shell):
 
     def __init__(
         self,
-        ctx: Context,
+        ctx: ActorContext,
         factories: dict[str, Factory],
         max_restarts: int = 3,
         window: float = 10.0,

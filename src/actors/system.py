@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import pykka
 
-from pivot.actors.base import Context, Registry, Shutdown
+from pivot.actors.base import ActorContext, Registry, Shutdown
 from pivot.actors.coordinator import Coordinator
 from pivot.actors.debouncer import Debouncer
 from pivot.actors.display import Display, KeyReader
@@ -57,7 +57,7 @@ class WatchOptions:
     max_restarts: int = 3
     restart_window: float = 10.0
     out: IO[str] | None = None
-    extra_starts: list[Callable[[Context], Callable[[], None]]] = field(default_factory=list)
+    extra_starts: list[Callable[[ActorContext], Callable[[], None]]] = field(default_factory=list)
 
 
 class WatchSystem:
@@ -70,7 +70,7 @@ class WatchSystem:
         # Nothing can be recorded (full disk, unwritable .pivot/): stop, saying so.
         self.sink = EventSink(store, on_storage_error=self.shutdown.request)
         self.registry = Registry()
-        self.ctx = Context(self.sink, self.registry, self.shutdown)
+        self.ctx = ActorContext(self.sink, self.registry, self.shutdown)
         self.workers = Workers(options.jobs, standby=options.standby)
         self.control = PoolControl(self.workers)
         self.keys: KeyReader | None = None

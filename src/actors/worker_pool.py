@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from pivot.actors.base import Context, Shell
+from pivot.actors.base import ActorContext, Shell
 from pivot.actors.messages import RunWave, WaveDone
 from pivot.events.actors import WaveWaiting
 from pivot.events.base import Event
@@ -156,7 +156,7 @@ class WorkerPool(Shell):
 
     name = "worker_pool"
 
-    def __init__(self, ctx: Context, engine: Engine, control: PoolControl) -> None:
+    def __init__(self, ctx: ActorContext, engine: Engine, control: PoolControl) -> None:
         super().__init__(ctx)
         self.engine = engine
         self.control = control

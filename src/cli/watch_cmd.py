@@ -20,7 +20,7 @@ from pivot.terminal import echo
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from pivot.actors.base import Context
+    from pivot.actors.base import ActorContext
     from pivot.events.store import EventStore
     from pivot.watch.sink import EventSink
 
@@ -199,10 +199,10 @@ def _warn(message: str) -> None:
 
 def _guarded(
     starter: Callable[[EventSink], Callable[[], None]],
-) -> Callable[[Context], Callable[[], None]]:
+) -> Callable[[ActorContext], Callable[[], None]]:
     """Start the job watchers; a failure is a warning, never the end of watch mode."""
 
-    def start(ctx: Context) -> Callable[[], None]:
+    def start(ctx: ActorContext) -> Callable[[], None]:
         try:
             return starter(ctx.sink)
         except Exception as exc:

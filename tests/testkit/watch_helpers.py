@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pivot.actors.base import Context, Registry, Shutdown
+from pivot.actors.base import ActorContext, Registry, Shutdown
 from pivot.events.base import Event
 from pivot.watch.sink import EventSink
 
@@ -39,11 +39,11 @@ class Collector:
             return [i for i in self.items if isinstance(i, cls)]
 
 
-def make_context() -> tuple[Context, Collector]:
+def make_context() -> tuple[ActorContext, Collector]:
     events = Collector()
     sink = EventSink()
     sink.subscribe(events)
-    return Context(sink, Registry(), Shutdown()), events
+    return ActorContext(sink, Registry(), Shutdown()), events
 
 
 class Probe:
