@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from pivot.actors.base import ActorContext, Shell
-from pivot.actors.messages import PathsChanged, Tick, WindowOpened
+from pivot.actors.messages import DebounceTick, PathsChanged, WindowOpened
 from pivot.watch.debounce import Debounce
 from pivot.watch.writers import closed_by_writers
 
@@ -49,7 +49,7 @@ class Debouncer(Shell):
             if not was_open and self.window.pending:
                 self.ctx.registry.tell("coordinator", WindowOpened())
             self._arm()
-        elif isinstance(message, Tick):
+        elif isinstance(message, DebounceTick):
             self.timer = None
             self.timer_due = None
             now = time.monotonic()
@@ -70,7 +70,7 @@ class Debouncer(Shell):
         if due is None:
             return
         if self.timer is not None and self.timer_due is not None and self.timer_due <= due:
-            return  # the armed timer fires first; the Tick re-arms if needed
+            return  # the armed timer fires first; the DebounceTick re-arms if needed
         if self.timer is not None:
             self.timer.cancel()
         self.timer_due = due
@@ -79,7 +79,7 @@ class Debouncer(Shell):
         self.timer.start()
 
     def _tick(self) -> None:
-        self.ctx.registry.tell(self.name, Tick())
+        self.ctx.registry.tell(self.name, DebounceTick())
 
     def on_stop(self) -> None:
         if self.timer is not None:

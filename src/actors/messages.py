@@ -11,6 +11,7 @@ __all__ = [
     "Batch",
     "Boot",
     "ChildCrashed",
+    "DebounceTick",
     "DeclaredPaths",
     "DisplayKey",
     "ForceAll",
@@ -18,7 +19,6 @@ __all__ = [
     "PathsSeen",
     "Ping",
     "RunWave",
-    "Tick",
     "WatcherThreadFailed",
     "WaveDone",
     "WindowOpened",
@@ -60,7 +60,7 @@ class WindowOpened:
 
 
 @dataclass(frozen=True, slots=True)
-class Tick:
+class DebounceTick:
     """Timer -> Debouncer: a window may have closed."""
 
 
