@@ -8,7 +8,7 @@ saw to the actor (:class:`PathsSeen`), which filters it through the ignore
 rules (state of its own thread) and tells the Debouncer. A stop event ends them
 within a few milliseconds.
 
-When the plan changes (a new top-level folder, an edited ignore file, a
+When the watched folders change (a new top-level folder, an edited ignore file, a
 reload that declares a path elsewhere) new watchers start *before* the old
 ones stop, and the files already inside newly watched folders are reported,
 so nothing written in between is lost.
@@ -28,7 +28,7 @@ from typing import Any
 from pivot.actors.base import ActorContext, Shell
 from pivot.actors.messages import DeclaredPaths, PathsChanged, PathsSeen, WatcherThreadFailed
 from pivot.events.actors import WatchStarted
-from pivot.watch.paths import PathFilter, WatchPlan, plan_watch
+from pivot.watch.paths import PathFilter, WatchedDirs, dirs_to_watch
 from pivot.watch.rust_notify import open_notify
 
 __all__ = ["FileWatcher"]
@@ -52,7 +52,7 @@ class _Thread:
     def __init__(self, dirs: tuple[Path, ...], recursive: bool, watcher: FileWatcher) -> None:
         self.stop = threading.Event()
         self.retired = threading.Event()
-        # Live when this returns, which the hand-over in _replan relies on
+        # Live when this returns, which the hand-over in _rewatch relies on
         # (pivot.watch.rust_notify says why not watchfiles.watch()).
         self.notify = open_notify([str(d) for d in dirs], recursive=recursive)
         self.thread = threading.Thread(
@@ -89,7 +89,7 @@ class _Thread:
 
 
 class FileWatcher(Shell):
-    """Owns the watcher threads; re-plans what to watch when told to."""
+    """Owns the watcher threads; re-computes what to watch when told to."""
 
     name = "file_watcher"
 
@@ -98,7 +98,7 @@ class FileWatcher(Shell):
         self.root = root.resolve()
         self.filter = PathFilter(self.root)
         self.restarted = restarted
-        self.plan = WatchPlan((), ())
+        self.watched = WatchedDirs((), ())
         self.threads: list[_Thread] = []
         self.declared: frozenset[str] = frozenset()
 
@@ -113,32 +113,32 @@ class FileWatcher(Shell):
             return
         self.ctx.registry.tell("debouncer", PathsChanged(paths))
         if any(Path(p).parent == self.root for p in paths):
-            self._replan()  # a new top-level folder may need a deep watch
+            self._rewatch()  # a new top-level folder may need a deep watch
 
     def thread_failed(self, error: str) -> None:
         if not self.ctx.registry.tell(self.name, WatcherThreadFailed(error)):
             self.ctx.shutdown.request(f"file watcher failed: {error}")
 
     def started(self) -> None:
-        self._replan(first=True)
+        self._rewatch(first=True)
         if self.restarted:
             # Changes may have been missed while no watcher ran: re-check everything.
             self.ctx.registry.tell("debouncer", PathsChanged(frozenset(), overflow=True))
 
-    def _replan(self, first: bool = False) -> None:
-        plan = plan_watch(self.root, self.filter.full, (Path(p) for p in self.declared))
-        if plan == self.plan and not first:
+    def _rewatch(self, first: bool = False) -> None:
+        dirs = dirs_to_watch(self.root, self.filter.full, (Path(p) for p in self.declared))
+        if dirs == self.watched and not first:
             return
-        new_deep = set(plan.deep) - set(self.plan.deep)
-        new_flat = set(plan.flat) - set(self.plan.flat)
+        new_deep = set(dirs.deep) - set(self.watched.deep)
+        new_flat = set(dirs.flat) - set(self.watched.flat)
         old = self.threads
         threads = []
-        if plan.flat:
-            threads.append(_Thread(plan.flat, False, self))
-        if plan.deep:
-            threads.append(_Thread(plan.deep, True, self))
+        if dirs.flat:
+            threads.append(_Thread(dirs.flat, False, self))
+        if dirs.deep:
+            threads.append(_Thread(dirs.deep, True, self))
         self.threads = threads
-        self.plan = plan
+        self.watched = dirs
         # The old watchers report what they saw before the new ones existed
         # (stopping them outright would drop it: a lost edit), then end.
         # A watcher of a folder written to without pause never goes quiet: 1 s at most.
@@ -149,8 +149,8 @@ class FileWatcher(Shell):
             t.close(join=False)
         self.ctx.sink.emit(
             WatchStarted(
-                flat=tuple(str(p) for p in plan.flat),
-                deep=tuple(str(p) for p in plan.deep),
+                flat=tuple(str(p) for p in dirs.flat),
+                deep=tuple(str(p) for p in dirs.deep),
                 actor=self.name,
             )
         )
@@ -192,7 +192,7 @@ class FileWatcher(Shell):
                 self.filter.set_declared(Path(p) for p in message.paths)
             if message.ignore_changed:
                 self.filter.reset()
-            self._replan()
+            self._rewatch()
         elif isinstance(message, WatcherThreadFailed):
             raise RuntimeError(f"file watcher thread failed: {message.error}")  # noqa: TRY004
         return None

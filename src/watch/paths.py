@@ -24,11 +24,11 @@ from pathlib import Path
 
 from pivot.watch.ignore import ALWAYS_IGNORED, IgnoreRules
 
-__all__ = ["PathFilter", "WatchPlan", "plan_watch"]
+__all__ = ["PathFilter", "WatchedDirs", "dirs_to_watch"]
 
 
 @dataclass(frozen=True, slots=True)
-class WatchPlan:
+class WatchedDirs:
     """Directories to watch: ``flat`` (direct entries only) and ``deep`` (recursive)."""
 
     flat: tuple[Path, ...]
@@ -46,7 +46,7 @@ def _nearest_existing(path: Path) -> Path:
     return p
 
 
-def plan_watch(root: Path, ignore: IgnoreRules, declared: Iterable[Path] = ()) -> WatchPlan:
+def dirs_to_watch(root: Path, ignore: IgnoreRules, declared: Iterable[Path] = ()) -> WatchedDirs:
     """The directories to watch for a project root and its declared paths."""
     root = root.resolve()
     deep: set[Path] = set()
@@ -72,7 +72,7 @@ def plan_watch(root: Path, ignore: IgnoreRules, declared: Iterable[Path] = ()) -
                 flat.add(parent)
     deep_sorted = sorted(d for d in deep if not _covered_strictly(d, deep))
     flat_sorted = sorted(f for f in flat if not _covered(f, deep_sorted))
-    return WatchPlan(tuple(flat_sorted), tuple(deep_sorted))
+    return WatchedDirs(tuple(flat_sorted), tuple(deep_sorted))
 
 
 def _covered_strictly(path: Path, deep: Iterable[Path]) -> bool:

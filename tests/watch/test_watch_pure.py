@@ -21,7 +21,7 @@ from pivot.watch.classify import classify
 from pivot.watch.debounce import Debounce
 from pivot.watch.engine import PipelineView, StageInfo
 from pivot.watch.ignore import IgnoreRules, parse_rules
-from pivot.watch.paths import PathFilter, plan_watch
+from pivot.watch.paths import PathFilter, dirs_to_watch
 from pivot.watch.pending import Pending
 from pivot.watch.supervision import RestartBudget
 
@@ -149,7 +149,7 @@ def test_declared_paths_win_over_gitignore_but_not_pivotignore(tmp_path: Path) -
     assert not f.accept(str(root / "data" / "raw.csv"))
 
 
-def test_plan_watch_skips_ignored_trees_and_adds_outside_deps(tmp_path: Path) -> None:
+def test_dirs_to_watch_skips_ignored_trees_and_adds_outside_deps(tmp_path: Path) -> None:
     proj = tmp_path / "proj"
     for d in ("src", ".venv", ".git", ".pivot", "data", "big"):
         (proj / d).mkdir(parents=True)
@@ -158,16 +158,16 @@ def test_plan_watch_skips_ignored_trees_and_adds_outside_deps(tmp_path: Path) ->
     (tmp_path / "elsewhere" / "f.csv").write_text("x")
     (tmp_path / "shared").mkdir()
     rules = IgnoreRules(proj)
-    plan = plan_watch(
+    dirs = dirs_to_watch(
         proj,
         rules,
         [proj / "data", tmp_path / "elsewhere" / "f.csv", tmp_path / "shared"],
     )
     root = proj.resolve()
-    assert root / "src" in plan.deep and root / "data" in plan.deep
-    assert all(p.name not in {".venv", ".git", ".pivot", "big"} for p in plan.deep)
-    assert root in plan.flat and tmp_path / "elsewhere" in plan.flat
-    assert tmp_path / "shared" in plan.deep
+    assert root / "src" in dirs.deep and root / "data" in dirs.deep
+    assert all(p.name not in {".venv", ".git", ".pivot", "big"} for p in dirs.deep)
+    assert root in dirs.flat and tmp_path / "elsewhere" in dirs.flat
+    assert tmp_path / "shared" in dirs.deep
 
 
 # -- classification and affected stages ---------------------------------------
