@@ -1,4 +1,4 @@
-"""Typed messages between the watch engine's actors (frozen, plain data)."""
+"""Typed messages between the watch system's actors (frozen, plain data)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,17 @@
-"""Assembling the watch engine: start every actor under the supervisor, stop them in order.
+"""Assembling the watch system: start every actor under the supervisor, stop them in order.
 
-Message flow::
+Message flow (each actor's file says which messages it sends; the whole
+picture with files is in docs/architecture.md)::
 
-    FileWatcher --PathsChanged--> Debouncer --Batch--> Coordinator --RunWave--> WorkerPool
-         ^                                                 |  ^                     |
-         +-------------- DeclaredPaths --------------------+  +------ WaveDone -----+
+    FileWatcher --PathsChanged--> Debouncer --WindowOpened, Batch--> Coordinator
+         ^                                                            |  ^
+         +---------------------- DeclaredPaths -----------------------+  |
+                                                    RunWave |            | WaveDone
+                                                            v            |
+                                                         WorkerPool -----+
+
+The Coordinator's load, own-writes check and plan run in its work thread and
+come back to it as messages (see :mod:`pivot.actors.coordinator`).
 
 Every actor emits events into one :class:`pivot.watch.sink.EventSink`, which
 records them and forwards them to the Display.

@@ -1,4 +1,4 @@
-"""Command: pivot watch (issue: watch engine).
+"""Command: pivot watch (the watch system: pivot.actors.system).
 
 Thin on purpose: options, the event store, signals and the exit status. The
 engine is in :mod:`pivot.actors` (actors) and :mod:`pivot.watch` (decisions).

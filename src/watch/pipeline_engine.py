@@ -6,7 +6,7 @@
   read anew and a broken one never breaks this process;
 - ``plan`` is `pivot run`'s own skip decision (:mod:`pivot.pipeline.plan`),
   over the same ``.pivot/state.db``: watch and run agree on what is stale;
-- ``run`` is `pivot run`'s executor on the watch engine's workers;
+- ``run`` is `pivot run`'s executor on the watch system's workers;
 - ``output_is_recorded`` compares an output's content hash with the hash its
   stage recorded after its last successful run: that is how a stage's own
   writes are told apart from someone else's edit.
@@ -56,7 +56,7 @@ class Loaded:
 
 
 class WorkersAsPool:
-    """The pipeline core's ``Pool`` protocol over the watch engine's :class:`Workers`.
+    """The pipeline core's ``Pool`` protocol over the watch system's :class:`Workers`.
 
     The executor restarts the pool after a worker crash and kills it when
     cancelled; both go through :class:`Workers`, so a killed pool is replaced
@@ -97,7 +97,7 @@ def _stage_fingerprint(spec: PipelineSpec, name: str) -> str:
 
 
 def to_view(spec: PipelineSpec, graph: StageGraph, now: float = 0.0) -> PipelineView:
-    """The watch engine's view of a loaded spec (absolute paths)."""
+    """The watch system's view of a loaded spec (absolute paths)."""
     root = Path(spec.root)
     by_name = {s.name: s for s in spec.stages}
     # In the graph's topological order: the display lists stages as they run.
