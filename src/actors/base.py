@@ -79,7 +79,7 @@ class Shutdown:
 
 @dataclass
 class ActorContext:
-    """Everything an actor of the engine may use."""
+    """Everything an actor of the watch system may use."""
 
     sink: EventSink
     registry: Registry
@@ -87,7 +87,7 @@ class ActorContext:
 
 
 class Shell(pykka.ThreadingActor):
-    """Base of the engine's actors: lifecycle events, crash reports to the supervisor."""
+    """Base of the watch system's actors: lifecycle events, crash reports to the supervisor."""
 
     name: ClassVar[str] = "actor"
 

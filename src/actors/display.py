@@ -1,4 +1,4 @@
-"""Display: shows the engine's events and the stages' output (rich Live, plain lines, JSON).
+"""Display: shows the watch system's events and the stages' output (rich Live, plain lines, JSON).
 
 Modes:
 

@@ -29,7 +29,7 @@ Factory = Callable[[bool], pykka.ActorRef[Any]]
 
 
 class Supervisor(Shell):
-    """Owns the factories of the engine's actors and their restart budgets."""
+    """Owns the factories of the watch system's actors and their restart budgets."""
 
     name = "supervisor"
 
