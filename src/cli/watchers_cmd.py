@@ -36,6 +36,9 @@ watchers_app = typer.Typer(
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
 IdArg = Annotated[str, typer.Argument(help="Watcher id (or a unique prefix of it).")]
+CheckOption = Annotated[
+    bool, typer.Option(help="Ask the host whether it is reachable and knows the job (warnings).")
+]
 
 
 def emit(obj: Any) -> None:
@@ -113,10 +116,7 @@ def add(  # noqa: PLR0917 - typer passes options by keyword
         typer.Option("--set", help="A template parameter: --set NAME=VALUE (repeatable).",
                      show_default=False),
     ] = None,
-    check: Annotated[
-        bool,
-        typer.Option(help="Ask the host whether it is reachable and knows the job (warnings)."),
-    ] = True,
+    check: CheckOption = True,
     json_: JsonOption = False,
     store: StoreOption = None,
 ) -> None:  # fmt: skip

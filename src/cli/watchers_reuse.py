@@ -19,7 +19,14 @@ from typing import Annotated
 import typer
 
 from pivot.cli.store_access import StoreOption, fail, open_store
-from pivot.cli.watchers_cmd import IdArg, JsonOption, emit, load_config, user_errors
+from pivot.cli.watchers_cmd import (
+    CheckOption,
+    IdArg,
+    JsonOption,
+    emit,
+    load_config,
+    user_errors,
+)
 from pivot.terminal import printable
 
 __all__ = ["parse_sets", "register", "warn"]
@@ -77,10 +84,7 @@ def copy(  # noqa: PLR0917 - typer passes options by keyword
     watcher_id: IdArg,
     job: Annotated[str, typer.Option("--job", help="The job to attach the copy to.")],
     host: Annotated[str, typer.Option(help="Host of that job.")] = "local",
-    check: Annotated[
-        bool,
-        typer.Option(help="Ask the host whether it is reachable and knows the job (warnings)."),
-    ] = True,
+    check: CheckOption = True,
     json_: JsonOption = False,
     store: StoreOption = None,
 ) -> None:
