@@ -164,6 +164,7 @@ def watch(
     starter = job_watchers_starter(store, engine.root, _warn) if job_watchers else None
     if starter is not None:
         options.extra_starts.append(_guarded(starter))
+    engine.store = store  # SLURM stages: jobs to adopt, their watchers
     system = WatchSystem(engine, options, store)
     _take_over(engine.root, store)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pivot.events.base import Event
 from pivot.pipeline import load_limits
@@ -39,6 +39,10 @@ from pivot.watch.engine import CancelToken, LoadError, PipelineView, PlannedStag
 from pivot.watch.sink import EmitEvents
 from pivot.watch.standby_loader import StandbyLoader
 from pivot.watch.workers import Workers
+
+if TYPE_CHECKING:
+    from pivot.events.store import EventStore
+    from pivot.pipeline.slurm_executor import SlurmJobs
 
 __all__ = ["PipelineEngine", "WorkersAsPool"]
 
@@ -130,6 +134,9 @@ class PipelineEngine:
         # Output hashes right after the last wave that ran their stage, failed
         # stages included: what a failing stage wrote is its own write too.
         self._after_wave: dict[str, str | None] = {}
+        # The project's log, for SLURM stages (jobs to adopt, their watchers);
+        # set by `pivot watch` once it opened it.
+        self.store: EventStore | None = None
 
     def _open(self) -> tuple[StateStore, FileHasher]:
         with self._lock:
@@ -203,21 +210,52 @@ class PipelineEngine:
         def emit_all(events: Sequence[Event]) -> None:
             emit(*events)  # as one batch: one append to the store
 
-        execute(
-            loaded.spec,
-            loaded.graph,
-            Plan(tuple(Decision(p.name, True, p.reasons) for p in plan)),
-            WorkersAsPool(pool),
-            state=state,
-            hasher=hasher,
-            emit=emit_all,
-            cancel=token,
-            trigger=trigger,
-            correlation_id=correlation_id,
-            actor="pivot watch",
-        )
+        slurm, on_slurm = self._slurm(loaded.spec, plan, emit_all)
+        try:
+            execute(
+                loaded.spec,
+                loaded.graph,
+                Plan(tuple(Decision(p.name, True, p.reasons) for p in plan)),
+                WorkersAsPool(pool),
+                state=state,
+                hasher=hasher,
+                emit=emit_all,
+                cancel=token,
+                trigger=trigger,
+                correlation_id=correlation_id,
+                actor="pivot watch",
+                slurm=slurm,
+                on_slurm=on_slurm,
+            )
+        finally:
+            if slurm is not None:
+                slurm.close()
         outs = [o for p in plan for o in loaded.spec.stage(p.name).outs]
         self._after_wave.update(hasher.hashes(outs))
+
+    def _slurm(
+        self, spec: PipelineSpec, plan: list[PlannedStage], emit: Callable[[Sequence[Event]], None]
+    ) -> tuple[SlurmJobs | None, dict[str, dict[str, Any]]]:
+        """The wave's SLURM stages (as declared) and the executor for them, if any."""
+        from pivot.pipeline.slurm_resources import placement
+
+        wanted = {p.name for p in plan}
+        on_slurm = placement({s.name: s.slurm for s in spec.stages if s.name in wanted}, None, {})
+        if not on_slurm:
+            return None, {}
+        from pivot.jobs.config import load_config
+        from pivot.pipeline import slurm_adopt
+        from pivot.pipeline.slurm_executor import SlurmJobs
+
+        adoptable = None
+        if self.store is not None:  # the jobs a killed pivot left are taken over
+            records = self.store.read(types=slurm_adopt.TYPES)
+            adoptable = slurm_adopt.candidates(r.event for r in records)
+        jobs = SlurmJobs(
+            load_config(self.root), emit, actor="pivot watch", adoptable=adoptable,
+            store=self.store,
+        )  # fmt: skip
+        return jobs, on_slurm
 
     def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:
         """Whether ``out`` (absolute) holds what ``stage`` recorded after its last success,

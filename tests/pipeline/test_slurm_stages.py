@@ -31,6 +31,7 @@ from pivot.events.watchers import WatcherCreated
 from testkit import slurm_cluster
 from testkit.jobs_servers import slurm  # noqa: F401 - pytest fixture
 from testkit.pipeline_project import HEADER, PIVOT, Project
+from testkit.watch_e2e import Watch
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -424,3 +425,50 @@ def test_watcher_files_are_checked_when_the_pipeline_loads(project: Project) -> 
     proc = project.cli("status", ok=False)
     assert "stage 'train': watchers/oom.yaml:2: " in proc.stderr, proc.stderr
     assert len(proc.stderr.splitlines()) == 1
+
+
+WATCHED = (
+    SLURM_HEADER
+    + """
+import os
+import time
+
+
+@pipeline.stage(slurm=Slurm(time="00:05:00"))
+def remote(raw: Annotated[Path, Dep("raw.txt")], out: Annotated[Path, Out("b.txt")]) -> None:
+    if raw.read_text().strip() == "slow":
+        print("sleeping", flush=True)
+        time.sleep(300)
+    out.write_text(raw.read_text().strip() + "|" + os.environ.get("SLURM_JOB_ID", "none"))
+"""
+)
+
+
+def test_pivot_watch_runs_a_slurm_stage_as_a_job_and_ctrl_c_cancels_it(
+    project: Project, slurm: slurm_cluster.Cluster
+) -> None:
+    project.write("pipeline.py", WATCHED)
+    project.write("raw.txt", "one\n")
+    watch = Watch(project.root)
+    try:
+        watch.wave_done(0)
+        subs = watch.events("stage.submitted")
+        assert [e["stage"] for e in subs] == ["remote"]
+        assert project.read("b.txt") == f"one|{subs[0]['job_id']}"
+        # A data edit: the next wave submits the stage again.
+        mark = watch.mark()
+        project.write("raw.txt", "two\n")
+        watch.wave_done(mark)
+        [again] = watch.events("stage.submitted", mark)
+        assert project.read("b.txt") == f"two|{again['job_id']}"
+        # Ctrl-C while a job runs: it is cancelled, and Slurm says so before pivot exits.
+        mark = watch.mark()
+        project.write("raw.txt", "slow\n")
+        watch.wait_for(
+            lambda _: any(e["state"] == "running" for e in watch.events("stage.job_state", mark))
+        )
+        [slow] = watch.events("stage.submitted", mark)
+        assert watch.interrupt() == 130, watch.stderr
+        assert _job_state(slurm, slow["job_id"]) == "CANCELLED"
+    finally:
+        watch.close()
