@@ -1,6 +1,6 @@
 """Every use of a library's private API, each failing loudly if the library changes.
 
-pivot keeps five such uses, each with a measured reason and behind one small
+pivot keeps six such uses, each with a measured reason and behind one small
 module (docs/dependencies.md lists them with the figures). Each module
 degrades quietly at run time if the library moves (commands only slower,
 help only noisier); these tests are where the move is noticed, with a message
@@ -10,6 +10,7 @@ naming the module to revisit:
   ``pivot.cli.help_format`` (help text without type noise);
 - watchfiles: ``pivot.watch.rust_notify`` (a notifier that is live when built);
 - eventsourcing: ``pivot.events.backend_sqlite`` (one ``executemany`` per batch);
+- google-re2: ``pivot.jobs.patterns`` (every group's span in one call);
 - loky: ``pivot.pipeline.spawn`` (workers born in a session of their own) and
   the executor's ``_processes`` (the worker pids whose trees are killed).
 """
@@ -124,6 +125,39 @@ def test_the_public_watch_still_misses_what_changes_before_its_first_step(
         )
     finally:
         changes.close()
+
+
+# google-re2 ----------------------------------------------------------------
+
+
+def test_re2_raw_match_gives_every_group_span_as_the_wrapper_does() -> None:
+    msg = _moved("google-re2", "src/jobs/patterns.py", "re2._re2.RE2.Match")
+    import re2
+
+    try:
+        from re2 import _re2
+
+        unanchored = _re2.RE2.Anchor.UNANCHORED
+    except (ImportError, AttributeError) as exc:
+        pytest.fail(f"{msg} ({exc})")
+    from pivot.jobs.patterns import compile_pattern
+
+    for source, line in [
+        (r"epoch ([0-9]+) loss=([0-9.]+)", b"x epoch 12 loss=0.5 lr=1"),
+        (r"(a)|(b)", b"zzb"),  # an unset group: (-1, -1)
+        (r"(?P<n>\d+)?x", b"x"),
+        (r"\d+", b"no digits"),
+    ]:
+        raw = _re2.RE2(source.encode(), re2.Options()).Match(unanchored, line, 0, len(line))
+        m = re2.compile(source.encode()).search(line)
+        expected = (
+            [(-1, -1)] * (1 + source.count("("))
+            if m is None
+            else [m.span(i) for i in range(m.re.groups + 1)]
+        )
+        assert [tuple(span) for span in raw] == expected, f"{msg} ({source!r}: {raw})"
+        got = compile_pattern(source).match_line(line)
+        assert (got is None) == (m is None), msg
 
 
 # eventsourcing -------------------------------------------------------------

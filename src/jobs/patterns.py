@@ -64,8 +64,9 @@ class CompiledPattern:
         self.source = source
         try:
             self._line = re2.compile(source.encode(), options=_options(never_nl=False))
-            # The same regexp without the wrapper: one call returns every group's
-            # span, where the wrapper's Python per-group calls cost twice the match.
+            # The same regexp without the wrapper (re2's private _re2): one call
+            # returns every group's span, ~6x cheaper than search() plus a call
+            # per group (docs/dependencies.md; tests/test_private_apis.py).
             self._raw = _re2.RE2(source.encode(), _options(never_nl=False))
             self._scan = re2.compile(b"(?m)" + source.encode(), options=_options(never_nl=True))
         except re2.error as exc:
