@@ -27,8 +27,9 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pivot.jobs.action_spec import ActionSpec
 from pivot.jobs.config import Config
-from pivot.jobs.definition import ActionSpec, WatcherDefinition
+from pivot.jobs.definition import WatcherDefinition
 from pivot.jobs.shell_syntax import refused_shell_syntax, shell_syntax
 
 __all__ = [

@@ -38,7 +38,8 @@ from pivot.events.watchers import (
     WatcherStateChanged,
     WatcherTimerFired,
 )
-from pivot.jobs.definition import OUTSIDE_ACTIONS, WatcherDefinition, definition_from_dict
+from pivot.jobs.action_spec import OUTSIDE_ACTIONS
+from pivot.jobs.definition import WatcherDefinition, definition_from_dict
 from pivot.jobs.lookup_health import LookupHealth
 from pivot.jobs.tail import Position
 

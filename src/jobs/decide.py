@@ -25,9 +25,9 @@ from pivot.events.watchers import (
     WatcherStateChanged,
     WatcherTimerFired,
 )
+from pivot.jobs.action_spec import OUTSIDE_ACTIONS
 from pivot.jobs.book import RATE_WINDOW_SECONDS, Book, WatcherState
 from pivot.jobs.condition import ConditionError
-from pivot.jobs.definition import OUTSIDE_ACTIONS
 from pivot.jobs.patterns import LineMatch
 from pivot.jobs.shell_syntax import refused_shell_syntax, shell_syntax
 from pivot.jobs.substitute import Values, substitute

@@ -10,13 +10,13 @@ A mistake is a :class:`DefinitionError` naming the file and line.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from pivot.jobs.action_spec import ActionSpec, parse_action
 from pivot.jobs.condition import Condition, ConditionError, compile_condition
 from pivot.jobs.patterns import CompiledPattern, PatternError, compile_pattern
 from pivot.jobs.slurm import END_STATES_FOR_WATCHERS
@@ -24,11 +24,8 @@ from pivot.jobs.substitute import placeholders
 from pivot.jobs.yaml_lines import KeyProblem, Lined, line_of, load_with_lines
 
 __all__ = [
-    "ACTION_PARAMS",
     "BUILTIN_VARIABLES",
     "END_STATES",
-    "OUTSIDE_ACTIONS",
-    "ActionSpec",
     "DefinitionError",
     "WatcherDefinition",
     "definition_from_dict",
@@ -44,39 +41,9 @@ END_STATES = END_STATES_FOR_WATCHERS
 # users get from `$(date +%s)` in a shell.
 BUILTIN_VARIABLES = ("JOB_ID", "HOSTNAME", "JOB_STATE", "WATCHER_NAME", "NOW")
 # ssync's documented input limits, the same for a file, an embedded block and
-# the web page's API: a pattern, a condition, one action's params (as JSON).
+# the web page's API: a pattern, a condition (an action's params: action_spec).
 MAX_PATTERN_CHARS = 1000
 MAX_CONDITION_CHARS = 500
-MAX_PARAMS_BYTES = 10 * 1024
-
-# Action type -> {param: (python type, required)}
-ACTION_PARAMS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
-    "cancel_job": {"reason": (str, False)},
-    "resubmit": {"modifications": (dict, False), "remaining_resubmits": (int, False)},
-    # `message` is ssync's name for the body.
-    "notify_email": {
-        "to": (str, False),
-        "subject": (str, False),
-        "body": (str, False),
-        "message": (str, False),
-    },
-    "notify_webhook": {"message": (str, False), "url": (str, False)},
-    # ssync's Slack action: an incoming webhook, Slack's JSON body.
-    "notify_slack": {"message": (str, False), "url": (str, False), "channel": (str, False)},
-    "run_command": {"command": (str, True), "timeout_seconds": ((int, float), False)},
-    "store_metric": {"name": (str, True), "value": ((str, int, float), True)},
-    "log_event": {"message": (str, True), "level": (str, False)},
-    "pause_watcher": {},
-}
-
-
-# Actions with effects outside pivot: these are what `rate_limit_per_minute`
-# counts. The others (store_metric, log_event, pause_watcher) only write our
-# own records; they are never rate-limited, and stay cheap in a flood because a
-# line fires a watcher at most once.
-OUTSIDE_ACTIONS = frozenset(
-    {"cancel_job", "resubmit", "notify_email", "notify_webhook", "notify_slack", "run_command"}
-)
 
 
 class DefinitionError(ValueError):
@@ -89,14 +56,6 @@ class DefinitionError(ValueError):
         self.line = line
         self.field = field  # the key at fault (e.g. "pattern", "actions"), "" if none
         self.message = message
-
-
-@dataclass(frozen=True)
-class ActionSpec:
-    """One action of a watcher: its type and (unsubstituted) parameters."""
-
-    type: str
-    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -170,15 +129,6 @@ _SSYNC_KEYS = {
     "timer_interval": "timer_interval_seconds",
     "trigger_job_states": "job_end_states",
     "action": "actions (a list of {type, params})",
-}
-_SSYNC_PARAMS = {
-    ("store_metric", "variable"): 'value, with a placeholder (value: "$loss")',
-    ("resubmit", "cancel_original"): "nothing: resubmit never cancels; put a cancel_job before it",
-    ("resubmit", "cancel_previous"): "nothing: resubmit never cancels; put a cancel_job before it",
-    ("notify_email", "body_text"): "body",
-    ("notify_webhook", "channel"): "channel of notify_slack",
-    ("notify_webhook", "webhook_url"): "url",
-    ("notify_slack", "webhook_url"): "url",
 }
 
 
@@ -346,80 +296,14 @@ def _coerce(key: str, value: Any, err: Any) -> Any:  # noqa: PLR0911, PLR0912 - 
     raise err(f"unknown key {key!r}", key)  # pragma: no cover - guarded by _FIELDS
 
 
-def _action(raw: Any, source: str, offset: int, parent: Any) -> ActionSpec:  # noqa: PLR0912
+def _action(raw: Any, source: str, offset: int, parent: Any) -> ActionSpec:
     line = line_of(raw) or line_of(parent, "actions")
 
     def err(msg: str, key: str | None = None) -> DefinitionError:
         at = line_of(raw, key) if isinstance(raw, Lined) else line
         return DefinitionError(msg, source, at + offset if at else 0, "actions")
 
-    if isinstance(raw, str) and "(" in raw:
-        name = raw.split("(", 1)[0].strip()
-        raise err(
-            f"action {raw!r}: ssync's call syntax is not read here; write "
-            f"{{type: {name}, params: {{...}}}}"
-        )
-    if not isinstance(raw, dict):
-        raise err("each action must be a mapping with a 'type'")
-    for key in raw:
-        if key not in ("type", "params"):
-            raise err(f"unknown action key {key!r} (an action has 'type' and 'params')", key)
-    kind = raw.get("type")
-    if kind not in ACTION_PARAMS:
-        raise err(f"unknown action type {kind!r} (known: {', '.join(ACTION_PARAMS)})", "type")
-    params = raw.get("params") or {}
-    if not isinstance(params, dict):
-        raise err("'params' must be a mapping", "params")
-    size = len(json.dumps(params, default=str).encode())
-    if size > MAX_PARAMS_BYTES:
-        raise err(f"the params of {kind} are {size} bytes; at most {MAX_PARAMS_BYTES} are allowed")
-    schema = ACTION_PARAMS[kind]
-    for key, value in params.items():
-        if (kind, key) in _SSYNC_PARAMS:
-            raise err(
-                f"unknown parameter {key!r} for {kind}: here it is {_SSYNC_PARAMS[kind, key]}",
-                "params",
-            )
-        if key not in schema:
-            known = ", ".join(schema) or "none"
-            raise err(f"unknown parameter {key!r} for {kind} (known: {known})", "params")
-        expected, _ = schema[key]
-        if isinstance(value, bool) or not isinstance(value, expected):
-            raise err(f"parameter {key!r} of {kind} has the wrong type", "params")
-    for key, (_, required) in schema.items():
-        if required and key not in params:
-            raise err(f"{kind} needs parameter {key!r}", "params")
-    if kind == "resubmit":
-        mods = params.get("modifications", {})
-        for opt, val in mods.items():
-            if not isinstance(opt, str) or not isinstance(val, str | int | float):
-                raise err("resubmit modifications map option names to values", "params")
-        if params.get("remaining_resubmits", 1) < 0:
-            raise err("remaining_resubmits must be >= 0", "params")
-    if kind == "run_command":
-        _check_command(params["command"], err)
-    return ActionSpec(type=kind, params=_plain(params))
-
-
-def _check_command(command: str, err: Any) -> None:
-    import shlex
-
-    try:
-        argv = shlex.split(command)
-    except ValueError as exc:
-        raise err(f"run_command: cannot split command: {exc}", "params") from None
-    if not argv:
-        raise err("run_command: empty command", "params")
-    if "$" in argv[0]:
-        raise err("run_command: the program itself cannot come from a placeholder", "params")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
+    return parse_action(raw, err)
 
 
 def definition_from_dict(data: Mapping[str, Any]) -> WatcherDefinition:

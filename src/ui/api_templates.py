@@ -55,7 +55,7 @@ async def list_templates(request: Request) -> JSONResponse:
 
 def action_catalogue() -> list[dict[str, Any]]:
     """Every action type and its parameters, from the definition parser's own table."""
-    from pivot.jobs.definition import ACTION_PARAMS
+    from pivot.jobs.action_spec import ACTION_PARAMS
 
     def kind(types: type | tuple[type, ...]) -> str:
         kinds = types if isinstance(types, tuple) else (types,)

@@ -368,7 +368,7 @@ def test_templates_render_and_warnings_come_from_the_cli_s_catalogue(tmp_path: P
         listed = ui.get("/api/templates")
         assert [t["name"] for t in listed["templates"]] == [t.name for t in templates()]
         # The form's action types and parameters are the parser's, not a copy.
-        from pivot.jobs.definition import ACTION_PARAMS
+        from pivot.jobs.action_spec import ACTION_PARAMS
 
         actions = {a["type"]: {p["name"]: (p["required"], p["kind"]) for p in a["params"]}
                    for a in listed["actions"]}  # fmt: skip
