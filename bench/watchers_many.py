@@ -27,6 +27,7 @@ lines, and now and then an `ALERT t=<time written>` line whose watcher runs
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -132,6 +133,7 @@ def run_mode(
         assert handle.wait_hosting(120), "no hosting term"
         before = handle.counters()[host].copy()
         scanned0 = handle.tailer.lines_scanned
+        load0 = os.getloadavg()[0]
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         writer = subprocess.Popen(
             [sys.executable, "-c", WRITER, str(args.seconds), str(args.rate), str(args.alert_every),
@@ -158,6 +160,7 @@ def run_mode(
             time.sleep(0.05)
         t_caught = time.time()
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        load1 = os.getloadavg()[0]
         if not handle.hosting:
             print("warning: the hosting term ended during the run (see hosting.* events)")
         assert handle.wait_hosting(120), "no hosting term"
@@ -201,6 +204,8 @@ def run_mode(
           f"(squeue + batched stat), reads per cycle {reads / max(polls, 1):.1f} "
           f"(files grown; SFTP over SSH)")  # fmt: skip
     print(f"mean line->action    {statistics.mean(action_lat or [0]) * 1000:.0f} ms")
+    print(f"machine load         {load0:.1f} before, {load1:.1f} after "
+          f"(1-minute load average, {os.cpu_count()} CPUs)")  # fmt: skip
     return {
         "p50": percentile(action_lat, 0.5),
         "p95": percentile(action_lat, 0.95),
@@ -208,17 +213,18 @@ def run_mode(
         "steady_p95": percentile(steady_action, 0.95),
         "cpu": cpu / wall,
         "commands": commands / max(polls, 1),
+        "load": max(load0, load1),
     }
 
 
 def summary(results: dict[str, dict[str, float]]) -> None:
     print("\n== summary: line written -> action finished")
     print(f"{'mode':<20} {'p50 ms':>7} {'p95 ms':>7} {'steady p50':>11} {'steady p95':>11} "
-          f"{'CPU':>6} {'cmds/cycle':>10}")  # fmt: skip
+          f"{'CPU':>6} {'cmds/cycle':>10} {'load':>5}")  # fmt: skip
     for mode, r in results.items():
         print(f"{mode:<20} {r['p50'] * 1000:>7.0f} {r['p95'] * 1000:>7.0f} "
               f"{r['steady_p50'] * 1000:>11.0f} {r['steady_p95'] * 1000:>11.0f} "
-              f"{100 * r['cpu']:>5.0f}% {r['commands']:>10.2f}")  # fmt: skip
+              f"{100 * r['cpu']:>5.0f}% {r['commands']:>10.2f} {r['load']:>5.1f}")  # fmt: skip
     print("targets: local p50 <= 100 ms, p95 <= 300 ms; ssh p50 <= 400 ms, p95 <= 1200 ms")
     print("before (issue 11, same machine): local p50 363 ms, p95 3200 ms; "
           "ssh p50 684 ms, p95 3500 ms, 50% CPU, 1.77 commands per cycle")  # fmt: skip
