@@ -1,12 +1,12 @@
 """Reading job output files: every new byte, matched once, position and decisions in one append.
 
 :class:`OutputReader` is the file-reading half of the tailer. Given a host's
-transport and the watchers due, it stats their output files in one batch,
-reads what grew (1 MiB chunks), splits complete lines
-(:func:`pivot.jobs.tail.split_lines`), scans them (:mod:`pivot.jobs.patterns`)
-and decides (:func:`pivot.jobs.decide.on_match`). A local file is read on the
-caller's thread; a remote one's first chunk is requested with all the others
-at once and handled as soon as it arrives (:mod:`pivot.jobs.first_reads`).
+transport and the watchers due, it stats their output files in one batch and
+reads what grew, each file with :func:`pivot.jobs.file_tail.tail_file`
+(which splits complete lines and has :mod:`pivot.jobs.line_scan` decide on
+them). A local file is read on the caller's thread; a remote one's first
+chunk is requested with all the others at once and handled as soon as it
+arrives (:mod:`pivot.jobs.first_reads`).
 
 The positions (``OutputRead``), matches and intents of the files read
 together are appended in one transaction before any action runs, so a
@@ -22,46 +22,35 @@ does not write 20 events a second.
 from __future__ import annotations
 
 import concurrent.futures
+import queue
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pivot.events.base import Event
-from pivot.events.jobs import OutputRead
-from pivot.jobs.batch import ActionBatch, batches_for
+from pivot.jobs.batch import ActionBatch
 from pivot.jobs.book import Book, WatcherState
 from pivot.jobs.config import Config
-from pivot.jobs.decide import Context, on_match
-from pivot.jobs.first_reads import (
-    EarlyStat,
-    FirstRead,
-    finish_stat,
-    request_first_reads,
-    start_stat,
-)
+from pivot.jobs.decide import Context
+from pivot.jobs.file_tail import CHUNK_BYTES, FileTail, output_read, tail_file
+from pivot.jobs.first_reads import STAT_TIMEOUT, FirstRead, request_first_reads
 from pivot.jobs.ioloop import IoLoop
-from pivot.jobs.patterns import CompiledPattern
+from pivot.jobs.line_scan import Scanner
 from pivot.jobs.tail import (
     HEAD_BYTES,
     FileStat,
     Position,
-    head_matches,
+    chunk_length,
     moved,
-    next_interval,
     output_paths,
     plan_read,
-    record_position,
-    remember_head,
-    restart,
-    split_lines,
 )
 from pivot.jobs.transport import LocalTransport, Transport, TransportError
 
 __all__ = ["CHUNK_BYTES", "OutputReader", "TailLog"]
 
-CHUNK_BYTES = 1 << 20
 READ_TIMEOUT = 120.0  # for all the first reads of a cycle together
 
 
@@ -74,10 +63,6 @@ class TailLog(Protocol):
         """Append durably (folding into ``book`` first unless ``folded``)."""
         ...
 
-    def refold(self) -> None:
-        """Rebuild ``book`` from the log: forget decisions that were not appended."""
-        ...
-
     def lookup_failed(self, host: str, what: str, error: str) -> None:
         """Record that a query or read on ``host`` failed."""
         ...
@@ -85,17 +70,6 @@ class TailLog(Protocol):
     def lookup_ok(self, host: str, what: str) -> None:
         """Record that a query or read on ``host`` worked (after failures)."""
         ...
-
-
-@dataclass
-class _Live:
-    """In-memory tail state of one (watcher, file); the persisted part is ``pos``."""
-
-    pos: Position
-    partial: bytes = b""
-    skipping: bool = False
-    interval: float = 0.0
-    recorded_at: float = 0.0  # when ``pos`` was last appended as an OutputRead
 
 
 @dataclass
@@ -117,13 +91,17 @@ class OutputReader:
         # Receives a read's batches once they are durable; without it they
         # wait in take_pending() with a final read's.
         self.hand_off: Callable[[ActionBatch], None] | None = None
-        self.lines_scanned = 0
-        self._live: dict[tuple[str, str], _Live] = {}
-        self._patterns: dict[str, CompiledPattern] = {}
+        self._live: dict[tuple[str, str], FileTail] = {}
+        self.scanner = Scanner(log, self.context)
         self._pending: dict[str, list[ActionBatch]] = {}
-        # When each watcher's files are next due at the poll (backed off while quiet).
+        # When each watcher's files are next due at the poll (pivot.jobs.schedule).
         self.next_due: dict[str, float] = {}
         self._here = socket.gethostname()  # once: a system call per scanned file otherwise
+
+    @property
+    def lines_scanned(self) -> int:
+        """Lines scanned since start."""
+        return self.scanner.lines_scanned
 
     # -- scheduling state -----------------------------------------------------
 
@@ -147,7 +125,7 @@ class OutputReader:
         for (watcher_id, path), live in self._live.items():
             ws = self.log.book.watchers.get(watcher_id)
             if ws is not None and moved(ws.positions.get(path), live.pos):
-                read = _output_read(ws, path, live.pos, "")
+                read = output_read(ws, path, live.pos, "")
                 self.log.book.apply(read)
                 events.append(read)
                 live.recorded_at = now
@@ -161,14 +139,6 @@ class OutputReader:
 
     # -- reading --------------------------------------------------------------
 
-    def stat_early(
-        self, transport: Transport, watchers: Sequence[WatcherState]
-    ) -> EarlyStat | None:
-        """Over SSH, start the batched stat of these watchers' files now (beside ``squeue``)."""
-        if isinstance(transport, LocalTransport):
-            return None  # a local stat costs no round trip
-        return start_stat(self.io, transport, {p for ws in watchers for p in self.paths(ws)})
-
     def read(
         self,
         host: str,
@@ -176,8 +146,6 @@ class OutputReader:
         due: Sequence[WatcherState],
         ended: set[str],
         now: float,
-        *,
-        early: EarlyStat | None = None,
     ) -> None:
         """Read every grown file of ``due`` (to the end: the last read of ``ended`` jobs)."""
         wanted = sorted({p for ws in due for p in self.paths(ws)})
@@ -188,65 +156,81 @@ class OutputReader:
             if local is not None:
                 stats = local.stat_now(wanted)
             else:
-                last = {p for ws in due if ws.job_id in ended for p in self.paths(ws)}
-                stats = finish_stat(self.io, transport, early, wanted, last)
+                stats = self.io.call(transport.stat_many(wanted), STAT_TIMEOUT)
         except (TransportError, TimeoutError, concurrent.futures.TimeoutError) as exc:
             self.log.lookup_failed(host, "stat", f"stat: {exc}")
             return
         self.log.lookup_ok(host, "stat")
         todo = [(ws, path, stats[path]) for ws in due for path in self.paths(ws) if path in stats]
         futures = self._prefetch(transport, todo) if local is None else {}
-        # Files that need no bytes from afar first, then each as its read arrives:
-        # a slow file does not hold back the others, nor do they wait for it.
+        failed = self._read_as_they_come(host, transport, todo, futures, ended=ended, now=now)
+        self._report(host, failed, bool(todo))
+
+    def _read_as_they_come(
+        self,
+        host: str,
+        transport: Transport,
+        todo: list[tuple[WatcherState, str, FileStat]],
+        futures: dict[tuple[str, str], concurrent.futures.Future[FirstRead]],
+        *,
+        ended: set[str],
+        now: float,
+    ) -> list[str]:
+        """Read ``todo``: files that need no bytes from afar first, then each as its read
+        arrives (a slow file does not hold back the others, nor do they wait for it).
+        Returns the reads that failed."""
         ready = [t for t in todo if (t[0].watcher_id, t[1]) not in futures]
         waiting = {(t[0].watcher_id, t[1]): t for t in todo if (t[0].watcher_id, t[1]) in futures}
+        # Each read says it arrived (from the loop's thread) in this queue: one
+        # look per arrival, where waiting on all the futures left would cost
+        # a pass over them per arrival (200 files: 40,000 looks a cycle).
+        arrived: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        for key, future in futures.items():
+            future.add_done_callback(_arrival(arrived, key))
         deadline = time.monotonic() + READ_TIMEOUT
         group = _Group()
+        failed: list[str] = []
         while ready or waiting:
             if not ready:
-                if any(batches for _, batches, _ in group.batches):
+                if arrived.empty() and any(batches for _, batches, _ in group.batches):
                     # About to wait on the network: let the decided actions go first.
                     self._commit(group)
                     group = _Group()
-                left = max(0.0, deadline - time.monotonic())
-                concurrent.futures.wait(
-                    [futures[k] for k in waiting], left, concurrent.futures.FIRST_COMPLETED
-                )
-                ready = [waiting.pop(k) for k in list(waiting) if futures[k].done()]
-                if not ready:
+                try:
+                    key = arrived.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
                     for k in waiting:
                         futures[k].cancel()
-                    self.log.lookup_failed(host, "read", f"reads timed out after {READ_TIMEOUT:g}s")
-                    return
+                    failed.append(f"reads timed out after {READ_TIMEOUT:g}s")
+                    break
+                ready.append(waiting.pop(key))
             ws, path, st = ready.pop(0)
-            final = ws.job_id in ended
             key = (ws.watcher_id, path)
-            try:
-                got = self._tail_one(
-                    ws,
-                    transport,
-                    path,
-                    st,
-                    now=now,
-                    final=final,
-                    pre=futures[key].result() if key in futures else None,
-                    group=group,
-                )
-            except (TransportError, TimeoutError, OSError) as exc:
-                # Nothing of this file's read is in the group: keep the others',
-                # forget this one's in-memory progress and the decisions folded
-                # meanwhile (refold); the next poll redoes it.
-                self._commit(group)
-                self._live.pop((ws.watcher_id, path), None)
-                self.log.refold()
-                self.log.lookup_failed(host, "read", f"read {path}: {exc}")
-                return
+            got, error = self._tail_one(
+                ws,
+                transport,
+                path,
+                st,
+                now=now,
+                final=ws.job_id in ended,
+                pre=futures[key].result() if key in futures else None,
+                group=group,
+            )
+            if error:
+                failed.append(f"read {path}: {error}")
             group.size += got
             if group.size >= CHUNK_BYTES:
                 self._commit(group)
                 group = _Group()
         self._commit(group)
-        if todo:
+        return failed
+
+    def _report(self, host: str, failed: list[str], read_any: bool) -> None:
+        """One lookup verdict for the reads of a poll: the first failure, or a success."""
+        if failed:
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            self.log.lookup_failed(host, "read", failed[0] + more)
+        elif read_any:
             self.log.lookup_ok(host, "read")
 
     def _commit(self, group: _Group) -> None:
@@ -264,21 +248,18 @@ class OutputReader:
         for batch in batches:
             self.hand_off(batch)
 
-    def _live_for(self, ws: WatcherState, path: str) -> _Live:
+    def _live_for(self, ws: WatcherState, path: str) -> FileTail:
         key = (ws.watcher_id, path)
         live = self._live.get(key)
         if live is None:
-            live = self._live[key] = _Live(
-                pos=ws.positions.get(path, Position(path=path)),
-                interval=ws.definition.interval_seconds,
-            )
+            live = self._live[key] = FileTail(pos=ws.positions.get(path, Position(path=path)))
         return live
 
     def _prefetch(
         self, transport: Transport, todo: list[tuple[WatcherState, str, FileStat]]
     ) -> dict[tuple[str, str], concurrent.futures.Future[FirstRead]]:
         """Request the first chunk (and head) of every grown file at once."""
-        wanted: list[tuple[tuple[str, str], str, int, bool]] = []
+        wanted: list[tuple[tuple[str, str], str, int, int, bool]] = []
         for ws, path, st in todo:
             live = self._live_for(ws, path)
             plan = plan_read(live.pos, st)
@@ -286,10 +267,11 @@ class OutputReader:
                 continue
             start = 0 if plan.reset_reason else live.pos.offset + len(live.partial)
             need_head = plan.check_head or (start > 0 and live.pos.head_len < HEAD_BYTES)
-            wanted.append(((ws.watcher_id, path), path, start, need_head))
-        return request_first_reads(self.io, transport, wanted, CHUNK_BYTES)
+            length = chunk_length(start, st.size, CHUNK_BYTES)
+            wanted.append(((ws.watcher_id, path), path, start, length, need_head))
+        return request_first_reads(self.io, transport, wanted)
 
-    def _tail_one(  # noqa: PLR0915 - one read loop, kept whole for clarity
+    def _tail_one(
         self,
         ws: WatcherState,
         transport: Transport,
@@ -300,117 +282,51 @@ class OutputReader:
         final: bool,
         pre: FirstRead | None,
         group: _Group,
-    ) -> int:
-        """Read one file from its position; its events and batches join ``group``."""
-        live = self._live_for(ws, path)
-        pos = live.pos
-        plan = plan_read(pos, st)
-        reset = ""
+    ) -> tuple[int, str]:
+        """Read one file (:func:`pivot.jobs.file_tail.tail_file`); its events and batches
+        join ``group``. Returns the bytes read and, when a read failed, why."""
+        result = tail_file(
+            self._live_for(ws, path),
+            ws,
+            path,
+            st,
+            fetch=self._fetcher(transport, path, pre),
+            scan=self.scanner.scan,
+            book=self.log.book,
+            now=now,
+            final=final,
+            bounded=not isinstance(transport, LocalTransport),
+        )
+        group.events.extend(result.events)
+        group.batches.append((ws.watcher_id, result.batches, final))
+        self.next_due[ws.watcher_id] = now + ws.definition.interval_seconds
+        return result.got, result.error
+
+    def _fetcher(
+        self, transport: Transport, path: str, pre: FirstRead | None
+    ) -> Callable[[int, int], bytes]:
+        """Reads of ``path``: from what was read ahead when it covers them, else now."""
 
         def fetch(at: int, length: int) -> bytes:
             if pre is not None:
                 if at == 0 and length == HEAD_BYTES and pre.head is not None:
                     return pre.head
-                if at == pre.start and length == CHUNK_BYTES and pre.chunk is not None:
+                if at == pre.start and pre.chunk is not None:  # maybe not ``length`` long
                     data, pre.chunk = pre.chunk, None  # used once
                     return data
             if isinstance(transport, LocalTransport):
                 return transport.read_now(path, at, length)
             return self.io.call(transport.read(path, at, length), 120.0)
 
-        if plan is not None and plan.check_head:
-            head = fetch(0, HEAD_BYTES)
-            if not head_matches(pos, head):
-                plan = replace(plan, start=0, reset_reason="replaced (different first bytes)")
-        if plan is not None and plan.reset_reason:
-            reset = plan.reset_reason
-            pos = restart(pos, st)
-            live.partial, live.skipping = b"", False
-        if not pos.inode:
-            pos = replace(pos, inode=st.inode)
-        got = 0
-        events: list[Event] = []
-        batches: list[ActionBatch] = []
-        if plan is not None:
-            read_at = pos.offset + len(live.partial)
-            while True:
-                chunk = fetch(read_at, CHUNK_BYTES)
-                if not chunk:
-                    break
-                got += len(chunk)
-                if read_at == 0 or pos.head_len < HEAD_BYTES:
-                    head = chunk if read_at == 0 else fetch(0, HEAD_BYTES)
-                    pos = remember_head(pos, head)
-                read_at += len(chunk)
-                split = split_lines(live.partial, chunk, skipping=live.skipping)
-                pos = replace(pos, offset=pos.offset + split.consumed)
-                live.partial, live.skipping = split.partial, split.skipping
-                if split.has_lines:
-                    self._scan(ws, split.lines_blob, split.line_count, now, (events, batches))
-                if len(chunk) < CHUNK_BYTES:
-                    break
-        if final and live.partial:
-            # The job ended: a last line without a newline is still a line.
-            self._scan(ws, live.partial, 1, now, (events, batches))
-            pos = replace(pos, offset=pos.offset + len(live.partial))
-            live.partial = b""
-        if record_position(
-            ws.positions.get(path),
-            pos,
-            reset=bool(reset),
-            decided=bool(events or final),
-            active=ws.state == "active",
-            quiet_for=now - live.recorded_at,
-        ):
-            read = _output_read(ws, path, pos, reset)
-            self.log.book.apply(read)
-            events.insert(0, read)
-            live.recorded_at = now
-        group.events.extend(events)
-        group.batches.append((ws.watcher_id, batches, final))
-        live.pos = replace(pos, size=st.size, mtime=st.mtime)
-        base = ws.definition.interval_seconds
-        cap = max(base, min(self.config.max_backoff_seconds, base * 8))
-        live.interval = next_interval(live.interval, base, cap, got > 0)
-        self.next_due[ws.watcher_id] = now + live.interval
-        return got
-
-    def _scan(
-        self,
-        ws: WatcherState,
-        blob: bytes,
-        count: int,
-        now: float,
-        out: tuple[list[Event], list[ActionBatch]],
-    ) -> None:
-        events, batches = out
-        self.lines_scanned += count
-        if ws.state != "active":
-            return
-        pattern = self._patterns.get(ws.watcher_id)
-        if pattern is None or pattern.source != ws.definition.pattern:  # new, or edited
-            pattern = self._patterns[ws.watcher_id] = ws.definition.compiled()
-        ctx = self.context(ws, now)
-        for m in pattern.scan(blob):
-            if ws.state != "active":
-                break
-            evs = on_match(ws, m, ctx)
-            # Fold now, so the next match sees the new counters; appended with the position.
-            self.log.book.apply_all(evs)
-            events.extend(evs)
-            batches.extend(batches_for(self.log.book, ws, evs))
+        return fetch
 
 
-def _output_read(ws: WatcherState, path: str, pos: Position, reset: str) -> OutputRead:
-    return OutputRead(
-        host=ws.host,
-        job_id=ws.job_id,
-        path=path,
-        offset=pos.offset,
-        inode=pos.inode,
-        head_hash=pos.head_hash,
-        head_len=pos.head_len,
-        watcher_id=ws.watcher_id,
-        reset_reason=reset,
-        actor="JobTailer",
-    )
+def _arrival(
+    arrived: queue.SimpleQueue[tuple[str, str]], key: tuple[str, str]
+) -> Callable[[concurrent.futures.Future[FirstRead]], None]:
+    """A done-callback putting ``key`` in ``arrived`` (runs on the loop's thread)."""
+
+    def done(_future: concurrent.futures.Future[FirstRead]) -> None:
+        arrived.put(key)
+
+    return done

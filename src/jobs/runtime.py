@@ -24,11 +24,15 @@ holder's intents without a result, reported as interrupted (only idempotent
 actions are run again). A host that cannot renew its lease stops appending
 decisions and starting actions before anyone else may take over.
 
-While hosting, two pykka actors run: a JobTailer (one poll cycle per tick
-over every host: one ``squeue`` per host, batched stats, every new byte
-read; local output files are also read the moment inotify sees them grow)
-and an ActionExecutor (runs the actions the tailer decided, with
-retries). An asyncio loop in its own thread carries the SSH connections.
+While hosting, two pykka actors run under a supervisor
+(:mod:`pivot.actors.job_system`): a JobTailer (one poll cycle per tick
+over every host: one ``squeue`` per host, run on the event loop and
+answered as a message, batched stats, every new byte read; local output
+files are also read the moment inotify sees them grow) and an
+ActionExecutor (runs the actions the tailer decided, with retries). An
+asyncio loop in its own thread carries the SSH connections and the Slurm
+queries. A supervisor that gives up ends the term; a fresh one starts from
+the log.
 Everything they do is an event in ``store``: watcher definitions come from
 ``WatcherCreated`` events (``pivot watchers add`` appends them, from any
 process), so a running runtime picks up new watchers, pauses, resumes and
@@ -47,116 +51,20 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from collections.abc import Callable
 
-import pykka
-
+from pivot.actors.job_messages import Drain, PollTick
 from pivot.events.base import Event
 from pivot.events.store import EventStore
 from pivot.events.watchers import HostingStandby, HostingStarted, HostingStopped
-from pivot.jobs.actions import ActionRunner
-from pivot.jobs.actors import ActionExecutorActor, JobTailerActor, Tick
 from pivot.jobs.config import Config
-from pivot.jobs.host_lease import Attempt, HostLease, LeaseLost, LeaseRow
-from pivot.jobs.ioloop import IoLoop
+from pivot.jobs.host_lease import Attempt, HostLease, LeaseRow
+from pivot.jobs.hosting_term import Term, start_term
 from pivot.jobs.tailer import Tailer
-from pivot.jobs.transport import LocalTransport, SshTransport, Transport
 
-__all__ = ["WatcherRuntime", "make_transports", "start_watchers"]
+__all__ = ["WatcherRuntime", "start_watchers"]
 
 log = logging.getLogger(__name__)
-
-
-class _Fence:
-    """Asked before every decision is appended and every action starts.
-
-    Once it has refused (the lease was not trusted for a moment), the term's
-    in-memory state may be ahead of the log: the term is ended and, if the
-    lease is still ours, a fresh one starts from the log.
-    """
-
-    def __init__(self, trusted: Callable[[], bool]) -> None:
-        self._trusted = trusted
-        self.tripped = False
-
-    def ok(self) -> bool:
-        if self._trusted():
-            return True
-        self.tripped = True
-        return False
-
-
-class _FencedStore:
-    """The store as the tailer sees it: appends only while the fence lets them."""
-
-    def __init__(self, store: EventStore, fence: _Fence) -> None:
-        self._store = store
-        self._fence = fence
-
-    def append(self, events: Sequence[Event]) -> list[int]:
-        if events and not self._fence.ok():
-            raise LeaseLost("the job watchers' lease is no longer held")
-        return self._store.append(events)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-
-@dataclass
-class _Term:
-    """What runs while this process holds the lease: the actors and their connections."""
-
-    tailer: Tailer
-    tailer_ref: pykka.ActorRef[JobTailerActor]
-    executor_ref: pykka.ActorRef[ActionExecutorActor]
-    io: IoLoop
-    fence: _Fence
-
-    def stop(self, timeout: float) -> None:
-        for ref in (self.tailer_ref, self.executor_ref):
-            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
-                ref.stop(block=True, timeout=timeout)
-        for t in self.tailer.transports.values():
-            with contextlib.suppress(TimeoutError, OSError):
-                self.io.call(t.close(), 10.0)
-        self.io.stop()
-
-
-def _start_term(
-    store: EventStore,
-    config: Config,
-    lease: HostLease,
-    *,
-    tick_seconds: float,
-    retry_delay: float,
-    follow_local: bool,
-) -> _Term:
-    io = IoLoop()
-    transports = make_transports(config)
-    fence = _Fence(lease.trusted)
-    tailer = Tailer(cast(EventStore, _FencedStore(store, fence)), config, transports, io)
-    runner = ActionRunner(config, transports, lambda _host, coro, t: io.call(coro, t))
-
-    def is_live(watcher_id: str) -> bool:
-        # Checked before each action: a host whose lease ran out starts none,
-        # and records nothing about them (the next host reports the intents
-        # as interrupted): the executor drops the batch.
-        if not fence.ok():
-            raise LeaseLost("the job watchers' lease is no longer held")
-        # Read-only look at the tailer's state from the executor thread: a dict
-        # lookup and a str attribute, atomic under the GIL.
-        # Decided actions run even when the decision ended the watcher
-        # (`triggered`, job end -> `completed`); removing or disabling stops them.
-        ws = tailer.book.watchers.get(watcher_id)
-        return ws is None or ws.state not in ("removed", "disabled")
-
-    executor_ref = ActionExecutorActor.start(store, runner, is_live, retry_delay)
-    tailer_ref = JobTailerActor.start(
-        tailer, executor_ref, tick_seconds, follow_local=follow_local, journal=store
-    )
-    return _Term(tailer, tailer_ref, executor_ref, io, fence)
 
 
 class WatcherRuntime:
@@ -174,7 +82,7 @@ class WatcherRuntime:
     ) -> None:
         self.store = store
         self.lease = lease
-        self._start: Callable[[], _Term] = lambda: _start_term(
+        self._start: Callable[[], Term] = lambda: start_term(
             store,
             config,
             lease,
@@ -182,7 +90,7 @@ class WatcherRuntime:
             retry_delay=retry_delay,
             follow_local=follow_local,
         )
-        self._term: _Term | None = None
+        self._term: Term | None = None
         self._standing_behind = ""  # the holder last reported
         self._holding = False  # this process holds the lease (renewed by the keeper)
         self._stopping = threading.Event()  # no new term; the keeper still renews
@@ -229,11 +137,15 @@ class WatcherRuntime:
                     why = "taken by another process" if renewed is False else "could not renew it"
                     self._end_term(f"lease lost ({why})")
                     return
-                if not term.fence.tripped:
+                if term.gave_up:
+                    why = f"{term.gave_up}; starting again from the log"
+                elif term.fence.tripped:
+                    # Renewed, but too late for a decision or an action that the
+                    # fence refused meanwhile: start again from the log.
+                    why = "the lease lapsed for a moment; starting again from the log"
+                else:
                     return
-                # Renewed, but too late for a decision or an action that the
-                # fence refused meanwhile: start again from the log.
-                self._end_term("the lease lapsed for a moment; starting again from the log")
+                self._end_term(why)
                 attempt = self.lease.try_acquire()
                 self._holding = attempt.acquired
                 if attempt.acquired:
@@ -317,7 +229,7 @@ class WatcherRuntime:
         term = self._term
         if term is None:
             raise RuntimeError("not hosting the job watchers (standing by or stopped)")
-        return term.tailer
+        return term.actors.tailer
 
     def wait_hosting(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds until this process hosts the watchers."""
@@ -337,9 +249,7 @@ class WatcherRuntime:
         if term is None:
             return False
         done = threading.Event()
-        try:
-            term.tailer_ref.tell(Tick(reply=done, force=True))
-        except pykka.ActorDeadError:
+        if not term.actors.tell("JobTailer", PollTick(reply=done, force=True)):
             return False
         return done.wait(timeout)
 
@@ -349,9 +259,7 @@ class WatcherRuntime:
         if term is None:
             return False
         done = threading.Event()
-        try:
-            term.executor_ref.tell(done)
-        except pykka.ActorDeadError:
+        if not term.actors.tell("ActionExecutor", Drain(done)):
             return False
         return done.wait(timeout)
 
@@ -360,13 +268,13 @@ class WatcherRuntime:
         term = self._term
         if term is None:
             return {}
-        return {name: Counter(t.counters) for name, t in term.tailer.transports.items()}
+        return {name: Counter(t.counters) for name, t in term.transports.items()}
 
     @property
     def running(self) -> bool:
         """Hosting with both actors alive."""
         term = self._term
-        return term is not None and term.tailer_ref.is_alive() and term.executor_ref.is_alive()
+        return term is not None and term.actors.alive
 
     def stop(self, timeout: float = 150.0) -> None:
         """Stop polling, let the running action finish, close connections, release the lease.
@@ -384,14 +292,6 @@ class WatcherRuntime:
         self._stopped.set()
         if self._keeper is not None and self._keeper is not threading.current_thread():
             self._keeper.join(timeout)
-
-
-def make_transports(config: Config) -> dict[str, Transport]:
-    """One transport per configured host (``local`` always exists)."""
-    out: dict[str, Transport] = {}
-    for name, host in config.hosts.items():
-        out[name] = LocalTransport(name, host.env) if host.is_local else SshTransport(host)
-    return out
 
 
 def start_watchers(

@@ -21,9 +21,9 @@ __all__ = [
     "Position",
     "ReadPlan",
     "Split",
+    "chunk_length",
     "head_digest",
     "moved",
-    "next_interval",
     "output_paths",
     "plan_read",
     "record_position",
@@ -226,8 +226,13 @@ def _no_line_longer(blob: bytes, max_line: int) -> bool:
     return True
 
 
-def next_interval(current: float, base: float, cap: float, got_bytes: bool) -> float:
-    """Back off (doubling up to ``cap``) only while no new bytes arrive."""
-    if got_bytes:
-        return base
-    return min(cap, max(base, current * 2))
+def chunk_length(read_at: int, size: int, chunk: int) -> int:
+    """How much of a remote file to ask for at ``read_at``: what its stat says is there.
+
+    Never more than ``chunk``, and never past the stat's ``size``: asyncssh
+    splits one SFTP read into parallel requests of the server's block size,
+    so asking 1 MiB of a file that grew 3 KiB cost dozens of requests, all
+    but one answered "end of file" (200 files: thousands a poll, most of a
+    poll's time). Bytes written since the stat are read at the next poll.
+    """
+    return max(0, min(chunk, size - read_at))

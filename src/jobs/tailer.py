@@ -1,44 +1,64 @@
 """Scheduling the tailing: poll cycles per host, reads of grown local files, the log.
 
-:class:`Tailer` is what the JobTailer actor runs. On each tick, per host due
-(its watchers' ``interval_seconds``), :meth:`Tailer.cycle` issues one
-``squeue`` for all watched jobs (``scontrol`` only for a job seen for the
-first time or no longer listed, ``sacct`` where accounting exists), then has
-the :class:`~pivot.jobs.output_reader.OutputReader` read every grown output
-file, and makes the job-end and timer decisions. Between polls,
-:meth:`Tailer.read_grown` reads local files the moment inotify reports them
-(:mod:`pivot.jobs.output_watch`); the poll stays, as the fallback for what
-inotify cannot see (SSH hosts, NFS). Decisions are the pure functions of
-:mod:`pivot.jobs.decide`; the tailer folds the log into a
+:class:`Tailer` is what the JobTailer actor runs (:mod:`pivot.actors.job_tailer`).
+A poll of a host has two halves that never wait for each other:
+
+- the output: :meth:`Tailer.poll_outputs` stats the files of the watchers
+  due (one batched command over SSH) and reads what grew, at once, with the
+  :class:`~pivot.jobs.output_reader.OutputReader`;
+- the jobs: :meth:`Tailer.polls` says which hosts to ask Slurm about, the
+  query (:func:`pivot.jobs.job_lookup.query_jobs`: one ``squeue`` for all
+  the host's watched jobs, ``scontrol`` for a job seen for the first time or
+  no longer listed, ``sacct`` where accounting exists) runs on the event
+  loop, off the actor, and its result comes back as a message;
+  :meth:`Tailer.jobs_answered` then records job states and ends, makes the
+  final read of an ended job's output and the first read of a job just seen.
+
+So a slow ``squeue`` delays neither the reads of a poll nor, between polls,
+:meth:`Tailer.read_grown`, which reads local files the moment inotify
+reports them (:mod:`pivot.jobs.output_watch`); the poll stays, as the
+fallback for what inotify cannot see (SSH hosts, NFS). Decisions are the
+pure functions of :mod:`pivot.jobs.decide`, :mod:`pivot.jobs.job_lookup`
+and :mod:`pivot.jobs.schedule`; the tailer folds the log into a
 :class:`~pivot.jobs.book.Book` and appends what they return.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from pivot.events.base import Event
 from pivot.events.jobs import JobEnded, JobSeen, JobStateChanged
 from pivot.events.store import EventStore
-from pivot.jobs import slurm
 from pivot.jobs.batch import ActionBatch, batch_for, batches_for
 from pivot.jobs.book import Book, WatcherState, fold
 from pivot.jobs.config import Config
 from pivot.jobs.decide import on_job_end, on_restart, on_timer, timer_due
 from pivot.jobs.ioloop import IoLoop
+from pivot.jobs.job_lookup import JobQuery, Outcome, query_jobs
 from pivot.jobs.lookup_health import on_lookup_failure, on_lookup_success
 from pivot.jobs.output_reader import OutputReader
+from pivot.jobs.schedule import host_interval, watcher_due
 from pivot.jobs.transport import Transport, TransportError
 
-__all__ = ["ActionBatch", "Tailer"]
+__all__ = ["ActionBatch", "HostPoll", "Tailer"]
+
+STOPPED_STATES = ("removed", "disabled")
 
 
-@dataclass
-class _CycleOut:
-    events: list[Event] = field(default_factory=list)
-    batches: list[ActionBatch] = field(default_factory=list)
+@dataclass(frozen=True)
+class HostPoll:
+    """A host due for a Slurm query: its watched jobs, and those the log has seen."""
+
+    host: str
+    transport: Transport
+    job_ids: tuple[str, ...]
+    seen: frozenset[str]
+    sacct_ok: bool
+    timeout: float
 
 
 class Tailer:
@@ -63,7 +83,7 @@ class Tailer:
         self._own: set[int] = set()
         self.reader = OutputReader(self, config, io)
         # Receives the batches of a file's read once they are durable; without
-        # it they are returned by cycle() with the rest.
+        # it they are returned with the rest.
         self.hand_off = hand_off
         self._host_due: dict[str, float] = {}
         self._sacct_ok: dict[str, bool] = {}
@@ -104,11 +124,6 @@ class Tailer:
         else:
             self._own.update(seqs)
 
-    def refold(self) -> None:
-        """Rebuild the book from the log, forgetting decisions that were never appended."""
-        self.book = fold(self.store.read())
-        self._own.clear()
-
     def lookup_failed(self, host: str, what: str, error: str) -> None:
         """A failed query or read (``what``: squeue, stat, read...) on ``host``: recorded
         when that kind starts failing, counted while it keeps failing
@@ -139,30 +154,177 @@ class Tailer:
         self.append(events)
         return [batch_for(self.book, self.book.watchers[r.watcher_id], [r]) for r in rerun]
 
-    # -- a cycle --------------------------------------------------------------
+    def resume(self) -> None:
+        """Load the log after a crash of the tailer alone (the executor still runs its
+        intents: none is reported interrupted)."""
+        self.book = fold(self.store.read())
+        self._own.clear()
 
-    def cycle(self, *, force: bool = False) -> list[ActionBatch]:
-        """Poll every host that has a watcher due (all of them with ``force``)."""
+    def stopped_watchers(self) -> frozenset[str]:
+        """Watchers whose actions must not run any more (removed or disabled)."""
+        return frozenset(
+            w.watcher_id for w in self.book.watchers.values() if w.state in STOPPED_STATES
+        )
+
+    # -- a poll cycle -----------------------------------------------------------
+
+    def polls(self, *, force: bool = False) -> list[HostPoll]:
+        """The hosts due now (all of them with ``force``), marked polled; what to ask Slurm.
+
+        Call :meth:`poll_outputs` with the result, and :meth:`jobs_answered`
+        with each host's :class:`~pivot.jobs.job_lookup.JobQuery`.
+        """
         self.catch_up()
         now = self.clock()
         self.cycles += 1
-        out = _CycleOut()
+        due: list[HostPoll] = []
         for host, watchers in self._live_by_host().items():
             if now < self._host_due.get(host, 0.0) and not force:
                 continue
-            if force:
-                self.reader.next_due.update((w.watcher_id, 0.0) for w in watchers)
-            self._poll_host(host, watchers, now, out)
-            interval = min(w.definition.interval_seconds for w in watchers)
-            if self.config.poll_seconds:
-                interval = self.config.poll_seconds
+            interval = host_interval(
+                (w.definition.interval_seconds for w in watchers), self.config.poll_seconds
+            )
             self._host_due[host] = now + interval
+            transport = self.transports.get(host)
+            if transport is None:
+                self.lookup_failed(host, "host", f"unknown host {host!r}")
+                continue
+            job_ids = tuple(sorted({w.job_id for w in watchers}))
+            seen = frozenset(j for j in job_ids if self.book.job(host, j).seen)
+            timeout = self.config.host(host).command_timeout if host in self.config.hosts else 60.0
+            due.append(
+                HostPoll(host, transport, job_ids, seen, self._sacct_ok.get(host, True), timeout)
+            )
+        return due
+
+    def query(self, poll: HostPoll) -> Coroutine[Any, Any, JobQuery]:
+        """The Slurm query of ``poll``, to run on the event loop (it appends nothing)."""
+        transport, timeout = poll.transport, poll.timeout
+
+        async def run(argv: list[str]) -> Outcome:
+            try:
+                r = await transport.run(argv, timeout=timeout)
+            except (TransportError, TimeoutError) as exc:
+                return Outcome(error=str(exc) or type(exc).__name__)
+            return Outcome(r.returncode, r.stdout, r.stderr)
+
+        return query_jobs(poll.host, run, poll.job_ids, poll.seen, sacct_ok=poll.sacct_ok)
+
+    def poll_outputs(self, polls: Sequence[HostPoll], *, force: bool = False) -> list[ActionBatch]:
+        """Read the grown output files of the due watchers of ``polls``' hosts; fire timers."""
+        now = self.clock()
+        batches: list[ActionBatch] = []
+        by_host = self._live_by_host()
+        for poll in polls:
+            watchers = by_host.get(poll.host, [])
+            due = [w for w in watchers if watcher_due(self.reader.next_due.get(w.watcher_id),
+                                                      now, force=force)]  # fmt: skip
+            batches.extend(self._read(poll.host, poll.transport, due, set(), now))
         for ws in list(self.book.watchers.values()):
             if timer_due(ws, now):
                 evs = on_timer(ws, self.reader.context(ws, now))
                 self.append(evs)
-                out.batches.extend(batches_for(self.book, ws, evs))
-        return out.batches
+                batches.extend(batches_for(self.book, ws, evs))
+        return batches
+
+    def jobs_answered(self, answer: JobQuery) -> list[ActionBatch]:
+        """Record what Slurm said of a host's jobs: states, ends; final and first reads."""
+        self.catch_up()
+        host = answer.host
+        for what, failure in answer.lookups:
+            if failure:
+                self.lookup_failed(host, what, failure)
+            else:
+                self.lookup_ok(host, what)
+        if answer.sacct_unavailable:
+            self._sacct_ok[host] = False
+        transport = self.transports.get(host)
+        if transport is None:
+            return []
+        self.append(self._first_seen(answer))
+        ended = self._states(answer)
+        watchers = self._live_by_host().get(host, [])
+        # The last bytes of an ended job's output, the first of a job just seen.
+        due = [w for w in watchers if w.job_id in ended or w.job_id in answer.details]
+        now = self.clock()
+        if due:
+            self.reader.read(host, transport, due, set(ended), now)
+        batches: list[ActionBatch] = []
+        for job_id, end in ended.items():
+            self.append([end])
+            for ws in [w for w in watchers if w.job_id == job_id]:
+                evs = on_job_end(ws, self.reader.context(ws, now, end.state))
+                self.append(evs)
+                batches.extend(batches_for(self.book, ws, evs))
+        # A final read's batches wait behind the job-end decisions (OutputReader._deliver).
+        for ws in due:
+            batches.extend(self.reader.take_pending(ws.watcher_id))
+        return batches
+
+    def _first_seen(self, answer: JobQuery) -> list[Event]:
+        """``job.seen`` for the jobs of ``answer`` the log meets for the first time."""
+        host = answer.host
+        return [
+            JobSeen(
+                host=host,
+                job_id=job_id,
+                name=d.name,
+                state=d.state,
+                stdout=d.stdout,
+                stderr=d.stderr,
+                script=d.command,
+                workdir=d.workdir,
+                user=d.user,
+                actor="JobTailer",
+            )
+            for job_id, d in answer.details.items()
+            if not self.book.job(host, job_id).seen
+        ]
+
+    def _states(self, answer: JobQuery) -> dict[str, JobEnded]:
+        """Append the state changes of ``answer``'s jobs; the ends, to append after the
+        final read."""
+        host = answer.host
+        ended: dict[str, JobEnded] = {}
+        for job_id in answer.job_ids:
+            info = answer.infos.get(job_id)
+            if info is None:
+                continue
+            rec = self.book.job(host, job_id)
+            if info.state and info.state != rec.state and rec.seen:
+                self.append(
+                    [JobStateChanged(host=host, job_id=job_id, old=rec.state, new=info.state,
+                                     actor="JobTailer")]
+                )  # fmt: skip
+            if info.ended and not rec.ended:
+                ended[job_id] = JobEnded(host=host, job_id=job_id, state=info.state,
+                                         exit_code=info.exit_code, actor="JobTailer")  # fmt: skip
+        return ended
+
+    def cycle(self, *, force: bool = False) -> list[ActionBatch]:
+        """A whole poll cycle on the calling thread, waiting for Slurm (tests, tools).
+
+        The actor does the same in steps, never waiting for the query.
+        """
+        polls = self.polls(force=force)
+        answers = [self.io.submit(self.query(p)) for p in polls]
+        batches = self.poll_outputs(polls, force=force)
+        for poll, answer in zip(polls, answers, strict=True):
+            batches.extend(self.jobs_answered(answer.result(poll.timeout * 4 + 10)))
+        return batches
+
+    def _read(
+        self,
+        host: str,
+        transport: Transport,
+        due: Sequence[WatcherState],
+        ended: set[str],
+        now: float,
+    ) -> list[ActionBatch]:
+        if not due:
+            return []
+        self.reader.read(host, transport, due, ended, now)
+        return [b for ws in due for b in self.reader.take_pending(ws.watcher_id)]
 
     def _live_by_host(self) -> dict[str, list[WatcherState]]:
         by_host: dict[str, list[WatcherState]] = {}
@@ -200,154 +362,5 @@ class Tailer:
             if not self._is_local(host):
                 continue
             due = [w for w in watchers if any(p in paths for p in self.reader.paths(w))]
-            if not due:
-                continue
-            self.reader.read(host, self.transports[host], due, set(), now)
-            for ws in due:
-                batches.extend(self.reader.take_pending(ws.watcher_id))
+            batches.extend(self._read(host, self.transports[host], due, set(), now))
         return batches
-
-    def _due(self, ws: WatcherState, now: float) -> bool:
-        """Whether the poll reads ``ws``'s files now (its backed-off interval passed)."""
-        return now >= self.reader.next_due.get(ws.watcher_id, 0.0)
-
-    def _poll_host(
-        self, host: str, watchers: list[WatcherState], now: float, out: _CycleOut
-    ) -> None:
-        transport = self.transports.get(host)
-        if transport is None:
-            self.lookup_failed(host, "host", f"unknown host {host!r}")
-            return
-        job_ids = sorted({w.job_id for w in watchers})
-        # The output stat needs no job state: over SSH it runs beside squeue.
-        early = self.reader.stat_early(transport, [w for w in watchers if self._due(w, now)])
-        infos = self._query_jobs(host, transport, job_ids)
-        ended: list[tuple[str, slurm.JobInfo]] = []
-        for job_id in job_ids:
-            info = infos.get(job_id)
-            rec = self.book.job(host, job_id)
-            if info is None:
-                continue
-            events: list[Event] = []
-            if info.state and info.state != rec.state and rec.seen:
-                events.append(
-                    JobStateChanged(
-                        host=host, job_id=job_id, old=rec.state, new=info.state, actor="JobTailer"
-                    )
-                )
-            self.append(events)
-            if info.ended and not rec.ended:
-                ended.append((job_id, info))
-        ended_ids = {j for j, _ in ended}
-        # Output: every due watcher, and every watcher of a job that just ended (final read).
-        due = [w for w in watchers if w.job_id in ended_ids or self._due(w, now)]
-        self.reader.read(host, transport, due, ended_ids, now, early=early)
-        for job_id, info in ended:
-            events = [
-                JobEnded(
-                    host=host,
-                    job_id=job_id,
-                    state=info.state,
-                    exit_code=info.exit_code,
-                    actor="JobTailer",
-                )
-            ]
-            self.append(events)
-            for ws in [w for w in watchers if w.job_id == job_id]:
-                evs = on_job_end(ws, self.reader.context(ws, now, info.state))
-                self.append(evs)
-                out.batches.extend(batches_for(self.book, ws, evs))
-        for ws in due:
-            out.batches.extend(self.reader.take_pending(ws.watcher_id))
-
-    # -- Slurm ----------------------------------------------------------------
-
-    def _run(self, transport: Transport, argv: list[str]) -> tuple[int, str, str]:
-        timeout = (
-            self.config.host(transport.name).command_timeout
-            if transport.name in self.config.hosts
-            else 60.0
-        )
-        result = self.io.call(transport.run(argv, timeout=timeout), timeout + 5)
-        return result.returncode, result.stdout, result.stderr
-
-    def _query_jobs(
-        self, host: str, transport: Transport, job_ids: list[str]
-    ) -> dict[str, slurm.JobInfo]:
-        """One squeue for all jobs; scontrol for new or unlisted ones; never guesses an end."""
-        infos: dict[str, slurm.JobInfo] = {}
-        try:
-            rc, stdout, stderr = self._run(transport, slurm.squeue_argv(job_ids))
-        except (TransportError, TimeoutError) as exc:
-            self.lookup_failed(host, "squeue", f"squeue: {exc}")
-            return {}
-        if rc != 0 and not slurm.squeue_says_unknown(stderr):
-            self.lookup_failed(host, "squeue", f"squeue exited {rc}: {stderr.strip()[:300]}")
-            return {}
-        self.lookup_ok(host, "squeue")
-        if rc == 0:
-            infos.update(slurm.parse_squeue(stdout))
-        missing: list[str] = []
-        for job_id in job_ids:
-            rec = self.book.job(host, job_id)
-            if rec.seen and job_id in infos:
-                continue
-            detail = self._scontrol(host, transport, job_id)
-            if detail is None:
-                if job_id not in infos:
-                    missing.append(job_id)
-                continue
-            if not rec.seen:
-                self.append(
-                    [
-                        JobSeen(
-                            host=host,
-                            job_id=job_id,
-                            name=detail.name,
-                            state=detail.state,
-                            stdout=detail.stdout,
-                            stderr=detail.stderr,
-                            script=detail.command,
-                            workdir=detail.workdir,
-                            user=detail.user,
-                            actor="JobTailer",
-                        )
-                    ]
-                )
-            infos[job_id] = detail
-        if missing and self._sacct_ok.get(host, True):
-            infos.update(self._sacct(host, transport, missing))
-        return infos
-
-    def _scontrol(self, host: str, transport: Transport, job_id: str) -> slurm.JobInfo | None:
-        try:
-            rc, stdout, stderr = self._run(transport, slurm.scontrol_argv(job_id))
-        except (TransportError, TimeoutError) as exc:
-            self.lookup_failed(host, "scontrol", f"scontrol: {exc}")
-            return None
-        if rc != 0 and "Invalid job id" not in stderr:
-            self.lookup_failed(host, "scontrol", f"scontrol exited {rc}: {stderr.strip()[:300]}")
-            return None
-        self.lookup_ok(host, "scontrol")
-        return slurm.parse_scontrol(stdout) if rc == 0 else None
-
-    def _sacct(
-        self, host: str, transport: Transport, job_ids: list[str]
-    ) -> dict[str, slurm.JobInfo]:
-        try:
-            rc, stdout, stderr = self._run(transport, slurm.sacct_argv(job_ids))
-        except (TransportError, TimeoutError) as exc:
-            self.lookup_failed(host, "sacct", f"sacct: {exc}")
-            return {}
-        if rc != 0 or slurm.sacct_unavailable(stderr):
-            if slurm.sacct_unavailable(stderr):
-                self._sacct_ok[host] = False
-            self.lookup_failed(
-                host,
-                "sacct",
-                f"job(s) {','.join(job_ids)} unknown to squeue and scontrol; no accounting",
-            )
-            return {}
-        self.lookup_ok(host, "sacct")
-        found = slurm.parse_sacct(stdout)
-        return {j: i for j, i in found.items() if j in job_ids}

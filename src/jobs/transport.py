@@ -22,10 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pivot.jobs.config import HostConfig
+from pivot.jobs.config import Config, HostConfig
+from pivot.jobs.schedule import reconnect_delay
 from pivot.jobs.tail import FileStat
 
-__all__ = ["CommandResult", "LocalTransport", "SshTransport", "Transport", "TransportError"]
+__all__ = [
+    "CommandResult",
+    "LocalTransport",
+    "SshTransport",
+    "Transport",
+    "TransportError",
+    "make_transports",
+]
 
 
 MAX_HANDLES = 512  # SFTP handles kept open per host (sftp-server has a file descriptor limit)
@@ -205,7 +213,7 @@ class SshTransport:
                 self._conn = await asyncssh.connect(self.host.hostname or self.name, **kwargs)
             except (OSError, asyncssh.Error, TimeoutError) as exc:
                 self._failures += 1
-                delay = min(self._backoff_cap, 2.0 ** (self._failures - 1))
+                delay = reconnect_delay(self._failures, self._backoff_cap)
                 self._retry_at = time.monotonic() + delay
                 self._last_error = str(exc) or type(exc).__name__
                 raise TransportError(f"{self.name}: cannot connect: {self._last_error}") from None
@@ -336,6 +344,14 @@ class SshTransport:
             with contextlib.suppress(Exception):
                 await self._conn.wait_closed()
         self._conn = self._sftp = None
+
+
+def make_transports(config: Config) -> dict[str, Transport]:
+    """One transport per configured host (``local`` always exists)."""
+    out: dict[str, Transport] = {}
+    for name, host in config.hosts.items():
+        out[name] = LocalTransport(name, host.env) if host.is_local else SshTransport(host)
+    return out
 
 
 def _text(value: object) -> str:

@@ -13,8 +13,8 @@ from pivot.jobs.config import Config
 from pivot.jobs.definition import parse_watchers
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.manage import add_watchers
-from pivot.jobs.runtime import make_transports
 from pivot.jobs.tailer import ActionBatch, Tailer
+from pivot.jobs.transport import make_transports
 
 from testkit import slurm_cluster
 from testkit.jobs_servers import job_dir, make_config, slurm  # noqa: F401 - pytest fixtures

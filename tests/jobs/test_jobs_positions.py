@@ -19,13 +19,12 @@ from pivot.events.store import EventStore
 from pivot.events.watchers import WatcherMatched
 from pivot.jobs.config import Config, HostConfig
 from pivot.jobs.definition import parse_watchers
-from pivot.jobs.first_reads import finish_stat, start_stat
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.manage import add_watchers
-from pivot.jobs.runtime import make_transports
+from pivot.jobs.output_reader import CHUNK_BYTES
 from pivot.jobs.tail import POSITION_EVERY_SECONDS
 from pivot.jobs.tailer import Tailer
-from pivot.jobs.transport import LocalTransport
+from pivot.jobs.transport import LocalTransport, TransportError, make_transports
 
 WATCHER = """\
 name: alert
@@ -146,21 +145,46 @@ def test_a_restart_from_an_older_position_repeats_and_skips_no_match(
     assert matched(store) == [("1",), ("2",), ("3",)]
 
 
-def test_the_early_stat_is_redone_for_files_it_lacks_and_for_ended_jobs(
-    tmp_path: Path, io: IoLoop
+class DroppingTransport(LocalTransport):
+    """The machine's files, read for real, but the connection "drops" at one read.
+
+    A failure in the middle of a file is what an SSH connection that goes
+    away does; here it is the ``fail_at``-th read (1-based).
+    """
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__("local")
+        self.fail_at = fail_at
+
+    def read_now(self, path: str, offset: int, length: int) -> bytes:
+        if self.counters["reads"] + 1 == self.fail_at:
+            self.counters["reads"] += 1
+            raise TransportError("local: connection lost")
+        return super().read_now(path, offset, length)
+
+
+def test_a_read_failing_mid_file_keeps_what_it_read_and_goes_on_from_there(
+    setup: tuple[EventStore, Path], io: IoLoop
 ) -> None:
-    # Over SSH the stat runs beside squeue; a job's last bytes may be newer than it.
-    transport = LocalTransport()
-    ended, running, new = (tmp_path / n for n in ("ended.out", "running.out", "new.out"))
-    for p in (ended, running, new):
-        p.write_text("x\n")
-    early = start_stat(io, transport, [str(ended), str(running)])
-    assert early is not None
-    early.result.result(10)
-    for p in (ended, running, new):
-        append(p, "last words\n")  # written after the early stat
-    stats = finish_stat(io, transport, early, [str(ended), str(running), str(new)], {str(ended)})
-    assert stats[str(ended)].size == 13  # stat'ed again: its job ended
-    assert stats[str(new)].size == 13  # not in the early stat: stat'ed now
-    assert stats[str(running)].size == 2  # the early stat stands (read next poll)
-    assert start_stat(io, transport, []) is None
+    store, out = setup
+    line = b"step data load batch grad norm lr warmup eval save sync\n"
+    first = line * (CHUNK_BYTES // len(line) - 2) + b"ALERT 1\n"
+    out.write_bytes(first + line * 10 + b"ALERT 2\n" + line * 30_000 + b"ALERT 3\n")
+    config = Config(hosts={"local": HostConfig("local")})
+    transport = DroppingTransport(fail_at=2)  # the first chunk arrives, the second does not
+    tailer = Tailer(store, config, {"local": transport}, io, clock=Clock())
+    tailer.start()
+    tailer.read_grown([str(out)])
+    assert matched(store) == [("1",)]  # the first chunk's match is decided and recorded
+    kept = recorded(store)[-1]
+    assert 0 < kept <= CHUNK_BYTES  # with its position, at a line boundary
+    assert out.read_bytes()[kept - 1 : kept] == b"\n"
+    failed = [r.event for r in store.read(types=["job.lookup_failed"])]
+    assert [
+        (getattr(e, "what", ""), "connection lost" in getattr(e, "error", "")) for e in failed
+    ] == [("read", True)]
+    tailer.read_grown([str(out)])  # the next read goes on from there, nothing repeated
+    assert matched(store) == [("1",), ("2",), ("3",)]
+    assert [getattr(r.event, "what", "") for r in store.read(types=["job.lookup_recovered"])] == [
+        "read"
+    ]

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from pivot.jobs.tail import (
     FileStat,
     Position,
+    chunk_length,
     head_digest,
     head_matches,
-    next_interval,
     plan_read,
     remember_head,
     split_lines,
@@ -121,7 +121,7 @@ def test_head_grows_up_to_the_limit() -> None:
     assert pos.head_len == 1024
 
 
-def test_backoff_only_while_nothing_arrives() -> None:
-    assert next_interval(5, 5, 40, got_bytes=False) == 10
-    assert next_interval(40, 5, 40, got_bytes=False) == 40
-    assert next_interval(40, 5, 40, got_bytes=True) == 5
+def test_a_remote_read_asks_for_what_the_stat_says_is_there() -> None:
+    assert chunk_length(100, 3100, 1 << 20) == 3000  # what the stat says grew
+    assert chunk_length(0, 5 << 20, 1 << 20) == 1 << 20  # at most a chunk
+    assert chunk_length(100, 100, 1 << 20) == 0  # nothing new (touched only)
