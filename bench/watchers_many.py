@@ -37,10 +37,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "jobs"))
-
-import slurm_cluster
-import sshd_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from pivot.events.store import EventStore
 from pivot.events.watchers import ActionSucceeded, WatcherMatched
@@ -49,6 +46,8 @@ from pivot.jobs.definition import parse_watchers
 from pivot.jobs.manage import add_watchers
 from pivot.jobs.runtime import start_watchers
 from pivot.jobs.transport import SshTransport
+
+from testkit import slurm_cluster, sshd_server
 
 WATCHER = """\
 name: alert

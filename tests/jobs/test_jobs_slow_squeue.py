@@ -15,9 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import slurm_cluster
-from jobs_e2e import wait_for
-from jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
 
 from pivot.events.store import EventStore
 from pivot.events.watchers import ActionSucceeded
@@ -25,6 +22,10 @@ from pivot.jobs.config import Config, HostConfig
 from pivot.jobs.definition import parse_watchers
 from pivot.jobs.manage import add_watchers
 from pivot.jobs.runtime import start_watchers
+
+from testkit import slurm_cluster
+from testkit.jobs_e2e import wait_for
+from testkit.jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm]
 
