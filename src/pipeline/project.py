@@ -127,16 +127,16 @@ class Project:
                 slurm.close()
 
     def slurm_placement(
-        self, executor: str | None, stages: Sequence[str] = ()
+        self, executor: str | None, stages: Sequence[str] | None = None
     ) -> dict[str, dict[str, Any]]:
-        """Which of ``stages`` (default: all) run on SLURM, with what resources.
+        """Which of ``stages`` (None: all) run on SLURM, with what resources.
 
         Raises PipelineError when ``--executor slurm`` sends a stage to a host
         ``pivot.toml`` does not define.
         """
         from pivot.pipeline.slurm_resources import placement
 
-        wanted = set(stages) if stages else None
+        wanted = set(stages) if stages is not None else None
         declared = {s.name: s.slurm for s in self.spec.stages if wanted is None or s.name in wanted}
         if executor != "slurm":
             return placement(declared, executor, {})

@@ -180,3 +180,18 @@ def test_a_known_host_is_accepted_and_a_bad_slurm_table_is_an_error(tmp_path: Pa
     assert proc.returncode == 2
     assert "pivot.toml:5: [slurm]: mem '2 G' is not a Slurm size" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_placement_follows_the_executor_chosen() -> None:
+    from pivot.pipeline.slurm_resources import placement
+
+    declared = {"prep": None, "train": {"time": "01:00:00", "host": "local"}}
+    defaults = {"time": "00:10:00"}
+    assert placement(declared, None, defaults) == {"train": {"time": "01:00:00", "host": "local"}}
+    assert placement(declared, "local", defaults) == {}
+    assert placement(declared, "slurm", defaults) == {
+        "prep": {"time": "00:10:00", "host": "local"},
+        "train": {"time": "01:00:00", "host": "local"},
+    }
+    with pytest.raises(ValueError, match="unknown executor 'cloud'"):
+        placement(declared, "cloud", defaults)

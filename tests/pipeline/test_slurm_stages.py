@@ -28,8 +28,8 @@ from pivot.events.pipeline import (
 from pivot.events.store import EventStore
 from pivot.events.watchers import WatcherCreated
 
-from testkit import slurm_cluster
-from testkit.jobs_servers import slurm  # noqa: F401 - pytest fixture
+from testkit import slurm_cluster, sshd_server
+from testkit.jobs_servers import slurm, sshd  # noqa: F401 - pytest fixtures
 from testkit.pipeline_project import HEADER, PIVOT, Project
 from testkit.watch_e2e import Watch
 
@@ -472,3 +472,35 @@ def test_pivot_watch_runs_a_slurm_stage_as_a_job_and_ctrl_c_cancels_it(
         assert _job_state(slurm, slow["job_id"]) == "CANCELLED"
     finally:
         watch.close()
+
+
+@pytest.mark.ssh
+def test_a_stage_on_another_host_is_submitted_and_followed_over_ssh(
+    project: Project, slurm: slurm_cluster.Cluster, sshd: sshd_server.Sshd
+) -> None:
+    project.write("pipeline.py", MIXED.replace('mem="100M", cpus=1', 'host="cluster"'))
+    project.write("raw.txt", "one\n")
+    project.write(
+        "pivot.toml",
+        f"""
+        [hosts.cluster]
+        hostname = "127.0.0.1"
+        port = {sshd.port}
+        username = "{sshd.user}"
+        known_hosts = "{sshd.known_hosts}"
+        identity_file = "{sshd.client_key}"
+        env = {{SLURM_CONF = "{slurm.conf}"}}
+        """,
+    )
+    # Not through this process's environment: only the host's env finds the cluster.
+    env_conf = os.environ.pop("SLURM_CONF")
+    try:
+        proc = project.cli("run")
+    finally:
+        os.environ["SLURM_CONF"] = env_conf
+    [submitted] = _events(project.root, StageSubmitted)
+    assert isinstance(submitted, StageSubmitted)
+    assert submitted.host == "cluster"
+    assert project.read("c.txt") == f"one|{submitted.job_id}|local:none"
+    assert f"remote: submitted as SLURM job {submitted.job_id} on cluster" in proc.stdout
+    assert _job_state(slurm, submitted.job_id) == "COMPLETED"
