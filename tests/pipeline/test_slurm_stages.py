@@ -23,7 +23,9 @@ from pivot.events.pipeline import (
     StageFailed,
     StageJobState,
     StageSkipped,
+    StageStarted,
     StageSubmitted,
+    StageSucceeded,
 )
 from pivot.events.store import EventStore
 from pivot.events.watchers import WatcherCreated
@@ -504,3 +506,26 @@ def test_a_stage_on_another_host_is_submitted_and_followed_over_ssh(
     assert project.read("c.txt") == f"one|{submitted.job_id}|local:none"
     assert f"remote: submitted as SLURM job {submitted.job_id} on cluster" in proc.stdout
     assert _job_state(slurm, submitted.job_id) == "COMPLETED"
+
+
+def test_slurm_jobs_limits_the_jobs_in_flight_but_not_the_local_stages(project: Project) -> None:
+    stages = "".join(
+        f"""
+
+@pipeline.stage(slurm=Slurm(time="00:05:00"))
+def s{i}(out: Annotated[Path, Out("s{i}.txt")]) -> None:
+    out.write_text("{i}")
+"""
+        for i in range(3)
+    )
+    project.write("pipeline.py", SLURM_HEADER + stages)
+    project.cli("run", "--slurm-jobs", "1")
+
+    order = [
+        (type(e).__name__, e.stage)
+        for e in _events(project.root, StageStarted, StageSucceeded)
+        if isinstance(e, StageStarted | StageSucceeded)
+    ]
+    # One job at a time: each stage starts only once the one before it ended.
+    assert [kind for kind, _ in order] == ["StageStarted", "StageSucceeded"] * 3
+    assert sorted(name for _, name in order) == ["s0", "s0", "s1", "s1", "s2", "s2"]
