@@ -75,7 +75,7 @@ def main() -> None:
         print(f"after one watcher changed: {timed(one_changed):.1f} ms")
 
         def every_time() -> None:
-            history = feed.states["watcher_history"]["watchers"]
+            history = feed.states["watcher_recent"]["watchers"]
             docs = [watcher_json(ws, history.get(wid), feed.last_read.get(wid))
                     for wid, ws in feed.book.watchers.items()]  # fmt: skip
             json.dumps({"watchers": docs, "count": len(docs)}).encode()

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pivot.projections.base import Projection, State
 
 if TYPE_CHECKING:
-    from pivot.events.backends import Backend
+    from pivot.events.backends import Backend, Cursor
     from pivot.events.store import EventStore
 
-__all__ = ["CHECKPOINT_EVERY", "LiveProjection", "ensure_table"]
+__all__ = ["CHECKPOINT_EVERY", "LiveProjection", "ensure_table", "read_row", "write_row"]
 
 CHECKPOINT_EVERY = 50_000
 
@@ -44,6 +44,75 @@ def ensure_table(backend: Backend) -> None:
         backend.lock_schema(cur)  # concurrent first opens must not race on the catalogue
         cur.execute(_CREATE)
     backend.tables_ensured.add("pivot_projections")
+
+
+def read_row(backend: Backend, name: str) -> tuple[int, int, str] | None:
+    """``(version, position, document)`` stored under ``name``, or None."""
+    ensure_table(backend)
+    with backend.transaction(write=False) as cur:
+        cur.execute(
+            backend.sql("SELECT version, position, state FROM pivot_projections WHERE name = ?"),
+            (name,),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None
+    return int(row["version"]), int(row["position"]), str(row["state"])
+
+
+def write_row(
+    backend: Backend,
+    cur: Cursor,
+    name: str,
+    *,
+    version: int,
+    position: int,
+    document: str,
+    expected: int | Literal["older"] | None,
+) -> bool:
+    """Store ``document`` at ``position`` under ``name`` in ``cur``'s transaction.
+
+    ``expected``: the position the caller last read (None: no row yet), and
+    the write happens only if the row is still there; ``"older"``: only if
+    the stored row is older than ``position`` or of another version (a
+    deterministic fold's state at a position is the same whoever wrote it,
+    so a newer one is never replaced by an older one). Returns whether the
+    row now holds exactly this version and position.
+    """
+    if expected is None:
+        cur.execute(
+            backend.sql(
+                "INSERT INTO pivot_projections (name, version, position, state) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING"
+            ),
+            (name, version, position, document),
+        )
+    elif expected == "older":
+        cur.execute(
+            backend.sql(
+                "INSERT INTO pivot_projections (name, version, position, state) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET version = excluded.version, "
+                "position = excluded.position, state = excluded.state "
+                "WHERE pivot_projections.position < excluded.position "
+                "OR pivot_projections.version <> excluded.version"
+            ),
+            (name, version, position, document),
+        )
+    else:
+        cur.execute(
+            backend.sql(
+                "UPDATE pivot_projections SET version = ?, position = ?, state = ? "
+                "WHERE name = ? AND position = ?"
+            ),
+            (version, position, document, name, expected),
+        )
+    cur.execute(
+        backend.sql("SELECT version, position FROM pivot_projections WHERE name = ?"), (name,)
+    )
+    row = cur.fetchone()
+    # Ours if the stored row now says exactly what we wrote (the transaction
+    # sees its own write; a lost race leaves the other's).
+    return row is not None and (int(row["version"]), int(row["position"])) == (version, position)
 
 
 class LiveProjection:
@@ -73,25 +142,17 @@ class LiveProjection:
 
     def reload(self) -> None:
         """Load the stored state (or start over if none, or of another version)."""
-        backend = self.store.backend
-        with backend.transaction(write=False) as cur:
-            cur.execute(
-                backend.sql(
-                    "SELECT version, position, state FROM pivot_projections WHERE name = ?"
-                ),
-                (self.projection.name,),
-            )
-            row = cur.fetchone()
+        row = read_row(self.store.backend, self.projection.name)
         if row is None:
             self._stored_position = None
             self.state, self.position = self.projection.initial(), 0
-        elif int(row["version"]) != self.projection.version:
-            self._stored_position = int(row["position"])
+        elif row[0] != self.projection.version:
+            self._stored_position = row[1]
             self.state, self.position = self.projection.initial(), 0
         else:
-            self._stored_position = int(row["position"])
+            self._stored_position = row[1]
             self.position = self._stored_position
-            self.state = json.loads(row["state"])
+            self.state = json.loads(row[2])
 
     def catch_up(self, until: int | None = None) -> int:
         """Fold every event newer than the stored position; returns how many were read.
@@ -130,35 +191,10 @@ class LiveProjection:
         """Store state and position atomically unless someone else moved it."""
         backend = self.store.backend
         document = _ENCODER.encode(self.state)
-        name, version = self.projection.name, self.projection.version
         with backend.transaction() as cur:
-            if self._stored_position is None:
-                cur.execute(
-                    backend.sql(
-                        "INSERT INTO pivot_projections (name, version, position, state) "
-                        "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING"
-                    ),
-                    (name, version, position, document),
-                )
-            else:
-                cur.execute(
-                    backend.sql(
-                        "UPDATE pivot_projections SET version = ?, position = ?, state = ? "
-                        "WHERE name = ? AND position = ?"
-                    ),
-                    (version, position, document, name, self._stored_position),
-                )
-            cur.execute(
-                backend.sql("SELECT version, position FROM pivot_projections WHERE name = ?"),
-                (name,),
-            )
-            row = cur.fetchone()
-            # Ours if the stored row now says exactly what we wrote (the
-            # transaction sees its own write; a lost race leaves the other's).
-            mine = row is not None and (int(row["version"]), int(row["position"])) == (
-                version,
-                position,
-            )
+            mine = write_row(backend, cur, self.projection.name, version=self.projection.version,
+                             position=position, document=document,
+                             expected=self._stored_position)  # fmt: skip
         if mine:
             self._stored_position = position
             self.position = position

@@ -211,7 +211,7 @@ async def status(request: Request) -> JSONResponse:
          "watchers_standby": ctx.runtime is not None and not ctx.hosting,
          "store": ctx.store.location,
          "store_kind": ctx.store.kind, "feed_error": ctx.feed.error or None,
-         "auth": bool(ctx.token)}
+         "auth": bool(ctx.token), "loaded": ctx.feed.loaded}
     )  # fmt: skip
 
 

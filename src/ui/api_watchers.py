@@ -87,7 +87,7 @@ def _watcher(ctx: UiContext, watcher_id: str) -> dict[str, Any]:
             ws = find(feed.book, watcher_id)
         except ManageError as exc:
             raise ApiError(404, str(exc), "id") from None
-        history = feed.states["watcher_history"]["watchers"].get(ws.watcher_id)
+        history = feed.states["watcher_recent"]["watchers"].get(ws.watcher_id)
         return watcher_json(ws, history, feed.last_read.get(ws.watcher_id))
 
 

@@ -6,16 +6,19 @@ thread polls the store's last seq every :data:`POLL_SECONDS`, reads what is
 new in log order, folds it into the read models the API serves, and hands
 the WebSocket messages it makes to every subscriber.
 
-Read models (all kept in memory, folded once from the log at start):
+Read models (all kept in memory; at start each is loaded from its stored
+snapshot and brought up to date with the events after it, see
+:mod:`pivot.ui.feed_snapshot`):
 
 - the watchers' :class:`~pivot.jobs.book.Book` (definitions, states,
   counts), the same fold the runtime uses;
-- the stored projections ``watcher_history``, ``watcher_stats`` and
-  ``pipeline_status``, caught up once through their stored checkpoint, then
-  folded here event by event without writing (a 10,000-watcher state is
-  megabytes; the page must not rewrite it for every event);
+- the projections ``watcher_recent`` (each watcher's last trigger),
+  ``watcher_stats`` and ``pipeline_status``, folded here event by event;
 - per watcher, the numeric series of ``store_metric`` and the time it last
   read output.
+
+The snapshot is stored again every :data:`~pivot.ui.feed_snapshot.SNAPSHOT_EVENTS`
+events (at most once a minute) and when the server stops.
 
 A subscriber gets every message with ``seq`` > the position it subscribed
 at; :meth:`Feed.subscribe` returns that position atomically with the
@@ -27,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +42,7 @@ from pivot.events.store import EventStore, Recorded
 from pivot.jobs.book import Book
 from pivot.projections import get_projection
 from pivot.projections.base import Projection, State
-from pivot.projections.live import LiveProjection
+from pivot.projections.watcher_history import WATCHER_RECENT
 from pivot.ui.messages import Message, messages_for
 
 if TYPE_CHECKING:
@@ -45,10 +50,12 @@ if TYPE_CHECKING:
 
 __all__ = ["POLL_SECONDS", "Feed", "Subscription"]
 
+log = logging.getLogger("pivot.ui")
+
 POLL_SECONDS = 0.02
 SERIES_LIMIT = 10_000  # newest points kept per metric series
 QUEUE_LIMIT = 20_000  # messages a slow client may lag behind before it is cut off
-_PROJECTIONS = ("watcher_history", "watcher_stats", "pipeline_status")
+_PROJECTIONS = ("watcher_stats", "pipeline_status")
 
 
 @dataclass
@@ -89,7 +96,12 @@ class Feed:
         self.poll_seconds = poll_seconds
         self.lock = threading.RLock()
         self.book = Book()
-        self.projections: dict[str, Projection] = {n: get_projection(n) for n in _PROJECTIONS}
+        # watcher_recent is the page's own (watcher_history's fold, short lists): not one
+        # of the log's catalogued projections, which `pivot replay --verify` checks.
+        self.projections: dict[str, Projection] = {
+            WATCHER_RECENT.name: WATCHER_RECENT,
+            **{n: get_projection(n) for n in _PROJECTIONS},
+        }
         self.states: dict[str, State] = {}
         self.metrics: dict[str, dict[str, list[tuple[float, float]]]] = {}
         self.last_read: dict[str, float] = {}
@@ -100,6 +112,9 @@ class Feed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str = ""
+        self.loaded: dict[str, int] = {}  # where start-up read the log from, and how much
+        self._saved_seq = 0  # the position of the last snapshot stored (or loaded)
+        self._saved_at = -math.inf  # when it was stored (monotonic)
         from pivot.ui.listing import Listing
 
         self.listing = Listing(self)
@@ -107,37 +122,42 @@ class Feed:
     # -- start-up -----------------------------------------------------------
 
     def load(self) -> None:
-        """Fold the log once: one read, each event routed to every read model that wants it.
+        """Bring the read models up to the log's end, from their stored snapshot.
 
-        The projections start from their stored checkpoints (an event at or
-        before a projection's position is not applied to it again); the
-        book, the metric series and the last reads start from the beginning.
+        One read of the log from the oldest stored position, each event
+        routed to every read model whose position it is past (see
+        :mod:`pivot.ui.feed_snapshot`); with nothing stored, that is the
+        whole log.
         """
-        from pivot.events.jobs import JobEnded, JobSeen, JobStateChanged, JobSubmitted, OutputRead
-        from pivot.events.watchers import MetricStored
+        from pivot.ui.feed_snapshot import book_types, load_snapshot
 
         target = self.store.last_seq()
-        lives = {n: LiveProjection(self.store, p) for n, p in self.projections.items()}
-        positions = {n: live.position for n, live in lives.items()}
-        states = {n: live.state for n, live in lives.items()}
+        snap = load_snapshot(self.store, self.projections)
+        positions, states = snap.positions, snap.states
+        book = snap.book if snap.book is not None else Book()
+        self.metrics, self.last_read = snap.metrics, snap.last_read
         routes: dict[str, list[tuple[str, Projection]]] = {}
         for name, projection in self.projections.items():
             for type_name in projection.types:
                 routes.setdefault(type_name, []).append((name, projection))
-        jobs = (JobSeen, JobStateChanged, JobEnded, JobSubmitted, OutputRead, MetricStored)
-        types = sorted({*routes, *(cls.TYPE for cls in jobs)})
-        book = Book()
-        for rec in self.store.read(types=types, until=target):
+        types = sorted({*routes, *book_types()})
+        read = 0
+        for rec in self.store.read(snap.oldest, types=types, until=target):
+            read += 1
             for name, projection in routes.get(rec.event.TYPE, ()):
                 if rec.seq > positions[name]:
                     states[name] = projection.apply(states[name], rec)
-            book.apply(rec.event)
-            self._metric(rec)
+            if rec.seq > snap.book_position:
+                book.apply(rec.event)
+            if rec.seq > snap.series_position:
+                self._metric(rec)
         book.seq = target
         self.book = book
         self.states = states
         self.touched = set(book.watchers)
         self.seq = target
+        self.loaded = {"from": snap.oldest, "events_read": read}
+        self._saved_seq = min(snap.oldest, target)
         self.listing.refresh()  # the first list request need not encode them all
 
     def start(self) -> None:
@@ -147,10 +167,43 @@ class Feed:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop following (idempotent)."""
+        """Stop following (idempotent), storing the read models if anything is new."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self.snapshot(stopping=True)
+
+    def snapshot(self, *, stopping: bool = False, force: bool = False) -> bool:
+        """Store the read models if due (:func:`~pivot.ui.feed_snapshot.snapshot_due`).
+
+        The models are encoded while no event is folded (the poll lock);
+        readers go on meanwhile, and the write happens after. A model that
+        cannot be stored (not plain data) is logged, not fatal: the next
+        start folds more.
+        """
+        from pivot.ui.feed_snapshot import encode_snapshot, save_snapshot, snapshot_due
+
+        since = time.monotonic() - self._saved_at
+        with self._poll_lock:
+            position = self.seq
+            if not force and not snapshot_due(position - self._saved_seq, since, stopping=stopping):
+                return False
+            try:
+                rows = encode_snapshot(self.states, self.projections, self.book, self.metrics,
+                                       self.last_read)  # fmt: skip
+            except (TypeError, ValueError) as exc:
+                log.warning("pivot ui: read models not stored (%s)", exc)
+                self._saved_at = time.monotonic()
+                return False
+        try:
+            save_snapshot(self.store, position, rows)
+        except Exception as exc:  # a busy or read-only store: the next start folds more
+            log.warning("pivot ui: read models not stored (%s)", exc)
+            return False
+        finally:
+            self._saved_at = time.monotonic()
+        self._saved_seq = position
+        return True
 
     # -- following ----------------------------------------------------------
 
@@ -158,6 +211,7 @@ class Feed:
         while not self._stop.is_set():
             try:
                 self.poll()
+                self.snapshot()
                 self.error = ""
             except Exception as exc:  # a store hiccup must not end the feed
                 self.error = f"{type(exc).__name__}: {exc}"

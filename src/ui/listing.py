@@ -53,7 +53,7 @@ class Listing:
         if not touched:
             return
         self._bodies.clear()
-        history = feed.states["watcher_history"]["watchers"]
+        history = feed.states["watcher_recent"]["watchers"]
         for wid in touched:
             ws = feed.book.watchers.get(wid)
             if ws is None:
