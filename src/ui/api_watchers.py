@@ -9,7 +9,6 @@ it appended before answering, so the answer and the next read show it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -320,12 +319,7 @@ async def list_events(request: Request) -> JSONResponse:
 
 async def stats(request: Request) -> JSONResponse:
     """GET /api/watchers/stats."""
-    ctx = _ctx(request)
-    with ctx.feed.lock:
-        view = ctx.feed.projections["watcher_stats"].view(
-            ctx.feed.states["watcher_stats"], time.time()
-        )
-    return JSONResponse(stats_json(view))
+    return JSONResponse(stats_json(_ctx(request).feed.view("watcher_stats")))
 
 
 def routes() -> list[Route]:

@@ -112,6 +112,7 @@ class Feed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str = ""
+        self._views: dict[str, tuple[tuple[str, int, int], dict[str, Any]]] = {}
         self.loaded: dict[str, int] = {}  # where start-up read the log from, and how much
         self._saved_seq = 0  # the position of the last snapshot stored (or loaded)
         self._saved_at = -math.inf  # when it was stored (monotonic)
@@ -298,8 +299,17 @@ class Feed:
 
     def view(self, name: str) -> dict[str, Any]:
         """A projection's view now (``watcher_stats``: counts with the last hour)."""
+        now = time.time()
+        # A view depends on the state and on the minute of `now` only (the last
+        # hour is counted in whole minutes), so it is kept until either moves.
+        key = (name, self.seq, int(now // 60))
         with self.lock:
-            return self.projections[name].view(self.states[name], time.time())
+            kept = self._views.get(name)
+            if kept is not None and kept[0] == key:
+                return kept[1]
+            view = self.projections[name].view(self.states[name], now)
+            self._views[name] = (key, view)
+            return view
 
 
 class _Lookup:
