@@ -21,20 +21,48 @@ function report(err) {
 
 // The first page of cards comes from a small request (newest first, as the
 // full list is sorted), so they show before the full list, which search,
-// filters and grouping need, has arrived.
+// filters and grouping need, has arrived: on 10,000 watchers that list is
+// megabytes, so it is asked for only once the first cards are painted.
 export async function loadWatchers() {
   try {
-    const first = await api("/api/watchers?limit=120");
+    const [first, stats] = await Promise.all([
+      api("/api/watchers?limit=120"),
+      api("/api/watchers/stats"),
+    ]);
     if (Object.keys(live.watchers).length === 0) {
       live.watchers = Object.fromEntries(first.watchers.map((w) => [w.id, w]));
     }
-    const [listed, stats] = await Promise.all([api("/api/watchers"), api("/api/watchers/stats")]);
-    live.watchers = Object.fromEntries(listed.watchers.map((w) => [w.id, w]));
     live.stats = stats;
     live.needToken = false;
     live.error = "";
+    if (first.count < 120) return; // that was all of them
+    await painted();
+    const listed = await api("/api/watchers");
+    live.watchers = Object.fromEntries(listed.watchers.map((w) => [w.id, w]));
   } catch (err) {
     report(err);
+  }
+}
+
+// Resolves after the browser painted what is on the page now.
+function painted() {
+  return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+}
+
+// Events and the pipeline are loaded when their tab is first opened, so the
+// first load of the page asks only for what the watchers tab shows.
+let eventsLoaded = false;
+export function ensureEvents() {
+  if (!eventsLoaded) {
+    eventsLoaded = true;
+    loadEvents();
+  }
+}
+let pipelineLoaded = false;
+export function ensurePipeline() {
+  if (!pipelineLoaded) {
+    pipelineLoaded = true;
+    loadPipeline();
   }
 }
 
@@ -82,13 +110,11 @@ function refreshSoon(id) {
 
 export function start() {
   loadWatchers();
-  loadEvents();
-  loadPipeline();
   follow("/ws/watchers", {
     onStatus: (s) => (live.status.watchers = s),
     onReset: () => {
       loadWatchers();
-      loadEvents();
+      if (eventsLoaded) loadEvents();
     },
     onMessage: (m) => {
       if (m.type === "watcher_event") {
@@ -105,7 +131,9 @@ export function start() {
   });
   follow("/ws/pipeline", {
     onStatus: (s) => (live.status.pipeline = s),
-    onReset: loadPipeline,
+    onReset: () => {
+      if (pipelineLoaded) loadPipeline();
+    },
     onMessage: (m) => {
       if (m.type !== "pipeline_event") return;
       if (m.stage) {
@@ -123,7 +151,7 @@ export function start() {
         if (d.reasons) s.reason = d.reasons.join("; ");
         if (d.error) s.last_error = d.error;
         if (m.state === "running") s.last_run = m.event.at;
-      } else if (m.wave) {
+      } else if (m.wave && pipelineLoaded) {
         loadPipeline();
       }
     },
