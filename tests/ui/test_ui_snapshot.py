@@ -19,7 +19,6 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ui_server import pivot, running_ui
 
 from pivot.events.base import Event
 from pivot.events.jobs import (
@@ -47,6 +46,8 @@ from pivot.events.watchers import (
 from pivot.projections.book_snapshot import book_data, book_from_data
 from pivot.ui.feed import Feed
 from pivot.ui.feed_snapshot import SNAPSHOT_EVENTS, SNAPSHOT_SECONDS, snapshot_due
+
+from testkit.ui_server import pivot, running_ui
 
 METRIC = {"type": "store_metric", "params": {"name": "loss", "value": "$loss"}}
 DEFINITION = {"name": "w", "pattern": r"loss=([0-9.]+)", "captures": ["loss"], "actions": [METRIC]}
