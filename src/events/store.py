@@ -193,18 +193,33 @@ class EventStore:
                 return
 
     def read_backwards(
-        self, until: int | None = None, types: Sequence[str] = (), *, after: int = 0
+        self,
+        until: int | None = None,
+        types: Sequence[str] = (),
+        *,
+        after: int = 0,
+        limit: int | None = None,
     ) -> Iterator[Recorded]:
-        """Events with ``after < seq <= until``, newest first (for "the last X" queries)."""
+        """Events with ``after < seq <= until``, newest first (for "the last X" queries).
+
+        Give ``limit`` when only the first few are wanted: a page asks the
+        database for that many matches, and when the types are rare (a
+        ``wave.started`` among 10,000 stage events per wave) finding a whole
+        page of them means scanning the log from its end to its start.
+        """
         select = self.backend.select_states
         topics = list(types)
         bound = until
-        while True:
-            batch = select(after, bound, topics, _BACKWARD_PAGE, descending=True)
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = _BACKWARD_PAGE if remaining is None else min(_BACKWARD_PAGE, remaining)
+            batch = select(after, bound, topics, size, descending=True)
             for seq, topic, state in batch:
                 yield Recorded(seq, _event_of(seq, topic, state))
-            if len(batch) < _BACKWARD_PAGE:
+            if len(batch) < size:
                 return
+            if remaining is not None:
+                remaining -= len(batch)
             bound = batch[-1][0] - 1
 
     def seq_at(self, moment: float, slack: float = 600.0) -> int:

@@ -207,6 +207,7 @@ class Fingerprinter:
         # (id of a namespace, dotted name) -> piece key: stages of one module share
         # most names (their helpers, Path, Dep...), and namespaces outlive a load.
         self._resolved: dict[tuple[int, tuple[str, ...]], str | None] = {}
+        self._reached: dict[str, dict[str, str]] = {}  # piece key -> what it reaches
 
     # -- which files belong to the project ------------------------------------
 
@@ -353,21 +354,42 @@ class Fingerprinter:
         start = self._def_piece(func)
         if start is None:
             raise ValueError(f"{func!r} is not defined in a project source file")
+        # What the stage reaches is its own piece and all that each piece it
+        # names reaches: stages share their helpers, so each helper's reach is
+        # walked once per load, not once per stage.
+        seen = {start: self._pieces[start][0]}
+        for found in self._named(start):
+            if found not in seen:
+                seen.update(self._reach(found))
+        files = tuple(sorted({k.rsplit(":", 1)[0] for k in seen}))
+        return dict(sorted(seen.items())), files
+
+    def _named(self, key: str) -> list[str]:
+        """The pieces that piece ``key`` names directly."""
+        _, namespace, refs = self._pieces[key]
+        out = []
+        for chain in refs:
+            memo = (id(namespace), chain)
+            if memo in self._resolved:
+                found = self._resolved[memo]
+            else:
+                found = self._resolved[memo] = self._resolve(namespace, chain)
+            if found is not None:
+                out.append(found)
+        return out
+
+    def _reach(self, start: str) -> dict[str, str]:
+        """Every piece reachable from ``start`` (itself included) -> its hash; memoised."""
+        done = self._reached.get(start)
+        if done is not None:
+            return done
         seen: dict[str, str] = {}
         stack = [start]
         while stack:
             key = stack.pop()
             if key in seen:
                 continue
-            digest, namespace, refs = self._pieces[key]
-            seen[key] = digest
-            for chain in refs:
-                memo = (id(namespace), chain)
-                if memo in self._resolved:
-                    found = self._resolved[memo]
-                else:
-                    found = self._resolved[memo] = self._resolve(namespace, chain)
-                if found is not None and found not in seen:
-                    stack.append(found)
-        files = tuple(sorted({k.rsplit(":", 1)[0] for k in seen}))
-        return dict(sorted(seen.items())), files
+            seen[key] = self._pieces[key][0]
+            stack.extend(k for k in self._named(key) if k not in seen)
+        self._reached[start] = seen
+        return seen

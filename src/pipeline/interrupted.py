@@ -77,7 +77,7 @@ def find_interrupted(store: EventStore, *, pid: int = 0, actor: str = "") -> lis
     Call only while holding the project's run lock (otherwise the latest
     wave may be running right now in another process), and append them.
     """
-    latest = next(iter(store.read_backwards(types=WAVE_TYPES)), None)
+    latest = next(store.read_backwards(types=WAVE_TYPES, limit=1), None)
     if latest is None or not isinstance(latest.event, ev.WaveStarted):
         return []
     stages = (r.event for r in store.read(after=latest.seq, types=_STAGE_TYPES))

@@ -32,6 +32,7 @@ from pivot.pipeline.dag import StageGraph, build_graph, missing_deps
 from pivot.pipeline.declare import StageDecl
 from pivot.pipeline.errors import PipelineError
 from pivot.pipeline.fingerprint import Fingerprinter, combine
+from pivot.pipeline.gc_pause import gc_paused
 from pivot.pipeline.params_file import PARAMS_FILE, read_params
 from pivot.pipeline.project_import import exec_pipeline, find_instance, project_sources, relative
 from pivot.pipeline.spec import PipelineSpec, StageSpec
@@ -96,6 +97,8 @@ def _slurm_resources(root: Path, decls: Mapping[str, StageDecl]) -> dict[str, di
 
 def _check_watchers(root: Path, decl: StageDecl) -> None:
     """Each watcher file of a stage exists and defines valid watchers (else the line)."""
+    if not decl.watchers:
+        return  # most stages: not even the import (this runs for each of 10,000)
     from pivot.jobs.definition import DefinitionError, parse_watchers
 
     for rel in decl.watchers:
@@ -131,6 +134,13 @@ def load_with_graph(
     path: str | os.PathLike[str] | None = None, *, check_deps: bool = True
 ) -> tuple[PipelineSpec, StageGraph]:
     """:func:`load_pipeline`, also returning the stage graph it builds to check the spec."""
+    with gc_paused():  # a million long-lived objects at 10,000 stages (see gc_pause)
+        return _load_with_graph(path, check_deps)
+
+
+def _load_with_graph(
+    path: str | os.PathLike[str] | None, check_deps: bool
+) -> tuple[PipelineSpec, StageGraph]:
     file = find_pipeline(path)
     root = file.parent
     rel_file = relative(root, str(file))

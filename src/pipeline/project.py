@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pivot.pipeline.dag import StageGraph, build_graph
 from pivot.pipeline.errors import PipelineError
 from pivot.pipeline.execute import Cancel, Emit, WaveResult, execute
+from pivot.pipeline.gc_pause import gc_paused
 from pivot.pipeline.hashing import FileHasher
 from pivot.pipeline.plan import Plan, paths_to_observe, plan, select
 from pivot.pipeline.pool import Pool, StagePool
@@ -53,10 +54,11 @@ class Project:
     @classmethod
     def from_spec(cls, spec: PipelineSpec, graph: StageGraph | None = None) -> Project:
         """A project for an already loaded spec (watch mode reloads on its own)."""
-        state = StateStore.open(spec.root)
-        if graph is None:
-            graph = build_graph(spec)
-        return cls(spec, graph, state, FileHasher(spec.root, state.file_cache()))
+        with gc_paused():
+            state = StateStore.open(spec.root)
+            if graph is None:
+                graph = build_graph(spec)
+            return cls(spec, graph, state, FileHasher(spec.root, state.file_cache()))
 
     @property
     def root(self) -> Path:
@@ -65,11 +67,12 @@ class Project:
 
     def plan(self, targets: Sequence[str] = (), force: bool = False) -> Plan:
         """What would run for ``targets`` (all stages when empty), and why."""
-        selected = select(self.spec, self.graph, targets)
-        observed = self.hasher.hashes(paths_to_observe(self.spec, selected))
-        return plan(
-            self.spec, self.graph, self.state.records(), observed, targets=targets, force=force
-        )
+        with gc_paused():  # records and hashes of every stage: long-lived, no cycles
+            selected = select(self.spec, self.graph, targets)
+            observed = self.hasher.hashes(paths_to_observe(self.spec, selected))
+            return plan(
+                self.spec, self.graph, self.state.records(), observed, targets=targets, force=force
+            )
 
     def run(
         self,

@@ -151,7 +151,11 @@ class StateStore:
         """Every stage's record, by stage name."""
         with self._failures():
             rows = self._db.execute("SELECT name, data FROM stages").fetchall()
-            return {name: StageRecord.from_dict(json.loads(data)) for name, data in rows}
+        # One JSON document of every record: one parse, not one per stage.
+        datas = json.loads(f"[{','.join(data for _, data in rows)}]")
+        return {
+            name: StageRecord.from_dict(data) for (name, _), data in zip(rows, datas, strict=True)
+        }
 
     def file_cache(self) -> dict[str, CacheEntry]:
         """The size+mtime cache of file hashes."""

@@ -101,6 +101,11 @@ class StoreConformance:
             assert [r.seq for r in store.read_backwards(seqs[10], after=seqs[7])] == [
                 seqs[10], seqs[9], seqs[8]
             ]  # fmt: skip
+            failed = [r.seq for r in store.read_backwards(types=["stage.failed"], limit=2)]
+            assert failed == [seqs[1197], seqs[1194]]
+            assert len(list(store.read_backwards(limit=700))) == 700  # across two pages
+            assert [r.seq for r in store.read_backwards(seqs[1], limit=5)] == [seqs[1], seqs[0]]
+            assert list(store.read_backwards(limit=0)) == []
 
     def test_read_pages_through_a_long_log(self) -> None:
         with self.open() as store:
