@@ -21,9 +21,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
-import os
 import sys
-import time
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from pivot.pipeline.declare import Pipeline
-from pivot.pipeline.hashing import RACY_NS
+from pivot.pipeline.hashing import racy, signature
 
 __all__ = ["Fingerprinter", "combine"]
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: the signature holds ctime and inode too
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
@@ -180,11 +178,6 @@ def _index_file(path: Path) -> _FileIndex:
     )
 
 
-def _racy(st: os.stat_result) -> bool:
-    """Modified so recently that a same-size edit could keep this mtime: do not cache."""
-    return time.time_ns() - st.st_mtime_ns < RACY_NS
-
-
 class Fingerprinter:
     """Fingerprints stage functions of one project; caches per file and per piece.
 
@@ -240,13 +233,13 @@ class Fingerprinter:
         index: _FileIndex | None = None
         try:
             st = (self.root / rel).stat()
-            sig = [st.st_size, st.st_mtime_ns]
+            sig = list(signature(st))  # as JSON holds it
             cached = self._cache.get(rel)
             if cached and cached.get("sig") == sig and cached.get("v") == _CACHE_VERSION:
                 index = _FileIndex.from_dict(cached["index"])
             else:
                 index = _index_file(self.root / rel)
-                if not _racy(st):
+                if not racy(st):
                     entry = {"sig": sig, "v": _CACHE_VERSION, "index": index.to_dict()}
                     self._cache[rel] = self.updated[rel] = entry
         except (OSError, SyntaxError, ValueError, KeyError, TypeError):

@@ -1,9 +1,13 @@
-"""Content hashes of deps and outputs, with a size+mtime fast path.
+"""Content hashes of deps and outputs, with a fast path for files that did not change.
 
-A file whose size and modification time (in nanoseconds) match the cache
-entry keeps its cached hash and is not read (files modified in the last two
-seconds are never cached: a second same-size edit within one mtime tick would
-otherwise go unseen, git's "racy clean" problem); any other file is read and
+A file whose :func:`signature` (size, modification and status-change times in
+nanoseconds, inode) matches the cache entry keeps its cached hash and is not
+read. The status-change time (ctime) is the kernel's: a rewrite that puts the
+old mtime back (``cp -p``, ``touch -r``, an archive or a backup restored) still
+changes it, and a file replaced by a rename has a new inode. Files changed in
+the last two seconds are never cached (:func:`racy`): a second same-size edit
+within one clock tick would otherwise go unseen, git's "racy clean" problem.
+Any other file is read and
 hashed (BLAKE2b); a FIFO, socket or device is a :class:`PipelineError` (reading one
 could wait for ever). A directory's hash combines the relative paths and hashes of
 every file below it, so adding, removing, renaming or editing any of them
@@ -26,10 +30,35 @@ from typing import Any
 
 from pivot.pipeline.errors import PipelineError
 
-__all__ = ["LARGE_PARAM", "RACY_NS", "CacheEntry", "FileHasher", "hash_bytes", "recorded_params"]
+__all__ = [
+    "LARGE_PARAM",
+    "RACY_NS",
+    "CacheEntry",
+    "FileHasher",
+    "Signature",
+    "hash_bytes",
+    "racy",
+    "recorded_params",
+    "signature",
+]
 
-CacheEntry = tuple[int, int, str]  # size, mtime_ns, content hash
+Signature = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+CacheEntry = tuple[int, int, int, int, str]  # the file's signature, then its content hash
 RACY_NS = 2_000_000_000  # files younger than this are hashed but not cached
+
+
+def signature(st: os.stat_result) -> Signature:
+    """What must be unchanged for a cached result about a file to hold."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def racy(st: os.stat_result) -> bool:
+    """Changed so recently (or dated in the future) that an edit in the same clock
+    tick could keep its signature: a result about it must not be cached."""
+    now = time.time_ns()
+    return now - st.st_mtime_ns < RACY_NS or now - st.st_ctime_ns < RACY_NS
+
+
 _CHUNK = 1 << 20
 
 
@@ -105,18 +134,24 @@ class FileHasher:
 
     def _file(self, rel: str, full: str, st: os.stat_result) -> str:
         entry = self._cache.get(rel)
-        if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
-            return entry[2]
+        if (
+            entry is not None
+            and entry[0] == st.st_size
+            and entry[1] == st.st_mtime_ns
+            and entry[2] == st.st_ctime_ns
+            and entry[3] == st.st_ino
+        ):
+            return entry[4]
         h = hashlib.blake2b(digest_size=16)
         with open(full, "rb") as f:
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
         self.read_files += 1
         digest = h.hexdigest()
-        # A file modified in the last moments could be modified again within the
-        # same mtime tick at the same size: such an entry would hide that edit.
-        if time.time_ns() - st.st_mtime_ns >= RACY_NS:
-            new = (st.st_size, st.st_mtime_ns, digest)
+        # A file changed in the last moments could change again within the same
+        # clock tick at the same size: such an entry would hide that edit.
+        if not racy(st):
+            new = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest)
             self._cache[rel] = new
             self.dirty[rel] = new
         return digest

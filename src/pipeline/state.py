@@ -2,9 +2,10 @@
 
 A :class:`StageRecord` holds, for one stage, the code hashes, dep hashes,
 params and output hashes of its last successful run: everything a skip
-decision compares against. The same SQLite file keeps the size+mtime cache of
-file hashes. Both load in one query each; a record is written (and committed)
-right after its stage succeeds, so an interrupted run keeps what finished.
+decision compares against. The same SQLite file keeps the cache of file
+hashes (by size, mtime, ctime and inode). Both load in one query each; a
+record is written (and committed) right after its stage succeeds, so an
+interrupted run keeps what finished.
 
 The event log holds the same facts (``StageSucceeded`` carries them), so this
 file is a cache that could be rebuilt from ``.pivot/events.db``.
@@ -96,13 +97,27 @@ class StateStore:
                     "CREATE TABLE IF NOT EXISTS stages (name TEXT PRIMARY KEY, data TEXT)"
                 )
                 self._db.execute(
-                    "CREATE TABLE IF NOT EXISTS files "
-                    "(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, hash TEXT)"
+                    "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, "
+                    "mtime_ns INTEGER, hash TEXT, ctime_ns INTEGER, ino INTEGER)"
                 )
                 self._db.commit()
+                self._add_signature_columns()
         except BaseException:
             self._db.close()
             raise
+
+    def _add_signature_columns(self) -> None:
+        """A file from before the cache keyed ctime and inode gets their columns
+        (its rows, without them, never match: those files are hashed once again)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
+        for column in ("ctime_ns", "ino"):
+            if column not in have:
+                try:
+                    self._db.execute(f"ALTER TABLE files ADD COLUMN {column} INTEGER")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # another process added it
+                        raise
+        self._db.commit()
 
     @contextlib.contextmanager
     def _failures(self) -> Iterator[None]:
@@ -158,10 +173,13 @@ class StateStore:
         }
 
     def file_cache(self) -> dict[str, CacheEntry]:
-        """The size+mtime cache of file hashes."""
+        """The cache of file hashes, by path (see :mod:`pivot.pipeline.hashing`)."""
         with self._failures():
-            rows = self._db.execute("SELECT path, size, mtime_ns, hash FROM files").fetchall()
-            return {p: (s, m, h) for p, s, m, h in rows}
+            rows = self._db.execute(
+                "SELECT path, size, mtime_ns, ctime_ns, ino, hash FROM files "
+                "WHERE ctime_ns IS NOT NULL AND ino IS NOT NULL"
+            ).fetchall()
+            return {p: (s, m, c, i, h) for p, s, m, c, i, h in rows}
 
     def save_record(self, stage: str, record: StageRecord) -> None:
         """Record a stage's successful run (durable when this returns)."""
@@ -200,8 +218,9 @@ class StateStore:
             return
         with self._failures():
             self._db.executemany(
-                "INSERT OR REPLACE INTO files (path, size, mtime_ns, hash) VALUES (?, ?, ?, ?)",
-                [(p, s, m, h) for p, (s, m, h) in entries.items()],
+                "INSERT OR REPLACE INTO files (path, size, mtime_ns, ctime_ns, ino, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(p, s, m, c, i, h) for p, (s, m, c, i, h) in entries.items()],
             )
             self._db.commit()
 

@@ -14,7 +14,7 @@ from pivot.pipeline.plan import plan, stage_reasons
 from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.state import StageRecord
 
-from testkit.pipeline_project import HEADER, Project, make_project
+from testkit.pipeline_project import HEADER, Project, make_project, wait_past_racy_window
 
 PIPELINE = (
     HEADER
@@ -161,6 +161,7 @@ def test_code_cache_skips_parsing_unchanged_files_but_sees_edits(tmp_path: Path)
     old = time.time() - 3600  # older than the racy window, so the load caches them
     for f in (project.root / "pipeline.py", helpers):
         os.utime(f, (old, old))
+    wait_past_racy_window(project.root / "pipeline.py", helpers)  # their ctime too
     first = load_pipeline(project.root / "pipeline.py").stage("clean")
     cache = json.loads((project.root / ".pivot/code-cache.json").read_text())
     assert set(cache) == {"helpers.py"}  # pipeline.py holds no stage code here

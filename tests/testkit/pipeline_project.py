@@ -69,6 +69,19 @@ class Project:
         return {s["stage"]: s["reasons"] for s in doc["stages"]}
 
 
+def wait_past_racy_window(*paths: Path, timeout: float = 60) -> None:
+    """Wait until pivot may cache results about ``paths``: their mtime and ctime are
+    older than its racy window (a file changed in it is always read again)."""
+    import time
+
+    from pivot.pipeline.hashing import racy
+
+    deadline = time.monotonic() + timeout
+    while any(racy(p.stat()) for p in paths):
+        assert time.monotonic() < deadline, f"still in the racy window: {paths}"
+        time.sleep(0.05)
+
+
 def make_project(tmp_path: Path) -> Project:
     """A fresh project folder under pytest's ``tmp_path``."""
     root = tmp_path / "proj"
