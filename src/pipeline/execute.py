@@ -72,6 +72,10 @@ __all__ = ["Cancel", "Emit", "WaveResult", "execute", "log_path"]
 Emit = Callable[[Sequence[Event]], object]
 
 
+# How often `pivot watch` checks the deps of stages whose SLURM jobs run.
+STALE_CHECK_SECONDS = 1.0
+
+
 def log_path(root: str | Path, stage: str) -> Path:
     """Where a stage's stdout and stderr go: ``.pivot/logs/<stage>.log``."""
     return Path(root) / STATE_DIR / "logs" / f"{stage}.log"
@@ -158,11 +162,15 @@ def execute(
     actor: str = "pivot run",
     slurm: SlurmJobs | None = None,
     on_slurm: Mapping[str, Mapping[str, Any]] | None = None,
+    cancel_stale_jobs: bool = False,
 ) -> WaveResult:
     """Run the stages of ``plan`` that must run; see the module docstring.
 
     ``correlation_id`` links the wave to its cause (a change batch in watch
-    mode); ``trigger`` is recorded in ``WaveStarted``.
+    mode); ``trigger`` is recorded in ``WaveStarted``. With
+    ``cancel_stale_jobs`` (`pivot watch`), a SLURM stage whose deps change
+    while its job runs has the job cancelled (its result would be stale) and
+    ends ``cancelled``; the change makes it stale for the next wave.
     """
     wave = _Wave(
         spec, graph, plan, pool, state, hasher, emit, keep_going, cancel or Cancel(), actor
@@ -171,6 +179,7 @@ def execute(
         if slurm is None:
             raise ValueError("stages run on SLURM but no SlurmJobs was given")
         wave.slurm, wave.on_slurm = slurm, on_slurm
+        wave.cancel_stale = cancel_stale_jobs
     return wave.run(trigger, correlation_id)
 
 
@@ -206,6 +215,8 @@ class _Wave:
         self.stop_new = False
         self.slurm: SlurmJobs | None = None
         self.on_slurm: Mapping[str, Mapping[str, Any]] = {}
+        self.cancel_stale = False
+        self.stale: dict[str, str] = {}  # SLURM stage -> why its job was cancelled
 
     def emit(self, events: Sequence[Event]) -> None:
         """Hand ``events`` on, or keep them for :meth:`flush` while the first stages start."""
@@ -281,9 +292,13 @@ class _Wave:
         if not self.running:
             return False
         waiting: list[Future[Any]] = [*self.running, self.cancel.future]
-        done, _ = wait(waiting, return_when=FIRST_COMPLETED)
+        jobs = self.cancel_stale and any(r.remote for r in self.running.values())
+        done, _ = wait(waiting, timeout=STALE_CHECK_SECONDS if jobs else None,
+                       return_when=FIRST_COMPLETED)  # fmt: skip
         if self.cancel.requested:
             raise _Cancelled
+        if jobs:
+            self._cancel_stale_jobs()
         crashed: list[tuple[_Running, str]] = []
         for future in done:
             run = self.running.pop(future, None)
@@ -295,15 +310,32 @@ class _Wave:
             self._recover(crashed)
         return True
 
+    def _cancel_stale_jobs(self) -> None:
+        """Cancel the job of each SLURM stage whose deps changed since it was submitted."""
+        assert self.slurm is not None
+        for future, run in self.running.items():
+            name = run.stage.name
+            if not run.remote or name in self.stale:
+                continue
+            now = self.hasher.hashes(run.stage.deps)
+            changed = [d for d in run.stage.deps if now.get(d) != run.deps.get(d)]
+            if changed:
+                self.stale[name] = (
+                    f"its input changed while its job ran ({changed[0]}): "
+                    "submitted again in the next wave"
+                )
+                self.slurm.cancel_run(future)
+
     def _settle(self) -> None:
         """Skip stages that can no longer run (failed upstream, or stopping)."""
         status = self.result.status
         for name in list(self.pending):
-            bad = [u for u in self.ups[name] if status.get(u) in ("failed", "skipped")]
+            bad = [u for u in self.ups[name] if status.get(u) in ("failed", "skipped", "cancelled")]
             if bad:
                 self.pending.remove(name)
                 status[name] = "skipped"
-                self.emit([self.ev(StageSkipped, stage=name, reason=f"upstream failed: {bad[0]}")])
+                what = "cancelled" if status.get(bad[0]) == "cancelled" else "failed"
+                self.emit([self.ev(StageSkipped, stage=name, reason=f"upstream {what}: {bad[0]}")])
         if self.stop_new and self.pending:
             events = []
             for n in self.pending:
@@ -365,6 +397,11 @@ class _Wave:
     def _finished(self, run: _Running, future: Future[StageOutcome]) -> str:
         """Handle one completed future; returns the error text if its worker died."""
         took = time.perf_counter() - run.started
+        reason = self.stale.get(run.stage.name)
+        if reason is not None:  # its job was cancelled as stale: not a failure
+            self.result.status[run.stage.name] = "cancelled"
+            self.emit([self.ev(StageCancelled, stage=run.stage.name, reason=reason)])
+            return ""
         try:
             outcome = future.result()
         except _broken_pool_errors() as exc:

@@ -214,6 +214,15 @@ class SlurmJobs:
                     self._adoptable[sub.stage] = sub
         return self._adoptable
 
+    def cancel_run(self, future: Future[StageOutcome]) -> None:
+        """scancel the job of one stage run; its future resolves once Slurm says it ended."""
+        with self._lock:
+            run = next((r for r in self._runs.values() if r.future is future), None)
+        if run is not None and run.job_id:
+            with contextlib.suppress(TransportError, TimeoutError):
+                self._call(run.host, ["scancel", run.job_id])
+            run.watchers = []  # a watcher's resubmit of a cancelled stale job is not followed
+
     def cancel(self, reason: str = "cancelled", timeout: float = 120.0) -> None:
         """scancel every job in flight; return once Slurm reports them all ended."""
         self._cancelling = True  # their watchers are not waited for

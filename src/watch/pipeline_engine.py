@@ -226,6 +226,7 @@ class PipelineEngine:
                 actor="pivot watch",
                 slurm=slurm,
                 on_slurm=on_slurm,
+                cancel_stale_jobs=True,
             )
         finally:
             if slurm is not None:

@@ -529,3 +529,29 @@ def s{i}(out: Annotated[Path, Out("s{i}.txt")]) -> None:
     # One job at a time: each stage starts only once the one before it ended.
     assert [kind for kind, _ in order] == ["StageStarted", "StageSucceeded"] * 3
     assert sorted(name for _, name in order) == ["s0", "s0", "s1", "s1", "s2", "s2"]
+
+
+def test_in_watch_a_change_while_the_job_runs_cancels_it_and_the_next_wave_submits_anew(
+    project: Project, slurm: slurm_cluster.Cluster
+) -> None:
+    project.write("pipeline.py", WATCHED)
+    project.write("raw.txt", "slow\n")
+    watch = Watch(project.root)
+    try:
+        watch.wait_for(
+            lambda _: any(e["state"] == "running" for e in watch.events("stage.job_state"))
+        )
+        [old] = watch.events("stage.submitted")
+        project.write("raw.txt", "fast\n")  # the running job's result would be stale
+        watch.wave_done(0, n=2)
+        [cancelled] = [e for e in watch.events("stage.cancelled") if e["stage"] == "remote"]
+        assert cancelled["reason"] == (
+            "its input changed while its job ran (raw.txt): submitted again in the next wave"
+        )
+        assert _job_state(slurm, old["job_id"]) == "CANCELLED"
+        subs = watch.events("stage.submitted")
+        assert len(subs) == 2
+        assert project.read("b.txt") == f"fast|{subs[1]['job_id']}"
+        assert watch.interrupt() == 130
+    finally:
+        watch.close()
