@@ -467,7 +467,8 @@ def test_pivot_watch_runs_a_slurm_stage_as_a_job_and_ctrl_c_cancels_it(
         mark = watch.mark()
         project.write("raw.txt", "slow\n")
         watch.wait_for(
-            lambda _: any(e["state"] == "running" for e in watch.events("stage.job_state", mark))
+            lambda _: any(e["state"] == "running" for e in watch.events("stage.job_state", mark)),
+            timeout=180,
         )
         [slow] = watch.events("stage.submitted", mark)
         assert watch.interrupt() == 130, watch.stderr
@@ -538,12 +539,14 @@ def test_in_watch_a_change_while_the_job_runs_cancels_it_and_the_next_wave_submi
     project.write("raw.txt", "slow\n")
     watch = Watch(project.root)
     try:
+        # Generous timeouts: jobs wait for the suite's one busy node.
         watch.wait_for(
-            lambda _: any(e["state"] == "running" for e in watch.events("stage.job_state"))
+            lambda _: any(e["state"] == "running" for e in watch.events("stage.job_state")),
+            timeout=180,
         )
         [old] = watch.events("stage.submitted")
         project.write("raw.txt", "fast\n")  # the running job's result would be stale
-        watch.wave_done(0, n=2)
+        watch.wait_for(lambda _: len(watch.events("wave.finished")) >= 2, timeout=180)
         [cancelled] = [e for e in watch.events("stage.cancelled") if e["stage"] == "remote"]
         assert cancelled["reason"] == (
             "its input changed while its job ran (raw.txt): submitted again in the next wave"
