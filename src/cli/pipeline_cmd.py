@@ -41,7 +41,7 @@ PipelineOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead.")]
 
 
-class Executor(StrEnum):
+class RunOn(StrEnum):
     """Where `pivot run --executor` runs every stage."""
 
     local = "local"
@@ -122,7 +122,7 @@ def run(
         typer.Option("--keep-going", "-k", help="After a failure, still run independent stages."),
     ] = False,
     executor: Annotated[
-        Executor | None,
+        RunOn | None,
         typer.Option(
             "--executor",
             help="Run every stage locally (local) or as a SLURM job (slurm) "

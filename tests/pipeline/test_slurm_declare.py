@@ -195,3 +195,22 @@ def test_placement_follows_the_executor_chosen() -> None:
     }
     with pytest.raises(ValueError, match="unknown executor 'cloud'"):
         placement(declared, "cloud", defaults)
+
+
+def test_executor_slurm_to_a_host_pivot_toml_lacks_is_exit_2(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    project.write(
+        "pipeline.py",
+        HEADER + '\n\n@pipeline.stage\ndef prep(out: Annotated[Path, Out("a.txt")]) -> None:\n'
+        '    out.write_text("a")\n',
+    )
+    project.write("pivot.toml", '[slurm]\nhost = "nope"\n')
+    proc = project.cli("run", "--executor", "slurm", ok=False)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "error: stage 'prep' would run on host 'nope' ([slurm] host), which pivot.toml "
+        "does not define: add a [hosts.nope] table\n"
+    )
+    assert not (project.root / "a.txt").exists()
+    project.cli("run", "--executor", "local")  # the same pipeline, here
+    assert project.read("a.txt") == "a"
