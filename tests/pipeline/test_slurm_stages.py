@@ -558,3 +558,28 @@ def test_in_watch_a_change_while_the_job_runs_cancels_it_and_the_next_wave_submi
         assert watch.interrupt() == 130
     finally:
         watch.close()
+
+
+def test_after_kill_9_pivot_watch_adopts_the_running_job_too(
+    project: Project, slurm: slurm_cluster.Cluster
+) -> None:
+    project.write("pipeline.py", WAITER)
+    first = subprocess.Popen(
+        [*PIVOT, "run"], cwd=project.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        job = str(_wait(lambda: _running_job(project.root), timeout=180, what="the job to run"))
+    finally:
+        first.kill()
+        first.wait()
+    watch = Watch(project.root)
+    try:
+        [adopted] = watch.wait_for(lambda _: watch.events("stage.adopted"), timeout=120)
+        assert adopted["job_id"] == job
+        (project.root / "go").write_text("")
+        watch.wait_for(lambda _: watch.events("stage.succeeded"), timeout=120)
+        assert project.read("a.txt") == job
+        assert len(_events(project.root, StageSubmitted)) == 1
+        assert watch.interrupt() == 130
+    finally:
+        watch.close()
