@@ -43,6 +43,7 @@ from pivot.jobs.book import Book
 from pivot.projections import get_projection
 from pivot.projections.base import Projection, State
 from pivot.projections.watcher_history import WATCHER_RECENT
+from pivot.ui.feed_snapshot import fold_series
 from pivot.ui.messages import Message, messages_for
 
 if TYPE_CHECKING:
@@ -53,7 +54,6 @@ __all__ = ["POLL_SECONDS", "Feed", "Subscription"]
 log = logging.getLogger("pivot.ui")
 
 POLL_SECONDS = 0.02
-SERIES_LIMIT = 10_000  # newest points kept per metric series
 QUEUE_LIMIT = 20_000  # messages a slow client may lag behind before it is cut off
 _PROJECTIONS = ("watcher_stats", "pipeline_status")
 
@@ -263,17 +263,7 @@ class Feed:
         return out
 
     def _metric(self, rec: Recorded) -> None:
-        from pivot.events.jobs import OutputRead
-        from pivot.events.watchers import MetricStored
-
-        e = rec.event
-        if isinstance(e, MetricStored):
-            series = self.metrics.setdefault(e.watcher_id, {}).setdefault(e.name, [])
-            series.append((e.at, float(e.value)))
-            if len(series) > SERIES_LIMIT:
-                del series[: len(series) - SERIES_LIMIT]
-        elif isinstance(e, OutputRead) and e.watcher_id:
-            self.last_read[e.watcher_id] = e.at
+        fold_series(self.metrics, self.last_read, rec)
 
     # -- subscribers --------------------------------------------------------
 

@@ -38,16 +38,18 @@ from pivot.projections.book_snapshot import (
 from pivot.projections.live import ensure_table, read_row, write_row
 
 if TYPE_CHECKING:
-    from pivot.events.store import EventStore
+    from pivot.events.store import EventStore, Recorded
     from pivot.jobs.book import Book
     from pivot.projections.base import Projection, State
 
 __all__ = [
     "BOOK_ROW",
+    "SERIES_LIMIT",
     "SERIES_ROW",
     "SNAPSHOT_EVENTS",
     "SNAPSHOT_SECONDS",
     "Snapshot",
+    "fold_series",
     "load_snapshot",
     "save_snapshot",
     "snapshot_due",
@@ -61,13 +63,30 @@ SNAPSHOT_EVENTS = 10_000  # new events before the next snapshot
 SNAPSHOT_SECONDS = (
     60.0  # at most one snapshot a minute (each costs a second or two on 10k watchers)
 )
-_SERIES_MODULES = ("pivot.ui.feed", "pivot.ui.feed_snapshot", "pivot.events.watchers",
+SERIES_LIMIT = 10_000  # newest points kept per metric series
+# The modules whose code decides the series' fold (fold_series is here).
+_SERIES_MODULES = ("pivot.ui.feed_snapshot", "pivot.events.base", "pivot.events.watchers",
                    "pivot.events.jobs")  # fmt: skip
 
 Series = dict[str, dict[str, list[tuple[float, float]]]]
 
 # Plain JSON data, never cyclic (see pivot.projections.live).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
+def fold_series(metrics: Series, last_read: dict[str, float], rec: Recorded) -> None:
+    """Fold one event into the ``store_metric`` series and the watchers' last reads."""
+    from pivot.events.jobs import OutputRead
+    from pivot.events.watchers import MetricStored
+
+    e = rec.event
+    if isinstance(e, MetricStored):
+        series = metrics.setdefault(e.watcher_id, {}).setdefault(e.name, [])
+        series.append((e.at, float(e.value)))
+        if len(series) > SERIES_LIMIT:
+            del series[: len(series) - SERIES_LIMIT]
+    elif isinstance(e, OutputRead) and e.watcher_id:
+        last_read[e.watcher_id] = e.at
 
 
 def snapshot_due(unsaved: int, seconds_since: float, *, stopping: bool = False) -> bool:
