@@ -174,21 +174,38 @@ def timed_gets(url: str, path: str, n: int = 30) -> list[float]:
     return out
 
 
-def first_load(url: str) -> float | None:
+def first_load(url: str, runs: int = 5) -> list[tuple[float, float]] | None:
+    """``(painted, seen)`` per load, in seconds from the navigation's start.
+
+    ``painted``: the page's own mark once its first cards were painted (a
+    frame after they were rendered); ``seen``: when Playwright, polling
+    from outside, saw the first card visible (later when the page's main
+    thread is busy, e.g. parsing the full list that follows).
+    """
     if not Path("/usr/bin/chromium").exists():
         return None
     from playwright.sync_api import sync_playwright
 
+    out = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(url + "/openapi.json")  # the browser process is warm, the page is not
-        t0 = time.perf_counter()
-        page.goto(url + "/")
-        page.locator("article.card").first.wait_for(state="visible", timeout=60_000)
-        took = time.perf_counter() - t0
+        for _ in range(runs):
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + "/openapi.json")  # the browser process is warm, the page is not
+            t0 = time.perf_counter()
+            page.goto(url + "/")
+            page.locator("article.card").first.wait_for(state="visible", timeout=60_000)
+            seen = time.perf_counter() - t0
+            page.wait_for_function(
+                "performance.getEntriesByName('pivot:watchers-visible').length > 0"
+            )
+            painted = page.evaluate(
+                "performance.getEntriesByName('pivot:watchers-visible')[0].startTime"
+            )
+            out.append((painted / 1000, seen))
+            page.close()
         browser.close()
-    return took
+    return out
 
 
 def report_push(project: Path, pushes: int) -> None:
@@ -245,10 +262,11 @@ def main() -> None:
         print(f"restarted, listens after {took:.1f} s (load average {os.getloadavg()[0]:.1f}); "
               f"it read {status(url)['loaded']}")  # fmt: skip
         try:
-            for path in ("/api/watchers", "/api/watchers/stats"):
+            for path in ("/api/watchers", "/api/watchers/stats", "/api/watchers?limit=120"):
                 times = timed_gets(url, path)
-                print(f"GET {path}: p50 {statistics.median(times) * 1000:.1f} ms, "
-                      f"p95 {pct(times, 0.95) * 1000:.1f} ms (target p50 <= 50 ms)")  # fmt: skip
+                print(f"GET {path} over HTTP: p50 {statistics.median(times) * 1000:.1f} ms, "
+                      f"p95 {pct(times, 0.95) * 1000:.1f} ms (target p50 <= 50 ms; "
+                      f"load average {os.getloadavg()[0]:.1f})")  # fmt: skip
             peer = []
             for _ in range(5):
                 t0 = time.perf_counter()
@@ -257,12 +275,15 @@ def main() -> None:
                 peer.append(time.perf_counter() - t0)
             print(f"  peer `pivot watchers stats --json` (a process): p50 "
                   f"{statistics.median(peer) * 1000:.0f} ms")  # fmt: skip
-            took = first_load(url)
-            if took is None:
+            loads = first_load(url)
+            if loads is None:
                 print("first page load: skipped (no /usr/bin/chromium)")
             else:
-                print(f"first page load to watchers visible (Chromium): {took * 1000:.0f} ms "
-                      "(target <= 1000 ms)")  # fmt: skip
+                painted = statistics.median(p for p, _ in loads) * 1000
+                seen = statistics.median(s for _, s in loads) * 1000
+                print(f"first page load to watchers visible (Chromium, median of {len(loads)}): "
+                      f"painted {painted:.0f} ms, seen by Playwright {seen:.0f} ms "
+                      f"(target <= 1000 ms; load average {os.getloadavg()[0]:.1f})")  # fmt: skip
         finally:
             stop_ui(proc)
 
