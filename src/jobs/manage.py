@@ -27,7 +27,7 @@ from pivot.events.watchers import (
 from pivot.jobs import slurm
 from pivot.jobs.action_run import execute_batch
 from pivot.jobs.actions import ActionRunner, JobContext
-from pivot.jobs.book import Book, WatcherState, fold
+from pivot.jobs.book import Book, WatcherState
 from pivot.jobs.config import Config
 from pivot.jobs.decide import Context, on_manual
 from pivot.jobs.definition import WatcherDefinition
@@ -56,8 +56,10 @@ class ManageError(ValueError):
 
 
 def load_book(store: EventStore) -> Book:
-    """The watchers and jobs as the log says now."""
-    return fold(store.read())
+    """The watchers and jobs as the log says now (from ``pivot ui``'s stored book, if any)."""
+    from pivot.projections.book_snapshot import stored_book
+
+    return stored_book(store)
 
 
 def find(book: Book, watcher_id: str) -> WatcherState:

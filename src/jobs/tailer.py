@@ -149,7 +149,9 @@ class Tailer:
 
     def start(self) -> list[ActionBatch]:
         """Load the log; report interrupted intents; return idempotent ones to run again."""
-        self.book = fold(self.store.read())
+        from pivot.projections.book_snapshot import stored_book  # the stored snapshot + the rest
+
+        self.book = stored_book(self.store)
         events, rerun = on_restart(self.book, self.clock())
         self.append(events)
         return [batch_for(self.book, self.book.watchers[r.watcher_id], [r]) for r in rerun]
@@ -157,7 +159,9 @@ class Tailer:
     def resume(self) -> None:
         """Load the log after a crash of the tailer alone (the executor still runs its
         intents: none is reported interrupted)."""
-        self.book = fold(self.store.read())
+        from pivot.projections.book_snapshot import stored_book
+
+        self.book = stored_book(self.store)
         self._own.clear()
 
     def stopped_watchers(self) -> frozenset[str]:

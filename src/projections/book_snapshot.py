@@ -23,16 +23,29 @@ import json
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pivot.events.base import decode, encode
 from pivot.events.watchers import ActionRequested
-from pivot.jobs.book import Book, JobRecord, WatcherState
+from pivot.jobs.book import Book, JobRecord, WatcherState, fold
 from pivot.jobs.definition import WatcherDefinition, definition_from_dict
 from pivot.jobs.lookup_health import LookupHealth
 from pivot.jobs.tail import Position
+from pivot.projections.live import read_row
 
-__all__ = ["BOOK_MODULES", "book_data", "book_from_data", "fold_fingerprint"]
+if TYPE_CHECKING:
+    from pivot.events.store import EventStore
+
+__all__ = [
+    "BOOK_MODULES",
+    "BOOK_ROW",
+    "book_data",
+    "book_from_data",
+    "fold_fingerprint",
+    "stored_book",
+]
+
+BOOK_ROW = "watcher_book"  # its name in pivot_projections
 
 # The modules whose code decides what the book's fold makes of the log.
 BOOK_MODULES = (
@@ -63,6 +76,20 @@ def fold_fingerprint(modules: Iterable[str]) -> int:
         if where and Path(where).is_file():
             digest.update(Path(where).read_bytes())
     return int.from_bytes(digest.digest()[:4], "big") & 0x7FFFFFFF
+
+
+def stored_book(store: EventStore) -> Book:
+    """The book at the log's end: the stored snapshot, if this code made it, and the events after.
+
+    Exactly ``fold(store.read())`` (the tests check it), without reading the
+    part of the log the snapshot already holds. ``pivot ui`` stores the
+    snapshot (:mod:`pivot.ui.feed_snapshot`); without one, the whole log is folded.
+    """
+    row = read_row(store.backend, BOOK_ROW)
+    book, position = Book(), 0
+    if row is not None and row[0] == fold_fingerprint(BOOK_MODULES) and row[1] <= store.last_seq():
+        book, position = book_from_data(json.loads(row[2])), row[1]
+    return fold(store.read(after=position), book)
 
 
 def book_data(book: Book) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pivot.events.base import Event
 from pivot.projections.book_snapshot import (
     BOOK_MODULES,
+    BOOK_ROW,
     book_data,
     book_from_data,
     fold_fingerprint,
@@ -57,7 +58,6 @@ __all__ = [
 
 log = logging.getLogger("pivot.ui")
 
-BOOK_ROW = "watcher_book"
 SERIES_ROW = "ui_series"
 SNAPSHOT_EVENTS = 10_000  # new events before the next snapshot
 SNAPSHOT_SECONDS = (

@@ -43,7 +43,8 @@ from pivot.events.watchers import (
     WatcherRemoved,
     WatcherResumed,
 )
-from pivot.projections.book_snapshot import book_data, book_from_data
+from pivot.jobs.book import fold
+from pivot.projections.book_snapshot import book_data, book_from_data, stored_book
 from pivot.ui.feed import Feed
 from pivot.ui.feed_snapshot import SNAPSHOT_EVENTS, SNAPSHOT_SECONDS, snapshot_due
 
@@ -147,6 +148,8 @@ def test_a_snapshot_and_the_rest_of_the_log_equal_a_fold_of_the_whole_log(
         assert restarted.loaded == {"from": len(created) + cut, "events_read": len(log) - cut}
         assert _models(restarted) == _models(folded)
         assert restarted.listing.body() == folded.listing.body()
+        # The job watchers' host and the CLI start from the same stored book.
+        assert stored_book(snapped) == fold(whole.read()) == folded.book
         snapped.close()
         whole.close()
 
