@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
+import os
 import sys
 import types
 from collections.abc import Iterable, Mapping
@@ -195,6 +196,7 @@ class Fingerprinter:
         self.updated: dict[str, Any] = {}  # cache entries to write back
         self._files: dict[str, _FileIndex | None] = {}
         self._rel: dict[str, str | None] = {}
+        self._folders: dict[str, Path] = {}  # folder -> resolved
         # piece key -> (hash, module namespace for its references, references)
         self._pieces: dict[str, tuple[str, Mapping[str, Any], list[tuple[str, ...]]]] = {}
         # (id of a namespace, dotted name) -> piece key: stages of one module share
@@ -213,7 +215,7 @@ class Fingerprinter:
             return cached
         rel: str | None = None
         try:
-            p = Path(filename).resolve()
+            p = self._resolve_file(filename)
             r = p.relative_to(self.root)
             parts = r.parts
             if (
@@ -226,6 +228,19 @@ class Fingerprinter:
             rel = None
         self._rel[filename] = rel
         return rel
+
+    def _resolve_file(self, filename: str) -> Path:
+        """``Path(filename).resolve()``, each folder resolved once: a loader that imported
+        numpy and pandas asks about 600 files in a few dozen folders, and resolving each
+        file's whole path was most of a reload's time."""
+        # Plain strings and one lstat per file: Path objects per file were the cost.
+        if ".." in filename or os.path.islink(filename):  # noqa: PTH114
+            return Path(filename).resolve()  # what a folder's resolution cannot stand for
+        head, name = os.path.split(os.path.abspath(filename))  # noqa: PTH100
+        folder = self._folders.get(head)
+        if folder is None:
+            folder = self._folders[head] = Path(head).resolve()
+        return folder / name
 
     def _index(self, rel: str) -> _FileIndex | None:
         if rel in self._files:
