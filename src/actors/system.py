@@ -60,6 +60,7 @@ class WatchOptions:
     display: str = "plain"
     force: bool = False
     standby: bool = True
+    workers: Workers | None = None  # the workers to use (a WarmWorkers); else made here
     keys: bool = True
     max_restarts: int = 3
     restart_window: float = 10.0
@@ -78,7 +79,7 @@ class WatchSystem:
         self.sink = EventSink(store, on_storage_error=self.shutdown.request)
         self.registry = Registry()
         self.ctx = ActorContext(self.sink, self.registry, self.shutdown)
-        self.workers = Workers(options.jobs, standby=options.standby)
+        self.workers = options.workers or Workers(options.jobs, standby=options.standby)
         self.control = PoolControl(self.workers)
         self.keys: KeyReader | None = None
         self._stops: list[Callable[[], None]] = []

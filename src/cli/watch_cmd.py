@@ -95,6 +95,16 @@ def watch(
             "ahead of time, so a code change does not wait for them.",
         ),
     ] = True,
+    warm_parent: Annotated[
+        bool | None,
+        typer.Option(
+            "--warm-parent/--no-warm-parent",
+            help="After a code change, fork fresh workers from a process that already "
+            "imported the project's third-party modules (default: on, or warm_parent in "
+            "pivot.toml).",
+            show_default=False,
+        ),
+    ] = None,
     job_watchers: Annotated[
         bool,
         typer.Option(
@@ -140,25 +150,33 @@ def watch(
     from pivot.pipeline.pool import default_jobs
     from pivot.watch.job_watchers import job_watchers_starter
     from pivot.watch.pipeline_engine import PipelineEngine
+    from pivot.watch.warm_workers import WarmWorkers
 
     try:
         pipeline_file = find_pipeline(pipeline)
     except PipelineError as exc:
         echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    warm_parent = _warm_parent_wanted(warm_parent, pipeline_file.parent)
     mode = display or (DisplayMode.tui if sys.stdout.isatty() else DisplayMode.plain)
     with store_errors():  # a damaged or unwritable .pivot/: one line, before anything starts
         store = open_project_store(pipeline_file.parent)
-    engine = PipelineEngine(pipeline_file, standby=standby, say=_note)
+    jobs = jobs or default_jobs()
+    # Forks the workers of each code change and the interpreter that reloads pipeline.py.
+    warm = WarmWorkers(jobs, pipeline_file.parent, standby, _note) if warm_parent else None
+    engine = PipelineEngine(
+        pipeline_file, standby=standby, say=_note, warm_load=warm.load_pipeline if warm else None
+    )
     options = WatchOptions(
         targets=tuple(stages or ()),
-        jobs=jobs or default_jobs(),
+        jobs=jobs,
         debounce=debounce / 1000,
         settle=settle / 1000,
         max_wait=max_wait / 1000,
         display=mode.value,
         force=force,
         standby=standby,
+        workers=warm,
         keys=True,  # f and q in every display whose stdin is a terminal
     )
     starter = job_watchers_starter(store, engine.root, _warn) if job_watchers else None
@@ -188,6 +206,20 @@ def watch(
         echo(f"error: {system.shutdown.error}", err=True)
     if code:
         raise typer.Exit(code)
+
+
+def _warm_parent_wanted(flag: bool | None, root: Path) -> bool:
+    """``--warm-parent``/``--no-warm-parent``, else ``warm_parent`` of pivot.toml (exit 2
+    with one line for a bad value)."""
+    from pivot.watch.warm_workers import configured
+
+    if flag is not None:
+        return flag
+    try:
+        return configured(root)
+    except ValueError as exc:
+        echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _note(message: str) -> None:

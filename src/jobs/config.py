@@ -133,8 +133,8 @@ _WATCHERS_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 _MINE = {"hosts", "actions", "notify", "watchers", "slurm"}
 # Read (and checked) by the event store (pivot.events.location) and the
-# pipeline loader (pivot.pipeline.load_limits).
-_OTHERS = {"event_store", "load_timeout"}
+# pipeline loader (pivot.pipeline.load_limits), and watch mode (pivot.watch.warm_workers).
+_OTHERS = {"event_store", "load_timeout", "warm_parent"}
 
 
 def find_project_root(start: Path | None = None) -> Path:

@@ -71,7 +71,16 @@ from typing import Any, TypeVar
 
 from pivot.pipeline import proctree
 
-__all__ = ["ENV", "arm", "child_env", "end_stage_processes", "on_spawn", "spawn", "spawned"]
+__all__ = [
+    "ENV",
+    "adopt",
+    "arm",
+    "child_env",
+    "end_stage_processes",
+    "on_spawn",
+    "spawn",
+    "spawned",
+]
 
 ENV = "PIVOT_LIFELINE"
 T = TypeVar("T")
@@ -138,6 +147,13 @@ def _note(pid: int) -> None:
         listeners = list(_listeners)
     for listener in listeners:
         listener(pid)
+
+
+def adopt(pid: int) -> None:
+    """Record ``pid`` as one of ours though a child of ours started it (the warm parent's
+    forked workers, :mod:`pivot.pipeline.warm_parent`): :func:`spawned` lists it, so the
+    run lock names it and the next run kills it if it outlived us."""
+    _note(pid)
 
 
 def spawned() -> dict[int, int]:

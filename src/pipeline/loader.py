@@ -44,6 +44,7 @@ __all__ = [
     "load_pipeline",
     "load_with_graph",
     "main",
+    "spec_from_answer",
 ]
 
 PIPELINE_FILE = "pipeline.py"
@@ -236,13 +237,17 @@ def load_fresh(
         proc.kill()
         proc.communicate()
         raise
+    return spec_from_answer(stdout, stderr, proc.returncode)
+
+
+def spec_from_answer(stdout: str, stderr: str, status: object) -> PipelineSpec:
+    """The spec in what :func:`main` printed; :class:`PipelineError` for its error, or for
+    a loader that printed no answer (``status`` and the end of ``stderr`` say why)."""
     try:
         answer = json.loads(stdout)
     except ValueError:
         tail = "\n".join(stderr.strip().splitlines()[-5:])
-        raise PipelineError(
-            f"the pipeline loader exited with status {proc.returncode}: {tail}"
-        ) from None
+        raise PipelineError(f"the pipeline loader exited with status {status}: {tail}") from None
     if not answer.get("ok"):
         err = answer["error"]
         raise PipelineError(err["message"], err.get("file", ""), int(err.get("line", 0)))

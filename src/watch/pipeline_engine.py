@@ -121,13 +121,19 @@ class PipelineEngine:
     """Loads, plans and runs the pipeline of one project for `pivot watch`."""
 
     def __init__(
-        self, pipeline_file: Path, standby: bool = True, say: Callable[[str], None] | None = None
+        self,
+        pipeline_file: Path,
+        standby: bool = True,
+        say: Callable[[str], None] | None = None,
+        warm_load: Callable[[Path, float], PipelineSpec | None] | None = None,
     ) -> None:
         self.pipeline_file = pipeline_file.resolve()
         self._say = say  # "still loading pipeline.py (N s)" while a load takes long
         self.root = self.pipeline_file.parent
         # With standby, the fresh interpreter of the next reload is started ahead.
         self._loader = StandbyLoader(self.pipeline_file) if standby else None
+        # A child of the warm parent, when one is ready: third-party imports paid already.
+        self._warm_load = warm_load
         self._lock = threading.Lock()
         self._state: StateStore | None = None
         self._hasher: FileHasher | None = None
@@ -152,7 +158,10 @@ class PipelineEngine:
             # The loader interpreter stops itself at load_timeout; ours is a backstop.
             timeout = load_limits.load_timeout(self.root) + LOAD_TIMEOUT_MARGIN
             with load_limits.notices(rel, self._say):
-                if self._loader is not None:
+                warm = self._warm_load(self.pipeline_file, timeout) if self._warm_load else None
+                if warm is not None:
+                    spec = warm
+                elif self._loader is not None:
                     spec = self._loader.load(timeout=timeout)
                 else:
                     spec = load_fresh(self.pipeline_file, timeout=timeout)
