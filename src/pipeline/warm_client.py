@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pivot.pipeline import lifeline, proctree
+from pivot.pipeline.errors import PipelineError
 from pivot.pipeline.loader import spec_from_answer
 from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.state import STATE_DIR
@@ -225,8 +226,15 @@ class WarmParent:
             os.close(r)
             if w >= 0:
                 os.close(w)
-        status = self.exit_status(pid, timeout=5.0)
-        return spec_from_answer(out, "see .pivot/logs/warm-parent.log", describe_status(status))
+        try:
+            return spec_from_answer(out, "", "?")
+        except PipelineError:
+            if out.strip():
+                raise  # the user's mistake, as the loader reported it
+        # No answer: how the child ended says why (waited for only then: it costs a
+        # round trip through the parent, which a loaded machine makes long).
+        status = describe_status(self.exit_status(pid, timeout=5.0))
+        return spec_from_answer(out, "see .pivot/logs/warm-parent.log", status)
 
     def exit_status(self, pid: int, timeout: float) -> int | None:
         """The wait status of worker ``pid`` once the parent reaped it (None if not in time)."""

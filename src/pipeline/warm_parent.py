@@ -146,6 +146,12 @@ class Preloaded:
             "ready": {
                 "pid": os.getpid(),
                 "preloaded": done,
+                # What a standby worker does not import anyway: the point of a warm parent.
+                "third_party": [
+                    n
+                    for n in done
+                    if n.split(".")[0] not in sys.stdlib_module_names and n.split(".")[0] != "pivot"
+                ],
                 "failed": failed,
                 "threads": threads,
                 "modules": len(sys.modules),

@@ -22,6 +22,8 @@ which is always correct, only slower:
 * unsafe: an import started a thread (or imported project code): it is
   rebuilt without that module (at most :data:`MAX_EXCLUDED` times), or given
   up, said once (``say``);
+* not worth it: the project imports nothing beyond the standard library
+  and pivot, which standby workers import anyway (quietly off);
 * turned off (``--no-warm-parent``, ``warm_parent = false`` in pivot.toml).
 """
 
@@ -116,22 +118,28 @@ class WarmWorkers(Workers):
                     for n in warm_preload.candidates(self.root, cache=self._imports)
                     if n.split(".")[0] not in self._excluded
                 ]
-                parent = WarmParent(self.root, names, self.python)
+                candidate = WarmParent(self.root, names, self.python)
                 try:
-                    parent.wait_ready(READY_TIMEOUT)
+                    info = candidate.wait_ready(READY_TIMEOUT)
+                    if not info.get("third_party"):
+                        # Nothing but the standard library and pivot: a fresh standby
+                        # worker is as quick (measured: forked children were slower).
+                        candidate.close()
+                        with self._warm_lock:
+                            self._off = "nothing to preload beyond the standard library"
+                        return
                 except Stale:
-                    parent.close()
-                    parent = None
+                    candidate.close()
                     continue  # a package changed while it imported: again
                 except WarmParentError as exc:
-                    parent.close()
-                    parent = None
+                    candidate.close()
                     if not exc.module or len(self._excluded) >= MAX_EXCLUDED:
                         self._give_up(str(exc))
                         return
                     self._excluded.add(exc.module)
                     self._note(f"warm parent: not preloading {exc.module} ({exc}; unsafe to fork)")
                     continue
+                parent = candidate
                 break
             with self._warm_lock:
                 if self._warm_closed or parent is None:

@@ -120,6 +120,7 @@ def test_workers_are_forked_with_third_party_modules_and_no_project_code(
     parent = start(root, ["fakelib", "helpers", "json", "not_installed_anywhere"], parents)
     info = parent.wait_ready(60)
     assert info["preloaded"] == ["fakelib", "json"]  # helpers is the project's
+    assert info["third_party"] == ["fakelib"]  # what makes the parent worth having
     assert info["failed"] == ["not_installed_anywhere"]
     assert info["threads"] == 1
     ex = parent.executor(2)

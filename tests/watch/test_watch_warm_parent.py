@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from watch_e2e import Watch, alive, atomic_write, descendants, wait_path
 
 from pivot.pipeline.lock import lock_path, parse_holder
+
+from testkit.watch_e2e import Watch, alive, atomic_write, descendants, wait_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
