@@ -13,7 +13,9 @@ Then a last edit, and once its wave is over:
   mid-wave may be picked up by a worker that imports late; the follow-up
   wave then runs everything on the new code.
 
-Run: ``uv run python bench/watch_churn.py [--edits 200] [--seed 1]``.
+Run: ``uv run python bench/watch_churn.py [--edits 200] [--seed 1] [--third-party yaml]``
+(``--third-party``: the helper imports that module, so code changes run on
+workers forked from the warm parent).
 """
 
 from __future__ import annotations
@@ -96,16 +98,26 @@ def sentinel(
 """
 
 
+# `--third-party yaml`: the helper module imports it, so `pivot watch` forks its
+# code-change workers from a warm parent (it is not used for a project that
+# imports only the standard library).
+THIRD_PARTY: list[str] = []
+
+
 def helpers_text(version: int) -> str:
-    return textwrap.dedent(
-        f"""
+    imports = "".join(f"import {name}\n" for name in THIRD_PARTY)
+    return (
+        imports
+        + textwrap.dedent(
+            f"""
         VERSION = {version}
 
 
         def fix(row: str, scale: int) -> str:
             return f"{{row}}*{{scale}}@{{VERSION}}"
         """
-    ).lstrip()
+        ).lstrip()
+    )
 
 
 def make_project(root: Path) -> None:
@@ -169,7 +181,9 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--third-party", action="append", default=[], metavar="MODULE")
     args = parser.parse_args()
+    THIRD_PARTY.extend(args.third_party)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "proj"

@@ -7,7 +7,8 @@
    (``entr -n -p``), so its figure includes starting Python.
 2. Code change -> stage running in fresh workers: 20 edits of a helper module
    the stage imports; measured to the stage's first line in a worker that
-   prints the new value; with the standby pool (default) and without.
+   prints the new value; with the warm parent and standby (default), with
+   the standby pool only (``--no-warm-parent``) and with neither.
    Also the cost of the step that bounds it: loading the pipeline in a fresh
    interpreter (``python -m pivot.pipeline.loader``).
 
@@ -207,13 +208,13 @@ def bench_entr(root: Path, edits: int) -> list[float] | None:
     return out
 
 
-def bench_code(root: Path, edits: int, standby: bool) -> list[float]:
-    proc, ev = start_watch(root, *([] if standby else ["--no-standby"]))
+def bench_code(root: Path, edits: int, standby: bool, *extra: str) -> list[float]:
+    proc, ev = start_watch(root, *([] if standby else ["--no-standby"]), *extra)
     out: list[float] = []
     worst: list[str] = []
     steps: dict[str, list[float]] = {t: [] for t in SHOWN}
     helpers = root / "helpers.py"
-    tag = "s" if standby else "n"
+    tag = ("s" if standby else "n") + ("c" if extra else "")
     try:
         for i in range(1, edits + 1):
             n = len(ev.items)
@@ -243,7 +244,7 @@ def bench_code(root: Path, edits: int, standby: bool) -> list[float]:
                 ]
     finally:
         stop(proc)
-    kind = "standby" if standby else "no standby"
+    kind = ("standby" if standby else "no standby") + "".join(f" {e}" for e in extra)
     medians = [f"{t}@{percentile(v, 0.5) * 1000:.0f}ms" for t, v in steps.items() if v]
     print(f"  code-change steps, p50 of each ({kind}): {medians}")
     print(f"  slowest code-change sample ({kind}): {worst}")
@@ -308,11 +309,13 @@ def report_data(root: Path, edits: int) -> None:
 
 def report_code(root: Path, edits: int) -> None:
     if True:
-        standby = bench_code(root, edits, standby=True)
-        cold = bench_code(root, edits, standby=False)
+        standby = bench_code(root, edits, True)
+        fresh = bench_code(root, edits, True, "--no-warm-parent")
+        cold = bench_code(root, edits, False, "--no-warm-parent")
         print("code change -> stage running in fresh workers, new code")
-        print("  " + fmt("pivot watch (standby pool, default)", standby))
-        print("  " + fmt("pivot watch --no-standby", cold))
+        print("  " + fmt("pivot watch (warm parent + standby, default)", standby))
+        print("  " + fmt("pivot watch --no-warm-parent (standby pool)", fresh))
+        print("  " + fmt("pivot watch --no-standby --no-warm-parent", cold))
         print("what bounds it")
         print("  " + fmt("python -m pivot.pipeline.loader (reload)", bench_loader(root)))
         print("  " + fmt("python -c pass (interpreter start)", bench_python()))
