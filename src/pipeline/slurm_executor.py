@@ -207,10 +207,14 @@ class SlurmJobs:
             infos = slurm.parse_squeue(result.stdout) if result.returncode == 0 else {}
             for sub in subs:
                 info = infos.get(sub.job_id)
+                # The name too: after a restart of Slurm a job id may be another's.
+                alive = (
+                    info is not None
+                    and not info.ended
+                    and info.name == slurm_job.job_name(sub.stage)
+                )
                 written = slurm_job.read_outcome(sub.run_file) if sub.run_file else None
-                if (info is not None and not info.ended) or (
-                    written is not None and written[1] == sub.job_id
-                ):
+                if alive or (written is not None and written[1] == sub.job_id):
                     self._adoptable[sub.stage] = sub
         return self._adoptable
 
