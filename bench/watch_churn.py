@@ -38,6 +38,7 @@ PIVOT = str(Path(sys.executable).with_name("pivot"))
 
 PIPELINE = """
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -51,7 +52,8 @@ pipeline = Pipeline()
 def _log(stage: str) -> None:
     Path("runlog").mkdir(exist_ok=True)
     with open("runlog/runs.jsonl", "a") as fh:
-        fh.write(json.dumps({"stage": stage, "version": helpers.VERSION, "at": time.time()}))
+        run = {"stage": stage, "version": helpers.VERSION, "at": time.time(), "ppid": os.getppid()}
+        fh.write(json.dumps(run))
         fh.write("\\n")
 
 
@@ -273,6 +275,8 @@ def main() -> None:
         print(f"final helper VERSION on disk: {edits.version}, highest used: {highest}")
         print(f"outputs differing from a fresh `pivot run --force`: {len(mismatched)} {mismatched}")
         print(f"runs on stale code (older VERSION after a newer one ran): {stale}")
+        forked = sum(1 for r in runs if r["ppid"] != proc.pid)  # a loky worker's parent is pivot
+        print(f"stage runs in workers forked from a warm parent: {forked} of {len(runs)}")
         if mismatched or stale or run.returncode or highest != edits.version:
             sys.exit(1)
 
