@@ -7,9 +7,9 @@ a string from argv needs no coercion. :func:`install` makes each parameter's
 runtime coercion lazy: a missing value (typer handles ``None`` itself), a
 ``str`` for a ``str`` parameter and strings for a ``list[str]`` are returned
 as they are, decimal digits for an ``int`` (within its ``min``/``max``) are
-converted; anything else (paths, choices, floats, custom parsers, and every
-bad value, so the messages stay typer's) goes to typer's own coercion, built
-on first use exactly as before.
+converted and an int (a default) is kept; anything else (paths, choices,
+floats, custom parsers, and every bad value, so the messages stay typer's)
+goes to typer's own coercion, built on first use exactly as before.
 
 It touches typer internals (``typer.core._TyperParameter.get_runtime_param``);
 if a typer release moves them, :func:`install` does nothing and commands are
@@ -56,7 +56,11 @@ def _simple(annotation: Any, info: Any, value: Any) -> Any:
     strings = typing.get_origin(base) is list and typing.get_args(base) == (str,)
     if strings and isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
-    if base is int and isinstance(value, str) and _DIGITS.fullmatch(value):
+    # An int as it is: an option's default (`pivot run`'s --slurm-jobs 100)
+    # reaches here on every call that does not give the option.
+    if base is int and (
+        type(value) is int or (isinstance(value, str) and _DIGITS.fullmatch(value))
+    ):
         number = int(value)
         low, high = getattr(info, "min", None), getattr(info, "max", None)
         if (low is None or number >= low) and (high is None or number <= high):

@@ -118,3 +118,29 @@ def test_pipeline_stats_folds_the_stage_and_wave_events_by_their_names() -> None
     stages = (ev.StageQueued, ev.StageStarted, ev.StageSucceeded, ev.StageFailed, ev.StageSkipped)
     stage_types = {c.TYPE for c in (*stages, ev.StageCancelled)}
     assert set(TYPES) == stage_types | {ev.WaveStarted.TYPE}
+
+
+def test_a_no_op_run_and_status_load_no_pydantic_nor_the_watcher_definitions(
+    tmp_path: Path,
+) -> None:
+    """`pivot run`'s defaults (--slurm-jobs 100) need no coercion, and a pipeline
+    without watchers does not import what parses them (0.3 s between them)."""
+    (tmp_path / "pipeline.py").write_text(
+        "from pathlib import Path\nfrom typing import Annotated\n"
+        "from pivot import Out, Pipeline\n\npipeline = Pipeline()\n\n\n"
+        "@pipeline.stage\ndef s(out: Annotated[Path, Out('o.txt')]) -> None:\n"
+        "    out.write_text('x')\n"
+    )
+    probe = PROBE.replace('m in ("pydantic",', 'm in ("pydantic", "pivot.jobs.definition",')
+    for args in (("run",), ("run",), ("status",)):
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        loaded = proc.stdout.rpartition("LOADED")[2].split()
+        assert "pydantic" not in loaded, args
+        assert "pivot.jobs.definition" not in loaded, args
+    assert "everything up to date" in proc.stdout
