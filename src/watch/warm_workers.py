@@ -37,7 +37,7 @@ from typing import Any
 from pivot.pipeline import warm_preload
 from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.warm_client import ForkedExecutor, Stale, WarmParent, WarmParentError
-from pivot.watch.workers import Workers
+from pivot.watch.workers import PRELOAD, Workers
 
 __all__ = ["MAX_EXCLUDED", "WarmWorkers", "configured"]
 
@@ -118,6 +118,9 @@ class WarmWorkers(Workers):
                     for n in warm_preload.candidates(self.root, cache=self._imports)
                     if n.split(".")[0] not in self._excluded
                 ]
+                # pivot's own modules a worker and a reload need (`from pivot import
+                # Pipeline` imports the declaration API lazily): never project code.
+                names += [*PRELOAD, "pivot.pipeline.loader"]
                 candidate = WarmParent(self.root, names, self.python)
                 try:
                     info = candidate.wait_ready(READY_TIMEOUT)
