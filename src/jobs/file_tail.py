@@ -41,7 +41,8 @@ __all__ = ["CHUNK_BYTES", "FileTail", "TailResult", "tail_file"]
 
 CHUNK_BYTES = 1 << 20
 
-Fetch = Callable[[int, int], bytes]  # (offset, length) -> bytes
+# (offset, length) -> (bytes, whether they end at the end of the file as it was read)
+Fetch = Callable[[int, int], tuple[bytes, bool]]
 Scan = Callable[[WatcherState, bytes, int, float, tuple[list[Event], list[ActionBatch]]], None]
 
 
@@ -53,6 +54,7 @@ class FileTail:
     partial: bytes = b""
     skipping: bool = False
     recorded_at: float = 0.0  # when ``pos`` was last appended as an OutputRead
+    grew: bool = False  # the last read found new bytes (read ahead of the next stat)
 
 
 @dataclass
@@ -103,9 +105,9 @@ def tail_file(
         if want == 0:
             break
         try:
-            chunk = fetch(read_at, want)
+            chunk, at_end = fetch(read_at, want)
             if chunk and pos.head_len < HEAD_BYTES:
-                pos = remember_head(pos, chunk if read_at == 0 else fetch(0, HEAD_BYTES))
+                pos = remember_head(pos, chunk if read_at == 0 else fetch(0, HEAD_BYTES)[0])
         except (TransportError, TimeoutError, OSError) as exc:
             out.error = str(exc) or type(exc).__name__
             break
@@ -118,8 +120,8 @@ def tail_file(
         tail.partial, tail.skipping = split.partial, split.skipping
         if split.has_lines:
             scan(ws, split.lines_blob, split.line_count, now, (out.events, out.batches))
-        if not bounded and len(chunk) < want:
-            break
+        if at_end:
+            break  # what was written since comes at the next poll
     if final and tail.partial and not out.error:
         scan(ws, tail.partial, 1, now, (out.events, out.batches))
         pos = replace(pos, offset=pos.offset + len(tail.partial))
@@ -138,13 +140,14 @@ def tail_file(
         tail.recorded_at = now
     # After a failure the stat's size is not reached: unknown, so the next poll reads on.
     tail.pos = replace(pos, size=-1 if out.error else st.size, mtime=st.mtime)
+    tail.grew = out.got > 0
     return out
 
 
 def _plan(pos: Position, st: FileStat, fetch: Fetch) -> ReadPlan | None:
     """What this read does; a file touched in place is checked by its first bytes."""
     plan = plan_read(pos, st)
-    if plan is not None and plan.check_head and not head_matches(pos, fetch(0, HEAD_BYTES)):
+    if plan is not None and plan.check_head and not head_matches(pos, fetch(0, HEAD_BYTES)[0]):
         plan = replace(plan, start=0, reset_reason="replaced (different first bytes)")
     return plan
 

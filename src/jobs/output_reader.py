@@ -52,6 +52,9 @@ from pivot.jobs.transport import LocalTransport, Transport, TransportError
 __all__ = ["CHUNK_BYTES", "OutputReader", "TailLog"]
 
 READ_TIMEOUT = 120.0  # for all the first reads of a cycle together
+# Read ahead of the stat, of a file that grew at its last read: one SFTP request
+# (asyncssh splits a read at the server's limit, 255 KiB with OpenSSH).
+AHEAD_BYTES = 64 * 1024
 
 
 class TailLog(Protocol):
@@ -152,17 +155,20 @@ class OutputReader:
         if not wanted:
             return
         local = transport if isinstance(transport, LocalTransport) else None
+        ahead: dict[tuple[str, str], tuple[int, concurrent.futures.Future[FirstRead]]] = {}
         try:
             if local is not None:
                 stats = local.stat_now(wanted)
             else:
-                stats = self.io.call(transport.stat_many(wanted), STAT_TIMEOUT)
+                stat = self.io.submit(transport.stat_many(wanted))
+                ahead = self._read_ahead(transport, due)
+                stats = stat.result(STAT_TIMEOUT)
         except (TransportError, TimeoutError, concurrent.futures.TimeoutError) as exc:
             self.log.lookup_failed(host, "stat", f"stat: {exc}")
             return
         self.log.lookup_ok(host, "stat")
         todo = [(ws, path, stats[path]) for ws in due for path in self.paths(ws) if path in stats]
-        futures = self._prefetch(transport, todo) if local is None else {}
+        futures = self._prefetch(transport, todo, ahead) if local is None else {}
         failed = self._read_as_they_come(host, transport, todo, futures, ended=ended, now=now)
         self._report(host, failed, bool(todo))
 
@@ -255,21 +261,50 @@ class OutputReader:
             live = self._live[key] = FileTail(pos=ws.positions.get(path, Position(path=path)))
         return live
 
-    def _prefetch(
-        self, transport: Transport, todo: list[tuple[WatcherState, str, FileStat]]
-    ) -> dict[tuple[str, str], concurrent.futures.Future[FirstRead]]:
-        """Request the first chunk (and head) of every grown file at once."""
+    def _read_ahead(
+        self, transport: Transport, due: Sequence[WatcherState]
+    ) -> dict[tuple[str, str], tuple[int, concurrent.futures.Future[FirstRead]]]:
+        """Request, beside the stat, the next bytes (and the head) of the files that grew
+        at their last read: a file being written is read in one round trip, not two.
+
+        What the stat then says decides whether they are used (a file replaced or
+        truncated meanwhile is read again from the start).
+        """
         wanted: list[tuple[tuple[str, str], str, int, int, bool]] = []
+        for ws in due:
+            for path in self.paths(ws):
+                live = self._live.get((ws.watcher_id, path))
+                if live is None or not live.grew:
+                    continue
+                start = live.pos.offset + len(live.partial)
+                wanted.append(((ws.watcher_id, path), path, start, AHEAD_BYTES, True))
+        futures = request_first_reads(self.io, transport, wanted)
+        return {key: (start, futures[key]) for key, _, start, _, _ in wanted}
+
+    def _prefetch(
+        self,
+        transport: Transport,
+        todo: list[tuple[WatcherState, str, FileStat]],
+        ahead: dict[tuple[str, str], tuple[int, concurrent.futures.Future[FirstRead]]],
+    ) -> dict[tuple[str, str], concurrent.futures.Future[FirstRead]]:
+        """The first chunk (and head) of every grown file: read ahead, or requested now,
+        all at once."""
+        wanted: list[tuple[tuple[str, str], str, int, int, bool]] = []
+        kept: dict[tuple[str, str], concurrent.futures.Future[FirstRead]] = {}
         for ws, path, st in todo:
+            key = (ws.watcher_id, path)
             live = self._live_for(ws, path)
             plan = plan_read(live.pos, st)
             if plan is None:
                 continue
             start = 0 if plan.reset_reason else live.pos.offset + len(live.partial)
+            if key in ahead and ahead[key][0] == start:
+                kept[key] = ahead[key][1]
+                continue
             need_head = plan.check_head or (start > 0 and live.pos.head_len < HEAD_BYTES)
             length = chunk_length(start, st.size, CHUNK_BYTES)
-            wanted.append(((ws.watcher_id, path), path, start, length, need_head))
-        return request_first_reads(self.io, transport, wanted)
+            wanted.append((key, path, start, length, need_head))
+        return {**kept, **request_first_reads(self.io, transport, wanted)}
 
     def _tail_one(
         self,
@@ -304,19 +339,22 @@ class OutputReader:
 
     def _fetcher(
         self, transport: Transport, path: str, pre: FirstRead | None
-    ) -> Callable[[int, int], bytes]:
-        """Reads of ``path``: from what was read ahead when it covers them, else now."""
+    ) -> Callable[[int, int], tuple[bytes, bool]]:
+        """Reads of ``path``: from what was read ahead when it covers them, else now;
+        with whether they reached the end of the file as it was then."""
 
-        def fetch(at: int, length: int) -> bytes:
+        def fetch(at: int, length: int) -> tuple[bytes, bool]:
             if pre is not None:
                 if at == 0 and length == HEAD_BYTES and pre.head is not None:
-                    return pre.head
+                    return pre.head, len(pre.head) < length
                 if at == pre.start and pre.chunk is not None:  # maybe not ``length`` long
                     data, pre.chunk = pre.chunk, None  # used once
-                    return data
+                    return data, len(data) < pre.length
             if isinstance(transport, LocalTransport):
-                return transport.read_now(path, at, length)
-            return self.io.call(transport.read(path, at, length), 120.0)
+                data = transport.read_now(path, at, length)
+            else:
+                data = self.io.call(transport.read(path, at, length), 120.0)
+            return data, len(data) < length
 
         return fetch
 
