@@ -32,7 +32,7 @@ from pivot.events.watchers import (
     WatcherStateChanged,
 )
 from pivot.jobs.actions import ActionError, ActionRunner
-from pivot.jobs.tailer import ActionBatch
+from pivot.jobs.batch import ActionBatch
 
 __all__ = ["Retry", "after_failure", "execute_batch"]
 

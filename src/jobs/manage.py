@@ -27,13 +27,13 @@ from pivot.events.watchers import (
 from pivot.jobs import slurm
 from pivot.jobs.action_run import execute_batch
 from pivot.jobs.actions import ActionRunner, JobContext
+from pivot.jobs.batch import ActionBatch
 from pivot.jobs.book import Book, WatcherState
 from pivot.jobs.config import Config
 from pivot.jobs.decide import Context, on_manual
 from pivot.jobs.definition import WatcherDefinition
 from pivot.jobs.embedded import watcher_blocks
 from pivot.jobs.ioloop import IoLoop
-from pivot.jobs.tailer import ActionBatch
 from pivot.jobs.transport import LocalTransport, SshTransport, Transport, TransportError
 
 __all__ = [

@@ -44,7 +44,7 @@ from pivot.jobs.output_reader import OutputReader
 from pivot.jobs.schedule import host_interval, watcher_due
 from pivot.jobs.transport import Transport, TransportError
 
-__all__ = ["ActionBatch", "HostPoll", "Tailer"]
+__all__ = ["HostPoll", "Tailer"]
 
 STOPPED_STATES = ("removed", "disabled")
 

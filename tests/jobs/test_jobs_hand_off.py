@@ -9,11 +9,12 @@ import pytest
 
 from pivot.events.store import EventStore
 from pivot.events.watchers import ActionRequested
+from pivot.jobs.batch import ActionBatch
 from pivot.jobs.config import Config
 from pivot.jobs.definition import parse_watchers
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.manage import add_watchers
-from pivot.jobs.tailer import ActionBatch, Tailer
+from pivot.jobs.tailer import Tailer
 from pivot.jobs.transport import make_transports
 
 from testkit import slurm_cluster

@@ -22,12 +22,12 @@ from pivot.events.watchers import (
 )
 from pivot.jobs.action_run import execute_batch
 from pivot.jobs.actions import ActionRunner, JobContext
+from pivot.jobs.batch import ActionBatch
 from pivot.jobs.book import Book
 from pivot.jobs.config import Config, SmtpConfig, WebhookConfig
 from pivot.jobs.decide import Context, on_match
 from pivot.jobs.definition import parse_watchers
 from pivot.jobs.patterns import compile_pattern
-from pivot.jobs.tailer import ActionBatch
 
 from testkit.jobs_servers import Mailbox, smtp  # noqa: F401 - smtp: fixture
 
