@@ -1,0 +1,168 @@
+"""What the Coordinator itself adds between a batch and its wave.
+
+The Coordinator runs its pure decision (:func:`pivot.watch.coordination.step`)
+and hands the work that touches files (examining the batch, loading,
+planning) to a thread of its own, whose results come back as messages: a few
+thread hops per wave. This measures Batch -> RunWave through the real actor
+with an engine that answers at once (the load and the plan cost nothing
+here, so what is left is the actor's own cost), for a data batch and for a
+code batch (a reload), next to the peer: one bare pykka ``tell`` round trip
+between two actors, in the same run.
+
+Run: ``uv run python bench/coordinator_overhead.py [--waves 200]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from pivot.actors.base import ActorContext, Registry, Shutdown
+from pivot.actors.coordinator import Coordinator
+from pivot.actors.messages import Batch, Boot, RunWave, WaveDone
+from pivot.watch.engine import LoadError, PipelineView, PlannedStage, StageInfo
+from pivot.watch.sink import EventSink
+
+
+class InstantEngine:
+    """One stage; loads and plans at once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.pipeline_file = root / "pipeline.py"
+
+    def load(self) -> PipelineView | LoadError:
+        return PipelineView({"a": StageInfo("a", (self.root / "a.in",), (self.root / "a.out",))})
+
+    def plan(
+        self, view: PipelineView, targets: frozenset[str] | None, force: bool
+    ) -> list[PlannedStage]:
+        del view, targets, force
+        return [PlannedStage("a", ("bench",))]
+
+    def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:
+        del view, stage, out
+        return False
+
+
+class Waves:
+    """Stands in for the WorkerPool: notes when each RunWave arrives."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[float, RunWave]] = []
+        self.cond = threading.Condition()
+
+    def add(self, run: RunWave) -> None:
+        with self.cond:
+            self.got.append((time.perf_counter(), run))
+            self.cond.notify_all()
+
+    def wait(self, n: int, timeout: float = 30) -> tuple[float, RunWave]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.got) < n:
+                if not self.cond.wait(max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError(f"wave {n} never came")
+            return self.got[n - 1]
+
+
+class _Pool(pykka.ThreadingActor):
+    def __init__(self, waves: Waves) -> None:
+        super().__init__()
+        self.waves = waves
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, RunWave):
+            self.waves.add(message)
+        return None
+
+
+def coordinator_ms(root: Path, waves_n: int, code: bool) -> list[float]:
+    ctx = ActorContext(EventSink(), Registry(), Shutdown())
+    waves = Waves()
+    ctx.registry.set("worker_pool", _Pool.start(waves))
+    coordinator = Coordinator.start(ctx, InstantEngine(root))
+    ctx.registry.set("coordinator", coordinator)
+    try:
+        coordinator.tell(Boot())
+        _, first = waves.wait(1)
+        coordinator.tell(WaveDone(first.wave_id))
+        out = []
+        path = root / ("lib.py" if code else "a.in")
+        for i in range(waves_n):
+            if code:
+                path.write_text(f"X = {i}\n")  # a real edit: unchanged code reloads nothing
+            start = time.perf_counter()
+            coordinator.tell(Batch(frozenset({str(path)}), 1))
+            at, run = waves.wait(i + 2)
+            out.append((at - start) * 1000)
+            coordinator.tell(WaveDone(run.wave_id))
+        return out
+    finally:
+        pykka.ActorRegistry.stop_all()
+
+
+class _Echo(pykka.ThreadingActor):
+    def __init__(self, back: threading.Event) -> None:
+        super().__init__()
+        self.back = back
+
+    def on_receive(self, message: Any) -> Any:
+        self.back.set()
+        return None
+
+
+def tell_round_trip_ms(n: int) -> list[float]:
+    back = threading.Event()
+    echo = _Echo.start(back)
+    out = []
+    try:
+        for _ in range(n):
+            back.clear()
+            start = time.perf_counter()
+            echo.tell(None)
+            back.wait(10)
+            out.append((time.perf_counter() - start) * 1000)
+    finally:
+        echo.stop()
+    return out
+
+
+def fmt(name: str, values: list[float]) -> str:
+    values = sorted(values)
+    p95 = values[min(len(values) - 1, int(len(values) * 0.95))]
+    return (
+        f"{name:<44} n={len(values):4d}  p50={statistics.median(values):7.3f} ms  p95={p95:7.3f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--waves", type=int, default=200)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = coordinator_ms(root, args.waves, code=False)
+        code = coordinator_ms(root, args.waves, code=True)
+    peer = tell_round_trip_ms(args.waves)
+    print(fmt("data batch -> RunWave (Coordinator)", data))
+    print(fmt("code batch -> RunWave (Coordinator, reload)", code))
+    print(fmt("peer: one pykka tell, actor to actor", peer))
+    base = statistics.median(peer)
+    print(
+        f"ratio to one tell (p50): data {statistics.median(data) / base:.1f}, "
+        f"code {statistics.median(code) / base:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
