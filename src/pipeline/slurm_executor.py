@@ -46,10 +46,10 @@ from pivot.events.store import EventStore
 from pivot.jobs import slurm
 from pivot.jobs.config import Config
 from pivot.jobs.definition import WatcherDefinition
-from pivot.jobs.ioloop import IoLoop
-from pivot.jobs.transport import Transport, TransportError
+from pivot.jobs.transport import TransportError
 from pivot.pipeline import slurm_job
 from pivot.pipeline.slurm_adopt import same_inputs
+from pivot.pipeline.slurm_hosts import SlurmHosts
 from pivot.pipeline.slurm_outcome import ended, reported, sbatch_refusal
 from pivot.pipeline.slurm_resources import sbatch_options
 from pivot.pipeline.slurm_watchers import SETTLE_SECONDS, StageWatchers, load_definitions
@@ -108,12 +108,10 @@ class SlurmJobs:
         self._emit_lock = threading.Lock()
         self._lock = threading.Lock()
         self._runs: dict[str, _Run] = {}  # run id -> run in flight
-        self._io: IoLoop | None = None
-        self._transports: dict[str, Transport] = {}
+        self.hosts = SlurmHosts(config)
         self._poller: Future[None] | None = None
         self._submitting: set[Future[None]] = set()
-        self.cycles = 0  # poll cycles done, and Slurm commands they ran (bench)
-        self.commands: dict[str, int] = {}
+        self.cycles = 0  # poll cycles done (the commands they ran: hosts.commands)
         # Jobs a killed pivot left (slurm_adopt.candidates); checked with Slurm
         # once, at the first submission.
         self._candidates = dict(adoptable or {})
@@ -147,7 +145,7 @@ class SlurmJobs:
             return self._adopt(left, task, resources, correlation_id, future)
         if left is not None:  # a job for other inputs: its outputs would be wrong
             with contextlib.suppress(TransportError, TimeoutError):
-                self._call(left.host, ["scancel", left.job_id])
+                self.hosts.call(left.host, ["scancel", left.job_id])
         # The job's own output is the stage's log (see slurm_job.batch_script).
         task = dataclasses.replace(task, log_path="")
         run_id = uuid.uuid4().hex[:12]
@@ -158,14 +156,13 @@ class SlurmJobs:
                 raise ValueError("a stage with watchers= needs SlurmJobs(store=...)")
             run.watchers = load_definitions(task.root, watchers)
         slurm_job.write_run_file(run_file, task, run_id)
-        io = self._loop()
         with self._lock:
             self._runs[run_id] = run
-        sub = io.submit(self._sbatch(run_id, run))
+        sub = self.hosts.submit(self._sbatch(run_id, run))
         self._submitting.add(sub)
         sub.add_done_callback(self._submitting.discard)
         if self._poller is None:
-            self._poller = io.submit(self._poll_forever())
+            self._poller = self.hosts.submit(self._poll_forever())
         return future
 
     def _adopt(
@@ -188,7 +185,7 @@ class SlurmJobs:
             )
         )  # fmt: skip
         if self._poller is None:
-            self._poller = self._loop().submit(self._poll_forever())
+            self._poller = self.hosts.submit(self._poll_forever())
         return future
 
     def _left_alive(self) -> dict[str, StageSubmitted]:
@@ -201,7 +198,7 @@ class SlurmJobs:
             by_host.setdefault(sub.host, []).append(sub)
         for host, subs in by_host.items():
             try:
-                result = self._call(host, slurm.squeue_argv([s.job_id for s in subs]))
+                result = self.hosts.call(host, slurm.squeue_argv([s.job_id for s in subs]))
             except (TransportError, TimeoutError):
                 continue  # not adopted: a new job is submitted (the old one is cancelled)
             infos = slurm.parse_squeue(result.stdout) if result.returncode == 0 else {}
@@ -224,7 +221,7 @@ class SlurmJobs:
             run = next((r for r in self._runs.values() if r.future is future), None)
         if run is not None and run.job_id:
             with contextlib.suppress(TransportError, TimeoutError):
-                self._call(run.host, ["scancel", run.job_id])
+                self.hosts.call(run.host, ["scancel", run.job_id])
             run.watchers = []  # a watcher's resubmit of a cancelled stale job is not followed
 
     def cancel(self, reason: str = "cancelled", timeout: float = 120.0) -> None:
@@ -235,7 +232,7 @@ class SlurmJobs:
                 sub.result(60)
         with self._lock:
             runs = list(self._runs.items())
-        if not runs or self._io is None:
+        if not runs or not self.hosts.started:
             return
         by_host: dict[str, list[str]] = {}
         for _, run in runs:
@@ -243,7 +240,7 @@ class SlurmJobs:
                 by_host.setdefault(run.host, []).append(run.job_id)
         for host, ids in by_host.items():
             with contextlib.suppress(TransportError, TimeoutError):
-                self._call(host, ["scancel", *ids])
+                self.hosts.call(host, ["scancel", *ids])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
@@ -260,44 +257,15 @@ class SlurmJobs:
         """Stop polling and release the hosts' connections."""
         if self._watch is not None:
             self._watch.close()
-        io, self._io = self._io, None
-        if io is None:
-            return
-        for transport in self._transports.values():
-            with contextlib.suppress(Exception):
-                io.call(transport.close(), 10)
-        io.stop()
+        self.hosts.close()
 
     # --- submission ----------------------------------------------------------
-
-    def _loop(self) -> IoLoop:
-        if self._io is None:
-            self._io = IoLoop("pivot-slurm")
-        return self._io
-
-    def _transport(self, host: str) -> Transport:
-        if host not in self._transports:
-            from pivot.jobs.manage import transport_for
-
-            self._transports[host] = transport_for(self.config, host)
-        return self._transports[host]
-
-    async def _run_cmd(self, host: str, argv: list[str], input_text: str | None = None) -> Any:
-        self.commands[argv[0]] = self.commands.get(argv[0], 0) + 1
-        transport = self._transport(host)
-        return await transport.run(
-            argv, input_text=input_text, timeout=self.config.host(host).command_timeout
-        )
-
-    def _call(self, host: str, argv: list[str]) -> Any:
-        timeout = self.config.host(host).command_timeout
-        return self._loop().call(self._run_cmd(host, argv), timeout + 5)
 
     async def _sbatch(self, run_id: str, run: _Run) -> None:
         task = run.task
         script = slurm_job.batch_script(task, str(run.run_file), sbatch_options(run.resources))
         try:
-            result = await self._run_cmd(run.host, slurm.sbatch_argv(task.root), input_text=script)
+            result = await self.hosts.run(run.host, slurm.sbatch_argv(task.root), input_text=script)
             job_id = slurm.parse_sbatch(result.stdout) if result.returncode == 0 else ""
             error = "" if job_id else sbatch_refusal(result.stderr, result.stdout)
         except (TransportError, ValueError) as exc:
@@ -361,7 +329,7 @@ class SlurmJobs:
     async def _ask(self, host: str, jobs: dict[str, str], runs: Mapping[str, _Run]) -> None:
         """One squeue for all of ``host``'s jobs; scontrol/sacct only for the ended or unlisted."""
         try:
-            result = await self._run_cmd(host, slurm.squeue_argv(list(jobs)))
+            result = await self.hosts.run(host, slurm.squeue_argv(list(jobs)))
         except TransportError:
             return  # a failed lookup ends nothing; the next cycle asks again
         if result.returncode != 0 and not slurm.squeue_says_unknown(result.stderr):
@@ -371,7 +339,7 @@ class SlurmJobs:
             run = runs[rid]
             info = infos.get(job_id)
             if info is None or info.ended:
-                detail = await self._detail(host, job_id)
+                detail = await self.hosts.ended_job(host, job_id)
                 if detail is None and info is None:
                     run.unknown += 1
                     if run.unknown >= _UNKNOWN_CYCLES:
@@ -383,21 +351,6 @@ class SlurmJobs:
             self._state(run, info)
             if info.ended:
                 self._end(rid, run, info)
-
-    async def _detail(self, host: str, job_id: str) -> slurm.JobInfo | None:
-        try:
-            result = await self._run_cmd(host, slurm.scontrol_argv(job_id))
-        except TransportError:
-            return None
-        if result.returncode == 0:
-            return slurm.parse_scontrol(result.stdout)
-        try:
-            result = await self._run_cmd(host, slurm.sacct_argv([job_id]))
-        except TransportError:
-            return None
-        if result.returncode != 0 or slurm.sacct_unavailable(result.stderr):
-            return None
-        return slurm.parse_sacct(result.stdout).get(job_id)
 
     def _state(self, run: _Run, info: slurm.JobInfo) -> None:
         if info.state == run.state:
