@@ -547,14 +547,17 @@ def test_in_watch_a_change_while_the_job_runs_cancels_it_and_the_next_wave_submi
         [old] = watch.events("stage.submitted")
         project.write("raw.txt", "fast\n")  # the running job's result would be stale
         watch.wait_for(lambda _: len(watch.events("wave.finished")) >= 2, timeout=180)
-        [cancelled] = [e for e in watch.events("stage.cancelled") if e["stage"] == "remote"]
+        story = "\n".join(map(str, watch.items))  # shown when an assertion fails
+        cancels = [e for e in watch.events("stage.cancelled") if e["stage"] == "remote"]
+        assert len(cancels) == 1, story
+        [cancelled] = cancels
         assert cancelled["reason"] == (
             "its input changed while its job ran (raw.txt): submitted again in the next wave"
-        )
-        assert _job_state(slurm, old["job_id"]) == "CANCELLED"
+        ), story
+        assert _job_state(slurm, old["job_id"]) == "CANCELLED", story
         subs = watch.events("stage.submitted")
-        assert len(subs) == 2
-        assert project.read("b.txt") == f"fast|{subs[1]['job_id']}"
+        assert len(subs) == 2, story
+        assert project.read("b.txt") == f"fast|{subs[1]['job_id']}", story
         assert watch.interrupt() == 130
     finally:
         watch.close()
