@@ -147,10 +147,16 @@ def run_mode(
         sizes = {p: Path(p).stat().st_size for p in paths}
         deadline = time.time() + 120
         while time.time() < deadline:
-            reader = handle.tailer.reader  # read positions, recorded in the log or not yet
+            if not handle.wait_hosting(120):  # a new term starting (see below)
+                break
+            try:
+                tailer = handle.tailer
+            except RuntimeError:
+                continue  # the term ended between the two looks
+            reader = tailer.reader  # read positions, recorded in the log or not yet
             done = sum(
                 1
-                for ws in handle.tailer.book.watchers.values()
+                for ws in tailer.book.watchers.values()
                 for path in reader.paths(ws)
                 if reader.offset(ws.watcher_id, path) == sizes[path]
             )
