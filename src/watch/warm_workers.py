@@ -263,9 +263,10 @@ class WarmWorkers(Workers):
     def _check(self, parent: WarmParent) -> None:
         try:
             changed = parent.check()
+            why = None if changed is None else f"{changed} changed"
         except WarmParentError as exc:
-            changed = f"the warm parent ({exc})"
-        if changed is not None:
+            why = str(exc)
+        if why is not None:
             with self._warm_lock:
                 if self._parent is not parent:
                     return
@@ -275,7 +276,7 @@ class WarmWorkers(Workers):
                     self._retired.append(parent)  # its workers run until the next restart
             if not in_use:
                 parent.close()
-            self._say(f"warm parent: {changed} changed; rebuilding it")
+            self._say(f"warm parent: {why}; rebuilding it")
             self._build()
 
     @property
