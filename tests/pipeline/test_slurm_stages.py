@@ -539,9 +539,16 @@ def test_in_watch_a_change_while_the_job_runs_cancels_it_and_the_next_wave_submi
     project.write("raw.txt", "slow\n")
     watch = Watch(project.root)
     try:
-        # Generous timeouts: jobs wait for the suite's one busy node.
+        # Generous timeouts: jobs wait for the suite's one busy node. Not only
+        # "running": the stage must have read its input (Slurm says running
+        # before Python starts; a job that read the new input would complete).
+        log = project.root / ".pivot/logs/remote.log"
         watch.wait_for(
-            lambda _: any(e["state"] == "running" for e in watch.events("stage.job_state")),
+            lambda _: (
+                any(e["state"] == "running" for e in watch.events("stage.job_state"))
+                and log.exists()
+                and "sleeping" in log.read_text()
+            ),
             timeout=180,
         )
         [old] = watch.events("stage.submitted")
