@@ -48,6 +48,7 @@ from pivot.projections.book_snapshot import book_data, book_from_data, stored_bo
 from pivot.ui.feed import Feed
 from pivot.ui.feed_snapshot import SNAPSHOT_EVENTS, SNAPSHOT_SECONDS, snapshot_due
 
+from testkit.pgserver import postgres_url  # noqa: F401 - pytest fixture
 from testkit.ui_server import pivot, running_ui
 
 METRIC = {"type": "store_metric", "params": {"name": "loss", "value": "$loss"}}
@@ -183,6 +184,28 @@ def test_a_snapshot_of_another_fold_is_not_trusted(tmp_path: Path) -> None:
     again.load()
     assert again.loaded == {"from": 0, "events_read": 2}  # the book is folded from the start
     assert again.book == feed.book
+    store.close()
+
+
+def test_the_read_models_are_stored_on_postgresql_too(postgres_url: str) -> None:
+    store = EventStore.open(postgres_url)
+    store.append([_event(0, w, 0) for w in IDS])
+    store.append([_event(k, IDS[k % 3], k) for k in range(1, 17)])
+    feed = Feed(store)
+    feed.load()
+    assert feed.snapshot(force=True)
+    older = Feed(store)  # a second writer with an older position does not go back
+    older.load()
+    store.append([_event(1, "w1", 99)])
+    again = Feed(store)
+    again.load()
+    assert again.loaded == {"from": feed.seq, "events_read": 1}
+    assert again.snapshot(force=True)
+    assert older.snapshot(force=True)  # its rows are older: left as they are
+    last = Feed(store)
+    last.load()
+    assert last.loaded == {"from": again.seq, "events_read": 0}
+    assert last.book == again.book == stored_book(store)
     store.close()
 
 
