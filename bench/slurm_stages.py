@@ -128,9 +128,9 @@ def run_pivot(project: Path, env: dict[str, str]) -> float:
 def floor_scripts(project: Path, independent: int, chain: int) -> tuple[list[Path], list[Path]]:
     """The same batch scripts pivot submits, for the same stages, in a copy of the project."""
     from pivot.pipeline import slurm_job
-    from pivot.pipeline.execute import log_path
     from pivot.pipeline.loader import load_pipeline
     from pivot.pipeline.slurm_resources import sbatch_options
+    from pivot.pipeline.stage_log import log_path
     from pivot.pipeline.worker import StageTask
 
     spec = load_pipeline(project / "pipeline.py", check_deps=False)

@@ -40,7 +40,7 @@ from pivot.events.base import Event
 from pivot.events.pipeline import StageCancelled, StageFailed, StageStarted, StageSucceeded
 from pivot.events.store import Recorded
 from pivot.pipeline.display import LogTail
-from pivot.pipeline.execute import log_path
+from pivot.pipeline.stage_log import log_path
 from pivot.terminal import plain, printable
 from pivot.watch.board import UP_TO_DATE, Board, json_line, output_json, plain_line
 from pivot.watch.keys import HINT, parse_keys

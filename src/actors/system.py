@@ -38,10 +38,10 @@ from pivot.actors.supervisor import Factory, Supervisor
 from pivot.actors.worker_pool import PoolControl, WorkerPool
 from pivot.events.actors import WatchStopped
 from pivot.events.store import Recorded
+from pivot.pipeline.local_executor import LocalExecutor
 from pivot.watch import writers
 from pivot.watch.engine import Engine
 from pivot.watch.sink import EventSink, Store
-from pivot.watch.workers import Workers
 
 __all__ = ["WatchOptions", "WatchSystem"]
 
@@ -60,7 +60,7 @@ class WatchOptions:
     display: str = "plain"
     force: bool = False
     standby: bool = True
-    workers: Workers | None = None  # the workers to use (a WarmWorkers); else made here
+    workers: LocalExecutor | None = None  # the workers to use (a WarmWorkers); else made here
     keys: bool = True
     max_restarts: int = 3
     restart_window: float = 10.0
@@ -79,7 +79,7 @@ class WatchSystem:
         self.sink = EventSink(store, on_storage_error=self.shutdown.request)
         self.registry = Registry()
         self.ctx = ActorContext(self.sink, self.registry, self.shutdown)
-        self.workers = options.workers or Workers(options.jobs, standby=options.standby)
+        self.workers = options.workers or LocalExecutor(options.jobs, standby=options.standby)
         self.control = PoolControl(self.workers)
         self.keys: KeyReader | None = None
         self._stops: list[Callable[[], None]] = []

@@ -1,10 +1,12 @@
-"""WorkerPool: runs each wave on loky workers, restarting them after code changes.
+"""WorkerPool: runs each wave on the local executor, restarting its workers after code changes.
 
-A wave runs in a thread of its own so the actor stays responsive; the
-pipeline core's executor does the work and its stage events pass through
-:class:`WaveRecorder`, which counts outcomes and turns the failures of a
-cancelled wave (workers killed by a restart or a shutdown) into
-``stage.cancelled``.
+A thin shell over :class:`pivot.pipeline.local_executor.LocalExecutor` and
+`pivot run`'s wave: a wave runs in a thread of its own so the actor stays
+responsive, under the run lock; its events pass through :class:`WaveRecorder`,
+which counts outcomes. What it reports (a failure in a cancelled wave is a
+cancellation; each stage's end once) and whether a wave is planned again
+after waiting for the lock are the pure decisions of
+:mod:`pivot.watch.wave_report`.
 """
 
 from __future__ import annotations
@@ -20,19 +22,19 @@ from pivot.events.base import Event
 from pivot.events.pipeline import (
     StageCancelled,
     StageFailed,
-    StageSkipped,
-    StageSucceeded,
     WaveFinished,
     WaveStarted,
     WorkersRestarted,
     WorkersRestartFailed,
 )
+from pivot.pipeline.cancel import CancelToken
 from pivot.pipeline.interrupted import Takeover
+from pivot.pipeline.local_executor import LocalExecutor
 from pivot.pipeline.lock import Holder, LockWaitCancelled, run_lock
 from pivot.storage import StorageError
-from pivot.watch.engine import CancelToken, Engine, PlannedStage
+from pivot.watch.engine import Engine, PlannedStage
 from pivot.watch.sink import EventSink
-from pivot.watch.workers import Workers
+from pivot.watch.wave_report import as_reported, end_of, is_repeat, needs_replan, still_to_run
 
 __all__ = ["PoolControl", "WaveRecorder", "WorkerPool"]
 
@@ -61,26 +63,19 @@ class WaveRecorder:
             self.sink.emit(*kept)
 
     def _filter(self, ev: Event) -> Event | None:
-        if self.cancel.requested and isinstance(ev, StageFailed):
-            # Workers killed by a shutdown look like crashes to the executor.
-            ev = StageCancelled(
-                stage=ev.stage,
-                reason=self.cancel.reason or "cancelled",
-                actor=ev.actor,
-                correlation_id=ev.correlation_id,
-            )
-        stage = getattr(ev, "stage", None)
+        # Workers killed by a shutdown or restart look like failures to the wave.
+        cancelled = (self.cancel.reason or "cancelled") if self.cancel.requested else ""
+        ev = as_reported(ev, cancelled)
         with self._lock:
             if isinstance(ev, WaveStarted):
                 self.started_seen = True
             elif isinstance(ev, WaveFinished):
                 self.finished_seen = True
-            if isinstance(stage, str):
-                kind = _ENDS.get(type(ev))
-                if kind is not None:
-                    if stage in self.ended:
-                        return None  # never report one stage's end twice
-                    self.ended[stage] = kind
+            if is_repeat(ev, self.ended):
+                return None  # never report one stage's end twice
+            end = end_of(ev)
+            if end is not None:
+                self.ended[end[0]] = end[1]
         return ev
 
     def finish(self, started: float, trigger: str, correlation_id: str) -> None:
@@ -122,29 +117,24 @@ class WaveRecorder:
         )
 
 
-_ENDS: dict[type[Event], str] = {
-    StageSucceeded: "succeeded",
-    StageFailed: "failed",
-    StageSkipped: "skipped",
-    StageCancelled: "cancelled",
-}
-
-
 class PoolControl:
     """Thread-safe handle the main thread uses to stop a wave and its workers at once."""
 
-    def __init__(self, workers: Workers) -> None:
+    def __init__(self, workers: LocalExecutor) -> None:
         self.workers = workers
         self._lock = threading.Lock()
         self.recorder: WaveRecorder | None = None
 
     def abort(self, reason: str) -> None:
-        """Cancel the running wave, if any, and kill the workers (and their children)."""
+        """Cancel the running wave, if any, and kill the workers (and their children).
+
+        The token first: the wave then takes its killed stages for cancelled, not crashed.
+        """
         with self._lock:
             recorder = self.recorder
         if recorder is not None:
             recorder.cancel.cancel(reason)
-        self.workers.kill_current()
+        self.workers.cancel(reason)
 
     def set_recorder(self, recorder: WaveRecorder | None) -> None:
         with self._lock:
@@ -191,7 +181,7 @@ class WorkerPool(Shell):
         if self.thread is not None:
             self.thread.join()  # the Coordinator sends one wave at a time; be safe anyway
         names = tuple(p.name for p in msg.plan)
-        fresh = self.control.workers.executor is None
+        fresh = not self.control.workers.started
         reason = msg.reason or ("code changed" if msg.restart else "start")
         if (msg.restart or fresh) and not self._restart(reason, msg.correlation_id or msg.wave_id):
             self.ctx.registry.tell("coordinator", WaveDone(msg.wave_id, names, restart_failed=True))
@@ -232,12 +222,12 @@ class WorkerPool(Shell):
                 if takeover.needed(previous):  # the holder before us was killed
                     self._record_takeover(takeover, previous)
                 plan = list(msg.plan)
-                if waited and msg.trigger != "force":
+                if needs_replan(bool(waited), msg.trigger):
                     plan = self._replan(msg)  # the run we waited for may have done the work
                 self.engine.run(
                     msg.view,
                     plan,
-                    pool=self.control.workers,
+                    local=self.control.workers,
                     emit=recorder.emit,
                     cancel=recorder.cancel,
                     trigger=msg.trigger,
@@ -279,8 +269,8 @@ class WorkerPool(Shell):
 
     def _replan(self, msg: RunWave) -> list[PlannedStage]:
         names = frozenset(p.name for p in msg.plan)
-        fresh = {p.name for p in self.engine.plan(msg.view, names, False)}
-        return [p for p in msg.plan if p.name in fresh]
+        stale = {p.name for p in self.engine.plan(msg.view, names, False)}
+        return still_to_run(msg.plan, stale)
 
     def on_stop(self) -> None:
         self.control.abort("shutdown")

@@ -24,10 +24,10 @@ from pivot.terminal import echo
 if TYPE_CHECKING:
     from pivot.events.store import EventStore
     from pivot.pipeline.errors import PipelineError
-    from pivot.pipeline.execute import WaveResult
     from pivot.pipeline.plan import Plan
     from pivot.pipeline.project import Project
     from pivot.pipeline.spec import PipelineSpec
+    from pivot.pipeline.wave_result import WaveResult
 
 PipelineOpt = Annotated[
     Path | None,
@@ -232,8 +232,8 @@ def _execute(
     slurm_jobs: int = 100,
 ) -> WaveResult:
     """Run the plan with events appended and shown; Ctrl-C cancels the wave."""
+    from pivot.pipeline.cancel import CancelToken
     from pivot.pipeline.display import RunDisplay
-    from pivot.pipeline.execute import Cancel
 
     display = RunDisplay(project.root, store.append, None if as_json else _print)
     adoptable = None
@@ -243,7 +243,7 @@ def _execute(
         # The jobs a killed pivot left are taken over, not submitted again.
         records = store.read(types=slurm_adopt.TYPES)
         adoptable = slurm_adopt.candidates(r.event for r in records)
-    cancel = Cancel()
+    cancel = CancelToken()
 
     def on_signal(signum: int, frame: object) -> None:
         del frame

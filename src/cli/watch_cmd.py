@@ -147,7 +147,7 @@ def watch(
     from pivot.events.location import open_project_store
     from pivot.pipeline.errors import PipelineError
     from pivot.pipeline.loader import find_pipeline
-    from pivot.pipeline.pool import default_jobs
+    from pivot.pipeline.local_executor import default_jobs
     from pivot.watch.job_watchers import job_watchers_starter
     from pivot.watch.pipeline_engine import PipelineEngine
     from pivot.watch.warm_workers import WarmWorkers

@@ -27,8 +27,9 @@ from pivot.events.pipeline import (
     StageSucceeded,
     WaveFinished,
 )
-from pivot.pipeline.execute import WaveResult, log_path
 from pivot.pipeline.plan import Plan, describe_reasons
+from pivot.pipeline.stage_log import log_path
+from pivot.pipeline.wave_result import WaveResult
 
 __all__ = ["LogTail", "RunDisplay", "describe", "summary", "wave_counts"]
 

@@ -1,48 +1,43 @@
 """Running a plan: stages in dependency order, independent ones in parallel.
 
-:func:`execute` submits each stage of a :class:`~pivot.pipeline.plan.Plan` to a
-pool the caller owns, as soon as everything upstream of it succeeded, at most
-``pool.jobs`` at a time. Every transition is an event handed to ``emit``
-(append it to the store, show it): ``WaveStarted``, ``StageQueued`` (with the
-reasons), ``StageSkipped``, ``StageStarted``, ``StageSucceeded`` /
-``StageFailed`` / ``StageCancelled``, ``WaveFinished``; stage events carry the
-wave id as ``correlation_id``. ``StageStarted`` is emitted when a stage is
-handed to the pool, which is when it starts: never more stages are in flight
-than the pool has workers, so each goes to an idle worker (or, first in a
-run, to one still starting) and never queues behind another stage. The worker
-reports its pid with the outcome; ``StageSucceeded`` / ``StageFailed`` record it.
-The wave's first events (``WaveStarted``, the queued and up-to-date stages)
-and the first ``StageStarted`` go to ``emit`` in one call, once the first
-stages are submitted: recording is a durable append, and the stages need not
-wait for it.
+:func:`execute` hands each stage of a :class:`~pivot.pipeline.plan.Plan` to
+the executor a :class:`~pivot.pipeline.executor.Router` picks for it (local
+workers, SLURM jobs; the caller owns them), as soon as everything upstream of
+it succeeded, at most :attr:`~pivot.pipeline.executor.Executor.capacity` at
+a time on each executor, so local and SLURM stages interleave in dependency
+order. Every transition is an event handed to ``emit`` (append it to the
+store, show it): ``WaveStarted``, ``StageQueued`` (with the reasons),
+``StageSkipped``, ``StageStarted``, ``StageSucceeded`` / ``StageFailed`` /
+``StageCancelled``, ``WaveFinished``; stage events, and those an executor adds
+(``stage.submitted``), carry the wave id as ``correlation_id``.
+
+``StageStarted`` is emitted when a stage is handed to its executor, which is
+when it starts: never more stages are in flight than the executor's capacity,
+so a local stage goes to an idle worker (or, first in a run, to one still
+starting) and never queues behind another stage. The worker reports its pid
+with the outcome; ``StageSucceeded`` / ``StageFailed`` record it. In what
+order and batches events reach ``emit``: :mod:`pivot.pipeline.wave_outbox`.
 
 After a stage succeeds its record (code, dep hashes taken when it was
 submitted, params, output hashes) is saved, so an interrupted run keeps what
-finished. A stage fails when it raises, exits, crashes the worker (segfault,
-``os._exit``: loky then breaks the whole pool, so it is rebuilt; when several
-stages were running, each of them is re-run alone to find the culprit), or
-does not write one of its outputs. Without ``keep_going`` nothing new starts
-after a failure; with it, only the failed stages' downstream is skipped.
-Cancellation (:class:`Cancel`, or Ctrl-C reaching this thread) kills the
-workers and their children and reports running and waiting stages cancelled.
-
-Stages named in ``on_slurm`` (stage -> its resources) go to ``slurm``, a
-:class:`~pivot.pipeline.slurm_executor.SlurmJobs`, as SLURM jobs instead:
-at most ``slurm.capacity`` of them in flight besides the ``pool.jobs``
-local ones; their outcomes are checked and recorded the same way, and a
-cancellation scancels their jobs and waits until Slurm says they ended.
+finished. A stage fails when it raises, exits, crashes its worker (segfault,
+``os._exit``: the executor reports every run lost with the worker, and
+:mod:`pivot.pipeline.crash_recovery` says which to fail and which to re-run
+alone to find the culprit), or does not write one of its outputs. Without
+``keep_going`` nothing new starts after a failure; with it, only the failed
+stages' downstream is skipped. Cancellation (the
+:class:`~pivot.pipeline.cancel.CancelToken`, or Ctrl-C reaching this thread)
+cancels every executor (local workers and their children killed, SLURM jobs
+scancelled and waited for) and reports running and waiting stages cancelled.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pivot.events.base import Event, new_correlation_id
 from pivot.events.pipeline import (
@@ -55,87 +50,25 @@ from pivot.events.pipeline import (
     WaveFinished,
     WaveStarted,
 )
+from pivot.pipeline.cancel import CancelToken
+from pivot.pipeline.crash_recovery import after_crash, crash_message, may_start
 from pivot.pipeline.dag import StageGraph
+from pivot.pipeline.executor import CancelsOneRun, Emit, Executor, Router, StageRun, WorkerLost
 from pivot.pipeline.hashing import FileHasher, recorded_params
 from pivot.pipeline.plan import Plan
-from pivot.pipeline.pool import Pool
-from pivot.pipeline.slurm_adopt import run_inputs
 from pivot.pipeline.spec import PipelineSpec, StageSpec
-from pivot.pipeline.state import STATE_DIR, StageRecord, StateStore
-from pivot.pipeline.worker import StageOutcome, StageTask, run_stage
+from pivot.pipeline.stage_log import empty_log, log_path
+from pivot.pipeline.stale_runs import STALE_CHECK_SECONDS, changed_deps, stale_reason
+from pivot.pipeline.state import StageRecord, StateStore
+from pivot.pipeline.wave_outbox import WaveOutbox
+from pivot.pipeline.wave_result import WaveResult
+from pivot.pipeline.worker import StageOutcome, StageTask
 
-if TYPE_CHECKING:
-    from pivot.pipeline.slurm_executor import SlurmJobs
-
-__all__ = ["Cancel", "Emit", "WaveResult", "execute", "log_path"]
-
-Emit = Callable[[Sequence[Event]], object]
-
-
-# How often `pivot watch` checks the deps of stages whose SLURM jobs run.
-STALE_CHECK_SECONDS = 1.0
-
-
-def log_path(root: str | Path, stage: str) -> Path:
-    """Where a stage's stdout and stderr go: ``.pivot/logs/<stage>.log``."""
-    return Path(root) / STATE_DIR / "logs" / f"{stage}.log"
-
-
-class Cancel:
-    """A cancellation token: :meth:`cancel` from any thread (or a signal handler)."""
-
-    def __init__(self) -> None:
-        self.future: Future[str] = Future()
-        self._lock = threading.Lock()
-
-    def cancel(self, reason: str = "cancelled") -> None:
-        """Ask the running wave to stop; idempotent."""
-        with self._lock:
-            if not self.future.done():
-                self.future.set_result(reason)
-
-    @property
-    def requested(self) -> bool:
-        """Whether :meth:`cancel` was called."""
-        return self.future.done()
-
-    @property
-    def reason(self) -> str:
-        """The reason given to :meth:`cancel` ("" when not cancelled)."""
-        return self.future.result() if self.future.done() else ""
-
-
-@dataclass
-class WaveResult:
-    """How a wave ended: each stage's status (``succeeded``, ``failed``, ``skipped``,
-    ``cancelled``, ``up to date``) and the one-line errors of failed stages."""
-
-    wave_id: str
-    status: dict[str, str] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    duration: float = 0.0
-    cancelled: bool = False
-
-    def count(self, status: str) -> int:
-        """How many stages ended with ``status``."""
-        return sum(1 for s in self.status.values() if s == status)
-
-    @property
-    def ok(self) -> bool:
-        """Nothing failed and nothing was cancelled."""
-        return not self.cancelled and self.count("failed") == 0
+__all__ = ["execute"]
 
 
 class _Cancelled(Exception):
     pass
-
-
-def _broken_pool_errors() -> tuple[type[BaseException], ...]:
-    from concurrent.futures.process import BrokenProcessPool
-
-    from loky.process_executor import BrokenProcessPool as LokyBroken
-
-    return (BrokenProcessPool, LokyBroken)
 
 
 @dataclass
@@ -143,43 +76,33 @@ class _Running:
     stage: StageSpec
     started: float
     deps: dict[str, str | None]
-    remote: bool = False  # a SLURM job, not a local worker
+    executor: Executor
 
 
 def execute(
     spec: PipelineSpec,
     graph: StageGraph,
     plan: Plan,
-    pool: Pool,
+    executors: Router | Executor,
     *,
     state: StateStore,
     hasher: FileHasher,
     emit: Emit,
     keep_going: bool = False,
-    cancel: Cancel | None = None,
+    cancel: CancelToken | None = None,
     trigger: str = "run",
     correlation_id: str = "",
     actor: str = "pivot run",
-    slurm: SlurmJobs | None = None,
-    on_slurm: Mapping[str, Mapping[str, Any]] | None = None,
-    cancel_stale_jobs: bool = False,
+    cancel_stale_runs: bool = False,
 ) -> WaveResult:
-    """Run the stages of ``plan`` that must run; see the module docstring.
-
-    ``correlation_id`` links the wave to its cause (a change batch in watch
-    mode); ``trigger`` is recorded in ``WaveStarted``. With
-    ``cancel_stale_jobs`` (`pivot watch`), a SLURM stage whose deps change
-    while its job runs has the job cancelled (its result would be stale) and
-    ends ``cancelled``; the change makes it stale for the next wave.
-    """
-    wave = _Wave(
-        spec, graph, plan, pool, state, hasher, emit, keep_going, cancel or Cancel(), actor
-    )
-    if on_slurm:
-        if slurm is None:
-            raise ValueError("stages run on SLURM but no SlurmJobs was given")
-        wave.slurm, wave.on_slurm = slurm, on_slurm
-        wave.cancel_stale = cancel_stale_jobs
+    """Run the stages of ``plan`` that must run on ``executors`` (one for every stage, or a
+    router); ``correlation_id`` links the wave to its cause (a change batch in watch
+    mode); ``trigger`` is recorded in ``WaveStarted``. With ``cancel_stale_runs`` (`pivot
+    watch`), a run whose deps change meanwhile is cancelled if its executor can
+    (:mod:`pivot.pipeline.stale_runs`). See the module docstring."""
+    router = executors if isinstance(executors, Router) else Router(executors)
+    wave = _Wave(spec, graph, plan, router, state, hasher, emit, keep_going, cancel, actor)
+    wave.cancel_stale = cancel_stale_runs
     return wave.run(trigger, correlation_id)
 
 
@@ -191,19 +114,20 @@ class _Wave:
         spec: PipelineSpec,
         graph: StageGraph,
         plan: Plan,
-        pool: Pool,
+        router: Router,
         state: StateStore,
         hasher: FileHasher,
         emit: Emit,
         keep_going: bool,
-        cancel: Cancel,
+        cancel: CancelToken | None,
         actor: str,
     ) -> None:
-        self.spec, self.plan, self.pool = spec, plan, pool
-        self.state, self.hasher, self._emit = state, hasher, emit
-        # The wave's first events wait until its first stages are submitted.
-        self._held: list[Event] | None = None
-        self.keep_going, self.cancel, self.actor = keep_going, cancel, actor
+        self.spec, self.plan, self.router = spec, plan, router
+        self.state, self.hasher = state, hasher
+        self.outbox = WaveOutbox(emit)
+        self.emit, self.flush = self.outbox.emit, self.outbox.flush
+        self.keep_going, self.actor = keep_going, actor
+        self.cancel = cancel if cancel is not None else CancelToken()
         self.by_name = {s.name: s for s in spec.stages}
         self.to_run = list(plan.to_run)
         run_set = set(self.to_run)
@@ -213,23 +137,8 @@ class _Wave:
         self.running: dict[Future[StageOutcome], _Running] = {}
         self.suspects: set[str] = set()  # stages that were running when a worker died
         self.stop_new = False
-        self.slurm: SlurmJobs | None = None
-        self.on_slurm: Mapping[str, Mapping[str, Any]] = {}
         self.cancel_stale = False
-        self.stale: dict[str, str] = {}  # SLURM stage -> why its job was cancelled
-
-    def emit(self, events: Sequence[Event]) -> None:
-        """Hand ``events`` on, or keep them for :meth:`flush` while the first stages start."""
-        if self._held is not None:
-            self._held.extend(events)
-        else:
-            self._emit(events)
-
-    def flush(self) -> None:
-        """Hand on what :meth:`emit` kept, in order, in one call (one append)."""
-        held, self._held = self._held, None
-        if held:
-            self._emit(held)
+        self.stale: dict[str, str] = {}  # stage -> why its run was cancelled as stale
 
     def ev(self, cls: type[Event], **kw: object) -> Event:
         return cls(actor=self.actor, correlation_id=self.result.wave_id, **kw)  # type: ignore[arg-type]
@@ -254,7 +163,7 @@ class _Wave:
                 first.append(self.ev(StageSkipped, stage=d.stage, reason="up to date"))
         # Recorded with the first stage.started, once those stages are on their
         # way: recording is a durable append, not worth a wait before them.
-        self._held = first
+        self.outbox.hold(first)
         try:
             while self._step():
                 pass
@@ -292,50 +201,46 @@ class _Wave:
         if not self.running:
             return False
         waiting: list[Future[Any]] = [*self.running, self.cancel.future]
-        jobs = self.cancel_stale and any(r.remote for r in self.running.values())
-        done, _ = wait(waiting, timeout=STALE_CHECK_SECONDS if jobs else None,
-                       return_when=FIRST_COMPLETED)  # fmt: skip
+        check = self.cancel_stale and any(
+            isinstance(r.executor, CancelsOneRun) for r in self.running.values()
+        )
+        timeout = STALE_CHECK_SECONDS if check else None
+        done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
         if self.cancel.requested:
             raise _Cancelled
-        if jobs:
-            self._cancel_stale_jobs()
-        crashed: list[tuple[_Running, str]] = []
+        if check:
+            self._cancel_stale_runs()
         for future in done:
             run = self.running.pop(future, None)
             if run is not None:
-                crash = self._finished(run, future)
-                if crash:
-                    crashed.append((run, crash))
-        if crashed:
-            self._recover(crashed)
+                lost = self._finished(run, future)
+                if lost is not None:
+                    self._recover(run, lost)
         return True
 
-    def _cancel_stale_jobs(self) -> None:
-        """Cancel the job of each SLURM stage whose deps changed since it was submitted."""
-        assert self.slurm is not None
+    def _cancel_stale_runs(self) -> None:
+        """Cancel each cancellable run whose deps changed since it was submitted."""
         for future, run in self.running.items():
-            name = run.stage.name
-            if not run.remote or name in self.stale:
+            executor, name = run.executor, run.stage.name
+            if name in self.stale or not isinstance(executor, CancelsOneRun):
                 continue
-            now = self.hasher.hashes(run.stage.deps)
-            changed = [d for d in run.stage.deps if now.get(d) != run.deps.get(d)]
+            changed = changed_deps(run.stage.deps, run.deps, self.hasher.hashes(run.stage.deps))
             if changed:
-                self.stale[name] = (
-                    f"its input changed while its job ran ({changed[0]}): "
-                    "submitted again in the next wave"
-                )
-                self.slurm.cancel_run(future)
+                self.stale[name] = stale_reason(changed[0])
+                executor.cancel_run(future)
 
     def _settle(self) -> None:
         """Skip stages that can no longer run (failed upstream, or stopping)."""
         status = self.result.status
         for name in list(self.pending):
-            bad = [u for u in self.ups[name] if status.get(u) in ("failed", "skipped", "cancelled")]
+            ended = ("failed", "skipped", "cancelled")
+            bad = [u for u in self.ups[name] if status.get(u) in ended]
             if bad:
                 self.pending.remove(name)
                 status[name] = "skipped"
                 what = "cancelled" if status.get(bad[0]) == "cancelled" else "failed"
-                self.emit([self.ev(StageSkipped, stage=name, reason=f"upstream {what}: {bad[0]}")])
+                reason = f"upstream {what}: {bad[0]}"
+                self.emit([self.ev(StageSkipped, stage=name, reason=reason)])
         if self.stop_new and self.pending:
             events = []
             for n in self.pending:
@@ -348,20 +253,18 @@ class _Wave:
 
     def _start_ready(self) -> None:
         for name in list(self.pending):
-            local = [r for r in self.running.values() if not r.remote]
-            if name in self.on_slurm and self.slurm is not None:
-                if len(self.running) - len(local) >= self.slurm.capacity:
-                    continue
-            elif len(local) >= self.pool.jobs or any(r.stage.name in self.suspects for r in local):
-                continue
             if any(self.result.status.get(u) != "succeeded" for u in self.ups[name]):
                 continue
-            if name in self.suspects and local:
+            executor = self.router.executor_for(name)
+            beside = [r.stage.name for r in self.running.values() if r.executor is executor]
+            if len(beside) >= executor.capacity:
+                continue
+            if not may_start(name, beside, self.suspects):
                 continue  # a suspect of a worker crash runs alone
             self.pending.remove(name)
-            self._submit(self.by_name[name])
+            self._submit(self.by_name[name], executor)
 
-    def _submit(self, s: StageSpec) -> None:
+    def _submit(self, s: StageSpec, executor: Executor) -> None:
         task = StageTask(
             root=self.spec.root,
             stage=s.name,
@@ -374,65 +277,53 @@ class _Wave:
             log_path=str(log_path(self.spec.root, s.name)),
         )
         deps = self.hasher.hashes(s.deps)
-        _empty_log(Path(task.log_path))
-        # _start_ready keeps at most pool.jobs stages in flight: an idle worker
+        empty_log(Path(task.log_path))
+        # _start_ready keeps at most `capacity` stages in flight: an idle worker
         # takes this one now, so "started" is not shown for a waiting stage.
-        # Its time is taken before the worker can begin, never after.
-        started = self.ev(StageStarted, stage=s.name)
-        resources = self.on_slurm.get(s.name)
-        if resources is not None and self.slurm is not None:
-            # Recorded before sbatch runs: its stage.submitted comes after.
-            self.emit([started])
-            self.flush()
-            inputs = run_inputs(s.fingerprint, deps, recorded_params(s.params))
-            future = self.slurm.submit(
-                task, resources, self.result.wave_id, inputs, watchers=s.watchers
-            )
-            self.running[future] = _Running(s, time.perf_counter(), deps, remote=True)
-            return
-        future = self.pool.submit(run_stage, task)
-        self.running[future] = _Running(s, time.perf_counter(), deps)
-        self.emit([started])
+        # Its time is taken before the executor can begin, never after; it is
+        # handed on once the submit returned (or the executor emits first).
+        run = StageRun(task, s, self.result.wave_id, deps, self.outbox.from_executor)
+        with self.outbox.submitting(self.ev(StageStarted, stage=s.name)):
+            future = executor.submit(run)
+        self.running[future] = _Running(s, time.perf_counter(), deps, executor)
 
-    def _finished(self, run: _Running, future: Future[StageOutcome]) -> str:
-        """Handle one completed future; returns the error text if its worker died."""
+    def _finished(self, run: _Running, future: Future[StageOutcome]) -> WorkerLost | None:
+        """Handle one completed future; returns the loss when its worker died."""
         took = time.perf_counter() - run.started
         reason = self.stale.get(run.stage.name)
-        if reason is not None:  # its job was cancelled as stale: not a failure
+        if reason is not None:  # cancelled as stale: not a failure
             self.result.status[run.stage.name] = "cancelled"
             self.emit([self.ev(StageCancelled, stage=run.stage.name, reason=reason)])
-            return ""
+            return None
         try:
             outcome = future.result()
-        except _broken_pool_errors() as exc:
-            return str(exc) or type(exc).__name__
+        except WorkerLost as exc:
+            return exc
         except Exception as exc:  # the task could not be sent or its result not read
             self._fail(run.stage.name, f"{type(exc).__name__}: {exc}", took)
-            return ""
+            return None
         if outcome.ok:
             self._succeed(run, outcome)
         else:
             self._fail(
                 run.stage.name, outcome.error, outcome.duration, outcome.traceback, outcome.pid
             )
-        return ""
+        return None
 
-    def _recover(self, crashed: list[tuple[_Running, str]]) -> None:
-        # A dead worker breaks the whole loky pool: every stage still running is
-        # lost with it. Rebuild the pool. A stage that was alone is the culprit;
-        # otherwise re-run each lost stage on its own to find out which.
-        lost = [r for r, _ in crashed] + [r for r in self.running.values() if not r.remote]
-        self.running = {f: r for f, r in self.running.items() if r.remote}
-        self.pool.restart("a worker process died")
-        if len(lost) == 1 or all(r.stage.name in self.suspects for r in lost):
-            for r in lost:
-                self._fail(
-                    r.stage.name, _crash_message(crashed[0][1]), time.perf_counter() - r.started
-                )
-            return
-        for r in lost:
-            self.suspects.add(r.stage.name)
-            self.pending.append(r.stage.name)
+    def _recover(self, run: _Running, loss: WorkerLost) -> None:
+        # Every run the dead worker's pool had in flight is lost with it; the
+        # executor names them (their futures fail too, maybe later: drop them).
+        lost = [run]
+        for future, other in list(self.running.items()):
+            if other.executor is run.executor and other.stage.name in loss.stages:
+                lost.append(self.running.pop(future))
+        verdict = after_crash([r.stage.name for r in lost], self.suspects)
+        by_name = {r.stage.name: r for r in lost}
+        for name in verdict.fail:
+            took = time.perf_counter() - by_name[name].started
+            self._fail(name, crash_message(str(loss)), took)
+        self.suspects.update(verdict.retry)
+        self.pending.extend(verdict.retry)
         self.pending.sort(key=self.to_run.index)
 
     def _fail(self, name: str, error: str, duration: float, tb: str = "", pid: int = 0) -> None:
@@ -484,9 +375,10 @@ class _Wave:
     def _cancel_all(self) -> None:
         self.result.cancelled = True
         reason = self.cancel.reason or "interrupted"
-        if self.slurm is not None:  # returns once Slurm says the jobs ended
-            self.slurm.cancel(reason)
-        self.pool.kill()
+        # Local workers first (killed at once), then those that wait for a
+        # scheduler to say their runs ended (SLURM).
+        for executor in self.router:
+            executor.cancel(reason)
         events: list[Event] = []
         for run in self.running.values():
             self.result.status[run.stage.name] = "cancelled"
@@ -497,23 +389,3 @@ class _Wave:
         self.running.clear()
         self.pending.clear()
         self.emit(events)
-
-
-def _empty_log(path: Path) -> None:
-    """Empty a stage's log before its ``stage.started`` is emitted.
-
-    Whoever follows the log from that event on (`pivot run`'s output, watch's
-    log pane) must see only this run's lines, never the last run's traceback;
-    the worker opening it later would be too late.
-    """
-    # A log that cannot be written here fails the worker's own open, which says so.
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"")
-
-
-def _crash_message(error: str) -> str:
-    text = error.replace("\n", " ")
-    if "SIGSEGV" in text:
-        return "worker process crashed (segmentation fault)"
-    return "worker process died without reporting (crash or os._exit): " + text[:200]

@@ -12,15 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pivot.pipeline.cancel import CancelToken
 from pivot.pipeline.dag import StageGraph, build_graph
 from pivot.pipeline.errors import PipelineError
-from pivot.pipeline.execute import Cancel, Emit, WaveResult, execute
+from pivot.pipeline.execute import execute
+from pivot.pipeline.executor import Emit, Executor, Router
 from pivot.pipeline.gc_pause import gc_paused
 from pivot.pipeline.hashing import FileHasher
+from pivot.pipeline.local_executor import LocalExecutor
 from pivot.pipeline.plan import Plan, paths_to_observe, plan, select
-from pivot.pipeline.pool import Pool, StagePool
 from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.state import STATE_DIR, StateStore
+from pivot.pipeline.wave_result import WaveResult
 
 if TYPE_CHECKING:
     from pivot.events.pipeline import StageSubmitted
@@ -79,17 +82,18 @@ class Project:
         the_plan: Plan,
         emit: Emit,
         *,
-        pool: Pool | None = None,
+        local: Executor | None = None,
         jobs: int | None = None,
         keep_going: bool = False,
-        cancel: Cancel | None = None,
+        cancel: CancelToken | None = None,
         trigger: str = "run",
         executor: str | None = None,
         slurm_jobs: int = 100,
         adoptable: Mapping[str, StageSubmitted] | None = None,
         store: EventStore | None = None,
     ) -> WaveResult:
-        """Execute ``the_plan``; a pool is made (and killed after) unless given.
+        """Execute ``the_plan``; local workers (``jobs`` of them) are started (and
+        killed after) unless ``local`` is given.
 
         ``executor`` None runs each stage where it is declared to run;
         ``"local"`` runs every stage in local workers, ``"slurm"`` every stage
@@ -99,33 +103,32 @@ class Project:
         ``store`` is the log a stage's ``watchers=`` are followed in.
         """
         on_slurm = self.slurm_placement(executor, the_plan.to_run)
-        own = pool is None
-        the_pool: Pool = pool if pool is not None else StagePool(jobs)
+        own = local is None
+        the_local: Executor = local if local is not None else LocalExecutor(jobs)
         slurm = None
         if on_slurm:
             from pivot.pipeline.slurm_executor import SlurmJobs
 
             slurm = SlurmJobs(
-                self._config(), emit, capacity=slurm_jobs, adoptable=adoptable, store=store
+                self._config(), on_slurm, capacity=slurm_jobs, adoptable=adoptable, store=store
             )
+        router = Router(the_local, dict.fromkeys(on_slurm, slurm) if slurm is not None else {})
         try:
             return execute(
                 self.spec,
                 self.graph,
                 the_plan,
-                the_pool,
+                router,
                 state=self.state,
                 hasher=self.hasher,
                 emit=emit,
                 keep_going=keep_going,
                 cancel=cancel,
                 trigger=trigger,
-                slurm=slurm,
-                on_slurm=on_slurm,
             )
         finally:
             if own:
-                the_pool.kill()
+                the_local.close()
             if slurm is not None:
                 slurm.close()
 

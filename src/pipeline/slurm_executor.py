@@ -1,8 +1,9 @@
 """Stage runs as SLURM jobs: submit with sbatch, follow with one squeue per host per cycle.
 
-:class:`SlurmJobs` is where a wave sends the stages that run on SLURM. For
-each stage run :meth:`SlurmJobs.submit` writes the run file, builds the batch
-script (:func:`pivot.pipeline.slurm_job.batch_script`) and gives it to
+:class:`SlurmJobs` is where a wave sends the stages that run on SLURM, an
+:class:`~pivot.pipeline.executor.Executor`. For each stage run
+:meth:`SlurmJobs.submit` writes the run file, builds the batch script
+(:func:`pivot.pipeline.slurm_job.batch_script`) and gives it to
 ``sbatch --parsable`` on the stage's host (a local subprocess or SSH, through
 the transports the job watchers use); it returns a future of the stage's
 :class:`~pivot.pipeline.worker.StageOutcome`. Submissions run concurrently
@@ -34,7 +35,7 @@ import dataclasses
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,9 @@ from pivot.jobs.config import Config
 from pivot.jobs.definition import WatcherDefinition
 from pivot.jobs.transport import TransportError
 from pivot.pipeline import slurm_job
-from pivot.pipeline.slurm_adopt import same_inputs
+from pivot.pipeline.executor import Emit, StageRun
+from pivot.pipeline.hashing import recorded_params
+from pivot.pipeline.slurm_adopt import run_inputs, same_inputs
 from pivot.pipeline.slurm_hosts import SlurmHosts
 from pivot.pipeline.slurm_outcome import ended, reported, sbatch_refusal
 from pivot.pipeline.slurm_resources import sbatch_options
@@ -63,8 +66,6 @@ POLL_SECONDS = 1.0
 # after it was submitted, is reported lost (Slurm forgot it: MinJobAge passed).
 _UNKNOWN_CYCLES = 30
 
-Emit = Callable[[Sequence[Event]], object]
-
 
 @dataclass
 class _Run:
@@ -76,6 +77,7 @@ class _Run:
     run_file: Path
     future: Future[StageOutcome]
     correlation_id: str
+    emit: Emit
     inputs: Mapping[str, Any] = field(default_factory=dict)
     submitted_at: float = field(default_factory=time.perf_counter)
     job_id: str = ""
@@ -88,12 +90,18 @@ class _Run:
 
 
 class SlurmJobs:
-    """The SLURM side of a wave: submit stage runs, poll their jobs, cancel them."""
+    """The SLURM side of a wave: submit stage runs, poll their jobs, cancel them.
+
+    ``placement`` gives each stage it runs its resources
+    (:func:`pivot.pipeline.slurm_resources.placement`).
+    """
+
+    name = "slurm"
 
     def __init__(
         self,
         config: Config,
-        emit: Emit,
+        placement: Mapping[str, Mapping[str, Any]],
         *,
         capacity: int = DEFAULT_SLURM_JOBS,
         poll_seconds: float = POLL_SECONDS,
@@ -104,7 +112,8 @@ class SlurmJobs:
         self.config = config
         self.capacity = max(1, capacity)
         self.poll_seconds = poll_seconds
-        self._emit, self._actor = emit, actor
+        self.placement = dict(placement)
+        self._actor = actor
         self._emit_lock = threading.Lock()
         self._lock = threading.Lock()
         self._runs: dict[str, _Run] = {}  # run id -> run in flight
@@ -122,27 +131,26 @@ class SlurmJobs:
 
     # --- the wave's side -------------------------------------------------
 
-    def submit(
-        self,
-        task: StageTask,
-        resources: Mapping[str, Any],
-        correlation_id: str = "",
-        inputs: Mapping[str, Any] | None = None,
-        watchers: Sequence[str] = (),
-    ) -> Future[StageOutcome]:
+    def submit(self, stage_run: StageRun) -> Future[StageOutcome]:
         """Submit one stage run; its outcome arrives in the returned future.
 
-        ``inputs`` (:func:`pivot.pipeline.slurm_adopt.run_inputs`) are
+        The run's inputs (:func:`pivot.pipeline.slurm_adopt.run_inputs`) are
         recorded with the job; a job a killed pivot left for this stage with
         the same inputs, still alive, is adopted instead of submitting anew.
-        ``watchers`` (files, project-relative) are attached to each of its jobs.
+        The stage's ``watchers=`` (files, project-relative) are attached to
+        each of its jobs. Its events go out through ``stage_run.emit``.
         """
+        task, spec, correlation_id = stage_run.task, stage_run.stage, stage_run.wave_id
+        resources = self.placement[task.stage]
+        inputs = run_inputs(spec.fingerprint, stage_run.deps, recorded_params(spec.params))
+        watchers = spec.watchers
+        emit = stage_run.emit
         host = str(resources.get("host", "local"))
         future: Future[StageOutcome] = Future()
         future.set_running_or_notify_cancel()
         left = self._left_alive().pop(task.stage, None)
         if left is not None and left.host == host and same_inputs(left, inputs or {}):
-            return self._adopt(left, task, resources, correlation_id, future)
+            return self._adopt(left, task, resources, correlation_id, future, emit=emit)
         if left is not None:  # a job for other inputs: its outputs would be wrong
             with contextlib.suppress(TransportError, TimeoutError):
                 self.hosts.call(left.host, ["scancel", left.job_id])
@@ -150,7 +158,7 @@ class SlurmJobs:
         task = dataclasses.replace(task, log_path="")
         run_id = uuid.uuid4().hex[:12]
         run_file = Path(task.root) / slurm_job.RUNS_DIR / f"{task.stage}.{run_id}.json"
-        run = _Run(task, host, resources, run_file, future, correlation_id, dict(inputs or {}))
+        run = _Run(task, host, resources, run_file, future, correlation_id, emit, dict(inputs))
         if watchers:
             if self._watch is None:
                 raise ValueError("a stage with watchers= needs SlurmJobs(store=...)")
@@ -172,12 +180,15 @@ class SlurmJobs:
         resources: Mapping[str, Any],
         correlation_id: str,
         future: Future[StageOutcome],
+        *,
+        emit: Emit,
     ) -> Future[StageOutcome]:
         run = _Run(task, left.host, resources, Path(left.run_file), future, correlation_id,
-                   dict(left.inputs), job_id=left.job_id)  # fmt: skip
+                   emit, dict(left.inputs), job_id=left.job_id)  # fmt: skip
         with self._lock:
             self._runs[f"adopted.{left.job_id}"] = run
         self._send(
+            run,
             StageAdopted(
                 actor=self._actor, correlation_id=correlation_id, stage=task.stage,
                 job_id=left.job_id, host=left.host, run_file=left.run_file,
@@ -292,7 +303,7 @@ class SlurmJobs:
             # (A resubmitting watcher attaches the watchers to the new job itself.)
             events += self._watch.attach(run.watchers, run.job_id, run.host, run.correlation_id)
         with self._emit_lock:
-            self._emit(events)
+            run.emit(events)
 
     # --- polling ---------------------------------------------------------------
 
@@ -357,6 +368,7 @@ class SlurmJobs:
             return
         run.state = info.state
         self._send(
+            run,
             StageJobState(
                 actor=self._actor, correlation_id=run.correlation_id, stage=run.task.stage,
                 job_id=info.job_id, host=run.host, state=info.state,
@@ -401,6 +413,6 @@ class SlurmJobs:
         if not run.future.done():
             run.future.set_result(outcome)
 
-    def _send(self, event: Event) -> None:
+    def _send(self, run: _Run, event: Event) -> None:
         with self._emit_lock:
-            self._emit([event])
+            run.emit([event])

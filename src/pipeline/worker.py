@@ -49,14 +49,16 @@ class StageTask:
 
 @dataclass(frozen=True)
 class StageOutcome:
-    """How a stage ended in the worker."""
+    """How a stage run ended: in a worker, or as a job (see :mod:`pivot.pipeline.executor`)."""
 
     stage: str
     ok: bool
-    pid: int
+    pid: int  # 0 when no process of ours reported (a job on another node, a cancelled run)
     duration: float
     error: str = ""  # one line: "ValueError: bad row 3"
     traceback: str = ""
+    job_id: str = ""  # the scheduler's id of the run, when it has one
+    state: str = ""  # how the executor saw it end: "", "cancelled", a Slurm state
 
 
 def init_worker() -> None:

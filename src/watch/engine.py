@@ -8,8 +8,7 @@ a tiny engine of their own.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,10 +16,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pivot.pipeline.dag import StageGraph, graph_of
 
 if TYPE_CHECKING:
+    from pivot.pipeline.cancel import CancelToken
+    from pivot.pipeline.executor import Executor
     from pivot.watch.sink import EmitEvents
 
 
-__all__ = ["CancelToken", "Engine", "LoadError", "PipelineView", "PlannedStage", "StageInfo"]
+__all__ = ["Engine", "LoadError", "PipelineView", "PlannedStage", "StageInfo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,51 +84,6 @@ class PlannedStage:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
 
-class CancelToken:
-    """Cancels a running wave from another thread; callbacks run at once, in the caller.
-
-    The pipeline core's own token is bridged through :meth:`on_cancel`, so it
-    is set *before* the workers are killed (a killed pool is otherwise taken
-    for a crash and the stages re-run).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._reason = ""
-        self._set = threading.Event()
-        self._callbacks: list[Callable[[str], None]] = []
-
-    def cancel(self, reason: str = "cancelled") -> None:
-        """Set the token (first reason wins) and run every callback."""
-        with self._lock:
-            if self._set.is_set():
-                return
-            self._reason = reason
-            self._set.set()
-            callbacks = list(self._callbacks)
-        for cb in callbacks:
-            cb(reason)
-
-    def on_cancel(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(reason)`` when cancelled (at once if already)."""
-        with self._lock:
-            if not self._set.is_set():
-                self._callbacks.append(callback)
-                return
-            reason = self._reason
-        callback(reason)
-
-    @property
-    def requested(self) -> bool:
-        """Whether :meth:`cancel` was called."""
-        return self._set.is_set()
-
-    @property
-    def reason(self) -> str:
-        """The reason given to :meth:`cancel` ("" when not cancelled)."""
-        return self._reason
-
-
 class Engine(Protocol):
     """The pipeline core, seen from the watch engine."""
 
@@ -150,15 +106,16 @@ class Engine(Protocol):
         view: PipelineView,
         plan: list[PlannedStage],
         *,
-        pool: Any,
+        local: Executor,
         emit: EmitEvents,
         cancel: CancelToken,
         trigger: str,
         correlation_id: str,
     ) -> None:
-        """Run ``plan`` on the caller's workers (a :class:`pivot.watch.workers.Workers`),
-        emitting every wave and stage event as it happens (the events the executor
-        hands on together in one ``emit`` call, so they are one append)."""
+        """Run ``plan`` on the caller's local executor (the watch's
+        :class:`pivot.pipeline.local_executor.LocalExecutor`), emitting every wave
+        and stage event as it happens (the events the wave hands on together in
+        one ``emit`` call, so they are one append); ``cancel`` is the wave's token."""
         ...  # pragma: no cover
 
     def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:

@@ -19,34 +19,32 @@ import json
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from pivot.events.base import Event
 from pivot.pipeline import load_limits
+from pivot.pipeline.cancel import CancelToken
 from pivot.pipeline.dag import StageGraph, build_graph
 from pivot.pipeline.errors import PipelineError
-from pivot.pipeline.execute import Cancel, execute
+from pivot.pipeline.execute import execute
+from pivot.pipeline.executor import Executor, Router
 from pivot.pipeline.hashing import FileHasher
 from pivot.pipeline.loader import load_fresh
 from pivot.pipeline.plan import Decision, Plan, paths_to_observe, plan, select
 from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.state import StateStore
 from pivot.storage import StorageError
-from pivot.watch.engine import CancelToken, LoadError, PipelineView, PlannedStage, StageInfo
+from pivot.watch.engine import LoadError, PipelineView, PlannedStage, StageInfo
 from pivot.watch.sink import EmitEvents
 from pivot.watch.standby_loader import StandbyLoader
-from pivot.watch.workers import Workers
 
 if TYPE_CHECKING:
     from pivot.events.store import EventStore
     from pivot.pipeline.slurm_executor import SlurmJobs
 
-__all__ = ["PipelineEngine", "WorkersAsPool"]
-
-T = TypeVar("T")
+__all__ = ["PipelineEngine"]
 
 LOAD_TIMEOUT_MARGIN = 30.0
 
@@ -57,41 +55,6 @@ class Loaded:
 
     spec: PipelineSpec
     graph: StageGraph
-
-
-class WorkersAsPool:
-    """The pipeline core's ``Pool`` protocol over the watch system's :class:`Workers`.
-
-    The executor restarts the pool after a worker crash and kills it when
-    cancelled; both go through :class:`Workers`, so a killed pool is replaced
-    by fresh processes (a warmed spare when one is ready).
-    """
-
-    def __init__(self, workers: Workers) -> None:
-        self._workers = workers
-
-    @property
-    def jobs(self) -> int:
-        """How many stages may run at once (``--jobs``)."""
-        return self._workers.jobs
-
-    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
-        """Run ``fn(*args)`` on a worker, starting workers when none run."""
-        executor = self._workers.executor
-        if executor is None:
-            self._workers.restart()
-            executor = self._workers.executor
-        future: Future[T] = executor.submit(fn, *args)
-        return future
-
-    def restart(self, reason: str = "") -> None:
-        """Fresh workers (after a crash)."""
-        del reason
-        self._workers.restart()
-
-    def kill(self) -> None:
-        """Kill the workers and their children now."""
-        self._workers.kill_current()
 
 
 def _stage_fingerprint(spec: PipelineSpec, name: str) -> str:
@@ -204,38 +167,36 @@ class PipelineEngine:
         view: PipelineView,
         plan: list[PlannedStage],
         *,
-        pool: Any,
+        local: Executor,
         emit: EmitEvents,
         cancel: CancelToken,
         trigger: str,
         correlation_id: str,
     ) -> None:
-        """Execute ``plan`` on ``pool`` (a :class:`Workers`), with `pivot run`'s executor."""
+        """Execute ``plan`` with `pivot run`'s wave: on ``local`` (the watch's workers), and
+        its SLURM stages as SLURM jobs."""
         loaded = self._loaded(view)
         state, hasher = self._open()
-        token = Cancel()
-        cancel.on_cancel(token.cancel)
 
         def emit_all(events: Sequence[Event]) -> None:
             emit(*events)  # as one batch: one append to the store
 
-        slurm, on_slurm = self._slurm(loaded.spec, plan, emit_all)
+        slurm, on_slurm = self._slurm(loaded.spec, plan)
+        routes = dict.fromkeys(on_slurm, slurm) if slurm is not None else {}
         try:
             execute(
                 loaded.spec,
                 loaded.graph,
                 Plan(tuple(Decision(p.name, True, p.reasons) for p in plan)),
-                WorkersAsPool(pool),
+                Router(local, routes),
                 state=state,
                 hasher=hasher,
                 emit=emit_all,
-                cancel=token,
+                cancel=cancel,
                 trigger=trigger,
                 correlation_id=correlation_id,
                 actor="pivot watch",
-                slurm=slurm,
-                on_slurm=on_slurm,
-                cancel_stale_jobs=True,
+                cancel_stale_runs=True,
             )
         finally:
             if slurm is not None:
@@ -244,7 +205,7 @@ class PipelineEngine:
         self._after_wave.update(hasher.hashes(outs))
 
     def _slurm(
-        self, spec: PipelineSpec, plan: list[PlannedStage], emit: Callable[[Sequence[Event]], None]
+        self, spec: PipelineSpec, plan: list[PlannedStage]
     ) -> tuple[SlurmJobs | None, dict[str, dict[str, Any]]]:
         """The wave's SLURM stages (as declared) and the executor for them, if any."""
         from pivot.pipeline.slurm_resources import placement
@@ -262,7 +223,7 @@ class PipelineEngine:
             records = self.store.read(types=slurm_adopt.TYPES)
             adoptable = slurm_adopt.candidates(r.event for r in records)
         jobs = SlurmJobs(
-            load_config(self.root), emit, actor="pivot watch", adoptable=adoptable,
+            load_config(self.root), on_slurm, actor="pivot watch", adoptable=adoptable,
             store=self.store,
         )  # fmt: skip
         return jobs, on_slurm

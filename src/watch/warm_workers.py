@@ -1,8 +1,9 @@
 """Watch mode's workers, forked from a warm parent after each code change.
 
-:class:`WarmWorkers` is a :class:`pivot.watch.workers.Workers` whose loky
-workers (what the base class does) are the *fallback*. Once started it builds a warm parent
-(:class:`pivot.pipeline.warm_client.WarmParent`) in the background, which
+:class:`WarmWorkers` is a :class:`pivot.pipeline.local_executor.LocalExecutor`
+whose loky workers (what the base class does) are the *fallback*. Once
+started it builds a warm parent (:class:`pivot.pipeline.warm_client.WarmParent`)
+in the background, which
 imports the third-party modules the project's files import
 (:func:`pivot.pipeline.warm_preload.candidates`). From then on each
 :meth:`restart` (a code change) forks ``jobs`` new workers from it in a few
@@ -35,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from pivot.pipeline import warm_preload
+from pivot.pipeline.local_executor import PRELOAD, LocalExecutor
 from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.warm_client import ForkedExecutor, Stale, WarmParent, WarmParentError
-from pivot.watch.workers import PRELOAD, Workers
 
 __all__ = ["MAX_EXCLUDED", "WarmWorkers", "configured"]
 
@@ -65,7 +66,7 @@ def configured(root: Path) -> bool:
     return value
 
 
-class WarmWorkers(Workers):
+class WarmWorkers(LocalExecutor):
     """Forked workers when a warm parent is ready, else the fallback's; thread-safe."""
 
     def __init__(
@@ -198,13 +199,20 @@ class WarmWorkers(Workers):
         with self._warm_lock:
             return self._forked is not None
 
-    # -- Workers' interface -------------------------------------------------------
+    # -- the local executor's -----------------------------------------------------
 
     def start(self) -> set[int]:
         """The first workers (the fallback's: the warm parent is only starting)."""
-        pids = super().start()
+        pids = super().restart()
         self._build()
         return pids
+
+    @property
+    def started(self) -> bool:
+        """Whether worker processes exist: forked ones, or the fallback's."""
+        with self._warm_lock:
+            forked = self._forked
+        return forked is not None or super().started
 
     def restart(self) -> set[int]:
         """Replace every worker by a new process: forked when a warm parent is ready."""
@@ -216,13 +224,14 @@ class WarmWorkers(Workers):
             parent = self._parent
         # Kills go in the background, as the base class does (close() joins them).
         if old is not None:
-            self._in_background(old.kill)
+            self._dropped.add(old)
+            self._in_background(self._kill_and_end, old, "workers restarted")
         for done in retired:
             self._in_background(done.close)
         forked = self._fork(parent) if parent is not None else None
         if forked is None:
             return super().restart()
-        self._in_background(super().kill_current)
+        self._retire_current("workers restarted")  # the fallback's
         pids = forked.pids
         if not self._adopt(forked):
             forked.kill()
@@ -279,12 +288,35 @@ class WarmWorkers(Workers):
             self._say(f"warm parent: {why}; rebuilding it")
             self._build()
 
-    @property
-    def executor(self) -> Any:
-        """What stages are submitted to: the forked workers, or the fallback's executor."""
+    def _pool(self) -> Any:
+        """What runs are submitted to: the forked workers, or the fallback's loky pool.
+
+        After a crash (no workers at all) the next ones are forked again when a
+        warm parent is ready.
+        """
         with self._warm_lock:
-            forked = self._forked
-        return forked if forked is not None else super().executor
+            forked, parent = self._forked, self._parent
+        if forked is not None:
+            return forked
+        if parent is not None and not super().started:
+            new = self._fork(parent)
+            if new is not None and self._adopt(new):
+                return new
+            if new is not None:
+                new.kill()
+        return super()._pool()
+
+    def _kill_pool(self, pool: Any) -> None:
+        if isinstance(pool, ForkedExecutor):
+            pool.kill()
+        else:
+            super()._kill_pool(pool)
+
+    def _crashed(self, pool: Any, error: str) -> None:
+        with self._warm_lock:
+            if self._forked is pool:
+                self._forked = None  # the next submit forks (or falls back) anew
+        super()._crashed(pool, error)
 
     def pids(self) -> set[int]:
         """Pids of the current worker processes."""
@@ -298,13 +330,14 @@ class WarmWorkers(Workers):
             return True
         return super().wait_spare(timeout)
 
-    def kill_current(self) -> None:
+    def cancel(self, reason: str = "cancelled") -> None:
         """Kill the running workers (and their children) now; the next wave needs a restart."""
         with self._warm_lock:
             forked, self._forked = self._forked, None
         if forked is not None:
+            self._dropped.add(forked)
             forked.kill()
-        super().kill_current()
+        super().cancel(reason)
 
     def close(self) -> None:
         """Kill every worker and the warm parent, and wait for it."""
@@ -314,6 +347,7 @@ class WarmWorkers(Workers):
             parents = [p for p in (self._parent, *self._retired) if p is not None]
             self._parent, self._retired = None, []
         if forked is not None:
+            self._dropped.add(forked)
             forked.kill()
         for parent in parents:
             parent.close()

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from pivot.pipeline import lifeline, proctree
-from pivot.pipeline.pool import StagePool
-from pivot.watch.workers import Workers
+from pivot.pipeline.local_executor import LocalExecutor
 
 
 def _state(pid: int) -> str:
@@ -42,30 +41,30 @@ def test_workers_forked_for_a_thread_that_ended_live_on() -> None:
     # Linux sends the parent-death signal when the *thread* that forked a
     # child ends. Workers spawned for a short-lived thread (watch mode warms
     # spares on one) must not be frozen or killed when it ends.
-    pool = StagePool(1)
+    pool = LocalExecutor(1)
     got: list[int] = []
-    t = threading.Thread(target=lambda: got.append(pool.submit(_pid).result(timeout=120)))
+    t = threading.Thread(target=lambda: got.append(pool.call(_pid).result(timeout=120)))
     t.start()
     t.join(150)
     try:
         (worker,) = got
-        assert pool.submit(_pid).result(timeout=120) == worker
+        assert pool.call(_pid).result(timeout=120) == worker
         assert _state(worker) in {"R", "S"}
     finally:
-        pool.kill()
+        pool.close()
     _wait_for(lambda: not _alive(worker))
 
 
 def test_a_warmed_spare_survives_the_thread_that_warmed_it() -> None:
-    workers = Workers(1, standby=True)
+    workers = LocalExecutor(1, standby=True)
     try:
-        workers.start()
+        workers.restart()
         workers.prepare_spare()
         assert workers.wait_spare(120)
         _wait_for(lambda: not any(t.name == "pivot-spare" for t in threading.enumerate()))
         new = workers.restart()  # swaps the spare in
         (pid,) = new
-        assert workers.executor.submit(_pid).result(timeout=120) == pid
+        assert workers.call(_pid).result(timeout=120) == pid
         assert _state(pid) in {"R", "S"}
     finally:
         workers.close()
@@ -86,15 +85,15 @@ def _start_orphan_and_wait(path: str) -> None:
 
 
 def test_killing_the_pool_kills_a_stage_orphan_in_its_own_session(tmp_path: Path) -> None:
-    pool = StagePool(1)
+    pool = LocalExecutor(1)
     gc = tmp_path / "gc"
     try:
-        pool.submit(_start_orphan_and_wait, str(gc))
+        pool.call(_start_orphan_and_wait, str(gc))
         _wait_for(lambda: gc.exists() and gc.read_text().strip() != "")
         orphan = int(gc.read_text())
         assert _alive(orphan)
     finally:
-        pool.kill()
+        pool.close()
     _wait_for(lambda: not _alive(orphan), timeout=30)
 
 

@@ -16,7 +16,7 @@ from pivot.actors.file_watcher import FileWatcher
 from pivot.actors.messages import Batch, DeclaredPaths, PathsChanged, Ping, WindowOpened
 from pivot.actors.supervisor import Supervisor
 from pivot.events.actors import ActorCrashed, ActorRestarted, SupervisorGaveUp, WatchStarted
-from pivot.watch.workers import Workers
+from pivot.pipeline.local_executor import LocalExecutor
 
 from testkit.watch_helpers import Collector, Probe, make_context
 
@@ -168,28 +168,28 @@ def test_restart_gives_new_processes_running_new_code(
 
     (tmp_path / "marker_mod.py").write_text("VALUE = 'one'\n")
     sys.path.insert(0, str(tmp_path))
-    workers = Workers(jobs=jobs, standby=standby)
+    workers = LocalExecutor(jobs=jobs, standby=standby)
     second: set[int] = set()
     try:
-        first = workers.start()
+        first = workers.restart()
         assert len(first) == jobs  # --jobs N honoured, --jobs 1 is still a worker process
         assert os.getpid() not in first
-        a = [workers.executor.submit(_read_marker) for _ in range(4 * jobs)]
+        a = [workers.call(_read_marker) for _ in range(4 * jobs)]
         assert all(f.result(timeout=60).endswith(":one") for f in a)
         (tmp_path / "marker_mod.py").write_text("VALUE = 'two'\n")
         if jobs == 1:
             # loky's trap: the same process keeps the module it imported.
-            stale = workers.executor.submit(_read_marker).result(timeout=60)
+            stale = workers.call(_read_marker).result(timeout=60)
             assert stale.endswith(":one")
         if standby:
             workers.prepare_spare()
             assert workers.wait_spare(60)
         second = workers.restart()
         assert len(second) == jobs and not (first & second)
-        b = [workers.executor.submit(_read_marker) for _ in range(4 * jobs)]
+        b = [workers.call(_read_marker) for _ in range(4 * jobs)]
         for f in b:
-            pid, value = f.result(timeout=60).split(":")
-            assert value == "two" and int(pid) in second
+            worker, value = f.result(timeout=60).split(":")
+            assert value == "two" and int(worker) in second
     finally:
         workers.close()
         sys.path.remove(str(tmp_path))

@@ -28,8 +28,9 @@ from pivot.events.pipeline import (
     WorkersRestarted,
     WorkersRestartFailed,
 )
-from pivot.watch.engine import CancelToken, LoadError, PipelineView, PlannedStage, StageInfo
-from pivot.watch.workers import Workers
+from pivot.pipeline.cancel import CancelToken
+from pivot.pipeline.local_executor import LocalExecutor
+from pivot.watch.engine import LoadError, PipelineView, PlannedStage, StageInfo
 
 from testkit.watch_helpers import make_context
 
@@ -62,7 +63,7 @@ class TinyEngine:
         view: PipelineView,
         plan: list[PlannedStage],
         *,
-        pool: Any,
+        local: LocalExecutor,
         emit: Callable[[Event], None],
         cancel: CancelToken,
         trigger: str,
@@ -72,7 +73,7 @@ class TinyEngine:
         emit(WaveStarted(wave_id=correlation_id, trigger=trigger, stages=()))
         for p in plan:
             emit(StageStarted(stage=p.name))
-            self.pids.append(pool.executor.submit(os.getpid).result(timeout=60))
+            self.pids.append(local.call(os.getpid).result(timeout=60))
             emit(StageSucceeded(stage=p.name, duration=0.0))
         emit(WaveFinished(wave_id=correlation_id, succeeded=len(plan)))
 
@@ -80,7 +81,7 @@ class TinyEngine:
         return False
 
 
-class FlakyWorkers(Workers):
+class FlakyWorkers(LocalExecutor):
     """Fails to start fresh workers once, when told to."""
 
     def __init__(self) -> None:
@@ -164,7 +165,7 @@ class SlowLoadEngine(TinyEngine):
 def test_the_coordinator_answers_while_a_reload_runs(tmp_path: Path) -> None:
     ctx, events = make_context()
     engine = SlowLoadEngine(tmp_path)
-    workers = Workers(jobs=1, standby=False)
+    workers = LocalExecutor(jobs=1, standby=False)
     try:
         ctx.registry.set("worker_pool", WorkerPool.start(ctx, engine, PoolControl(workers)))
         coordinator = Coordinator.start(ctx, engine)
