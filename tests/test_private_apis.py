@@ -231,7 +231,7 @@ def test_loky_workers_are_session_leaders_and_listed_in_processes() -> None:
         assert sid == pid, _moved("loky", "src/pipeline/spawn.py", "worker start-up")
         processes = getattr(ex, "_processes", None)
         assert isinstance(processes, dict) and pid in processes, _moved(
-            "loky", "pipeline/pool.py and watch/workers.py", "ProcessPoolExecutor._processes"
+            "loky", "pipeline/local_executor.py", "ProcessPoolExecutor._processes"
         )
     finally:
         ex.shutdown(wait=True, kill_workers=True)
