@@ -1,10 +1,11 @@
-"""Which stage crashed the worker, and what may start beside what: pure decisions."""
+"""The wave's pure decisions: the crash culprit, what may start beside what, stale runs, routing."""
 
 from __future__ import annotations
 
 from pivot.pipeline.crash_recovery import CrashVerdict, after_crash, may_start
 from pivot.pipeline.executor import Router
 from pivot.pipeline.local_executor import LocalExecutor
+from pivot.pipeline.stale_runs import changed_deps, stale_reason
 
 
 def test_a_stage_that_crashed_alone_is_the_culprit() -> None:
@@ -38,3 +39,11 @@ def test_the_router_sends_named_stages_to_their_executor() -> None:
     assert router.executor_for("prep") is local
     assert list(router) == [local, other]
     assert list(Router(local)) == [local]
+
+
+def test_a_run_is_stale_when_a_dep_hash_changed_or_the_dep_went() -> None:
+    then = {"a.csv": "h1", "b.csv": "h2"}
+    assert changed_deps(["a.csv", "b.csv"], then, {"a.csv": "h1", "b.csv": "h2"}) == []
+    assert changed_deps(["a.csv", "b.csv"], then, {"a.csv": "h9", "b.csv": "h2"}) == ["a.csv"]
+    assert changed_deps(["a.csv", "b.csv"], then, {"a.csv": "h1", "b.csv": None}) == ["b.csv"]
+    assert "a.csv" in stale_reason("a.csv") and "next wave" in stale_reason("a.csv")
