@@ -466,11 +466,11 @@ def _wait(cond: Callable[[], object], timeout: float, what: str) -> None:
 
 def soak_watchers(args: argparse.Namespace, rng: random.Random, tmp: Path) -> list[dict[str, Any]]:
     """The watchers half: two `pivot watchers run` over real jobs, killed -9 at random."""
-    sys.path.insert(0, str(REPO / "tests" / "jobs"))
-    import slurm_cluster
-
+    sys.path.insert(0, str(REPO / "tests"))
     from pivot.events.store import EventStore
     from pivot.jobs.host_lease import HostLease
+
+    from testkit import slurm_cluster
 
     if not slurm_cluster.available():
         raise SystemExit("the watchers part needs root and a local SLURM (slurmctld, slurmd)")
