@@ -292,18 +292,28 @@ def _running_job(root: Path) -> str:
     return seen[0] if seen else ""
 
 
-def test_after_kill_9_the_next_run_adopts_the_running_job_without_submitting_again(
-    project: Project, slurm: slurm_cluster.Cluster
-) -> None:
+def _kill_9_while_its_job_runs(project: Project, timeout: float = 90.0) -> str:
+    """Start `pivot run` of WAITER, ``kill -9`` it once its job runs; the job's id.
+
+    SIGKILL: no scancel and no record of the end, so the job goes on (it is the
+    cluster's) for the next pivot to find.
+    """
     project.write("pipeline.py", WAITER)
     first = subprocess.Popen(
         [*PIVOT, "run"], cwd=project.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        job = str(_wait(lambda: _running_job(project.root), what="the job to run"))
+        job = _wait(lambda: _running_job(project.root), timeout=timeout, what="the job to run")
+        return str(job)
     finally:
-        first.kill()  # SIGKILL: no scancel, no record of the end
+        first.kill()
         first.wait()
+
+
+def test_after_kill_9_the_next_run_adopts_the_running_job_without_submitting_again(
+    project: Project, slurm: slurm_cluster.Cluster
+) -> None:
+    job = _kill_9_while_its_job_runs(project)
     assert _job_state(slurm, job) == "RUNNING"  # the job is the cluster's: it goes on
     second = subprocess.Popen(
         [*PIVOT, "run"], cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -330,15 +340,7 @@ def test_after_kill_9_the_next_run_adopts_the_running_job_without_submitting_aga
 def test_a_left_job_whose_inputs_changed_is_cancelled_and_a_new_one_submitted(
     project: Project, slurm: slurm_cluster.Cluster
 ) -> None:
-    project.write("pipeline.py", WAITER)
-    first = subprocess.Popen(
-        [*PIVOT, "run"], cwd=project.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        old = str(_wait(lambda: _running_job(project.root), what="the job to run"))
-    finally:
-        first.kill()
-        first.wait()
+    old = _kill_9_while_its_job_runs(project)
     # The stage's code changes while its job runs: that job's result would be stale.
     project.write("pipeline.py", WAITER.replace('print("started"', 'print("started again"'))
     second = subprocess.Popen(
@@ -573,15 +575,7 @@ def test_in_watch_a_change_while_the_job_runs_cancels_it_and_the_next_wave_submi
 def test_after_kill_9_pivot_watch_adopts_the_running_job_too(
     project: Project, slurm: slurm_cluster.Cluster
 ) -> None:
-    project.write("pipeline.py", WAITER)
-    first = subprocess.Popen(
-        [*PIVOT, "run"], cwd=project.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        job = str(_wait(lambda: _running_job(project.root), timeout=180, what="the job to run"))
-    finally:
-        first.kill()
-        first.wait()
+    job = _kill_9_while_its_job_runs(project, timeout=180)
     watch = Watch(project.root)
     try:
         [adopted] = watch.wait_for(lambda _: watch.events("stage.adopted"), timeout=120)
