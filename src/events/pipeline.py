@@ -101,12 +101,15 @@ class StageStarted(Event):
     waits behind another (the first ones may wait for their worker to finish
     starting). Which process ran it is the ``pid`` of the
     ``stage.succeeded`` / ``stage.failed`` that ends it (v1 had a ``pid`` here
-    that was never filled in).
+    that was never filled in). ``executor`` is where it runs: ``local`` (worker
+    processes here) or ``slurm`` (a job, named by the ``stage.submitted`` that
+    follows); "" in logs of pivot before it was recorded (all local).
     """
 
     TYPE = "stage.started"
     VERSION = 2
     stage: str
+    executor: str = ""
 
 
 @upcaster(StageStarted.TYPE, 1)

@@ -283,7 +283,7 @@ class _Wave:
         # Its time is taken before the executor can begin, never after; it is
         # handed on once the submit returned (or the executor emits first).
         run = StageRun(task, s, self.result.wave_id, deps, self.outbox.from_executor)
-        with self.outbox.submitting(self.ev(StageStarted, stage=s.name)):
+        with self.outbox.submitting(self.ev(StageStarted, stage=s.name, executor=executor.name)):
             future = executor.submit(run)
         self.running[future] = _Running(s, time.perf_counter(), deps, executor)
 

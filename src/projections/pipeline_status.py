@@ -8,11 +8,27 @@ State::
                        "reason": why it was queued, skipped or cancelled,
                        "last_error": the error of the last failure since the last
                                      success ("" if it has not failed since),
-                       "wave_id": the wave of the latest event, "updated_at": at}},
+                       "wave_id": the wave of the latest event, "updated_at": at,
+                       "executor": where its current or last run runs: "local",
+                                   "slurm" ("" before it first started),
+                       "host": the SLURM host of that run ("" when local),
+                       "job": the SLURM job of that run, or None:
+                              {"job_id", "host", "state", "exit_code",
+                               "resubmit_of", "adopted", "ended", "at"}}},
      "wave": {"wave_id", "trigger", "stages", "started_at", "finished_at",
               "succeeded", "failed", "skipped", "cancelled", "duration",
               "interrupted": the process running it died (``wave.interrupted``)} or None,
      "pipeline_error": {"error", "file", "line", "at"} or None}
+
+A run's job comes from its ``stage.submitted`` (or ``stage.adopted``, after a
+killed pivot); a watcher's resubmission replaces it (``resubmit_of`` names
+the job before). Its ``state`` is ``submitted`` (or ``adopted``) until a poll
+of Slurm saw it (``stage.job_state``: ``pending``, ``running``, then its final
+state with ``exit_code``); a run that ends before a poll saw the job end
+(it wrote its outcome) leaves ``ended`` true and, for want of Slurm's word,
+the state ``ended``. A cancelled run leaves the job as last seen: after a
+``kill -9`` the job runs on, for the next pivot to adopt. A new start of the
+stage clears the job.
 """
 
 from __future__ import annotations
@@ -21,6 +37,7 @@ from typing import Any
 
 from pivot.events import pipeline as ev
 from pivot.events.store import Recorded
+from pivot.jobs.slurm import FINAL_STATES
 from pivot.projections.base import Projection, State
 
 __all__ = ["PIPELINE_STATUS"]
@@ -42,6 +59,9 @@ def _stage(state: State, name: str, at: float, wave_id: str) -> dict[str, Any]:
             "last_error": "",
             "wave_id": "",
             "updated_at": at,
+            "executor": "",
+            "host": "",
+            "job": None,
         }
         stages[name] = entry
     entry["updated_at"] = at
@@ -60,16 +80,21 @@ def _apply(state: State, rec: Recorded) -> State:
         s = _stage(state, e.stage, e.at, e.correlation_id)
         s["state"] = "running"
         s["last_run"] = e.at
+        s["executor"], s["host"], s["job"] = e.executor or "local", "", None
+    elif isinstance(e, ev.StageSubmitted | ev.StageAdopted | ev.StageJobState):
+        _apply_job(_stage(state, e.stage, e.at, e.correlation_id), e)
     elif isinstance(e, ev.StageSucceeded):
         s = _stage(state, e.stage, e.at, e.correlation_id)
         s["state"] = "succeeded"
         s["duration"] = e.duration
         s["last_error"] = ""  # a success supersedes an older run's failure
+        _job_over(s)
     elif isinstance(e, ev.StageFailed):
         s = _stage(state, e.stage, e.at, e.correlation_id)
         s["state"] = "failed"
         s["duration"] = e.duration
         s["last_error"] = e.error
+        _job_over(s)
     elif isinstance(e, ev.StageSkipped):
         s = _stage(state, e.stage, e.at, e.correlation_id)
         s["state"] = "skipped"
@@ -87,6 +112,38 @@ def _apply(state: State, rec: Recorded) -> State:
     elif isinstance(e, ev.PipelineInvalid):
         state["pipeline_error"] = {"error": e.error, "file": e.file, "line": e.line, "at": e.at}
     return state
+
+
+def _apply_job(
+    s: dict[str, Any], e: ev.StageSubmitted | ev.StageAdopted | ev.StageJobState
+) -> None:
+    """The run's SLURM job: submitted (again), adopted, or seen in a new state."""
+    s["executor"], s["host"] = "slurm", e.host
+    job = s["job"]
+    if isinstance(e, ev.StageJobState):
+        if job is None or job["job_id"] != e.job_id:
+            return  # a state of a job this run no longer follows
+        ended = e.state in FINAL_STATES
+        job.update(state=e.state, exit_code=e.exit_code, ended=ended, at=e.at)
+        return
+    adopted = isinstance(e, ev.StageAdopted)
+    s["job"] = {
+        "job_id": e.job_id,
+        "host": e.host,
+        "state": "adopted" if adopted else "submitted",
+        "exit_code": "",
+        "resubmit_of": e.resubmit_of if isinstance(e, ev.StageSubmitted) else "",
+        "adopted": adopted,
+        "ended": False,
+        "at": e.at,
+    }
+
+
+def _job_over(s: dict[str, Any]) -> None:
+    """The run ended with a result: its job is over, whether or not a poll saw it end."""
+    job = s["job"]
+    if job is not None and not job["ended"]:
+        job.update(state="ended", ended=True)
 
 
 def _apply_wave(state: State, e: ev.WaveStarted | ev.WaveFinished | ev.WaveInterrupted) -> None:
@@ -123,8 +180,9 @@ def _apply_wave(state: State, e: ev.WaveStarted | ev.WaveFinished | ev.WaveInter
 
 PIPELINE_STATUS = Projection(
     name="pipeline_status",
-    version=3,  # 2: a success clears last_error; 3: wave.interrupted
+    version=4,  # 2: a success clears last_error; 3: wave.interrupted; 4: executor, host, job
     types=tuple(c.TYPE for c in ev.STAGE_EVENTS)
+    + tuple(c.TYPE for c in (ev.StageSubmitted, ev.StageAdopted, ev.StageJobState))
     + tuple(
         cls.TYPE
         for cls in (
@@ -137,5 +195,5 @@ PIPELINE_STATUS = Projection(
     ),
     initial=_initial,
     apply=_apply,
-    description="per stage: state, last run, duration, reason, last error",
+    description="per stage: state, last run, duration, reason, last error, SLURM job",
 )

@@ -15,6 +15,8 @@ ACTIONS = st.sampled_from(["cancel", "notify", "resubmit"])
 ACTION_IDS = st.sampled_from(["a1", "a2", "a3", "a4"])
 WAVES = st.sampled_from(["wave1", "wave2"])
 STATES = st.sampled_from(["active", "paused", "triggered", "completed", "disabled"])
+JOB_IDS = st.sampled_from(["11", "12", ""])
+HOSTS = st.sampled_from(["local", "gpu"])
 TEXT = st.text(alphabet="abc xyz:=", max_size=8)
 # Times spread over a few hours, so "last hour" buckets get pruned too.
 AT = st.floats(min_value=1.7e9, max_value=1.7e9 + 4 * 3600, allow_nan=False)
@@ -26,7 +28,17 @@ def _ev(cls: type[Event], **fields: st.SearchStrategy[object]) -> st.SearchStrat
 
 EVENTS: st.SearchStrategy[Event] = st.one_of(
     _ev(pl.StageQueued, stage=STAGES, reasons=st.lists(TEXT, max_size=2).map(tuple)),
-    _ev(pl.StageStarted, stage=STAGES),
+    _ev(pl.StageStarted, stage=STAGES, executor=st.sampled_from(["", "local", "slurm"])),
+    _ev(pl.StageSubmitted, stage=STAGES, job_id=JOB_IDS, host=HOSTS, resubmit_of=JOB_IDS),
+    _ev(pl.StageAdopted, stage=STAGES, job_id=JOB_IDS, host=HOSTS, submitted_in=WAVES),
+    _ev(
+        pl.StageJobState,
+        stage=STAGES,
+        job_id=JOB_IDS,
+        host=HOSTS,
+        state=st.sampled_from(["pending", "running", "completed", "failed", "cancelled"]),
+        exit_code=st.sampled_from(["", "0:0", "3:0"]),
+    ),
     _ev(pl.StageSucceeded, stage=STAGES, duration=st.floats(0, 100)),
     _ev(pl.StageFailed, stage=STAGES, error=TEXT, duration=st.floats(0, 100)),
     _ev(pl.StageSkipped, stage=STAGES, reason=TEXT),

@@ -28,7 +28,13 @@ from pivot.events.jobs import (
     JobStateChanged,
     OutputRead,
 )
-from pivot.events.pipeline import StageStarted
+from pivot.events.pipeline import (
+    StageAdopted,
+    StageJobState,
+    StageStarted,
+    StageSubmitted,
+    StageSucceeded,
+)
 from pivot.events.store import EventStore
 from pivot.events.watchers import (
     ActionFailed,
@@ -105,11 +111,20 @@ def _event(kind: int, w: str, i: int) -> Event:
             return JobLookupFailed(host="local", what="squeue", error="down", at=at)
         case 15:
             return JobLookupRecovered(host="local", what="squeue", failures=2, since=at - 5, at=at)
+        # The pipeline status's SLURM fields (job id and state of the run's job).
+        case 16:
+            return StageSubmitted(stage="train", job_id=str(40 + i % 3), resubmit_of="40", at=at)
+        case 17:
+            return StageJobState(stage="train", job_id=str(40 + i % 3), state="running", at=at)
+        case 18:
+            return StageAdopted(stage="train", job_id="41", submitted_in="w0", at=at)
+        case 19:
+            return StageSucceeded(stage="train", duration=1.0, at=at)
         case _:
-            return StageStarted(stage="train", at=at)
+            return StageStarted(stage="train", executor="slurm", at=at)
 
 
-events = st.lists(st.tuples(st.integers(0, 16), st.sampled_from(IDS)), min_size=1, max_size=60)
+events = st.lists(st.tuples(st.integers(0, 20), st.sampled_from(IDS)), min_size=1, max_size=60)
 
 
 def _models(feed: Feed) -> dict[str, Any]:
