@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pivot.events.backends import (
@@ -17,7 +17,6 @@ from pivot.events.backends import (
     Cursor,
     StoreLocationError,
     StoreUnavailableError,
-    select_states_sql,
 )
 
 if TYPE_CHECKING:
@@ -31,6 +30,7 @@ class PostgresBackend(Backend):
 
     kind = "postgresql"
     param = "%s"
+    seq_column = "notification_id"
 
     def __init__(self, factory: InfrastructureFactory[Any], recorder: ApplicationRecorder) -> None:
         super().__init__()
@@ -57,18 +57,7 @@ class PostgresBackend(Backend):
     def lock_schema(self, cursor: Cursor) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
 
-    def select_states(
-        self,
-        after: int,
-        until: int | None,
-        topics: Sequence[str],
-        limit: int,
-        *,
-        descending: bool = False,
-    ) -> list[tuple[int, str, bytes]]:
-        sql, params = select_states_sql(
-            "notification_id", after, until, topics, limit, p="%s", descending=descending
-        )
+    def _fetch_states(self, sql: str, params: list[Any]) -> list[tuple[int, str, bytes]]:
         datastore: Any = getattr(self.factory, "datastore")  # noqa: B009 - untyped in the base
         with datastore.transaction(commit=False) as c:
             c.execute(sql, params)

@@ -23,7 +23,6 @@ from pivot.events.backends import (
     StoreLocationError,
     StoreUnavailableError,
     is_persistence_error,
-    select_states_sql,
 )
 from pivot.storage import describe, sqlite_file_problem, storage_error
 
@@ -217,18 +216,7 @@ class SQLiteBackend(Backend):
     def transaction(self, *, write: bool = True) -> contextlib.AbstractContextManager[Cursor]:
         return self.connections.transaction(write=write)
 
-    def select_states(
-        self,
-        after: int,
-        until: int | None,
-        topics: Sequence[str],
-        limit: int,
-        *,
-        descending: bool = False,
-    ) -> list[tuple[int, str, bytes]]:
-        sql, params = select_states_sql(
-            "rowid", after, until, topics, limit, p="?", descending=descending
-        )
+    def _fetch_states(self, sql: str, params: list[Any]) -> list[tuple[int, str, bytes]]:
         with self.connections.transaction(write=False) as cur:
             cur.row_factory = None  # plain tuples: no sqlite3.Row per event
             cur.execute(sql, params)

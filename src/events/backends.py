@@ -32,7 +32,6 @@ __all__ = [
     "StoreUnavailableError",
     "is_persistence_error",
     "open_backend",
-    "select_states_sql",
 ]
 
 
@@ -61,6 +60,7 @@ class Backend:
 
     kind = "base"
     param = "?"
+    seq_column = "rowid"  # the column of stored_events that holds the sequence number
 
     def __init__(self) -> None:
         self.tables_ensured: set[str] = set()  # our own tables known to exist
@@ -101,6 +101,13 @@ class Backend:
         Leaner than the recorder's ``select_notifications`` (no originator
         ids, no objects per row): the path every scan and rebuild takes.
         """
+        sql, params = _select_states_sql(
+            self.seq_column, after, until, topics, limit, p=self.param, descending=descending
+        )
+        return self._fetch_states(sql, params)
+
+    def _fetch_states(self, sql: str, params: list[Any]) -> list[tuple[int, str, bytes]]:
+        """Run :meth:`select_states`' query in a read transaction; rows as plain tuples."""
         raise NotImplementedError
 
     def max_seq(self) -> int:
@@ -112,7 +119,7 @@ class Backend:
         raise NotImplementedError
 
 
-def select_states_sql(
+def _select_states_sql(
     id_column: str,
     after: int,
     until: int | None,
