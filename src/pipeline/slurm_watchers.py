@@ -6,7 +6,10 @@ the watchers of those files to every job the stage submits
 watchers of the project run where they always run (one host per project,
 :mod:`pivot.jobs.host_lease`): `pivot run` hosts them itself while it has
 SLURM jobs with watchers, unless `pivot watch`, `pivot ui` or `pivot
-watchers run` already does.
+watchers run` already does. A process that runs a watcher runtime of its
+own for the project (`pivot watch`) says so with :func:`hosting_here`: its
+waves then start none; their watchers attach to that runtime through the
+log (one runtime per process, never one standing by behind its own).
 
 A watcher's ``resubmit`` (out of memory -> the same script with more memory)
 submits a new job for the same stage run: the job writes the same outcome
@@ -19,8 +22,9 @@ executor of a resubmission (``job.submitted`` with ``resubmit_of``).
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,11 +39,50 @@ from pivot.jobs.definition import WatcherDefinition, parse_watchers
 if TYPE_CHECKING:
     from pivot.jobs.runtime import WatcherRuntime
 
-__all__ = ["SETTLE_SECONDS", "StageWatchers", "load_definitions", "settled"]
+__all__ = [
+    "SETTLE_SECONDS",
+    "StageWatchers",
+    "hosted_here",
+    "hosting_here",
+    "load_definitions",
+    "settled",
+]
 
 # How long a failed job's watchers may take to act on its end before the
 # stage fails without them (their host may be down or slow).
 SETTLE_SECONDS = 120.0
+
+
+# The event stores (by location) whose job watchers a runtime of this process
+# hosts or stands by for; a count, so two registrations need two releases.
+_HOSTED: dict[str, int] = {}
+_HOSTED_LOCK = threading.Lock()
+
+
+def hosting_here(location: str) -> Callable[[], None]:
+    """Say that this process runs a watcher runtime for the store at ``location``;
+    returns the function that takes it back (once the runtime stopped)."""
+    with _HOSTED_LOCK:
+        _HOSTED[location] = _HOSTED.get(location, 0) + 1
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        with _HOSTED_LOCK:
+            if released:
+                return
+            released = True
+            left = _HOSTED.pop(location) - 1
+            if left:
+                _HOSTED[location] = left
+
+    return release
+
+
+def hosted_here(location: str) -> bool:
+    """Whether this process already runs a watcher runtime for the store at ``location``."""
+    with _HOSTED_LOCK:
+        return location in _HOSTED
 
 
 def load_definitions(root: str, files: Sequence[str]) -> list[WatcherDefinition]:
@@ -96,7 +139,8 @@ class StageWatchers:
         return settled(self.book, host, job_id)
 
     def _host(self) -> None:
-        if self._runtime is None:
+        # The process's own runtime (`pivot watch`) reads the log: it hosts these too.
+        if self._runtime is None and not hosted_here(self.store.location):
             from pivot.jobs.runtime import start_watchers
 
             self._runtime = start_watchers(self.store, self.config, command="pivot run")

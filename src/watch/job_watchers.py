@@ -6,7 +6,10 @@ to its own actors, on a view of the event store that also hands every event
 the watchers append to the display, so one screen shows both. Like every host, it hosts
 the watchers only while it holds the project's lease
 (:mod:`pivot.jobs.host_lease`); otherwise it stands by, and the display
-says who hosts them. When that
+says who hosts them. It is the process's only runtime: it is registered
+(:func:`pivot.pipeline.slurm_watchers.hosting_here`) before `pivot watch`
+starts anything, so the waves' SLURM stages attach their watchers to it
+rather than starting a second one that would stand by behind it. When that
 module is not installed, or the project's configuration is invalid, watch
 mode runs without job watchers and says why.
 """
@@ -59,9 +62,25 @@ def job_watchers_starter(
         warn(f"job watchers not started: {exc}")
         return None
 
+    from pivot.pipeline.slurm_watchers import hosting_here
+
+    # Now, not in starter: watch starts its runtime after its first wave began,
+    # and that wave's jobs must not start a second one meanwhile.
+    release = hosting_here(store.location)
+
     def starter(sink: EventSink) -> Callable[[], None]:
-        handle = start(StoreTap(store, sink), config, command="pivot watch")
-        stop: Callable[[], None] = handle.stop
+        try:
+            handle = start(StoreTap(store, sink), config, command="pivot watch")
+        except BaseException:
+            release()  # the waves host their jobs' watchers themselves, as `pivot run`
+            raise
+
+        def stop() -> None:
+            try:
+                handle.stop()
+            finally:
+                release()
+
         return stop
 
     return starter
