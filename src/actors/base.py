@@ -1,4 +1,4 @@
-"""What every watch-engine actor shares: the registry of live actors, the
+"""What every actor shares: the registry of live actors, the
 event sink, the shutdown switch, and a base class reporting crashes.
 
 Actors address each other by name through :class:`Registry`, so when the

@@ -1,4 +1,4 @@
-"""Command: pivot watch (the watch system: pivot.actors.system).
+"""Command: pivot watch (the watch system: pivot.actors.watch_system).
 
 Thin on purpose: options, the event store, signals and the exit status. The
 engine is in :mod:`pivot.actors` (actors) and :mod:`pivot.watch` (decisions).
@@ -142,7 +142,7 @@ def watch(
     Examples: `pivot watch`, `pivot watch train -j 2`, `pivot watch --display
     json | jq .type`, `pivot watch --debounce 500`.
     """
-    from pivot.actors.system import WatchOptions, WatchSystem
+    from pivot.actors.watch_system import WatchOptions, WatchSystem
     from pivot.cli.store_access import store_errors
     from pivot.events.location import open_project_store
     from pivot.pipeline.errors import PipelineError

@@ -1,4 +1,4 @@
-"""Pure decision logic of the watch engine: exact, no threads, no clock."""
+"""Pure decision logic of pivot watch: exact, no threads, no clock."""
 
 from __future__ import annotations
 

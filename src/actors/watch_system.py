@@ -69,7 +69,7 @@ class WatchOptions:
 
 
 class WatchSystem:
-    """The running engine: ``start()``, wait on ``shutdown``, ``stop()``."""
+    """The running watch system: ``start()``, wait on ``shutdown``, ``stop()``."""
 
     def __init__(self, engine: Engine, options: WatchOptions, store: Store | None = None) -> None:
         self.engine = engine
