@@ -88,6 +88,28 @@ def details(fields: Mapping[str, Any], shown_subject: str, defaults: Mapping[str
     return "  ".join(parts)
 
 
+def _submitted(fields: Mapping[str, Any]) -> str:
+    """``SLURM job 12 on local (02:00:00, 16G, 4 cpus)  again for job 11``: the run file
+    and the inputs it was decided on are left to ``--json``."""
+    from pivot.pipeline.slurm_resources import describe
+
+    resources = {"host": fields.get("host", "local"), **dict(fields.get("resources") or {})}
+    text = f"SLURM job {fields.get('job_id', '')} " + describe(resources).replace("slurm@", "on ")
+    again = fields.get("resubmit_of")
+    return text + (f"  again for job {again}" if again else "")
+
+
+def _adopted(fields: Mapping[str, Any]) -> str:
+    wave = str(fields.get("submitted_in", ""))[:12]
+    return f"SLURM job {fields.get('job_id', '')} on {fields.get('host', 'local')}, " + (
+        f"submitted in wave {wave} by a pivot that was killed" if wave else "left by a pivot"
+    )
+
+
+# Event types whose details read better as a sentence than as key=value pairs.
+_READABLE = {"stage.submitted": _submitted, "stage.adopted": _adopted}
+
+
 def event_table(rows: Iterable[tuple[int, str, Mapping[str, Any]]], header: bool = True) -> Table:
     """A table of ``(seq, type, fields)`` rows.
 
@@ -114,6 +136,10 @@ def event_table(rows: Iterable[tuple[int, str, Mapping[str, Any]]], header: bool
             Text(type_name, style=event_style(type_name)),
             plain(what),
             plain(fields.get("actor", "")),
-            plain(details(fields, what, defaults.setdefault(type_name, _defaults(type_name)))),
+            plain(
+                _READABLE[type_name](fields)
+                if type_name in _READABLE
+                else details(fields, what, defaults.setdefault(type_name, _defaults(type_name)))
+            ),
         )
     return table

@@ -98,6 +98,8 @@ def _print(a: Explanation) -> None:
     if a.detail:
         line += f": {_safe(a.detail)}"
     console.print(line)
+    for job in a.jobs:
+        console.print(f"  {_safe(_job_line(job))}")
     if a.later:
         console.print(f"  since then: {_safe(_since(a.later))}")
     if a.wave:
@@ -126,6 +128,22 @@ def _print(a: Explanation) -> None:
         console.print(f"  the wave was started by: {_safe(a.wave['trigger'])} (no change batch)")
     chain = " -> ".join(f"{link['type']} #{link['seq']}" for link in a.chain)
     console.print(f"  [dim]chain: {chain}[/]")
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    """``ran as SLURM job 12 on local (Slurm said: failed, exit code 3:0)``."""
+    where = f"SLURM job {job['job_id']} on {job['host']}"
+    if job["how"] == "adopted":
+        wave = job["submitted_in"][:12] or "?"
+        text = f"adopted {where}, submitted in wave {wave} by a pivot that was killed"
+    elif job["how"] == "resubmitted":
+        text = f"resubmitted by a watcher as {where}, for job {job['resubmit_of']}"
+    else:
+        text = f"ran as {where}"
+    if job["state"]:
+        code = f", exit code {job['exit_code']}" if job["exit_code"] else ""
+        text += f" (Slurm said: {job['state']}{code})"
+    return text
 
 
 def _since(later: dict[str, Any]) -> str:

@@ -11,8 +11,10 @@ e.g. the change batch (``changes.detected``) with the paths and their time.
 The stage's ``stage.queued`` reasons say through which deps (``dep changed:
 data/raw.csv``), code or params it was affected, and ``upstream will run:
 prepare`` points at an upstream stage of the same wave, whose own reasons
-are given too. :func:`explain` is a pure fold over recorded events;
-:data:`WHY_TYPES` are the types it needs.
+are given too. A run on SLURM names its jobs (:mod:`pivot.events.run_jobs`:
+submitted, adopted after a killed pivot, resubmitted by a watcher), each
+with its host and the last state Slurm reported. :func:`explain` is a pure
+fold over recorded events; :data:`WHY_TYPES` are the types it needs.
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ from typing import Any
 
 from pivot.events import pipeline as ev
 from pivot.events.base import Event
+from pivot.events.run_jobs import JOB_TYPES, RunJobs
 from pivot.events.store import EventStore, Recorded
 
 __all__ = ["WHY_TYPES", "Explanation", "explain", "explain_from_store"]
 
 _STAGE_TYPES = ev.STAGE_EVENTS
 WHY_TYPES: tuple[str, ...] = tuple(
-    sorted({c.TYPE for c in _STAGE_TYPES} | {ev.WaveStarted.TYPE, ev.ChangesDetected.TYPE})
+    sorted(
+        {c.TYPE for c in _STAGE_TYPES}
+        | {ev.WaveStarted.TYPE, ev.ChangesDetected.TYPE}
+        | set(JOB_TYPES)
+    )
 )
 # Outcome of a stage event, in the order a wave produces them.
 _OUTCOME = {
@@ -54,7 +61,10 @@ class Explanation:
     as far as that one (``runs_seen < run``: the log has no such run).
     ``later`` summarises the stage's events after the explained one: the
     runs and skips since, and the newest (e.g. the "up to date" skip of the
-    no-op run after it), or None when nothing came after.
+    no-op run after it), or None when nothing came after. ``jobs``: the
+    run's SLURM jobs, oldest first (``job_id``, ``host``, ``how``:
+    submitted, adopted or resubmitted, ``resubmit_of``, ``submitted_in``,
+    ``state``: the last Slurm reported, "" if no poll saw it, ``exit_code``).
     """
 
     stage: str
@@ -71,6 +81,7 @@ class Explanation:
     run: int = 1
     runs_seen: int = 0
     later: dict[str, Any] | None = None
+    jobs: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -89,6 +100,7 @@ class Explanation:
             "run": self.run,
             "runs_seen": self.runs_seen,
             "later": self.later,
+            "jobs": self.jobs,
         }
 
 
@@ -110,9 +122,11 @@ class _Waves:
     batches: dict[str, Recorded] = field(default_factory=dict)
     # Per wave id: every stage's queued reasons (for upstream causes).
     queued: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    jobs: RunJobs = field(default_factory=RunJobs)
 
     def add(self, rec: Recorded) -> None:
         e = rec.event
+        self.jobs.add(rec)
         if isinstance(e, ev.WaveStarted):
             self.started[e.wave_id] = rec
         elif isinstance(e, ev.ChangesDetected):
@@ -211,6 +225,7 @@ def _answer(stage: str, mine: list[Recorded], waves: _Waves, run: int) -> Explan
     out.seq, out.at = last.seq, e.at
     wave_stages = waves.queued.get(wave_id, {})
     out.reasons = wave_stages.get(stage, [])
+    out.jobs = waves.jobs.of(wave_id, stage)
     out.deps = [r.removeprefix(_DEP) for r in out.reasons if r.startswith(_DEP)]
     _explain_upstream(out, wave_stages)
     out.chain.append(_link(last, "stage"))
@@ -286,6 +301,8 @@ def explain_from_store(stage: str, store: EventStore, run: int = 1) -> Explanati
         )
         if queued is not None:
             waves.add(queued)
+        for rec in store.read(after=mine[0].seq - 1, until=last.seq, types=JOB_TYPES):
+            waves.add(rec)
         return _answer(stage, mine, waves, run)
     cause_id = wave.event.correlation_id
     if cause_id:

@@ -10,9 +10,11 @@ from pivot.events.base import Event
 from pivot.events.pipeline import (
     ChangesDetected,
     StageFailed,
+    StageJobState,
     StageQueued,
     StageSkipped,
     StageStarted,
+    StageSubmitted,
     StageSucceeded,
     WaveFinished,
     WaveStarted,
@@ -120,6 +122,10 @@ def test_reading_only_what_is_needed_gives_the_same_answer(tmp_path: Path) -> No
             log.append(StageQueued(stage=s, reasons=(f"dep changed: data/{n}.csv",),
                                    correlation_id=wave))  # fmt: skip
             log.append(StageStarted(stage=s, correlation_id=wave))
+            if rng.random() < 0.3:  # a run on SLURM: its jobs are named too
+                log.append(StageSubmitted(stage=s, job_id=str(n), correlation_id=wave))
+                log.append(StageJobState(stage=s, job_id=str(n), state="running",
+                                         correlation_id=wave))  # fmt: skip
             if rng.random() < 0.5:
                 log.append(StageSucceeded(stage=s, duration=1.0, correlation_id=wave))
             else:
