@@ -8,9 +8,10 @@ from rich.console import Console
 
 from pivot.cli.event_render import event_table
 from pivot.events import pipeline as ev
+from pivot.events.base import Event
 
 
-def _rendered(*events: ev.Event) -> str:
+def _rendered(*events: Event) -> str:
     out = io.StringIO()
     console = Console(file=out, width=400, color_system=None)
     console.print(event_table((i + 1, e.TYPE, e.to_dict()) for i, e in enumerate(events)))
