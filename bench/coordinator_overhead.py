@@ -27,7 +27,7 @@ import pykka
 
 from pivot.actors.base import ActorContext, Registry, Shutdown
 from pivot.actors.coordinator import Coordinator
-from pivot.actors.messages import Batch, Boot, RunWave, WaveDone
+from pivot.actors.watch_messages import Batch, Boot, RunWave, WaveDone
 from pivot.watch.engine import LoadError, PipelineView, PlannedStage, StageInfo
 from pivot.watch.sink import EventSink
 

@@ -116,7 +116,7 @@ class Shell(pykka.ThreadingActor):
         exception_value: BaseException | None,
         traceback_: TracebackType | None,
     ) -> None:
-        from pivot.actors.messages import ChildCrashed
+        from pivot.actors.watch_messages import ChildCrashed
 
         error = "".join(traceback.format_exception_only(exception_value)).strip()
         log.debug(

@@ -23,7 +23,7 @@ from typing import Any
 import pykka
 
 from pivot.actors.base import ActorContext, Shell
-from pivot.actors.messages import Batch, Boot, ForceAll, WaveDone, WindowOpened
+from pivot.actors.watch_messages import Batch, Boot, ForceAll, WaveDone, WindowOpened
 from pivot.pipeline.bytecode import drop_bytecode
 from pivot.watch.affected import symlink_aliases
 from pivot.watch.classify import content_digest

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from pivot.actors.base import ActorContext, Shell
-from pivot.actors.messages import DebounceTick, PathsChanged, WindowOpened
+from pivot.actors.watch_messages import DebounceTick, PathsChanged, WindowOpened
 from pivot.watch.debounce import Debounce
 from pivot.watch.writers import closed_by_writers
 

@@ -35,7 +35,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pivot.actors.base import ActorContext, Shell
-from pivot.actors.messages import DisplayKey, ForceAll
+from pivot.actors.watch_messages import DisplayKey, ForceAll
 from pivot.events.base import Event
 from pivot.events.pipeline import StageCancelled, StageFailed, StageStarted, StageSucceeded
 from pivot.events.store import Recorded

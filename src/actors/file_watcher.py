@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pivot.actors.base import ActorContext, Shell
-from pivot.actors.messages import DeclaredPaths, PathsChanged, PathsSeen, WatcherThreadFailed
+from pivot.actors.watch_messages import DeclaredPaths, PathsChanged, PathsSeen, WatcherThreadFailed
 from pivot.events.actors import WatchStarted
 from pivot.watch.paths import PathFilter, WatchedDirs, dirs_to_watch
 from pivot.watch.rust_notify import open_notify

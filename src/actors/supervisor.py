@@ -18,7 +18,7 @@ from typing import Any
 import pykka
 
 from pivot.actors.base import ActorContext, Shell
-from pivot.actors.messages import ChildCrashed
+from pivot.actors.watch_messages import ChildCrashed
 from pivot.events.actors import ActorCrashed, ActorRestarted, SupervisorGaveUp
 from pivot.watch.supervision import RestartBudget
 

@@ -33,8 +33,8 @@ from pivot.actors.coordinator import Coordinator
 from pivot.actors.debouncer import Debouncer
 from pivot.actors.display import Display, KeyReader
 from pivot.actors.file_watcher import FileWatcher
-from pivot.actors.messages import Boot, Ping
 from pivot.actors.supervisor import Factory, Supervisor
+from pivot.actors.watch_messages import Boot, Ping
 from pivot.actors.worker_pool import PoolControl, WorkerPool
 from pivot.events.actors import WatchStopped
 from pivot.events.store import Recorded

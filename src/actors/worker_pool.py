@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from pivot.actors.base import ActorContext, Shell
-from pivot.actors.messages import RunWave, WaveDone
+from pivot.actors.watch_messages import RunWave, WaveDone
 from pivot.events.actors import WaveWaiting
 from pivot.events.base import Event
 from pivot.events.pipeline import (
@@ -180,7 +180,7 @@ class WorkerPool(Shell):
     def _run(self, msg: RunWave) -> None:
         if self.thread is not None:
             self.thread.join()  # the Coordinator sends one wave at a time; be safe anyway
-        names = tuple(p.name for p in msg.plan)
+        names = tuple(p.name for p in msg.stages)
         fresh = not self.control.workers.started
         reason = msg.reason or ("code changed" if msg.restart else "start")
         if (msg.restart or fresh) and not self._restart(reason, msg.correlation_id or msg.wave_id):
@@ -221,7 +221,7 @@ class WorkerPool(Shell):
             ) as previous:
                 if takeover.needed(previous):  # the holder before us was killed
                     self._record_takeover(takeover, previous)
-                plan = list(msg.plan)
+                plan = list(msg.stages)
                 if needs_replan(bool(waited), msg.trigger):
                     plan = self._replan(msg)  # the run we waited for may have done the work
                 self.engine.run(
@@ -241,7 +241,7 @@ class WorkerPool(Shell):
             self.ctx.shutdown.request(str(exc))
         except Exception as exc:
             if not recorder.cancel.requested:
-                for p in msg.plan:
+                for p in msg.stages:
                     recorder.emit(
                         StageFailed(
                             stage=p.name,
@@ -268,9 +268,9 @@ class WorkerPool(Shell):
         self.ctx.sink.emit(*found)
 
     def _replan(self, msg: RunWave) -> list[PlannedStage]:
-        names = frozenset(p.name for p in msg.plan)
+        names = frozenset(p.name for p in msg.stages)
         stale = {p.name for p in self.engine.plan(msg.view, names, False)}
-        return still_to_run(msg.plan, stale)
+        return still_to_run(msg.stages, stale)
 
     def on_stop(self) -> None:
         self.control.abort("shutdown")

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from pivot.actors.messages import (
+from pivot.actors.watch_messages import (
     Batch,
     Boot,
     DeclaredPaths,
@@ -318,7 +318,7 @@ def _planned(s: CoordinatorState, phase: Planning, m: WavePlanned) -> Step:
     run = RunWave(
         wave_id=wave_id,
         view=m.view,
-        plan=m.stages,
+        stages=m.stages,
         trigger=phase.trigger,
         restart=restart,
         reason="code changed" if restart else "",

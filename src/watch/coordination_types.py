@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pivot.actors.messages import Batch, Boot, ForceAll, WaveDone, WindowOpened
+from pivot.actors.watch_messages import Batch, Boot, ForceAll, WaveDone, WindowOpened
 from pivot.events.base import Event
 from pivot.watch.engine import LoadError, PipelineView, PlannedStage
 from pivot.watch.pending import Pending, Taken

@@ -13,8 +13,8 @@ import pytest
 from pivot.actors.base import Shell
 from pivot.actors.debouncer import Debouncer
 from pivot.actors.file_watcher import FileWatcher
-from pivot.actors.messages import Batch, DeclaredPaths, PathsChanged, Ping, WindowOpened
 from pivot.actors.supervisor import Supervisor
+from pivot.actors.watch_messages import Batch, DeclaredPaths, PathsChanged, Ping, WindowOpened
 from pivot.events.actors import ActorCrashed, ActorRestarted, SupervisorGaveUp, WatchStarted
 from pivot.pipeline.local_executor import LocalExecutor
 

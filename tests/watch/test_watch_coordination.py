@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pivot.actors.messages import (
+from pivot.actors.watch_messages import (
     Batch,
     Boot,
     DeclaredPaths,
@@ -109,7 +109,7 @@ def test_boot_loads_tells_the_watcher_plans_and_runs_what_is_stale() -> None:
     s, cmds = step(s, WavePlanned(plan.batch_id, VIEW, _planned("ab")))
     (run,) = _told(cmds, "worker_pool")
     assert isinstance(run, RunWave) and run.trigger == "initial" and not run.restart
-    assert run.plan == _planned("ab") and isinstance(s.phase, Running)
+    assert run.stages == _planned("ab") and isinstance(s.phase, Running)
     s, cmds = step(s, WaveDone(run.wave_id, ("a", "b")))
     assert s.phase == Idle() and cmds == []
 

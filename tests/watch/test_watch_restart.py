@@ -16,7 +16,7 @@ import pykka
 import pytest
 
 from pivot.actors.coordinator import Coordinator
-from pivot.actors.messages import Batch, Boot, ForceAll, Ping
+from pivot.actors.watch_messages import Batch, Boot, ForceAll, Ping
 from pivot.actors.worker_pool import PoolControl, WorkerPool
 from pivot.events.actors import ChangesPending
 from pivot.events.base import Event

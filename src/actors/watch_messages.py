@@ -1,4 +1,7 @@
-"""Typed messages between the watch system's actors (frozen, plain data)."""
+"""Typed messages between the actors of `pivot watch` (frozen, plain data).
+
+Those of the job watchers' actors are in :mod:`pivot.actors.job_messages`.
+"""
 
 from __future__ import annotations
 
@@ -93,14 +96,14 @@ class DisplayKey:
 
 @dataclass(frozen=True, slots=True)
 class RunWave:
-    """Coordinator -> WorkerPool: run ``plan`` (in order) as one wave.
+    """Coordinator -> WorkerPool: run ``stages`` (in dependency order) as one wave.
 
     ``restart``: replace every worker first (the code changed).
     """
 
     wave_id: str
     view: PipelineView
-    plan: tuple[PlannedStage, ...]
+    stages: tuple[PlannedStage, ...]
     trigger: str = "change"
     restart: bool = False
     reason: str = ""
