@@ -14,11 +14,11 @@ import signal
 import sys
 from collections.abc import Callable, Iterable
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from pivot.cli.options import PipelineOpt
 from pivot.terminal import echo
 
 if TYPE_CHECKING:
@@ -29,15 +29,6 @@ if TYPE_CHECKING:
     from pivot.pipeline.spec import PipelineSpec
     from pivot.pipeline.wave_result import WaveResult
 
-PipelineOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--pipeline",
-        "-p",
-        help="The pipeline file (default: pipeline.py here or in a parent directory).",
-        show_default=False,
-    ),
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead.")]
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from pivot.cli.options import PipelineOpt
 from pivot.terminal import echo
 
 if TYPE_CHECKING:
@@ -113,15 +114,7 @@ def watch(
             "in the same display.",
         ),
     ] = True,
-    pipeline: Annotated[
-        Path | None,
-        typer.Option(
-            "--pipeline",
-            "-p",
-            help="The pipeline file (default: pipeline.py here or in a parent directory).",
-            show_default=False,
-        ),
-    ] = None,
+    pipeline: PipelineOpt = None,
 ) -> None:
     """Run what is stale, then watch code and data and re-run exactly what changes affect.
 
