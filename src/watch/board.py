@@ -125,10 +125,7 @@ class Board:
             self._reloaded(e)
             self.error = ""
         elif isinstance(e, ev.PipelineInvalid):
-            where = (
-                f"{e.file}:{e.line}: " if e.file and e.line else (f"{e.file}: " if e.file else "")
-            )
-            self.error = f"{where}{e.error}\n(the last valid pipeline is kept; nothing runs)"
+            self.error = f"{_where(e)}{e.error}\n(the last valid pipeline is kept; nothing runs)"
         elif isinstance(e, ev_actors.WaveWaiting):
             self.waiting_for = e.holder
         elif isinstance(e, ev.WaveStarted):
@@ -186,6 +183,13 @@ class Board:
             self.selected = ""
 
 
+def _where(e: ev.PipelineInvalid) -> str:
+    """``file:line: `` (or ``file: ``, or nothing) before a pipeline error."""
+    if not e.file:
+        return ""
+    return f"{e.file}:{e.line}: " if e.line else f"{e.file}: "
+
+
 def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch per event type
     """The log line for a transition, or None for events not worth a line."""
     if isinstance(e, ev.ChangesDetected):
@@ -205,8 +209,7 @@ def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch p
         ]
         return "pipeline loaded" + (": " + "; ".join(parts) if parts else "")
     if isinstance(e, ev.PipelineInvalid):
-        where = f"{e.file}:{e.line}: " if e.file and e.line else (f"{e.file}: " if e.file else "")
-        return f"pipeline error: {where}{e.error} (keeping the last valid pipeline)"
+        return f"pipeline error: {_where(e)}{e.error} (keeping the last valid pipeline)"
     if isinstance(e, ev.WorkersRestarted):
         what = "started" if e.reason == "start" else f"restarted ({e.reason})"
         return f"workers {what}: {e.jobs} fresh process{'es' if e.jobs != 1 else ''}"
