@@ -11,7 +11,7 @@ Modes:
   a stage printed.
 
 Stage output comes from the stages' log files, followed by a
-:class:`pivot.pipeline.display.LogTail` (the one `pivot run` uses) from each
+:class:`pivot.pipeline.run_output.LogTail` (the one `pivot run` uses) from each
 ``stage.started`` to the stage's end. When stdin is a terminal, a key reader
 thread turns keys into actions (:mod:`pivot.watch.keys`): ``f`` force-runs
 every stage and ``q`` quits in every mode; the others move the log pane.
@@ -39,7 +39,7 @@ from pivot.actors.watch_messages import DisplayKey, ForceAll
 from pivot.events.base import Event
 from pivot.events.pipeline import StageCancelled, StageFailed, StageStarted, StageSucceeded
 from pivot.events.store import Recorded
-from pivot.pipeline.display import LogTail
+from pivot.pipeline.run_output import LogTail
 from pivot.pipeline.stage_log import log_path
 from pivot.terminal import plain, printable
 from pivot.watch.board import UP_TO_DATE, Board, json_line, output_json, plain_line

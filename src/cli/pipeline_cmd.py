@@ -143,9 +143,9 @@ def run(
       pivot run -f clean -j 4
       pivot run --executor local     # SLURM stages too, on this machine
     """
-    from pivot.pipeline.display import summary
     from pivot.pipeline.errors import PipelineError
     from pivot.pipeline.project import Project
+    from pivot.pipeline.run_output import summary
 
     try:
         project = Project.open(pipeline)
@@ -224,7 +224,7 @@ def _execute(
 ) -> WaveResult:
     """Run the plan with events appended and shown; Ctrl-C cancels the wave."""
     from pivot.pipeline.cancel import CancelToken
-    from pivot.pipeline.display import RunDisplay
+    from pivot.pipeline.run_output import RunDisplay
 
     display = RunDisplay(project.root, store.append, None if as_json else _print)
     adoptable = None

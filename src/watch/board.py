@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pivot.events import actors as ev_actors
 from pivot.events import pipeline as ev
 from pivot.events.base import Event
-from pivot.pipeline.display import wave_counts
 from pivot.pipeline.plan import describe_reasons
+from pivot.pipeline.run_output import wave_counts
 
 __all__ = ["Board", "StageRow", "json_line", "output_json", "plain_line"]
 

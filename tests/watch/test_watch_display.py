@@ -10,8 +10,8 @@ from rich.console import Console
 
 from pivot.actors.display import render_board
 from pivot.events import pipeline as ev
-from pivot.pipeline.display import LogTail
 from pivot.pipeline.plan import describe_reasons
+from pivot.pipeline.run_output import LogTail
 from pivot.watch.affected import drop_vanished
 from pivot.watch.board import Board, output_json, plain_line
 from pivot.watch.engine import PipelineView, StageInfo
