@@ -124,7 +124,7 @@ def copy_watcher(
 
     ``book``: the watchers as already folded (e.g. by ``pivot ui``); default: fold the log.
     """
-    ws = find(book if book is not None else load_book(store), watcher_id)
+    ws = _watcher(store, book, watcher_id)
     (new_id,) = add_watchers(store, [ws.definition], job_id, host)
     return new_id
 
@@ -141,7 +141,7 @@ def edit_watcher(
 
     ``book``: the watchers as already folded (e.g. by ``pivot ui``); default: fold the log.
     """
-    ws = find(book if book is not None else load_book(store), watcher_id)
+    ws = _watcher(store, book, watcher_id)
     if definition == ws.definition:
         return False
     store.append(
@@ -165,11 +165,7 @@ def pause(
 
     ``book``: the watchers as already folded (e.g. by ``pivot ui``); default: fold the log.
     """
-    ws = find(book if book is not None else load_book(store), watcher_id)
-    if ws.state != "active":
-        raise ManageError(f"watcher {ws.watcher_id} is {ws.state}, not active")
-    store.append([WatcherPaused(watcher_id=ws.watcher_id, actor=actor)])
-    return ws.watcher_id
+    return _record(store, watcher_id, book, WatcherPaused, actor, when="active")
 
 
 def resume(
@@ -179,11 +175,7 @@ def resume(
 
     ``book``: the watchers as already folded (e.g. by ``pivot ui``); default: fold the log.
     """
-    ws = find(book if book is not None else load_book(store), watcher_id)
-    if ws.state != "paused":
-        raise ManageError(f"watcher {ws.watcher_id} is {ws.state}, not paused")
-    store.append([WatcherResumed(watcher_id=ws.watcher_id, actor=actor)])
-    return ws.watcher_id
+    return _record(store, watcher_id, book, WatcherResumed, actor, when="paused")
 
 
 def remove(
@@ -193,8 +185,28 @@ def remove(
 
     ``book``: the watchers as already folded (e.g. by ``pivot ui``); default: fold the log.
     """
-    ws = find(book if book is not None else load_book(store), watcher_id)
-    store.append([WatcherRemoved(watcher_id=ws.watcher_id, actor=actor)])
+    return _record(store, watcher_id, book, WatcherRemoved, actor)
+
+
+def _watcher(store: EventStore, book: Book | None, watcher_id: str) -> WatcherState:
+    """:func:`find` in ``book``, or in the watchers folded from the log."""
+    return find(book if book is not None else load_book(store), watcher_id)
+
+
+def _record(
+    store: EventStore,
+    watcher_id: str,
+    book: Book | None,
+    event: type[WatcherPaused | WatcherResumed | WatcherRemoved],
+    actor: str,
+    *,
+    when: str = "",
+) -> str:
+    """Append ``event`` for the watcher (only if its state is ``when``, if given); its id."""
+    ws = _watcher(store, book, watcher_id)
+    if when and ws.state != when:
+        raise ManageError(f"watcher {ws.watcher_id} is {ws.state}, not {when}")
+    store.append([event(watcher_id=ws.watcher_id, actor=actor)])
     return ws.watcher_id
 
 
