@@ -137,13 +137,16 @@ class StageSucceeded(Event):
     fingerprint and per-piece hashes, dep and output hashes, params), so
     ``.pivot/state.db`` can be rebuilt from the log, and watch mode can tell
     the stage's own writes (``outs``) from edits by someone else. ``pid`` is
-    the worker process that ran it (0 in logs of pivot before it was recorded).
+    the worker process that ran it (0 in logs of pivot before it was recorded);
+    ``job_id`` the SLURM job whose result it is (after a watcher's resubmit,
+    the last one), empty for a stage that ran locally.
     """
 
     TYPE = "stage.succeeded"
     stage: str
     duration: float
     pid: int = 0
+    job_id: str = ""
     fingerprint: str = ""
     code: Mapping[str, str] = field(default_factory=dict)
     deps: Mapping[str, str | None] = field(default_factory=dict)
@@ -157,7 +160,11 @@ class StageFailed(Event):
     """A stage raised, crashed or exited; its outputs are not recorded.
 
     ``pid`` is the worker process that ran it, 0 when none reported back (the
-    worker died, or the stage never reached one).
+    worker died, or the stage never reached one). A stage run as a SLURM job
+    names it: ``job_id`` (the job whose result counts), ``job_state`` as Slurm
+    reported its end (``failed``, ``out_of_memory``, ``timeout``...) and
+    ``exit_code`` as Slurm spells it (``3:0``); all empty for a local stage,
+    and the job id too when sbatch refused the job.
     """
 
     TYPE = "stage.failed"
@@ -166,16 +173,21 @@ class StageFailed(Event):
     duration: float = 0.0
     traceback: str = ""
     pid: int = 0
+    job_id: str = ""
+    job_state: str = ""
+    exit_code: str = ""
 
 
 @event
 @dataclass(frozen=True, kw_only=True)
 class StageCancelled(Event):
-    """A stage was stopped (Ctrl-C, shutdown, restart) or never started."""
+    """A stage was stopped (Ctrl-C, shutdown, restart) or never started; ``job_id`` the
+    SLURM job that was cancelled, if it ran as one."""
 
     TYPE = "stage.cancelled"
     stage: str
     reason: str = ""
+    job_id: str = ""
 
 
 @event

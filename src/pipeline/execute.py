@@ -62,7 +62,7 @@ from pivot.pipeline.stale_runs import STALE_CHECK_SECONDS, changed_deps, stale_r
 from pivot.pipeline.state import StageRecord, StateStore
 from pivot.pipeline.wave_outbox import WaveOutbox
 from pivot.pipeline.wave_result import WaveResult
-from pivot.pipeline.worker import StageOutcome, StageTask
+from pivot.pipeline.worker import StageOutcome, StageTask, job_id_of
 
 __all__ = ["execute"]
 
@@ -293,7 +293,8 @@ class _Wave:
         reason = self.stale.get(run.stage.name)
         if reason is not None:  # cancelled as stale: not a failure
             self.result.status[run.stage.name] = "cancelled"
-            self.emit([self.ev(StageCancelled, stage=run.stage.name, reason=reason)])
+            job = job_id_of(future)
+            self.emit([self.ev(StageCancelled, stage=run.stage.name, reason=reason, job_id=job)])
             return None
         try:
             outcome = future.result()
@@ -305,9 +306,7 @@ class _Wave:
         if outcome.ok:
             self._succeed(run, outcome)
         else:
-            self._fail(
-                run.stage.name, outcome.error, outcome.duration, outcome.traceback, outcome.pid
-            )
+            self._fail(run.stage.name, outcome.error, outcome.duration, outcome)
         return None
 
     def _recover(self, run: _Running, loss: WorkerLost) -> None:
@@ -326,14 +325,17 @@ class _Wave:
         self.pending.extend(verdict.retry)
         self.pending.sort(key=self.to_run.index)
 
-    def _fail(self, name: str, error: str, duration: float, tb: str = "", pid: int = 0) -> None:
-        """Record a failure; ``pid`` 0 when no worker reported (it died, or was never reached)."""
+    def _fail(self, name: str, error: str, took: float, got: StageOutcome | None = None) -> None:
+        """Record a failure; ``got`` the run's outcome (its traceback, pid, job), if it had one
+        (pid 0: no worker reported, it died or was never reached)."""
         self.result.status[name] = "failed"
         self.result.errors[name] = error
         self.state.mark_failed(name)
+        o = got or StageOutcome(name, False, 0, took)
         failed = self.ev(
-            StageFailed, stage=name, error=error, duration=duration, traceback=tb, pid=pid
-        )
+            StageFailed, stage=name, error=error, duration=took, traceback=o.traceback,
+            pid=o.pid, job_id=o.job_id, job_state=o.state, exit_code=o.exit_code,
+        )  # fmt: skip
         self.emit([failed])
         self.stop_new = self.stop_new or not self.keep_going
 
@@ -343,7 +345,7 @@ class _Wave:
         missing = [o for o, h in outs.items() if h is None]
         if missing:
             error = f"declared output not written: {missing[0]}"
-            self._fail(s.name, error, outcome.duration, pid=outcome.pid)
+            self._fail(s.name, error, outcome.duration, outcome)
             return
         record = StageRecord(
             fingerprint=s.fingerprint,
@@ -363,6 +365,7 @@ class _Wave:
                     stage=s.name,
                     duration=outcome.duration,
                     pid=outcome.pid,
+                    job_id=outcome.job_id,
                     fingerprint=s.fingerprint,
                     code=dict(s.code),
                     deps=dict(run.deps),
@@ -380,9 +383,10 @@ class _Wave:
         for executor in self.router:
             executor.cancel(reason)
         events: list[Event] = []
-        for run in self.running.values():
+        for future, run in self.running.items():
             self.result.status[run.stage.name] = "cancelled"
-            events.append(self.ev(StageCancelled, stage=run.stage.name, reason=reason))
+            job = job_id_of(future)
+            events.append(self.ev(StageCancelled, stage=run.stage.name, reason=reason, job_id=job))
         for name in self.pending:
             self.result.status[name] = "cancelled"
             events.append(self.ev(StageCancelled, stage=name, reason="not started"))

@@ -262,7 +262,9 @@ class SlurmJobs:
         with self._lock:
             rest, self._runs = list(self._runs.values()), {}
         for run in rest:  # never submitted, or Slurm did not answer in time
-            self._resolve(run, StageOutcome(run.task.stage, False, 0, 0.0, reason))
+            outcome = StageOutcome(run.task.stage, False, 0, 0.0, reason, job_id=run.job_id,
+                                   state="cancelled")  # fmt: skip
+            self._resolve(run, outcome)
 
     def close(self) -> None:
         """Stop polling and release the hosts' connections."""
@@ -407,7 +409,8 @@ class SlurmJobs:
         with self._lock:
             runs, self._runs = list(self._runs.values()), {}
         for run in runs:
-            self._resolve(run, StageOutcome(run.task.stage, False, 0, 0.0, error))
+            outcome = StageOutcome(run.task.stage, False, 0, 0.0, error, job_id=run.job_id)
+            self._resolve(run, outcome)
 
     def _resolve(self, run: _Run, outcome: StageOutcome) -> None:
         if not run.future.done():

@@ -9,14 +9,29 @@
   exit code, ``FAILED exit 3 (SLURM job 12 on local)``, ``OUT_OF_MEMORY
   (...)``, ``TIMEOUT (...)``, ``NODE_FAIL (...)``, ``CANCELLED (...)``.
 * sbatch refused the job: the stage fails with Slurm's own message.
+
+Every outcome names its job (``job_id``, after a resubmission the job whose
+result counts), the state it ended in as Slurm spells it in lower case
+(``completed``, ``failed``, ``out_of_memory``) and its exit code (``3:0``), so
+the stage end events carry them (:mod:`pivot.pipeline.execute`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from pivot.jobs.slurm import JobInfo
 from pivot.pipeline.worker import StageOutcome
 
-__all__ = ["ended", "exit_text", "job_label", "reported", "sbatch_refusal", "state_text"]
+__all__ = [
+    "ended",
+    "exit_text",
+    "job_label",
+    "reported",
+    "sbatch_refusal",
+    "state_text",
+    "written_end",
+]
 
 
 def job_label(job_id: str, host: str) -> str:
@@ -56,22 +71,37 @@ def ended(
     """
     label = job_label(info.job_id, host)
     if written is not None and written[1] in ("", info.job_id):
-        return reported(written[0], info.job_id, host)
+        return reported(written[0], info.job_id, host, info)
     if info.state == "completed":
         error = f"COMPLETED without a result from pivot ({label}): see .pivot/logs/{stage}.log"
     else:
         error = f"{state_text(info)} ({label})"
-    return StageOutcome(stage, False, 0, duration, error)
+    return StageOutcome(stage, False, 0, duration, error, job_id=info.job_id, state=info.state,
+                        exit_code=info.exit_code)  # fmt: skip
 
 
-def reported(outcome: StageOutcome, job_id: str, host: str) -> StageOutcome:
-    """What the job wrote, with the job named in an error (so `pivot why` names it)."""
+def written_end(outcome: StageOutcome, job_id: str) -> JobInfo:
+    """How a job that wrote ``outcome`` ends: its entry point exits right after writing it,
+    0 (``completed``) when the stage succeeded, 1 (``failed``, ``1:0``) when it did not
+    (:func:`pivot.pipeline.slurm_job.main`)."""
     if outcome.ok:
-        return outcome
-    error = f"{outcome.error} ({job_label(job_id, host)})"
-    return StageOutcome(
-        outcome.stage, False, outcome.pid, outcome.duration, error, outcome.traceback
-    )
+        return JobInfo(job_id=job_id, state="completed", exit_code="0:0")
+    return JobInfo(job_id=job_id, state="failed", exit_code="1:0")
+
+
+def reported(
+    outcome: StageOutcome, job_id: str, host: str, info: JobInfo | None = None
+) -> StageOutcome:
+    """What the job wrote, with the job named in an error (so `pivot why` names it).
+
+    ``info`` is how Slurm saw the job end; without it (the outcome was read
+    before Slurm said the job ended), the end :func:`written_end` implies.
+    """
+    end = info if info is not None else written_end(outcome, job_id)
+    named = dataclasses.replace(outcome, job_id=job_id, state=end.state, exit_code=end.exit_code)
+    if outcome.ok:
+        return named
+    return dataclasses.replace(named, error=f"{outcome.error} ({job_label(job_id, host)})")
 
 
 def sbatch_refusal(stderr: str, stdout: str = "") -> str:

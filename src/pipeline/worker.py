@@ -20,6 +20,7 @@ import sys
 import time
 import traceback
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -27,7 +28,7 @@ from typing import Any
 
 from pivot.pipeline import lifeline
 
-__all__ = ["StageOutcome", "StageTask", "init_worker", "run_stage"]
+__all__ = ["StageOutcome", "StageTask", "init_worker", "job_id_of", "run_stage"]
 
 _THIS_FILE = os.path.realpath(__file__)
 
@@ -57,8 +58,16 @@ class StageOutcome:
     duration: float
     error: str = ""  # one line: "ValueError: bad row 3"
     traceback: str = ""
-    job_id: str = ""  # the scheduler's id of the run, when it has one
-    state: str = ""  # how the executor saw it end: "", "cancelled", a Slurm state
+    job_id: str = ""  # the scheduler's id of the job whose result counts, when there is one
+    state: str = ""  # how the executor saw it end: "", "cancelled", a Slurm state ("failed")
+    exit_code: str = ""  # the job's exit code as Slurm spells it ("3:0"), when it has one
+
+
+def job_id_of(future: Future[StageOutcome]) -> str:
+    """The job id in a finished run's outcome (SLURM); "" when it has none or did not finish."""
+    if not future.done() or future.cancelled() or future.exception() is not None:
+        return ""
+    return future.result().job_id
 
 
 def init_worker() -> None:

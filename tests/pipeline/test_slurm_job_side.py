@@ -14,7 +14,7 @@ from pivot.events.pipeline import StageFailed, StageSubmitted, StageSucceeded
 from pivot.jobs.slurm import JobInfo
 from pivot.pipeline import slurm_job
 from pivot.pipeline.slurm_adopt import candidates, run_inputs, same_inputs
-from pivot.pipeline.slurm_outcome import ended, exit_text, sbatch_refusal, state_text
+from pivot.pipeline.slurm_outcome import ended, exit_text, reported, sbatch_refusal, state_text
 from pivot.pipeline.worker import StageOutcome, StageTask
 
 HOSTILE = "we ird $(touch pwned) `id` 'q' \"d\"; rm -rf x & |"
@@ -106,6 +106,7 @@ def test_slurms_state_and_exit_code_as_the_stage_error(state: str, code: str, te
     assert state_text(info) == text
     got = ended("train", info, "local", None, 1.5)
     assert (got.ok, got.error, got.duration) == (False, f"{text} (SLURM job 12 on local)", 1.5)
+    assert (got.job_id, got.state, got.exit_code) == ("12", state, code)
 
 
 def test_what_the_job_wrote_wins_unless_another_job_wrote_it() -> None:
@@ -113,12 +114,28 @@ def test_what_the_job_wrote_wins_unless_another_job_wrote_it() -> None:
     mine = StageOutcome("train", False, 5, 2.0, "ValueError: x", "tb")
     got = ended("train", info, "hpc", (mine, "12"), 9.0)
     assert (got.error, got.traceback, got.pid) == ("ValueError: x (SLURM job 12 on hpc)", "tb", 5)
+    assert (got.job_id, got.state, got.exit_code) == ("12", "failed", "1:0")
     earlier = ended("train", info, "hpc", (mine, "11"), 9.0)  # before a resubmission
     assert earlier.error == "FAILED exit 1 (SLURM job 12 on hpc)"
+    assert earlier.job_id == "12"  # the job whose result counts, not the one that wrote
     good = StageOutcome("train", True, 5, 2.0)
-    assert ended("train", JobInfo(job_id="12", state="completed"), "hpc", (good, "12"), 9) == good
+    done = JobInfo(job_id="12", state="completed", exit_code="0:0")
+    assert ended("train", done, "hpc", (good, "12"), 9) == StageOutcome(
+        "train", True, 5, 2.0, job_id="12", state="completed", exit_code="0:0"
+    )
     lost = ended("train", JobInfo(job_id="12", state="completed"), "hpc", None, 9)
     assert lost.error.startswith("COMPLETED without a result from pivot (SLURM job 12 on hpc)")
+
+
+def test_an_outcome_read_before_slurm_reports_the_end_names_the_end_it_implies() -> None:
+    good = reported(StageOutcome("train", True, 5, 2.0), "12", "hpc")
+    assert (good.ok, good.error, good.job_id, good.state, good.exit_code) == (
+        True, "", "12", "completed", "0:0",
+    )  # fmt: skip
+    bad = reported(StageOutcome("train", False, 5, 2.0, "ValueError: x"), "12", "hpc")
+    assert (bad.error, bad.job_id, bad.state, bad.exit_code) == (
+        "ValueError: x (SLURM job 12 on hpc)", "12", "failed", "1:0",
+    )  # fmt: skip
 
 
 def test_exit_codes_and_sbatch_messages() -> None:

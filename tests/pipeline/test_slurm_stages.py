@@ -20,6 +20,7 @@ import pytest
 from pivot.events.base import Event
 from pivot.events.pipeline import (
     StageAdopted,
+    StageCancelled,
     StageFailed,
     StageJobState,
     StageSkipped,
@@ -109,6 +110,10 @@ def test_mixed_pipeline_runs_in_order_with_the_slurm_stage_in_a_real_job(
     # the SLURM stage saw a job id, and it is the job pivot submitted.
     assert project.read("c.txt") == f"one|{job}|local:none"
     assert _job_state(slurm, job) == "COMPLETED"
+    ends = {
+        e.stage: e for e in _events(project.root, StageSucceeded) if isinstance(e, StageSucceeded)
+    }
+    assert (ends["remote"].job_id, ends["prep"].job_id) == (job, "")
     assert f"remote: submitted as SLURM job {job} on local" in proc.stdout
     assert f"remote | hello from job {job}" in proc.stdout
     assert f"hello from job {job}" in project.read(".pivot/logs/remote.log")
@@ -194,6 +199,11 @@ def test_failing_jobs_fail_their_stage_with_slurms_state_and_skip_downstream(
         if isinstance(e, StageSubmitted)
     }
     assert failed["crash"].error == f"FAILED exit 3 (SLURM job {jobs['crash']} on local)"
+    # The end event names the job and how Slurm saw it end (for status, why, the page).
+    crash = failed["crash"]
+    assert (crash.job_id, crash.job_state, crash.exit_code) == (jobs["crash"], "failed", "3:0")
+    assert (failed["raises"].job_id, failed["raises"].job_state) == (jobs["raises"], "failed")
+    assert failed["refused"].job_id == ""
     assert failed["raises"].error == f"ValueError: bad row 3 (SLURM job {jobs['raises']} on local)"
     assert "ValueError: bad row 3" in failed["raises"].traceback
     assert failed["refused"].error == (
@@ -262,6 +272,8 @@ def test_ctrl_c_or_sigterm_cancels_the_real_job_and_waits_for_its_end(
         if isinstance(e, StageJobState)
     ]
     assert states[-1] == (job, "cancelled")
+    [cancelled] = _events(project.root, StageCancelled)
+    assert isinstance(cancelled, StageCancelled) and cancelled.job_id == job
 
 
 WAITER = (
@@ -412,6 +424,8 @@ def test_an_oom_watcher_resubmits_with_more_memory_and_the_stage_succeeds_on_the
     assert _job_state(slurm, first) == "CANCELLED"
     assert f"train: submitted as SLURM job {second} on local, again for job {first}" in proc.stdout
     assert len(_events(project.root, StageFailed)) == 0
+    ends = [e for e in _events(project.root, StageSucceeded) if isinstance(e, StageSucceeded)]
+    assert [e.job_id for e in ends if e.stage == "train"] == [second]  # the job that counts
     # The watcher was attached to the stage's job, in the stage run's wave.
     [created, *_] = [
         e for e in _events(project.root, WatcherCreated) if isinstance(e, WatcherCreated)
