@@ -4,7 +4,7 @@ The Coordinator runs its pure decision (:func:`pivot.watch.coordination.step`)
 and hands the work that touches files (examining the batch, loading,
 planning) to a thread of its own, whose results come back as messages: a few
 thread hops per wave. This measures Batch -> RunWave through the real actor
-with an engine that answers at once (the load and the plan cost nothing
+with a pipeline that answers at once (the load and the plan cost nothing
 here, so what is left is the actor's own cost), for a data batch and for a
 code batch (a reload), next to the peer: one bare pykka ``tell`` round trip
 between two actors, in the same run.
@@ -28,11 +28,11 @@ import pykka
 from pivot.actors.base import ActorContext, Registry, Shutdown
 from pivot.actors.coordinator import Coordinator
 from pivot.actors.watch_messages import Batch, Boot, RunWave, WaveDone
-from pivot.watch.engine import LoadError, PipelineView, PlannedStage, StageInfo
 from pivot.watch.sink import EventSink
+from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, StageInfo
 
 
-class InstantEngine:
+class InstantPipeline:
     """One stage; loads and plans at once."""
 
     def __init__(self, root: Path) -> None:
@@ -42,7 +42,7 @@ class InstantEngine:
     def load(self) -> PipelineView | LoadError:
         return PipelineView({"a": StageInfo("a", (self.root / "a.in",), (self.root / "a.out",))})
 
-    def plan(
+    def stages_to_run(
         self, view: PipelineView, targets: frozenset[str] | None, force: bool
     ) -> list[PlannedStage]:
         del view, targets, force
@@ -89,7 +89,7 @@ def coordinator_ms(root: Path, waves_n: int, code: bool) -> list[float]:
     ctx = ActorContext(EventSink(), Registry(), Shutdown())
     waves = Waves()
     ctx.registry.set("worker_pool", _Pool.start(waves))
-    coordinator = Coordinator.start(ctx, InstantEngine(root))
+    coordinator = Coordinator.start(ctx, InstantPipeline(root))
     ctx.registry.set("coordinator", coordinator)
     try:
         coordinator.tell(Boot())

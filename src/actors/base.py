@@ -60,7 +60,7 @@ class Registry:
 
 @dataclass
 class Shutdown:
-    """Set once: the whole engine must stop (``error`` when it stops because of one)."""
+    """Set once: the whole system must stop (``error`` when it stops because of one)."""
 
     event: threading.Event = field(default_factory=threading.Event)
     error: str = ""

@@ -42,7 +42,7 @@ from pivot.watch.coordination_types import (
     Tell,
     WavePlanned,
 )
-from pivot.watch.engine import Engine, LoadError, PipelineView
+from pivot.watch.watched_pipeline import LoadError, PipelineView, WatchedPipeline
 
 __all__ = ["Coordinator", "WorkFailed"]
 
@@ -75,16 +75,16 @@ class Coordinator(Shell):
     def __init__(
         self,
         ctx: ActorContext,
-        engine: Engine,
+        pipeline: WatchedPipeline,
         targets: Sequence[str] = (),
         force_first: bool = False,
         restarted: bool = False,
     ) -> None:
         super().__init__(ctx)
-        self.engine = engine
+        self.pipeline = pipeline
         settings = Settings(
-            root=engine.root,
-            pipeline_file=engine.pipeline_file,
+            root=pipeline.root,
+            pipeline_file=pipeline.pipeline_file,
             targets=tuple(targets),
             force_first=force_first,
             restarted=restarted,
@@ -131,12 +131,12 @@ class Coordinator(Shell):
             self.actor_ref.tell(result)
 
     def _perform(self, command: Examine | Load | PlanWave) -> object:
-        engine = self.engine
+        pipeline = self.pipeline
         if isinstance(command, Examine):
             return examine(
                 command,
-                engine.root,
-                engine.pipeline_file,
+                pipeline.root,
+                pipeline.pipeline_file,
                 digest=content_digest,
                 exists=os.path.lexists,
                 is_recorded=self._is_recorded,
@@ -144,14 +144,14 @@ class Coordinator(Shell):
             )
         if isinstance(command, Load):
             drop_bytecode(command.stale_bytecode)  # a stale .pyc must not outlive its edit
-            result = engine.load()
+            result = pipeline.load()
             aliases = {} if isinstance(result, LoadError) else symlink_aliases(result)
             return PipelineLoaded(command.batch_id, result, aliases)
-        stages = engine.plan(command.view, command.targets, command.force)
+        stages = pipeline.stages_to_run(command.view, command.targets, command.force)
         return WavePlanned(command.batch_id, command.view, tuple(stages))
 
     def _is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:
         try:
-            return self.engine.output_is_recorded(view, stage, out)
+            return self.pipeline.output_is_recorded(view, stage, out)
         except Exception:
             return False

@@ -1,7 +1,7 @@
 """The supervisor: restarts a crashed actor, within a bounded intensity.
 
 pykka has no supervision: an actor that raises out of a handler is stopped
-for good. Each engine actor reports its crash here (see
+for good. Each actor reports its crash here (see
 :class:`pivot.actors.base.Shell`); the supervisor records it, starts a
 replacement from the actor's factory and registers it under the same name.
 More than ``max_restarts`` crashes of one actor within ``window`` seconds

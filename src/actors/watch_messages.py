@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pivot.watch.debounce import Batch
-from pivot.watch.engine import PipelineView, PlannedStage
+from pivot.watch.watched_pipeline import PipelineView, PlannedStage
 
 __all__ = [
     "Batch",

@@ -40,8 +40,8 @@ from pivot.events.actors import WatchStopped
 from pivot.events.store import Recorded
 from pivot.pipeline.local_executor import LocalExecutor
 from pivot.watch import writers
-from pivot.watch.engine import Engine
 from pivot.watch.sink import EventSink, Store
+from pivot.watch.watched_pipeline import WatchedPipeline
 
 __all__ = ["WatchOptions", "WatchSystem"]
 
@@ -71,8 +71,10 @@ class WatchOptions:
 class WatchSystem:
     """The running watch system: ``start()``, wait on ``shutdown``, ``stop()``."""
 
-    def __init__(self, engine: Engine, options: WatchOptions, store: Store | None = None) -> None:
-        self.engine = engine
+    def __init__(
+        self, pipeline: WatchedPipeline, options: WatchOptions, store: Store | None = None
+    ) -> None:
+        self.pipeline = pipeline
         self.options = options
         self.shutdown = Shutdown()
         # Nothing can be recorded (full disk, unwritable .pivot/): stop, saying so.
@@ -86,7 +88,7 @@ class WatchSystem:
         self._stopped = False
 
     def _factories(self) -> dict[str, Factory]:
-        ctx, o, root = self.ctx, self.options, self.engine.root
+        ctx, o, root = self.ctx, self.options, self.pipeline.root
 
         def file_watcher(restarted: bool) -> pykka.ActorRef[Any]:
             return FileWatcher.start(ctx, root, restarted)
@@ -96,11 +98,11 @@ class WatchSystem:
             return Debouncer.start(ctx, o.debounce, o.max_wait, settle=o.settle)
 
         def coordinator(restarted: bool) -> pykka.ActorRef[Any]:
-            return Coordinator.start(ctx, self.engine, o.targets, o.force, restarted)
+            return Coordinator.start(ctx, self.pipeline, o.targets, o.force, restarted)
 
         def worker_pool(restarted: bool) -> pykka.ActorRef[Any]:
             del restarted
-            return WorkerPool.start(ctx, self.engine, self.control)
+            return WorkerPool.start(ctx, self.pipeline, self.control)
 
         return {
             "worker_pool": worker_pool,
@@ -115,7 +117,9 @@ class WatchSystem:
         # Lets the debouncer ask whether a changed file is still open for
         # writing (a complete save starts its wave after the settle time).
         writers.install()
-        display = Display.start(self.ctx, self.options.display, self.options.out, self.engine.root)
+        display = Display.start(
+            self.ctx, self.options.display, self.options.out, self.pipeline.root
+        )
         self.registry.set("display", display)
 
         def show(rec: Recorded) -> None:

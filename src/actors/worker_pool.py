@@ -32,8 +32,8 @@ from pivot.pipeline.interrupted import Takeover
 from pivot.pipeline.local_executor import LocalExecutor
 from pivot.pipeline.lock import Holder, LockWaitCancelled, run_lock
 from pivot.storage import StorageError
-from pivot.watch.engine import Engine, PlannedStage
 from pivot.watch.sink import EventSink
+from pivot.watch.watched_pipeline import PlannedStage, WatchedPipeline
 from pivot.watch.wave_report import as_reported, end_of, is_repeat, needs_replan, still_to_run
 
 __all__ = ["PoolControl", "WaveRecorder", "WorkerPool"]
@@ -146,9 +146,9 @@ class WorkerPool(Shell):
 
     name = "worker_pool"
 
-    def __init__(self, ctx: ActorContext, engine: Engine, control: PoolControl) -> None:
+    def __init__(self, ctx: ActorContext, pipeline: WatchedPipeline, control: PoolControl) -> None:
         super().__init__(ctx)
-        self.engine = engine
+        self.pipeline = pipeline
         self.control = control
         self.thread: threading.Thread | None = None
 
@@ -214,7 +214,7 @@ class WorkerPool(Shell):
             # One run at a time per project: a `pivot run` in another terminal
             # and a watch wave never run the project's stages together.
             with run_lock(
-                self.engine.root,
+                self.pipeline.root,
                 on_wait=on_wait,
                 cancelled=lambda: recorder.cancel.requested,
                 on_leftover=takeover.on_leftover,
@@ -224,7 +224,7 @@ class WorkerPool(Shell):
                 plan = list(msg.stages)
                 if needs_replan(bool(waited), msg.trigger):
                     plan = self._replan(msg)  # the run we waited for may have done the work
-                self.engine.run(
+                self.pipeline.run(
                     msg.view,
                     plan,
                     local=self.control.workers,
@@ -263,13 +263,13 @@ class WorkerPool(Shell):
     def _record_takeover(self, takeover: Takeover, previous: Holder) -> None:
         from pivot.events.location import open_project_store
 
-        with open_project_store(self.engine.root) as store:
+        with open_project_store(self.pipeline.root) as store:
             found = takeover.events(store, previous)
         self.ctx.sink.emit(*found)
 
     def _replan(self, msg: RunWave) -> list[PlannedStage]:
         names = frozenset(p.name for p in msg.stages)
-        stale = {p.name for p in self.engine.plan(msg.view, names, False)}
+        stale = {p.name for p in self.pipeline.stages_to_run(msg.view, names, False)}
         return still_to_run(msg.stages, stale)
 
     def on_stop(self) -> None:

@@ -1,7 +1,7 @@
 """Command: pivot watch (the watch system: pivot.actors.watch_system).
 
 Thin on purpose: options, the event store, signals and the exit status. The
-engine is in :mod:`pivot.actors` (actors) and :mod:`pivot.watch` (decisions).
+system is in :mod:`pivot.actors` (actors) and :mod:`pivot.watch` (decisions).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def watch(
     from pivot.pipeline.loader import find_pipeline
     from pivot.pipeline.local_executor import default_jobs
     from pivot.watch.job_watchers import job_watchers_starter
-    from pivot.watch.pipeline_engine import PipelineEngine
+    from pivot.watch.project_pipeline import ProjectPipeline
     from pivot.watch.warm_workers import WarmWorkers
 
     try:
@@ -157,7 +157,7 @@ def watch(
     jobs = jobs or default_jobs()
     # Forks the workers of each code change and the interpreter that reloads pipeline.py.
     warm = WarmWorkers(jobs, pipeline_file.parent, standby, _note) if warm_parent else None
-    engine = PipelineEngine(
+    watched = ProjectPipeline(
         pipeline_file, standby=standby, say=_note, warm_load=warm.load_pipeline if warm else None
     )
     options = WatchOptions(
@@ -172,12 +172,12 @@ def watch(
         workers=warm,
         keys=True,  # f and q in every display whose stdin is a terminal
     )
-    starter = job_watchers_starter(store, engine.root, _warn) if job_watchers else None
+    starter = job_watchers_starter(store, watched.root, _warn) if job_watchers else None
     if starter is not None:
         options.extra_starts.append(_guarded(starter))
-    engine.store = store  # SLURM stages: jobs to adopt, their watchers
-    system = WatchSystem(engine, options, store)
-    _take_over(engine.root, store)
+    watched.store = store  # SLURM stages: jobs to adopt, their watchers
+    system = WatchSystem(watched, options, store)
+    _take_over(watched.root, store)
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         del frame
@@ -193,7 +193,7 @@ def watch(
         system.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        engine.close()
+        watched.close()
         store.close()
     if system.shutdown.error:
         echo(f"error: {system.shutdown.error}", err=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from pivot.watch.engine import PipelineView
+from pivot.watch.watched_pipeline import PipelineView
 
 __all__ = [
     "affected_stages",

@@ -82,8 +82,8 @@ from pivot.watch.coordination_types import (
     WavePlanned,
 )
 from pivot.watch.debounce import SAMPLE_SIZE
-from pivot.watch.engine import LoadError, PipelineView
 from pivot.watch.pending import Pending, Taken
+from pivot.watch.watched_pipeline import LoadError, PipelineView
 
 __all__ = ["examine", "step"]
 

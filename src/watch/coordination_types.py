@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pivot.actors.watch_messages import Batch, Boot, ForceAll, WaveDone, WindowOpened
 from pivot.events.base import Event
-from pivot.watch.engine import LoadError, PipelineView, PlannedStage
 from pivot.watch.pending import Pending, Taken
+from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage
 
 __all__ = [
     "Append",
@@ -196,7 +196,7 @@ class Load:
 
 @dataclass(frozen=True, slots=True)
 class PlanWave:
-    """Off the actor's thread: the engine's plan; answers :class:`WavePlanned`."""
+    """Off the actor's thread: the pipeline's stages to run; answers :class:`WavePlanned`."""
 
     batch_id: str
     view: PipelineView

@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 from pivot.events.base import Event
 from pivot.events.pipeline import StageCancelled, StageFailed, StageSkipped, StageSucceeded
-from pivot.watch.engine import PlannedStage
+from pivot.watch.watched_pipeline import PlannedStage
 
 __all__ = ["as_reported", "end_of", "is_repeat", "needs_replan", "still_to_run"]
 

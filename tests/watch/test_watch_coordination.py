@@ -39,8 +39,8 @@ from pivot.watch.coordination_types import (
     Tell,
     WavePlanned,
 )
-from pivot.watch.engine import LoadError, PipelineView, PlannedStage, StageInfo
 from pivot.watch.pending import Taken
+from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, StageInfo
 
 R = Path("/r")
 VIEW = PipelineView(

@@ -14,8 +14,8 @@ from pivot.pipeline.plan import describe_reasons
 from pivot.pipeline.run_output import LogTail
 from pivot.watch.affected import drop_vanished
 from pivot.watch.board import Board, output_json, plain_line
-from pivot.watch.engine import PipelineView, StageInfo
 from pivot.watch.keys import HINT, parse_keys
+from pivot.watch.watched_pipeline import PipelineView, StageInfo
 
 
 def _screen(board: Board, width: int = 100, height: int = 40) -> str:

@@ -19,11 +19,11 @@ from pivot.watch.affected import (
 from pivot.watch.board import Board, json_line, plain_line
 from pivot.watch.classify import classify
 from pivot.watch.debounce import Debounce
-from pivot.watch.engine import PipelineView, StageInfo
 from pivot.watch.ignore import IgnoreRules, parse_rules
 from pivot.watch.paths import PathFilter, dirs_to_watch
 from pivot.watch.pending import Pending
 from pivot.watch.supervision import RestartBudget
+from pivot.watch.watched_pipeline import PipelineView, StageInfo
 
 # -- debounce -----------------------------------------------------------------
 

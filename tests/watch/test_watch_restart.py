@@ -1,4 +1,4 @@
-"""Coordinator + WorkerPool on real loky workers, with a small engine of our own.
+"""Coordinator + WorkerPool on real loky workers, with a small pipeline of our own.
 
 A restart that fails is reported, nothing runs, and the next wave retries it
 with what the failed wave would have run; a data change never restarts.
@@ -30,14 +30,14 @@ from pivot.events.pipeline import (
 )
 from pivot.pipeline.cancel import CancelToken
 from pivot.pipeline.local_executor import LocalExecutor
-from pivot.watch.engine import LoadError, PipelineView, PlannedStage, StageInfo
+from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, StageInfo
 
 from testkit.watch_helpers import make_context
 
 pytestmark = pytest.mark.timeout(120)
 
 
-class TinyEngine:
+class TinyPipeline:
     """Two independent stages; ``run`` really runs each in a worker process."""
 
     def __init__(self, root: Path) -> None:
@@ -52,7 +52,7 @@ class TinyEngine:
         }
         return PipelineView(stages)
 
-    def plan(
+    def stages_to_run(
         self, view: PipelineView, targets: frozenset[str] | None, force: bool
     ) -> list[PlannedStage]:
         del force
@@ -103,21 +103,21 @@ def _stop_actors() -> Any:
 
 def test_failed_restart_is_reported_and_the_next_wave_retries(tmp_path: Path) -> None:
     ctx, events = make_context()
-    engine = TinyEngine(tmp_path)
+    pipeline = TinyPipeline(tmp_path)
     workers = FlakyWorkers()
     try:
-        ctx.registry.set("worker_pool", WorkerPool.start(ctx, engine, PoolControl(workers)))
-        coordinator = Coordinator.start(ctx, engine)
+        ctx.registry.set("worker_pool", WorkerPool.start(ctx, pipeline, PoolControl(workers)))
+        coordinator = Coordinator.start(ctx, pipeline)
         ctx.registry.set("coordinator", coordinator)
         coordinator.tell(Boot())
         events.wait_for(lambda items: len([e for e in items if isinstance(e, WaveFinished)]) == 1)
-        first = set(engine.pids)
+        first = set(pipeline.pids)
 
         # A data change: same workers, no restart.
         coordinator.tell(Batch(frozenset({str(tmp_path / "a.in")}), 1))
         events.wait_for(lambda items: len([e for e in items if isinstance(e, WaveFinished)]) == 2)
         assert len(events.of(WorkersRestarted)) == 1  # the start
-        assert engine.pids[-1] in first
+        assert pipeline.pids[-1] in first
 
         # A code change whose restart fails: reported, nothing runs.
         workers.fail_next.set()
@@ -134,7 +134,7 @@ def test_failed_restart_is_reported_and_the_next_wave_retries(tmp_path: Path) ->
         assert len(events.of(WorkersRestarted)) == 2
         last = [e.stage for e in events.of(StageStarted)][-2:]
         assert sorted(last) == ["a", "b"]
-        assert not set(engine.pids[-2:]) & first
+        assert not set(pipeline.pids[-2:]) & first
 
         # Force from the display: every stage, no restart needed.
         coordinator.tell(ForceAll())
@@ -145,7 +145,7 @@ def test_failed_restart_is_reported_and_the_next_wave_retries(tmp_path: Path) ->
         workers.close()
 
 
-class SlowLoadEngine(TinyEngine):
+class SlowLoadPipeline(TinyPipeline):
     """Its second load (the first reload) waits until released."""
 
     def __init__(self, root: Path) -> None:
@@ -164,17 +164,17 @@ class SlowLoadEngine(TinyEngine):
 
 def test_the_coordinator_answers_while_a_reload_runs(tmp_path: Path) -> None:
     ctx, events = make_context()
-    engine = SlowLoadEngine(tmp_path)
+    pipeline = SlowLoadPipeline(tmp_path)
     workers = LocalExecutor(jobs=1, standby=False)
     try:
-        ctx.registry.set("worker_pool", WorkerPool.start(ctx, engine, PoolControl(workers)))
-        coordinator = Coordinator.start(ctx, engine)
+        ctx.registry.set("worker_pool", WorkerPool.start(ctx, pipeline, PoolControl(workers)))
+        coordinator = Coordinator.start(ctx, pipeline)
         ctx.registry.set("coordinator", coordinator)
         coordinator.tell(Boot())
         events.wait_for(lambda items: any(isinstance(e, WaveFinished) for e in items))
 
         coordinator.tell(Batch(frozenset({str(tmp_path / "helpers.py")}), 1))
-        assert engine.loading.wait(30)
+        assert pipeline.loading.wait(30)
         # The load blocks, the actor does not: it takes the next batch at once
         # (a load on the actor's thread would keep this ask waiting).
         coordinator.tell(Batch(frozenset({str(tmp_path / "b.in")}), 1))
@@ -182,24 +182,24 @@ def test_the_coordinator_answers_while_a_reload_runs(tmp_path: Path) -> None:
         events.wait_for(lambda items: any(isinstance(e, ChangesPending) for e in items))
         assert len(events.of(WaveFinished)) == 1
 
-        engine.release.set()  # the reload's wave, then exactly one for what waited
+        pipeline.release.set()  # the reload's wave, then exactly one for what waited
         events.wait_for(lambda items: len([e for e in items if isinstance(e, WaveFinished)]) == 3)
         assert [e.stage for e in events.of(StageStarted)][-1] == "b"
     finally:
-        engine.release.set()
+        pipeline.release.set()
         pykka.ActorRegistry.stop_all()
         workers.close()
 
 
 def test_a_shutdown_does_not_wait_for_a_reload(tmp_path: Path) -> None:
     ctx, _ = make_context()
-    engine = SlowLoadEngine(tmp_path)
-    engine.loads = 1  # the boot's load is the slow one
+    pipeline = SlowLoadPipeline(tmp_path)
+    pipeline.loads = 1  # the boot's load is the slow one
     try:
-        coordinator = Coordinator.start(ctx, engine)
+        coordinator = Coordinator.start(ctx, pipeline)
         coordinator.tell(Boot())
-        assert engine.loading.wait(30)
+        assert pipeline.loading.wait(30)
         coordinator.stop(block=True, timeout=10)  # pykka.Timeout if the load held it
         assert not coordinator.is_alive()
     finally:
-        engine.release.set()
+        pipeline.release.set()

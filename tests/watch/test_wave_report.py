@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pivot.events.pipeline import StageCancelled, StageFailed, StageStarted, StageSucceeded
-from pivot.watch.engine import PlannedStage
+from pivot.watch.watched_pipeline import PlannedStage
 from pivot.watch.wave_report import as_reported, end_of, is_repeat, needs_replan, still_to_run
 
 

@@ -1,10 +1,10 @@
-"""The real :class:`pivot.watch.engine.Engine`: the pipeline core, adapted for watch mode.
+"""The real :class:`pivot.watch.watched_pipeline.WatchedPipeline`: a project's pipeline.py.
 
 - ``load`` runs pivot's loader in a new interpreter (one started ahead of
   time, see :mod:`pivot.watch.standby_loader`, or
   :func:`pivot.pipeline.loader.load_fresh`), so an edited module is always
   read anew and a broken one never breaks this process;
-- ``plan`` is `pivot run`'s own skip decision (:mod:`pivot.pipeline.plan`),
+- ``stages_to_run`` is `pivot run`'s own skip decision (:mod:`pivot.pipeline.plan`),
   over the same ``.pivot/state.db``: watch and run agree on what is stale;
 - ``run`` is `pivot run`'s executor on the watch system's workers;
 - ``output_is_recorded`` compares an output's content hash with the hash its
@@ -36,22 +36,22 @@ from pivot.pipeline.plan import Decision, Plan, paths_to_observe, plan, select
 from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.state import StateStore
 from pivot.storage import StorageError
-from pivot.watch.engine import LoadError, PipelineView, PlannedStage, StageInfo
 from pivot.watch.sink import EmitEvents
 from pivot.watch.standby_loader import StandbyLoader
+from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, StageInfo
 
 if TYPE_CHECKING:
     from pivot.events.store import EventStore
     from pivot.pipeline.slurm_executor import SlurmJobs
 
-__all__ = ["PipelineEngine"]
+__all__ = ["ProjectPipeline"]
 
 LOAD_TIMEOUT_MARGIN = 30.0
 
 
 @dataclass(frozen=True)
 class Loaded:
-    """What a view carries for the engine: the spec and its graph."""
+    """What a view carries for ProjectPipeline: the spec and its graph."""
 
     spec: PipelineSpec
     graph: StageGraph
@@ -80,7 +80,7 @@ def to_view(spec: PipelineSpec, graph: StageGraph, now: float = 0.0) -> Pipeline
     return PipelineView(stages=stages, spec=Loaded(spec, graph), loaded_at=now)
 
 
-class PipelineEngine:
+class ProjectPipeline:
     """Loads, plans and runs the pipeline of one project for `pivot watch`."""
 
     def __init__(
@@ -141,10 +141,10 @@ class PipelineEngine:
     def _loaded(view: PipelineView) -> Loaded:
         loaded = view.spec
         if not isinstance(loaded, Loaded):
-            raise TypeError("a view not made by PipelineEngine")
+            raise TypeError("a view not made by ProjectPipeline")
         return loaded
 
-    def plan(
+    def stages_to_run(
         self, view: PipelineView, targets: frozenset[str] | None, force: bool
     ) -> list[PlannedStage]:
         """`pivot run`'s decision for ``targets`` (all when None) and their upstream."""

@@ -1,9 +1,9 @@
 """What `pivot watch` needs from the pipeline core, as one small protocol.
 
-The actors talk to the pipeline only through :class:`Engine`; the real
-implementation (:mod:`pivot.watch.pipeline_engine`) adapts the pipeline
+The actors talk to the pipeline only through :class:`WatchedPipeline`; the real
+implementation (:mod:`pivot.watch.project_pipeline`) adapts the pipeline
 core's loader, planner and executor, and tests can drive the actors with
-a tiny engine of their own.
+a tiny pipeline of their own.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ if TYPE_CHECKING:
     from pivot.watch.sink import EmitEvents
 
 
-__all__ = ["Engine", "LoadError", "PipelineView", "PlannedStage", "StageInfo"]
+__all__ = ["LoadError", "PipelineView", "PlannedStage", "StageInfo", "WatchedPipeline"]
 
 
 @dataclass(frozen=True, slots=True)
 class StageInfo:
-    """One stage as the watch engine sees it: absolute deps and outs, a code fingerprint."""
+    """One stage as `pivot watch` sees it: absolute deps and outs, a code fingerprint."""
 
     name: str
     deps: tuple[Path, ...] = ()
@@ -46,7 +46,7 @@ class _Declared:
 
 @dataclass(frozen=True, slots=True)
 class PipelineView:
-    """A loaded pipeline: its stages (in a topological order), plus the engine's own
+    """A loaded pipeline: its stages (in a topological order), plus the implementation's own
     picklable spec.
 
     ``graph`` is the pipeline's :class:`pivot.pipeline.dag.StageGraph` over the
@@ -84,8 +84,8 @@ class PlannedStage:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
 
-class Engine(Protocol):
-    """The pipeline core, seen from the watch engine."""
+class WatchedPipeline(Protocol):
+    """The pipeline core, as `pivot watch` uses it (the real one: ProjectPipeline)."""
 
     root: Path
     pipeline_file: Path
@@ -94,7 +94,7 @@ class Engine(Protocol):
         """Load the pipeline in a fresh interpreter (never imports project code here)."""
         ...  # pragma: no cover
 
-    def plan(
+    def stages_to_run(
         self, view: PipelineView, targets: frozenset[str] | None, force: bool
     ) -> list[PlannedStage]:
         """Stages to run, in dependency order: the stale ones among ``targets``
