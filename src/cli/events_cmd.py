@@ -254,22 +254,18 @@ def export_events(
         echo(f"skipped: {message.split(';', maxsplit=1)[0]}", err=True)
 
     skip = on_damaged if skip_damaged else None
-    with store_errors():
-        opened = open_store(store or ctx.obj)
-        try:
-            if file == "-":
-                count = export_jsonl(opened, sys.stdout, skip)
-            else:
-                target = Path(file)
-                partial = target.with_name(target.name + ".partial")
-                try:
-                    with partial.open("w", encoding="utf-8") as out:
-                        count = export_jsonl(opened, out, skip)
-                    partial.replace(target)
-                except OSError as exc:
-                    fail(f"cannot write {file}: {exc.strerror or exc}")
-        finally:
-            opened.close()
+    with store_errors(), open_store(store or ctx.obj) as opened:
+        if file == "-":
+            count = export_jsonl(opened, sys.stdout, skip)
+        else:
+            target = Path(file)
+            partial = target.with_name(target.name + ".partial")
+            try:
+                with partial.open("w", encoding="utf-8") as out:
+                    count = export_jsonl(opened, out, skip)
+                partial.replace(target)
+            except OSError as exc:
+                fail(f"cannot write {file}: {exc.strerror or exc}")
     left_out = f" ({len(damaged)} damaged left out)" if damaged else ""
     print(f"exported {count} events to {file}{left_out}", file=sys.stderr)
 

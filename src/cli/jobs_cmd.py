@@ -51,12 +51,9 @@ def submit(
         config = load_config()
         found = [(d.name, w) for d in blocks for w in static_warnings(d, config)]
         hc = config.host(host)
-        opened = open_store(store, create=True)
-        try:
+        with open_store(store, create=True) as opened:
             workdir = str(script.resolve().parent) if hc.is_local else ""
             done = submit_job(opened, config, str(script), text, host, workdir=workdir)
-        finally:
-            opened.close()
     if json_:
         emit({"job_id": done.job_id, "host": done.host, "watchers": done.watcher_ids,
               "warnings": [{"watcher": n, **w.to_json()} for n, w in found]})  # fmt: skip
@@ -87,11 +84,8 @@ def list_(
         config = load_config()
         if host is not None:
             config.host(host)
-        opened = open_store(store)
-        try:
+        with open_store(store) as opened:
             rows, errors = job_rows(opened, config, host)
-        finally:
-            opened.close()
     if json_:
         emit({"jobs": rows, "errors": errors})
     elif not rows:

@@ -73,8 +73,7 @@ def replay(
                 until_seq = int(until)
             else:
                 until_time = parse_time(until, time.time())
-        opened = open_store(store)
-        try:
+        with open_store(store) as opened:
             if verify:
                 if until is not None:
                     fail("--verify compares the stored projections as they are; drop --until")
@@ -82,8 +81,6 @@ def replay(
                 verdicts = verify_projections(opened, names) if log.ok else []
             else:
                 result = replay_until(opened, names, until_seq=until_seq, until_time=until_time)
-        finally:
-            opened.close()
     if verify:
         _report_verify(log, verdicts, json_)
         return

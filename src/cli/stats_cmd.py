@@ -46,16 +46,12 @@ def stats(
     """
     from pivot.projections import open_projection
 
-    with store_errors():
-        opened = open_store(store)
-        try:
-            views = {}
-            for key, name in _SECTIONS:
-                live = open_projection(opened, name)
-                live.catch_up()
-                views[key] = live.view()
-        finally:
-            opened.close()
+    with store_errors(), open_store(store) as opened:
+        views = {}
+        for key, name in _SECTIONS:
+            live = open_projection(opened, name)
+            live.catch_up()
+            views[key] = live.view()
     if json_:
         import json
 

@@ -152,11 +152,8 @@ def add(  # noqa: PLR0917 - typer passes options by keyword
             definitions = _read_definitions(file)
         config = load_config()
         config.host(host)
-        opened = open_store(store, create=True)
-        try:
+        with open_store(store, create=True) as opened:
             ids = add_watchers(opened, definitions, job, host)
-        finally:
-            opened.close()
         found = [(d.name, w) for d in definitions for w in static_warnings(d, config)]
         if check:
             found += [("", w) for w in probe_job(config, job, host)]
@@ -184,12 +181,8 @@ def list_(
     store: StoreOption = None,
 ) -> None:
     """Every watcher: id, name, job, host, state, matches and action outcomes."""
-    with user_errors():
-        opened = open_store(store)
-        try:
-            watchers = _history(opened)
-        finally:
-            opened.close()
+    with user_errors(), open_store(store) as opened:
+        watchers = _history(opened)
     rows = {
         wid: w for wid, w in sorted(watchers.items()) if all_ or not w.get("removed", False)
     }  # fmt: skip
@@ -214,12 +207,8 @@ def list_(
 @watchers_app.command("show")
 def show(watcher_id: IdArg, json_: JsonOption = False, store: StoreOption = None) -> None:
     """One watcher: its definition, state, captures, recent matches and actions."""
-    with user_errors():
-        opened = open_store(store)
-        try:
-            wid, entry = _one(opened, watcher_id)
-        finally:
-            opened.close()
+    with user_errors(), open_store(store) as opened:
+        wid, entry = _one(opened, watcher_id)
     if json_:
         emit({"id": wid, **entry})
         return
@@ -232,12 +221,8 @@ def _change(action: str, watcher_id: str, store: str | None, json_: bool) -> Non
     from pivot.jobs import manage
 
     fn = {"pause": manage.pause, "resume": manage.resume, "rm": manage.remove}[action]
-    with user_errors():
-        opened = open_store(store)
-        try:
-            wid = fn(opened, watcher_id)
-        finally:
-            opened.close()
+    with user_errors(), open_store(store) as opened:
+        wid = fn(opened, watcher_id)
     done = {"pause": "paused", "resume": "resumed", "rm": "removed"}[action]
     if json_:
         emit({"id": wid, "result": done})
@@ -278,29 +263,25 @@ def events(
     from pivot.events.base import event_types
     from pivot.events.query import to_json
 
-    with user_errors():
-        opened = open_store(store)
-        try:
-            wanted = ""
-            if watcher_id is not None:
-                wanted, _ = _one(opened, watcher_id)
-            types = sorted(
-                name
-                for name, cls in event_types().items()
-                if "watcher_id" in getattr(cls, "__dataclass_fields__", {})
-            )
-            rows: deque[tuple[int, str, dict[str, Any]]] = deque(maxlen=limit)
-            names: dict[str, str] = {}
-            for raw in opened.read_raw(types=types):
-                wid = str(raw.data.get("watcher_id", ""))
-                if raw.type in ("watcher.created", "watcher.edited"):
-                    names[wid] = str(raw.data.get("name", ""))
-                if not wanted or wid == wanted:
-                    # The watcher's name (as it was then) with every event, not just its id.
-                    rows.append((raw.seq, raw.type, {"watcher_name": names.get(wid, ""),
-                                                     **raw.data}))  # fmt: skip
-        finally:
-            opened.close()
+    with user_errors(), open_store(store) as opened:
+        wanted = ""
+        if watcher_id is not None:
+            wanted, _ = _one(opened, watcher_id)
+        types = sorted(
+            name
+            for name, cls in event_types().items()
+            if "watcher_id" in getattr(cls, "__dataclass_fields__", {})
+        )
+        rows: deque[tuple[int, str, dict[str, Any]]] = deque(maxlen=limit)
+        names: dict[str, str] = {}
+        for raw in opened.read_raw(types=types):
+            wid = str(raw.data.get("watcher_id", ""))
+            if raw.type in ("watcher.created", "watcher.edited"):
+                names[wid] = str(raw.data.get("name", ""))
+            if not wanted or wid == wanted:
+                # The watcher's name (as it was then) with every event, not just its id.
+                rows.append((raw.seq, raw.type, {"watcher_name": names.get(wid, ""),
+                                                 **raw.data}))  # fmt: skip
     if json_:
         emit([to_json(seq, t, fields) for seq, t, fields in rows])
         return
@@ -320,14 +301,10 @@ def stats(json_: JsonOption = False, store: StoreOption = None) -> None:
 
     from pivot.projections import open_projection
 
-    with user_errors():
-        opened = open_store(store)
-        try:
-            live = open_projection(opened, "watcher_stats")
-            live.catch_up()
-            view = live.projection.view(live.state, time.time())
-        finally:
-            opened.close()
+    with user_errors(), open_store(store) as opened:
+        live = open_projection(opened, "watcher_stats")
+        live.catch_up()
+        view = live.projection.view(live.state, time.time())
     if json_:
         emit(view)
         return
@@ -347,17 +324,13 @@ def metrics(
     """The numeric series a watcher stored with `store_metric`, by name."""
     from pivot.events.watchers import MetricStored
 
-    with user_errors():
-        opened = open_store(store)
-        try:
-            wid, _ = _one(opened, watcher_id)
-            series: dict[str, list[tuple[float, float]]] = {}
-            for raw in opened.read_raw(types=[MetricStored.TYPE]):
-                d = raw.data
-                if d.get("watcher_id") == wid and (name is None or d.get("name") == name):
-                    series.setdefault(str(d["name"]), []).append((float(d["at"]), d["value"]))
-        finally:
-            opened.close()
+    with user_errors(), open_store(store) as opened:
+        wid, _ = _one(opened, watcher_id)
+        series: dict[str, list[tuple[float, float]]] = {}
+        for raw in opened.read_raw(types=[MetricStored.TYPE]):
+            d = raw.data
+            if d.get("watcher_id") == wid and (name is None or d.get("name") == name):
+                series.setdefault(str(d["name"]), []).append((float(d["at"]), d["value"]))
     if json_:
         emit({"id": wid, "series": {k: [{"at": a, "value": v} for a, v in s]
                                     for k, s in series.items()}})  # fmt: skip

@@ -95,12 +95,9 @@ def copy(  # noqa: PLR0917 - typer passes options by keyword
     with user_errors():
         config = load_config()
         config.host(host)
-        opened = open_store(store)
-        try:
+        with open_store(store) as opened:
             definition = find(load_book(opened), watcher_id).definition
             new_id = copy_watcher(opened, watcher_id, job, host)
-        finally:
-            opened.close()
         found = check_definition(definition, config, probe_jobs=check, job_id=job, host=host)
     if json_:
         emit({"id": new_id, "name": definition.name, "job": job, "host": host,
@@ -114,12 +111,8 @@ def export(watcher_id: IdArg, json_: JsonOption = False, store: StoreOption = No
     """Print a watcher's definition as YAML that `pivot watchers add` accepts back."""
     from pivot.jobs.manage import find, load_book
 
-    with user_errors():
-        opened = open_store(store)
-        try:
-            ws = find(load_book(opened), watcher_id)
-        finally:
-            opened.close()
+    with user_errors(), open_store(store) as opened:
+        ws = find(load_book(opened), watcher_id)
     if json_:
         emit({"id": ws.watcher_id, "name": ws.name, "yaml": ws.definition.to_yaml(),
               "definition": ws.definition.to_dict()})  # fmt: skip
@@ -140,8 +133,7 @@ def edit(watcher_id: IdArg, json_: JsonOption = False, store: StoreOption = None
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with user_errors():
         config = load_config()
-        opened = open_store(store)
-        try:
+        with open_store(store) as opened:
             ws = find(load_book(opened), watcher_id)
             fd, name = tempfile.mkstemp(prefix=f"pivot-watcher-{ws.watcher_id}-", suffix=".yaml")
             path = Path(name)
@@ -158,8 +150,6 @@ def edit(watcher_id: IdArg, json_: JsonOption = False, store: StoreOption = None
             if len(parsed) != 1:
                 fail(f"{path}: one watcher expected, found {len(parsed)}; nothing changed")
             changed = edit_watcher(opened, ws.watcher_id, parsed[0])
-        finally:
-            opened.close()
     path.unlink(missing_ok=True)
     found = static_warnings(parsed[0], config)
     if json_:

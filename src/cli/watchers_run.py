@@ -115,11 +115,8 @@ def trigger(
 
     with user_errors():
         config = load_config()
-        opened = open_store(store)
-        try:
+        with open_store(store) as opened:
             events = fire(opened, config, watcher_id, text)
-        finally:
-            opened.close()
     failed = any(isinstance(e, ActionFailed) for e in events)
     if json_:
         emit([to_json(0, e.TYPE, e.to_dict()) for e in events])

@@ -51,14 +51,10 @@ def why(
     """
     from pivot.events.why import explain_from_store
 
-    with store_errors():
-        opened = open_store(store)
-        try:
-            answer = explain_from_store(stage, opened, run)
-            if not answer.outcome:
-                _no_events(answer, opened)
-        finally:
-            opened.close()
+    with store_errors(), open_store(store) as opened:
+        answer = explain_from_store(stage, opened, run)
+        if not answer.outcome:
+            _no_events(answer, opened)
     if json_:
         sys.stdout.write(json.dumps(answer.as_dict()) + "\n")
         return
