@@ -88,7 +88,7 @@ def render_board(board: Board, now: float | None = None, height: int | None = No
             duration = "" if row.duration is None else f"{row.duration:.2f}s"
         table.add_row(
             plain(row.name),
-            Text(row.state, STATE_STYLE.get(row.state, "")),
+            Text(row.shown_state, STATE_STYLE.get(row.state, "")),
             duration,
             plain(row.reason),
             style="reverse" if row.name == board.selected else None,

@@ -314,27 +314,14 @@ def status(
             project.close()
     except PipelineError as exc:
         raise _fail(exc, as_json) from None
+    from pivot.cli.status_render import stage_jobs, status_lines, status_rows
+
     where = _runs_on(project.spec)
+    jobs = stage_jobs(project.root) if where else {}  # the SLURM job of each stage's last run
     if as_json:
-        found = [d.to_dict() for d in the_plan.decisions]
-        for row in found:
-            row["runs_on"] = where.get(row["stage"], "local")
-        print(json.dumps({"ok": True, "stages": found}))
+        print(json.dumps({"ok": True, "stages": status_rows(the_plan, where, jobs)}))
         return
-    width = max((len(d.stage) for d in the_plan.decisions), default=0)
-    # A column saying where each stage runs, once any stage runs elsewhere.
-    wide = max((len(w) for w in where.values()), default=0)
-    lines = []
-    for d in the_plan.decisions:
-        runs = f"  {where.get(d.stage, 'local'):<{wide}}" if where else ""
-        if d.run:
-            lines.append(f"{d.stage:<{width}}{runs}  stale: {'; '.join(d.reasons)}")
-        else:
-            lines.append(f"{d.stage:<{width}}{runs}  up to date")
-    stale = len(the_plan.to_run)
-    lines.append(
-        f"{stale} of {len(the_plan.decisions)} stages stale" if stale else "everything up to date"
-    )
+    lines = status_lines(the_plan, where, jobs)
     _echo_all(lines)
 
 

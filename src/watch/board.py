@@ -21,7 +21,7 @@ from pivot.events import actors as ev_actors
 from pivot.events import pipeline as ev
 from pivot.events.base import Event
 from pivot.pipeline.plan import describe_reasons
-from pivot.pipeline.run_output import wave_counts
+from pivot.pipeline.run_output import describe, wave_counts
 
 __all__ = ["Board", "StageRow", "json_line", "output_json", "plain_line"]
 
@@ -43,6 +43,15 @@ class StageRow:
     reasons: tuple[str, ...] = ()
     started_at: float | None = None
     pid: int = 0  # the worker that ran it last; known when it ends (0: not yet, or unknown)
+    job: str = ""  # the SLURM job of its current or last run ("" : it ran locally)
+    job_state: str = ""  # that job's state as Slurm last said (or submitted, adopted)
+
+    @property
+    def shown_state(self) -> str:
+        """The state column: ``running``, or for a SLURM run ``running: SLURM job 12 pending``."""
+        if self.job and self.state == "running":
+            return f"running: SLURM job {self.job} {self.job_state}"
+        return self.state
 
     @property
     def reason(self) -> str:
@@ -142,10 +151,18 @@ class Board:
         elif isinstance(e, ev.StageStarted):
             r = self.row(e.stage)
             r.state, r.started_at, r.duration, r.pid = "running", e.at, None, 0
+            r.job = r.job_state = ""
             self.logs[e.stage] = deque(maxlen=LOG_LINES)  # this run's output only
             self.last_started = e.stage
             if not self.selected:
                 self.scroll = 0
+        elif isinstance(e, ev.StageSubmitted | ev.StageAdopted):
+            r = self.row(e.stage)
+            r.job, r.job_state = e.job_id, e.TYPE.removeprefix("stage.")
+        elif isinstance(e, ev.StageJobState):
+            r = self.row(e.stage)
+            if r.job == e.job_id:
+                r.job_state = e.state
         elif isinstance(e, ev.StageSucceeded):
             r = self.row(e.stage)
             r.state, r.duration, r.pid = "succeeded", e.duration, e.pid
@@ -221,6 +238,8 @@ def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch p
         return f"wave {e.wave_id[:8]} finished in {e.duration:.2f}s: {wave_counts(e)}"
     if isinstance(e, ev.StageStarted):
         return f"stage {e.stage} started"
+    if isinstance(e, ev.StageSubmitted | ev.StageAdopted | ev.StageJobState):
+        return describe(e)  # "train: submitted as SLURM job 12 on local", as pivot run says
     if isinstance(e, ev.StageSucceeded):
         where = f", worker pid {e.pid}" if e.pid else ""
         return f"stage {e.stage} succeeded ({e.duration:.2f}s{where})"
