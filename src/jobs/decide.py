@@ -245,17 +245,8 @@ def on_match(ws: WatcherState, m: LineMatch, ctx: Context, *, manual: bool = Fal
         and d.max_triggers
         and ws.trigger_count + 1 >= d.max_triggers
     ):
-        events.append(
-            WatcherStateChanged(
-                watcher_id=ws.watcher_id,
-                old=ws.state,
-                new="triggered",
-                reason=f"max_triggers ({d.max_triggers}) reached",
-                at=ctx.now,
-                actor="JobTailer",
-                correlation_id=match_id,
-            )
-        )
+        reason = f"max_triggers ({d.max_triggers}) reached"
+        events.append(_state_changed(ws, ctx, "triggered", reason, match_id))
     return events
 
 
@@ -307,18 +298,23 @@ def on_job_end(ws: WatcherState, ctx: Context) -> list[Event]:
                     correlation_id=end_id,
                 )
             )
-    events.append(
-        WatcherStateChanged(
-            watcher_id=ws.watcher_id,
-            old=ws.state,
-            new="completed",
-            reason=f"job ended: {ctx.job_state}",
-            at=ctx.now,
-            actor="JobTailer",
-            correlation_id=end_id,
-        )
-    )
+    events.append(_state_changed(ws, ctx, "completed", f"job ended: {ctx.job_state}", end_id))
     return events
+
+
+def _state_changed(
+    ws: WatcherState, ctx: Context, new: str, reason: str, correlation_id: str
+) -> WatcherStateChanged:
+    """The tailer moves ``ws`` from its current state to ``new``, saying why."""
+    return WatcherStateChanged(
+        watcher_id=ws.watcher_id,
+        old=ws.state,
+        new=new,
+        reason=reason,
+        at=ctx.now,
+        actor="JobTailer",
+        correlation_id=correlation_id,
+    )
 
 
 def on_manual(ws: WatcherState, ctx: Context, line: LineMatch | None) -> list[Event]:
