@@ -22,10 +22,18 @@ the same `pivot run`. Measured in the same run:
   (sbatch returned): p50 and max (target p50 <= 1 s at the default 1 s poll,
   which bounds it: the outcome file is looked for once per cycle);
 - **Snakemake** with its SLURM executor plugin, when ``--snakemake VENV``
-  names a venv holding it (``uv venv V && VIRTUAL_ENV=V uv pip install
-  snakemake snakemake-executor-plugin-slurm``): the same 60 jobs as rules.
+  names a venv holding it (outside the repo, e.g. ``uv venv
+  ~/.cache/pivot-bench/snakemake && VIRTUAL_ENV=~/.cache/pivot-bench/snakemake
+  uv pip install snakemake snakemake-executor-plugin-slurm``): the same 60
+  jobs as rules, each a real SLURM job, on the same cluster, after pivot and
+  the floor; wall time and the ratio pivot/Snakemake. At Snakemake's default
+  status-check interval, and again at each ``--snakemake-init-seconds N``
+  given (1 is pivot's poll period). What it needs to run on this test
+  cluster (an ``srun`` wrapper that gives the job step ``SLURM_CONF`` back,
+  ``--slurm-status-command squeue``) and why: bench/slurm_snakemake.py.
 
-Run: ``uv run python bench/slurm_stages.py [--independent 50] [--chain 10] [--snakemake VENV]``
+Run: ``uv run python bench/slurm_stages.py [--independent 50] [--chain 10]
+[--snakemake VENV [--snakemake-init-seconds 1]]``
 """
 
 from __future__ import annotations
@@ -38,12 +46,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+
+import slurm_snakemake  # noqa: E402  (bench/, beside this file)
 
 from testkit import slurm_cluster  # noqa: E402
 
@@ -181,56 +190,16 @@ def chain_latency(project: Path, chain: int) -> tuple[list[float], list[float]]:
     return to_start, to_sbatch
 
 
-def run_snakemake(
-    venv: Path, workdir: Path, env: dict[str, str], n: int, chain: int, timeout: float
-) -> str:
-    rules = ["rule all:", "    input:"]
-    rules += [f'        "ind/{i}.txt",' for i in range(n)]
-    rules += [f'        "chain/{chain - 1}.txt",', ""]
-    resources = "    resources: runtime=5, mem_mb=10"
-    for i in range(n):
-        shell = f'    shell: "echo {i} > {{output}}"'
-        rules += [f"rule ind{i}:", f'    output: "ind/{i}.txt"', resources, shell, ""]
-    for i in range(chain):
-        inp = [f'    input: "chain/{i - 1}.txt"'] if i else []
-        shell = f'    shell: "echo {i} > {{output}}"'
-        rules += [f"rule chain{i}:", *inp, f'    output: "chain/{i}.txt"', resources, shell, ""]
-    workdir.mkdir()
-    (workdir / "Snakefile").write_text("\n".join(rules))
-    start = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            [str(venv / "bin" / "snakemake"), "--executor", "slurm", "--jobs", "100",
-             "--default-resources", "slurm_partition=debug", "--latency-wait", "5"],
-            cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        proc = None
-    took = time.perf_counter() - start
-    fatal = sorted(
-        {
-            line.strip()
-            for log in (workdir / ".snakemake" / "slurm_logs").rglob("*.log")
-            for line in log.read_text(errors="replace").splitlines()
-            if "fatal" in line or "error:" in line
-        }
-    )
-    seen = f"; its jobs' logs say: {' | '.join(fatal[:3])}" if fatal else ""
-    if proc is None:
-        return f"Snakemake did not finish within {timeout:.0f} s{seen}"
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        shown = textwrap.indent(tail, "    ")
-        return f"Snakemake failed (exit {proc.returncode}) after {took:.1f} s{seen}:\n{shown}"
-    return f"Snakemake + slurm executor plugin: {took:.2f} s wall"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--independent", type=int, default=50)
     parser.add_argument("--chain", type=int, default=10)
     parser.add_argument("--snakemake", type=Path, help="a venv with snakemake and its slurm plugin")
-    parser.add_argument("--snakemake-timeout", type=float, default=300.0)
+    parser.add_argument("--snakemake-timeout", type=float, default=1500.0)
+    parser.add_argument(
+        "--snakemake-init-seconds", type=int, action="append", default=[],
+        help="also run Snakemake with this --slurm-init-seconds-before-status-checks",
+    )  # fmt: skip
     args = parser.parse_args()
     assert slurm_cluster.available(), "needs root and slurm-wlm + munge"
     tmp = Path(tempfile.mkdtemp(prefix="pivot-bench-slurm-"))
@@ -275,16 +244,17 @@ def main() -> None:
             f"{statistics.median(to_sbatch):.3f} s, max {max(to_sbatch):.3f} s (target p50 <= 1 s)"
         )
         if args.snakemake:
-            print(
-                run_snakemake(
-                    args.snakemake,
-                    tmp / "snakemake",
-                    cluster.env,
-                    args.independent,
-                    args.chain,
-                    args.snakemake_timeout,
-                )
-            )
+            sizes = (args.independent, args.chain)
+            for n, init in enumerate([None, *args.snakemake_init_seconds]):
+                load = os.getloadavg()[0]
+                took_sm, line = slurm_snakemake.run(
+                    args.snakemake, tmp / f"snakemake{n}", cluster.env, sizes,
+                    args.snakemake_timeout, init,
+                )  # fmt: skip
+                print(f"{line}  (load at its start {load:.2f})")
+                if took_sm is not None:
+                    print(f"  ratio pivot/Snakemake {took / took_sm:.2f}")
+        print(f"machine load (1 min) at the end: {os.getloadavg()[0]:.2f}")
     finally:
         cluster.stop()
 
