@@ -31,6 +31,7 @@ from pivot.watch.coordination import examine, step
 from pivot.watch.coordination_types import (
     Append,
     BatchExamined,
+    CheckRunningCode,
     Command,
     CoordinatorState,
     Examine,
@@ -38,6 +39,7 @@ from pivot.watch.coordination_types import (
     PipelineLoaded,
     PlanWave,
     RequestShutdown,
+    RunningCodeChecked,
     Settings,
     Tell,
     WavePlanned,
@@ -55,6 +57,7 @@ _INPUTS = (
     BatchExamined,
     PipelineLoaded,
     WavePlanned,
+    RunningCodeChecked,
 )
 
 
@@ -119,7 +122,7 @@ class Coordinator(Shell):
             ).start()
 
     # -- in the work thread ----------------------------------------------------
-    def _work(self, command: Examine | Load | PlanWave) -> None:
+    def _work(self, command: Examine | Load | PlanWave | CheckRunningCode) -> None:
         result: object
         try:
             result = self._perform(command)
@@ -130,8 +133,11 @@ class Coordinator(Shell):
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(result)
 
-    def _perform(self, command: Examine | Load | PlanWave) -> object:
+    def _perform(self, command: Examine | Load | PlanWave | CheckRunningCode) -> object:
         pipeline = self.pipeline
+        if isinstance(command, CheckRunningCode):  # beside a running wave, for its SLURM jobs
+            drop_bytecode(command.stale_bytecode)
+            return RunningCodeChecked(command.wave_id, pipeline.load())
         if isinstance(command, Examine):
             return examine(
                 command,

@@ -13,6 +13,7 @@ from pivot.watch.watched_pipeline import PipelineView, PlannedStage
 __all__ = [
     "Batch",
     "Boot",
+    "CancelStaleRuns",
     "ChildCrashed",
     "DebounceTick",
     "DeclaredPaths",
@@ -108,6 +109,16 @@ class RunWave:
     restart: bool = False
     reason: str = ""
     correlation_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelStaleRuns:
+    """Coordinator -> WorkerPool: the code of these SLURM stages of wave ``wave_id`` changed;
+    cancel their jobs (they are submitted again in the next wave)."""
+
+    wave_id: str
+    stages: tuple[str, ...]
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from pivot.actors.base import ActorContext, Shell
-from pivot.actors.watch_messages import RunWave, WaveDone
+from pivot.actors.watch_messages import CancelStaleRuns, RunWave, WaveDone
 from pivot.events.actors import WaveWaiting
 from pivot.events.base import Event
 from pivot.events.pipeline import (
@@ -31,6 +31,7 @@ from pivot.pipeline.cancel import CancelToken
 from pivot.pipeline.interrupted import Takeover
 from pivot.pipeline.local_executor import LocalExecutor
 from pivot.pipeline.lock import Holder, LockWaitCancelled, run_lock
+from pivot.pipeline.stale_runs import StaleRuns
 from pivot.storage import StorageError
 from pivot.watch.sink import EventSink
 from pivot.watch.watched_pipeline import PlannedStage, WatchedPipeline
@@ -51,6 +52,7 @@ class WaveRecorder:
         self.wave_id = wave_id
         self.stages = stages
         self.cancel = CancelToken()
+        self.stale = StaleRuns()  # SLURM stages whose code changed while the wave ran
         self.ended: dict[str, str] = {}
         self.started_seen = False
         self.finished_seen = False
@@ -155,6 +157,10 @@ class WorkerPool(Shell):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, RunWave):
             self._run(message)
+        elif isinstance(message, CancelStaleRuns):
+            recorder = self.control.recorder
+            if recorder is not None and recorder.wave_id == message.wave_id:
+                recorder.stale.mark(message.stages, message.reason)
         return None
 
     def _restart(self, reason: str, correlation_id: str) -> bool:
@@ -232,6 +238,7 @@ class WorkerPool(Shell):
                     cancel=recorder.cancel,
                     trigger=msg.trigger,
                     correlation_id=msg.correlation_id,
+                    stale=recorder.stale,
                 )
         except LockWaitCancelled:
             pass  # finish() reports the wave's stages as cancelled

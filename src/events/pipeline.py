@@ -30,6 +30,7 @@ __all__ = [
     "StageStarted",
     "StageSubmitted",
     "StageSucceeded",
+    "WaveCodeChecked",
     "WaveFinished",
     "WaveInterrupted",
     "WaveStarted",
@@ -319,6 +320,20 @@ class OrphansStopped(Event):
     TYPE = "workers.orphans_stopped"
     holder: int
     pids: tuple[int, ...] = ()
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WaveCodeChecked(Event):
+    """`pivot watch`: code changed while wave ``wave_id`` ran SLURM jobs, so the pipeline
+    was loaded beside it to compare; ``stale``: its SLURM stages whose code or params
+    changed (their jobs are cancelled and submitted again in the next wave). ``error``: the
+    load failed (nothing is cancelled)."""
+
+    TYPE = "wave.code_checked"
+    wave_id: str
+    stale: tuple[str, ...] = ()
+    error: str = ""
 
 
 @event

@@ -58,7 +58,7 @@ from pivot.pipeline.hashing import FileHasher, recorded_params
 from pivot.pipeline.plan import Plan
 from pivot.pipeline.spec import PipelineSpec, StageSpec
 from pivot.pipeline.stage_log import empty_log, log_path
-from pivot.pipeline.stale_runs import STALE_CHECK_SECONDS, changed_deps, stale_reason
+from pivot.pipeline.stale_runs import STALE_CHECK_SECONDS, StaleRuns, changed_deps, stale_reason
 from pivot.pipeline.state import StageRecord, StateStore
 from pivot.pipeline.wave_outbox import WaveOutbox
 from pivot.pipeline.wave_result import WaveResult
@@ -94,15 +94,17 @@ def execute(
     correlation_id: str = "",
     actor: str = "pivot run",
     cancel_stale_runs: bool = False,
+    stale_runs: StaleRuns | None = None,
 ) -> WaveResult:
     """Run the stages of ``plan`` that must run on ``executors`` (one for every stage, or a
     router); ``correlation_id`` links the wave to its cause (a change batch in watch
     mode); ``trigger`` is recorded in ``WaveStarted``. With ``cancel_stale_runs`` (`pivot
-    watch`), a run whose deps change meanwhile is cancelled if its executor can
-    (:mod:`pivot.pipeline.stale_runs`). See the module docstring."""
+    watch`), a run whose deps change meanwhile, or marked on ``stale_runs``, is cancelled
+    if its executor can (:mod:`pivot.pipeline.stale_runs`). See the module docstring."""
     router = executors if isinstance(executors, Router) else Router(executors)
     wave = _Wave(spec, graph, plan, router, state, hasher, emit, keep_going, cancel, actor)
     wave.cancel_stale = cancel_stale_runs
+    wave.marks = stale_runs if stale_runs is not None else StaleRuns()
     return wave.run(trigger, correlation_id)
 
 
@@ -139,6 +141,7 @@ class _Wave:
         self.stop_new = False
         self.cancel_stale = False
         self.stale: dict[str, str] = {}  # stage -> why its run was cancelled as stale
+        self.marks = StaleRuns()  # stages marked stale from outside (their code changed)
 
     def ev(self, cls: type[Event], **kw: object) -> Event:
         return cls(actor=self.actor, correlation_id=self.result.wave_id, **kw)  # type: ignore[arg-type]
@@ -219,14 +222,16 @@ class _Wave:
         return True
 
     def _cancel_stale_runs(self) -> None:
-        """Cancel each cancellable run whose deps changed since it was submitted."""
+        """Cancel each cancellable run marked stale, or whose deps changed since submitted."""
+        marked = self.marks.marked()
         for future, run in self.running.items():
             executor, name = run.executor, run.stage.name
             if name in self.stale or not isinstance(executor, CancelsOneRun):
                 continue
             changed = changed_deps(run.stage.deps, run.deps, self.hasher.hashes(run.stage.deps))
-            if changed:
-                self.stale[name] = stale_reason(changed[0])
+            reason = stale_reason(changed[0]) if changed else marked.get(name)
+            if reason is not None:
+                self.stale[name] = reason
                 executor.cancel_run(future)
 
     def _settle(self) -> None:
@@ -262,6 +267,10 @@ class _Wave:
             if not may_start(name, beside, self.suspects):
                 continue  # a suspect of a worker crash runs alone
             self.pending.remove(name)
+            if isinstance(executor, CancelsOneRun) and (stale := self.marks.marked().get(name)):
+                self.result.status[name] = "cancelled"  # a job on old code: the next wave's
+                self.emit([self.ev(StageCancelled, stage=name, reason=stale)])
+                continue
             self._submit(self.by_name[name], executor)
 
     def _submit(self, s: StageSpec, executor: Executor) -> None:

@@ -253,6 +253,8 @@ def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch p
         return f"stage {e.stage} cancelled: {e.reason}"
     if isinstance(e, ev.StageQueued):
         return f"stage {e.stage} queued: {describe_reasons(e.reasons)}"
+    if isinstance(e, ev.WaveCodeChecked):
+        return _code_checked(e)
     if isinstance(e, ev_actors.WaveWaiting):
         return (
             f"wave {e.wave_id[:8]} waiting for another pivot run (pid {e.holder}) to finish: "
@@ -273,6 +275,15 @@ def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch p
     if e.TYPE.startswith(HOSTED) and e.TYPE not in QUIET:
         return _generic(e)
     return None
+
+
+def _code_checked(e: ev.WaveCodeChecked) -> str | None:
+    if e.error:
+        return None  # the next wave's reload says it, with file and line
+    if not e.stale:
+        return "code changed: the running SLURM jobs are not affected"
+    names = ", ".join(e.stale)
+    return f"code changed: cancelling the SLURM jobs of {names}; submitted again in the next wave"
 
 
 # Events of job watchers hosted by `pivot watch` (see pivot.watch.job_watchers).

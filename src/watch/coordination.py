@@ -22,6 +22,9 @@ returns, see :mod:`pivot.actors.coordinator`):
 - **A data batch**: the stages affected by the changed paths (after the
   stages' own writes and vanished temporary files are dropped), plus any
   stage a failed restart left to run, are planned; nothing runs when none is.
+- **A code batch while a wave runs SLURM jobs**: it waits like any other,
+  but the pipeline is loaded beside the wave to find the jobs it makes stale,
+  which are cancelled (:mod:`pivot.watch.stale_code`).
 - ``--force``/``f``: every selected stage.
 - Target stages (``pivot watch STAGE``) limit every wave to them and their
   upstream.
@@ -78,11 +81,13 @@ from pivot.watch.coordination_types import (
     PlanWave,
     RequestShutdown,
     Running,
+    RunningCodeChecked,
     Tell,
     WavePlanned,
 )
 from pivot.watch.debounce import SAMPLE_SIZE
 from pivot.watch.pending import Pending, Taken
+from pivot.watch.stale_code import on_batch_while_running, on_code_checked
 from pivot.watch.watched_pipeline import LoadError, PipelineView
 
 __all__ = ["examine", "step"]
@@ -96,7 +101,10 @@ def step(state: CoordinatorState, message: Input) -> Step:
     """The new state and what to do, for one input."""
     if state.stopped:
         return state, []
-    state, commands = _handle(state, message)
+    if isinstance(message, RunningCodeChecked):  # answers no phase: beside the running wave
+        state, commands = on_code_checked(state, message)
+    else:
+        state, commands = _handle(state, message)
     state, more = _advance(state)
     return state, commands + more
 
@@ -112,6 +120,7 @@ def _handle(s: CoordinatorState, m: Input) -> Step:
         return replace(s, pending=s.pending.force()), []
     if isinstance(m, WaveDone):
         return _wave_done(s, m), []
+    assert not isinstance(m, RunningCodeChecked)  # step answers it
     return _result(s, m)
 
 
@@ -120,7 +129,9 @@ def _batch(s: CoordinatorState, m: Batch) -> Step:
     if isinstance(s.phase, Idle | Examining):
         return s, []  # taken as soon as the batch in hand is examined
     sample = tuple(sorted(_rel(p, s.settings.root) for p in m.paths)[:5])
-    return s, [Append((ChangesPending(count=s.pending.count, paths=sample, actor=ACTOR),))]
+    pending = Append((ChangesPending(count=s.pending.count, paths=sample, actor=ACTOR),))
+    s, check = on_batch_while_running(s, m)  # SLURM jobs its code edit makes stale
+    return s, [pending, *check]
 
 
 def _wave_done(s: CoordinatorState, m: WaveDone) -> CoordinatorState:
@@ -163,7 +174,7 @@ def _boot(s: CoordinatorState) -> Step:
 
 
 def _advance(s: CoordinatorState) -> Step:
-    if not s.booted or s.phase != Idle() or s.pending.empty or s.incoming:
+    if not s.booted or s.phase != Idle() or s.pending.empty or s.incoming or s.checking:
         return s, []
     taken, pending = s.pending.take()
     batch_id, s = _new_id(s)
@@ -324,7 +335,10 @@ def _planned(s: CoordinatorState, phase: Planning, m: WavePlanned) -> Step:
         reason="code changed" if restart else "",
         correlation_id=phase.batch_id,
     )
-    s = replace(s, phase=Running(wave_id), restart_needed=False, carry=frozenset())
+    jobs = frozenset(
+        p.name for p in m.stages if p.name in m.view.stages and m.view.stages[p.name].job
+    )
+    s = replace(s, phase=Running(wave_id, jobs), restart_needed=False, carry=frozenset())
     return s, [Tell("worker_pool", run)]
 
 

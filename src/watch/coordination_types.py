@@ -21,6 +21,7 @@ from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage
 __all__ = [
     "Append",
     "BatchExamined",
+    "CheckRunningCode",
     "Command",
     "CoordinatorState",
     "Examine",
@@ -35,6 +36,7 @@ __all__ = [
     "Planning",
     "RequestShutdown",
     "Running",
+    "RunningCodeChecked",
     "Settings",
     "Tell",
     "WavePlanned",
@@ -85,9 +87,10 @@ class Planning:
 
 @dataclass(frozen=True, slots=True)
 class Running:
-    """Wave ``wave_id`` runs on the worker pool."""
+    """Wave ``wave_id`` runs on the worker pool; ``jobs``: its stages that run as SLURM jobs."""
 
     wave_id: str
+    jobs: frozenset[str] = frozenset()
 
 
 Phase = Idle | Examining | Loading | Planning | Running
@@ -110,6 +113,8 @@ class CoordinatorState:
     code_seen: Mapping[str, str | None] = field(default_factory=dict)  # path -> digest
     aliases: Mapping[Path, Path] = field(default_factory=dict)  # symlink target -> declared
     ids: int = 0
+    checking: bool = False  # a CheckRunningCode is in flight
+    recheck: frozenset[str] = frozenset()  # code paths changed since it began
 
 
 # -- inputs that are results of commands ---------------------------------------
@@ -144,8 +149,24 @@ class WavePlanned:
     stages: tuple[PlannedStage, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class RunningCodeChecked:
+    """Result of :class:`CheckRunningCode`: the pipeline as loaded meanwhile."""
+
+    wave_id: str
+    result: PipelineView | LoadError
+
+
 Input = (
-    Boot | WindowOpened | Batch | ForceAll | WaveDone | BatchExamined | PipelineLoaded | WavePlanned
+    Boot
+    | WindowOpened
+    | Batch
+    | ForceAll
+    | WaveDone
+    | BatchExamined
+    | PipelineLoaded
+    | WavePlanned
+    | RunningCodeChecked
 )
 
 
@@ -204,4 +225,13 @@ class PlanWave:
     force: bool
 
 
-Command = Append | Tell | RequestShutdown | Examine | Load | PlanWave
+@dataclass(frozen=True, slots=True)
+class CheckRunningCode:
+    """Off the actor's thread, beside wave ``wave_id``: drop ``stale_bytecode``, load the
+    pipeline; answers :class:`RunningCodeChecked`."""
+
+    wave_id: str
+    stale_bytecode: frozenset[str] = frozenset()
+
+
+Command = Append | Tell | RequestShutdown | Examine | Load | PlanWave | CheckRunningCode

@@ -43,6 +43,7 @@ from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, 
 if TYPE_CHECKING:
     from pivot.events.store import EventStore
     from pivot.pipeline.slurm_executor import SlurmJobs
+    from pivot.pipeline.stale_runs import StaleRuns
 
 __all__ = ["ProjectPipeline"]
 
@@ -74,6 +75,7 @@ def to_view(spec: PipelineSpec, graph: StageGraph, now: float = 0.0) -> Pipeline
             deps=tuple(root / d for d in s.deps),
             outs=tuple(root / o for o in s.outs),
             fingerprint=_stage_fingerprint(spec, s.name),
+            job=s.slurm is not None,
         )
         for s in (by_name[n] for n in graph.order)
     }
@@ -172,9 +174,10 @@ class ProjectPipeline:
         cancel: CancelToken,
         trigger: str,
         correlation_id: str,
+        stale: StaleRuns | None = None,
     ) -> None:
         """Execute ``plan`` with `pivot run`'s wave: on ``local`` (the watch's workers), and
-        its SLURM stages as SLURM jobs."""
+        its SLURM stages as SLURM jobs (cancelled when marked on ``stale``)."""
         loaded = self._loaded(view)
         state, hasher = self._open()
 
@@ -197,6 +200,7 @@ class ProjectPipeline:
                 correlation_id=correlation_id,
                 actor="pivot watch",
                 cancel_stale_runs=True,
+                stale_runs=stale,
             )
         finally:
             if slurm is not None:

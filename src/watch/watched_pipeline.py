@@ -18,6 +18,7 @@ from pivot.pipeline.dag import StageGraph, graph_of
 if TYPE_CHECKING:
     from pivot.pipeline.cancel import CancelToken
     from pivot.pipeline.executor import Executor
+    from pivot.pipeline.stale_runs import StaleRuns
     from pivot.watch.sink import EmitEvents
 
 
@@ -26,12 +27,14 @@ __all__ = ["LoadError", "PipelineView", "PlannedStage", "StageInfo", "WatchedPip
 
 @dataclass(frozen=True, slots=True)
 class StageInfo:
-    """One stage as `pivot watch` sees it: absolute deps and outs, a code fingerprint."""
+    """One stage as `pivot watch` sees it: absolute deps and outs, a code fingerprint;
+    ``job``: it runs as a SLURM job (a run `pivot watch` cancels when it goes stale)."""
 
     name: str
     deps: tuple[Path, ...] = ()
     outs: tuple[Path, ...] = ()
     fingerprint: str = ""
+    job: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +114,13 @@ class WatchedPipeline(Protocol):
         cancel: CancelToken,
         trigger: str,
         correlation_id: str,
+        stale: StaleRuns | None = None,
     ) -> None:
         """Run ``plan`` on the caller's local executor (the watch's
         :class:`pivot.pipeline.local_executor.LocalExecutor`), emitting every wave
         and stage event as it happens (the events the wave hands on together in
-        one ``emit`` call, so they are one append); ``cancel`` is the wave's token."""
+        one ``emit`` call, so they are one append); ``cancel`` is the wave's token;
+        ``stale``: stages marked stale meanwhile, whose jobs are cancelled."""
         ...  # pragma: no cover
 
     def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:

@@ -68,8 +68,9 @@ class TinyPipeline:
         cancel: CancelToken,
         trigger: str,
         correlation_id: str,
+        stale: object = None,
     ) -> None:
-        del view, cancel
+        del view, cancel, stale
         emit(WaveStarted(wave_id=correlation_id, trigger=trigger, stages=()))
         for p in plan:
             emit(StageStarted(stage=p.name))

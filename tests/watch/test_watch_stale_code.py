@@ -1,0 +1,144 @@
+"""A code edit while a wave runs SLURM jobs: the Coordinator's pure decisions (no threads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pivot.actors.watch_messages import Batch, Boot, CancelStaleRuns, RunWave, WaveDone
+from pivot.events.pipeline import WaveCodeChecked
+from pivot.pipeline.stale_runs import CODE_STALE_REASON, StaleRuns, changed_code
+from pivot.watch.coordination import step
+from pivot.watch.coordination_types import (
+    Append,
+    CheckRunningCode,
+    Command,
+    CoordinatorState,
+    Examine,
+    Load,
+    PipelineLoaded,
+    PlanWave,
+    Running,
+    RunningCodeChecked,
+    Settings,
+    Tell,
+    WavePlanned,
+)
+from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, StageInfo
+
+R = Path("/r")
+
+
+def _view(train: str = "1", prep: str = "1", *, jobs: bool = True) -> PipelineView:
+    return PipelineView(
+        {
+            "prep": StageInfo("prep", (R / "raw",), (R / "a",), prep),
+            "train": StageInfo("train", (R / "a",), (R / "m",), train, job=jobs),
+        }
+    )
+
+
+def _running(view: PipelineView) -> tuple[CoordinatorState, str]:
+    """Booted with ``view``; its initial wave (prep, train) runs."""
+    s, cmds = step(CoordinatorState(Settings(R, R / "pipeline.py", id_prefix="x")), Boot())
+    (load,) = cmds
+    assert isinstance(load, Load)
+    s, cmds = step(s, PipelineLoaded(load.batch_id, view))
+    (plan,) = [c for c in cmds if isinstance(c, PlanWave)]
+    staged = (PlannedStage("prep"), PlannedStage("train"))
+    s, cmds = step(s, WavePlanned(plan.batch_id, view, staged))
+    (run,) = [c.message for c in cmds if isinstance(c, Tell)]
+    assert isinstance(run, RunWave)
+    return s, run.wave_id
+
+
+def _checks(cmds: list[Command]) -> list[CheckRunningCode]:
+    return [c for c in cmds if isinstance(c, CheckRunningCode)]
+
+
+def _events(cmds: list[Command]) -> list[object]:
+    return [e for c in cmds if isinstance(c, Append) for e in c.events]
+
+
+def _told(cmds: list[Command]) -> list[object]:
+    return [c.message for c in cmds if isinstance(c, Tell) and c.to == "worker_pool"]
+
+
+def test_the_running_wave_knows_which_of_its_stages_run_as_jobs() -> None:
+    s, wave = _running(_view())
+    assert s.phase == Running(wave, frozenset({"train"}))
+
+
+def test_a_code_edit_while_jobs_run_loads_beside_the_wave_and_cancels_the_stale_ones() -> None:
+    s, wave = _running(_view())
+    s, cmds = step(s, Batch(frozenset({"/r/helpers.py", "/r/raw"}), 2))
+    assert _checks(cmds) == [CheckRunningCode(wave, frozenset({"/r/helpers.py"}))]
+    assert s.checking and not s.pending.empty  # the batch still forms the next wave
+    s, cmds = step(s, RunningCodeChecked(wave, _view(train="2", prep="2")))
+    assert _told(cmds) == [CancelStaleRuns(wave, ("train",), CODE_STALE_REASON)]
+    (checked,) = _events(cmds)
+    assert isinstance(checked, WaveCodeChecked) and checked.stale == ("train",)
+    assert not s.checking
+    # The wave ends: the pending edit is examined as usual (it reloads, train runs anew).
+    s, cmds = step(s, WaveDone(wave, ("prep", "train")))
+    assert [type(c) for c in cmds] == [Examine]
+
+
+def test_an_edit_that_leaves_the_jobs_stage_alone_cancels_nothing() -> None:
+    s, wave = _running(_view())
+    s, cmds = step(s, Batch(frozenset({"/r/pipeline.py"}), 1))
+    s, cmds = step(s, RunningCodeChecked(wave, _view(prep="2")))
+    assert _told(cmds) == []
+    (checked,) = _events(cmds)
+    assert isinstance(checked, WaveCodeChecked) and checked.stale == ()
+
+
+def test_data_edits_and_waves_without_jobs_start_no_check() -> None:
+    s, _ = _running(_view())
+    s, cmds = step(s, Batch(frozenset({"/r/raw"}), 1))  # the wave checks deps itself
+    assert _checks(cmds) == [] and not s.checking
+    s, _ = _running(_view(jobs=False))  # local stages finish on the code they started with
+    s, cmds = step(s, Batch(frozenset({"/r/helpers.py"}), 1))
+    assert _checks(cmds) == [] and not s.checking
+
+
+def test_one_check_at_a_time_and_an_edit_meanwhile_is_checked_after_it() -> None:
+    s, wave = _running(_view())
+    s, cmds = step(s, Batch(frozenset({"/r/a.py"}), 1))
+    s, cmds = step(s, Batch(frozenset({"/r/b.py"}), 1))
+    s, cmds = step(s, Batch(frozenset({"/r/params.yaml"}), 1))
+    assert _checks(cmds) == []
+    s, cmds = step(s, RunningCodeChecked(wave, _view()))
+    assert _checks(cmds) == [CheckRunningCode(wave, frozenset({"/r/b.py", "/r/params.yaml"}))]
+    assert s.checking and s.recheck == frozenset()
+
+
+def test_no_next_wave_is_prepared_while_a_check_loads() -> None:
+    s, wave = _running(_view())
+    s, cmds = step(s, Batch(frozenset({"/r/a.py"}), 1))
+    s, cmds = step(s, WaveDone(wave, ("prep", "train")))
+    assert cmds == []  # two loads never run at once
+    s, cmds = step(s, RunningCodeChecked(wave, _view(train="2")))
+    assert _told(cmds) == [] and _events(cmds) == []  # for a wave no longer running
+    assert [type(c) for c in cmds] == [Examine]
+
+
+def test_a_load_error_cancels_nothing() -> None:
+    s, wave = _running(_view())
+    s, cmds = step(s, Batch(frozenset({"/r/a.py"}), 1))
+    s, cmds = step(s, RunningCodeChecked(wave, LoadError("SyntaxError", "a.py", 3)))
+    assert _told(cmds) == []
+    (checked,) = _events(cmds)
+    assert isinstance(checked, WaveCodeChecked) and checked.error == "SyntaxError"
+
+
+def test_changed_code_names_the_stages_whose_fingerprint_changed_or_that_went() -> None:
+    then = {"a": "1", "b": "1", "c": "1"}
+    assert changed_code(["c", "a", "b"], then, {"a": "2", "b": "1"}) == ("a", "c")
+    assert changed_code([], then, {}) == ()
+
+
+def test_stale_runs_keep_the_first_reason_of_each_stage() -> None:
+    marks = StaleRuns()
+    marks.mark(["a"], "first")
+    marks.mark(["a", "b"], "second")
+    assert marks.marked() == {"a": "first", "b": "second"}
