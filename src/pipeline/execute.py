@@ -11,24 +11,23 @@ store, show it): ``WaveStarted``, ``StageQueued`` (with the reasons),
 ``StageCancelled``, ``WaveFinished``; stage events, and those an executor adds
 (``stage.submitted``), carry the wave id as ``correlation_id``.
 
-``StageStarted`` is emitted when a stage is handed to its executor, which is
-when it starts: never more stages are in flight than the executor's capacity,
-so a local stage goes to an idle worker (or, first in a run, to one still
-starting) and never queues behind another stage. The worker reports its pid
-with the outcome; ``StageSucceeded`` / ``StageFailed`` record it. In what
-order and batches events reach ``emit``: :mod:`pivot.pipeline.wave_outbox`.
+``StageStarted`` is emitted when a stage is handed to its executor, which is when it
+starts: never more stages are in flight than the executor's capacity, so a local stage
+goes to an idle worker (or, first in a run, to one still starting) and never queues
+behind another stage. The worker reports its pid with the outcome; ``StageSucceeded`` /
+``StageFailed`` record it. In what order and batches events reach ``emit``:
+:mod:`pivot.pipeline.wave_outbox`.
 
-After a stage succeeds its record (code, dep hashes taken when it was
-submitted, params, output hashes) is saved, so an interrupted run keeps what
-finished. A stage fails when it raises, exits, crashes its worker (segfault,
-``os._exit``: the executor reports every run lost with the worker, and
-:mod:`pivot.pipeline.crash_recovery` says which to fail and which to re-run
-alone to find the culprit), or does not write one of its outputs. Without
-``keep_going`` nothing new starts after a failure; with it, only the failed
+After a stage succeeds its record (code, dep hashes taken when it was submitted, params,
+output hashes) is saved, so an interrupted run keeps what finished. A stage fails when
+it raises, exits, crashes its worker (segfault, ``os._exit``: the executor reports every
+run lost with the worker, and :mod:`pivot.pipeline.crash_recovery` says which to fail
+and which to re-run alone to find the culprit), or does not write one of its outputs.
+Without ``keep_going`` nothing new starts after a failure; with it, only the failed
 stages' downstream is skipped. Cancellation (the
-:class:`~pivot.pipeline.cancel.CancelToken`, or Ctrl-C reaching this thread)
-cancels every executor (local workers and their children killed, SLURM jobs
-scancelled and waited for) and reports running and waiting stages cancelled.
+:class:`~pivot.pipeline.cancel.CancelToken`, or Ctrl-C reaching this thread) cancels
+every executor (local workers and their children killed, SLURM jobs scancelled and
+waited for) and reports running and waiting stages cancelled.
 """
 
 from __future__ import annotations
@@ -58,7 +57,7 @@ from pivot.pipeline.hashing import FileHasher, recorded_params
 from pivot.pipeline.plan import Plan
 from pivot.pipeline.spec import PipelineSpec, StageSpec
 from pivot.pipeline.stage_log import empty_log, log_path
-from pivot.pipeline.stale_runs import STALE_CHECK_SECONDS, StaleRuns, changed_deps, stale_reason
+from pivot.pipeline.stale_runs import STALE_CHECK_SECONDS, StaleRuns, changed_deps
 from pivot.pipeline.state import StageRecord, StateStore
 from pivot.pipeline.wave_outbox import WaveOutbox
 from pivot.pipeline.wave_result import WaveResult
@@ -93,18 +92,16 @@ def execute(
     trigger: str = "run",
     correlation_id: str = "",
     actor: str = "pivot run",
-    cancel_stale_runs: bool = False,
     stale_runs: StaleRuns | None = None,
 ) -> WaveResult:
     """Run the stages of ``plan`` that must run on ``executors`` (one for every stage, or a
     router); ``correlation_id`` links the wave to its cause (a change batch in watch
-    mode); ``trigger`` is recorded in ``WaveStarted``. With ``cancel_stale_runs`` (`pivot
-    watch`), a run whose deps change meanwhile, or marked on ``stale_runs``, is cancelled
-    if its executor can (:mod:`pivot.pipeline.stale_runs`). See the module docstring."""
+    mode); ``trigger`` is recorded in ``WaveStarted``. With ``stale_runs`` (`pivot watch`), a
+    run whose deps change meanwhile, or marked there, is cancelled if its executor can
+    (:mod:`pivot.pipeline.stale_runs`). See the module docstring."""
     router = executors if isinstance(executors, Router) else Router(executors)
     wave = _Wave(spec, graph, plan, router, state, hasher, emit, keep_going, cancel, actor)
-    wave.cancel_stale = cancel_stale_runs
-    wave.marks = stale_runs if stale_runs is not None else StaleRuns()
+    wave.marks = stale_runs
     return wave.run(trigger, correlation_id)
 
 
@@ -139,9 +136,8 @@ class _Wave:
         self.running: dict[Future[StageOutcome], _Running] = {}
         self.suspects: set[str] = set()  # stages that were running when a worker died
         self.stop_new = False
-        self.cancel_stale = False
         self.stale: dict[str, str] = {}  # stage -> why its run was cancelled as stale
-        self.marks = StaleRuns()  # stages marked stale from outside (their code changed)
+        self.marks: StaleRuns | None = None  # None: stale runs are not cancelled (`pivot run`)
 
     def ev(self, cls: type[Event], **kw: object) -> Event:
         return cls(actor=self.actor, correlation_id=self.result.wave_id, **kw)  # type: ignore[arg-type]
@@ -204,7 +200,7 @@ class _Wave:
         if not self.running:
             return False
         waiting: list[Future[Any]] = [*self.running, self.cancel.future]
-        check = self.cancel_stale and any(
+        check = self.marks is not None and any(
             isinstance(r.executor, CancelsOneRun) for r in self.running.values()
         )
         timeout = STALE_CHECK_SECONDS if check else None
@@ -223,13 +219,12 @@ class _Wave:
 
     def _cancel_stale_runs(self) -> None:
         """Cancel each cancellable run marked stale, or whose deps changed since submitted."""
-        marked = self.marks.marked()
         for future, run in self.running.items():
             executor, name = run.executor, run.stage.name
             if name in self.stale or not isinstance(executor, CancelsOneRun):
                 continue
             changed = changed_deps(run.stage.deps, run.deps, self.hasher.hashes(run.stage.deps))
-            reason = stale_reason(changed[0]) if changed else marked.get(name)
+            reason = self.marks.reason(name, changed) if self.marks is not None else None
             if reason is not None:
                 self.stale[name] = reason
                 executor.cancel_run(future)
@@ -267,7 +262,8 @@ class _Wave:
             if not may_start(name, beside, self.suspects):
                 continue  # a suspect of a worker crash runs alone
             self.pending.remove(name)
-            if isinstance(executor, CancelsOneRun) and (stale := self.marks.marked().get(name)):
+            stale = self.marks.reason(name, ()) if self.marks is not None else None
+            if stale is not None and isinstance(executor, CancelsOneRun):
                 self.result.status[name] = "cancelled"  # a job on old code: the next wave's
                 self.emit([self.ev(StageCancelled, stage=name, reason=stale)])
                 continue

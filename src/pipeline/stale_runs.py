@@ -71,6 +71,14 @@ class StaleRuns:
             for stage in stages:
                 self._marked.setdefault(stage, reason)
 
+    def reason(self, name: str, changed: Sequence[str]) -> str | None:
+        """Why a run of ``name`` is stale: the first of its ``changed`` deps, else its mark;
+        None when it is not."""
+        if changed:
+            return stale_reason(changed[0])
+        with self._lock:
+            return self._marked.get(name)
+
     def marked(self) -> dict[str, str]:
         """Stage -> reason, for every stage marked so far."""
         with self._lock:

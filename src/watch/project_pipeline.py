@@ -34,6 +34,7 @@ from pivot.pipeline.hashing import FileHasher
 from pivot.pipeline.loader import load_fresh
 from pivot.pipeline.plan import Decision, Plan, paths_to_observe, plan, select
 from pivot.pipeline.spec import PipelineSpec
+from pivot.pipeline.stale_runs import StaleRuns
 from pivot.pipeline.state import StateStore
 from pivot.storage import StorageError
 from pivot.watch.sink import EmitEvents
@@ -43,7 +44,6 @@ from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, 
 if TYPE_CHECKING:
     from pivot.events.store import EventStore
     from pivot.pipeline.slurm_executor import SlurmJobs
-    from pivot.pipeline.stale_runs import StaleRuns
 
 __all__ = ["ProjectPipeline"]
 
@@ -199,8 +199,7 @@ class ProjectPipeline:
                 trigger=trigger,
                 correlation_id=correlation_id,
                 actor="pivot watch",
-                cancel_stale_runs=True,
-                stale_runs=stale,
+                stale_runs=stale if stale is not None else StaleRuns(),
             )
         finally:
             if slurm is not None:
