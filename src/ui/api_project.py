@@ -15,8 +15,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -25,6 +26,12 @@ from starlette.routing import Route
 from pivot.ui.context import UiContext
 from pivot.ui.errors import ApiError, int_param
 from pivot.ui.jsonenc import JSONResponse
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from pivot.jobs.ioloop import IoLoop
+    from pivot.jobs.transport import Transport
 
 __all__ = ["routes"]
 
@@ -55,23 +62,35 @@ async def hosts(request: Request) -> JSONResponse:
     return JSONResponse({"hosts": rows, "count": len(rows)})
 
 
-def _run_on(ctx: UiContext, host: str, argv: list[str]) -> Any:
+@contextlib.contextmanager
+def _on_host(
+    ctx: UiContext, host: str, loop: str, failure: str
+) -> Iterator[tuple[IoLoop, Transport]]:
+    """A transport to ``host`` on an event loop of its own, both closed after the block.
+
+    A host that cannot be reached (or fails mid-way) is a 502 saying ``failure``.
+    """
     from pivot.jobs.ioloop import IoLoop
     from pivot.jobs.manage import transport_for
     from pivot.jobs.transport import TransportError
 
-    timeout = ctx.config.host(host).command_timeout
-    io = IoLoop("pivot-ui-query")
+    io = IoLoop(loop)
     try:
         t = transport_for(ctx.config, host)
         try:
-            return io.call(t.run(argv, timeout=timeout), timeout + 5)
+            yield io, t
         finally:
             io.call(t.close(), 10)
     except (TransportError, TimeoutError, OSError) as exc:
-        raise ApiError(502, f"cannot reach {host}: {exc}", "hostname") from None
+        raise ApiError(502, f"{failure}: {exc}", "hostname") from None
     finally:
         io.stop()
+
+
+def _run_on(ctx: UiContext, host: str, argv: list[str]) -> Any:
+    timeout = ctx.config.host(host).command_timeout
+    with _on_host(ctx, host, "pivot-ui-query", f"cannot reach {host}") as (io, t):
+        return io.call(t.run(argv, timeout=timeout), timeout + 5)
 
 
 def _jobs(ctx: UiContext, host: str) -> list[dict[str, Any]]:
@@ -104,9 +123,6 @@ async def host_jobs(request: Request) -> JSONResponse:
 
 def _output(ctx: UiContext, host: str, job_id: str, limit: int) -> dict[str, Any]:
     from pivot.jobs import slurm
-    from pivot.jobs.ioloop import IoLoop
-    from pivot.jobs.manage import transport_for
-    from pivot.jobs.transport import TransportError
 
     _host(ctx, host)
     if not slurm.is_job_id(job_id):
@@ -120,20 +136,11 @@ def _output(ctx: UiContext, host: str, job_id: str, limit: int) -> dict[str, Any
         if info is None:
             raise ApiError(404, f"Slurm on {host} does not know job {job_id}", "job_id")
         path = info.stdout
-    io = IoLoop("pivot-ui-output")
-    try:
-        t = transport_for(ctx.config, host)
-        try:
-            stats = io.call(t.stat_many([path]), 30)
-            size = stats[path].size if path in stats else 0
-            start = max(0, size - limit)
-            data = io.call(t.read(path, start, size - start), 30) if size else b""
-        finally:
-            io.call(t.close(), 10)
-    except (TransportError, TimeoutError, OSError) as exc:
-        raise ApiError(502, f"cannot read {path} on {host}: {exc}", "hostname") from None
-    finally:
-        io.stop()
+    with _on_host(ctx, host, "pivot-ui-output", f"cannot read {path} on {host}") as (io, t):
+        stats = io.call(t.stat_many([path]), 30)
+        size = stats[path].size if path in stats else 0
+        start = max(0, size - limit)
+        data = io.call(t.read(path, start, size - start), 30) if size else b""
     text = data.decode("utf-8", errors="replace")
     if start > 0:  # begin at a whole line
         text = text.split("\n", 1)[1] if "\n" in text else ""

@@ -516,3 +516,19 @@ def test_a_port_in_use_or_an_unknown_host_is_one_line_exit_1(tmp_path: Path) -> 
     server = start_ui(tmp_path, "--no-watchers")
     server.stop()  # Ctrl-C
     assert server.proc.returncode == 130
+
+
+def test_a_host_nothing_answers_on_is_a_502_naming_it(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens once closed
+    (tmp_path / "pivot.toml").write_text(
+        f"[hosts.cluster]\nhostname = '127.0.0.1'\nport = {port}\nconnect_timeout = 5\n"
+    )
+    with running_ui(tmp_path, "--no-watchers") as ui:
+        for path in ("/api/hosts/cluster/jobs", "/api/hosts/cluster/jobs/42/output"):
+            status, field, error = _bad(ui, "GET", path)
+            assert (status, field) == (502, "hostname"), (path, error)
+            assert error.startswith("cannot reach cluster: "), (path, error)
