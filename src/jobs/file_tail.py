@@ -54,7 +54,9 @@ class FileTail:
     partial: bytes = b""
     skipping: bool = False
     recorded_at: float = 0.0  # when ``pos`` was last appended as an OutputRead
-    grew: bool = False  # the last read found new bytes (read ahead of the next stat)
+    # Reads in a row that found new bytes: from 2 on, the file is being written and its
+    # next bytes are read beside the next stat (pivot.jobs.output_reader.being_written).
+    grown_reads: int = 0
 
 
 @dataclass
@@ -140,7 +142,7 @@ def tail_file(
         tail.recorded_at = now
     # After a failure the stat's size is not reached: unknown, so the next poll reads on.
     tail.pos = replace(pos, size=-1 if out.error else st.size, mtime=st.mtime)
-    tail.grew = out.got > 0
+    tail.grown_reads = tail.grown_reads + 1 if out.got > 0 else 0
     return out
 
 

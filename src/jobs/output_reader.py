@@ -49,10 +49,10 @@ from pivot.jobs.tail import (
 )
 from pivot.jobs.transport import LocalTransport, Transport, TransportError
 
-__all__ = ["CHUNK_BYTES", "OutputReader", "TailLog"]
+__all__ = ["CHUNK_BYTES", "OutputReader", "TailLog", "being_written"]
 
 READ_TIMEOUT = 120.0  # for all the first reads of a cycle together
-# Read ahead of the stat, of a file that grew at its last read: one SFTP request
+# Read ahead of the stat, of a file being written (being_written): one SFTP request
 # (asyncssh splits a read at the server's limit, 255 KiB with OpenSSH).
 AHEAD_BYTES = 64 * 1024
 
@@ -264,8 +264,8 @@ class OutputReader:
     def _read_ahead(
         self, transport: Transport, due: Sequence[WatcherState]
     ) -> dict[tuple[str, str], tuple[int, concurrent.futures.Future[FirstRead]]]:
-        """Request, beside the stat, the next bytes (and the head) of the files that grew
-        at their last read: a file being written is read in one round trip, not two.
+        """Request, beside the stat, the next bytes (and the head) of the files being
+        written (:func:`being_written`): such a file is read in one round trip, not two.
 
         What the stat then says decides whether they are used (a file replaced or
         truncated meanwhile is read again from the start).
@@ -274,7 +274,7 @@ class OutputReader:
         for ws in due:
             for path in self.paths(ws):
                 live = self._live.get((ws.watcher_id, path))
-                if live is None or not live.grew:
+                if live is None or not being_written(live.grown_reads):
                     continue
                 start = live.pos.offset + len(live.partial)
                 wanted.append(((ws.watcher_id, path), path, start, AHEAD_BYTES, True))
@@ -357,6 +357,19 @@ class OutputReader:
             return data, len(data) < length
 
         return fetch
+
+
+def being_written(grown_reads: int) -> bool:
+    """Whether a file whose last ``grown_reads`` reads in a row found new bytes is read
+    ahead of the next stat.
+
+    One read that grew is not enough: a job's first line, or a line now and
+    then, is followed by quiet polls, and a read ahead at each of them would
+    be two requests for nothing (the stat alone says nothing grew). A file
+    that grew at two reads in a row is being written: reading ahead saves the
+    round trip after the stat, and costs one wasted read once it stops.
+    """
+    return grown_reads >= 2
 
 
 def _arrival(

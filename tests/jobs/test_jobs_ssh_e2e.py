@@ -140,6 +140,14 @@ def test_commands_per_poll_cycle_are_per_host_not_per_watcher(
     try:
         assert runtime.poll_now()
         wait_for(lambda: all(job_state(slurm, j) == "RUNNING" for j in jobs), what="jobs running")
+        # RUNNING comes before the script runs: wait for the one line each job writes, so
+        # nothing grows during the measured cycle (docs/solutions/slurm-running-is-not-started.md).
+        outputs = [job_dir / f"many-{j}.out" for j in jobs]
+        expected = [f"start {i}\n" for i in range(len(jobs))]
+        wait_for(
+            lambda: [p.read_text() if p.is_file() else "" for p in outputs] == expected,
+            what="each job's first line",
+        )
         assert runtime.poll_now()  # first sight of outputs and states
         before = runtime.counters()["cluster"].copy()
         assert runtime.poll_now()
@@ -149,7 +157,8 @@ def test_commands_per_poll_cycle_are_per_host_not_per_watcher(
         for j in jobs:
             slurm.run("scancel", j)
     per_cycle = {k: after[k] - before[k] for k in after if after[k] != before[k]}
-    # One squeue and one batched stat for 20 watchers; no read (nothing grew).
+    # One squeue and one batched stat for 20 watchers; no read (nothing grew: a file that
+    # grew once, at the cycle before, is not read ahead: test_jobs_read_ahead.py).
     assert per_cycle == {"commands": 2, "cmd:squeue": 1, "cmd:stat": 1}
     assert not list(events_of(store, WatcherStateChanged))
 

@@ -1,0 +1,144 @@
+"""A remote poll reads ahead of its stat only the files being written.
+
+Over SSH a read is a round trip; the reader requests the next bytes of a file
+beside the batched stat when that file is being written, so the read costs
+no second round trip. A file that is not (one line at a job's start, then
+quiet) must cost no read at a poll that finds nothing new: the reads of a
+quiet poll are zero. These tests drive the reader's remote path on real files
+through a transport that is not the local one (its stat and reads go through
+the event loop like SSH's, counted the same way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from pivot.events.jobs import JobSeen
+from pivot.events.store import EventStore
+from pivot.jobs.config import Config, HostConfig
+from pivot.jobs.definition import parse_watchers
+from pivot.jobs.ioloop import IoLoop
+from pivot.jobs.manage import add_watchers
+from pivot.jobs.output_reader import AHEAD_BYTES
+from pivot.jobs.tail import FileStat
+from pivot.jobs.tailer import Tailer
+from pivot.jobs.transport import CommandResult
+
+WATCHER = """\
+name: quiet
+pattern: "never matches"
+interval_seconds: 1
+actions: [{type: cancel_job}]
+"""
+
+
+class FarFiles:
+    """This machine's files, stated and read the way a remote host's are (on the loop)."""
+
+    def __init__(self) -> None:
+        self.name = "far"
+        self.counters: Counter[str] = Counter()
+        self.asked: list[tuple[int, int]] = []  # (offset, length) of each read
+
+    async def run(
+        self, argv: Sequence[str], *, input_text: str | None = None, timeout: float = 120.0
+    ) -> CommandResult:
+        raise AssertionError("no command but the stat is expected")
+
+    async def stat_many(self, paths: Sequence[str]) -> dict[str, FileStat]:
+        self.counters["commands"] += 1
+        self.counters["cmd:stat"] += 1
+        out: dict[str, FileStat] = {}
+        for p in paths:
+            st = os.stat(p)
+            out[p] = FileStat(st.st_ino, st.st_size, st.st_mtime_ns / 1e9)
+        return out
+
+    async def read(self, path: str, offset: int, length: int) -> bytes:
+        self.counters["reads"] += 1
+        self.asked.append((offset, length))
+        with Path(path).open("rb") as fh:
+            fh.seek(offset)
+            return fh.read(length)
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def io() -> Iterator[IoLoop]:
+    loop = IoLoop()
+    yield loop
+    loop.stop()
+
+
+@pytest.fixture
+def far(tmp_path: Path, io: IoLoop) -> Iterator[tuple[Tailer, FarFiles, Path]]:
+    store = EventStore.open(tmp_path / "events.db")
+    out = tmp_path / "job.out"
+    out.write_text("")
+    store.append(
+        [
+            JobSeen(host="far", job_id="7", name="train", state="RUNNING", stdout=str(out),
+                    stderr=str(out), script="", workdir=str(tmp_path), user="u", actor="test")
+        ]
+    )  # fmt: skip
+    add_watchers(store, parse_watchers(WATCHER), "7", "far")
+    transport = FarFiles()
+    config = Config(hosts={"far": HostConfig("far", hostname="far.example")})
+    tailer = Tailer(store, config, {"far": transport}, io)
+    tailer.start()
+    yield tailer, transport, out
+    store.close()
+
+
+def poll(tailer: Tailer, transport: FarFiles) -> Counter[str]:
+    """One read of the host's files, as a poll does it; what it cost."""
+    before = transport.counters.copy()
+    due = list(tailer.book.watchers.values())
+    tailer.reader.read("far", transport, due, set(), tailer.clock())
+    # A read ahead that the stat made useless is not waited for: let it start.
+    tailer.io.call(asyncio.sleep(0.01), 10)
+    return transport.counters - before
+
+
+def append(path: Path, text: str) -> None:
+    with path.open("a") as fh:
+        fh.write(text)
+
+
+def test_a_file_that_grew_once_costs_no_read_at_the_next_quiet_poll(
+    far: tuple[Tailer, FarFiles, Path],
+) -> None:
+    tailer, transport, out = far
+    assert poll(tailer, transport) == {"commands": 1, "cmd:stat": 1}  # empty: nothing to read
+    append(out, "start 1\n")
+    assert poll(tailer, transport)["reads"] == 1  # the job's first line
+    # Nothing written since: the stat alone (a read ahead here was wasted, #11's flaky test).
+    assert poll(tailer, transport) == {"commands": 1, "cmd:stat": 1}
+
+
+def test_a_file_being_written_is_read_beside_the_stat(
+    far: tuple[Tailer, FarFiles, Path],
+) -> None:
+    tailer, transport, out = far
+    for i in range(3):
+        append(out, f"step {i}\n")
+        poll(tailer, transport)
+    transport.asked.clear()
+    append(out, "step 3\n")
+    cost = poll(tailer, transport)
+    # Written at every poll: its next bytes were asked for with the stat (AHEAD_BYTES,
+    # not the 7 bytes the stat found), with its head; no other read.
+    assert (21, AHEAD_BYTES) in transport.asked
+    assert cost == {"commands": 1, "cmd:stat": 1, "reads": 2}
+    assert tailer.reader.offset(next(iter(tailer.book.watchers)), str(out)) == 28
+    # It stopped: one read ahead is spent finding that out, then the stat alone.
+    assert poll(tailer, transport)["reads"] == 2
+    assert poll(tailer, transport) == {"commands": 1, "cmd:stat": 1}
