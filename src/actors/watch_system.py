@@ -37,10 +37,10 @@ from pivot.actors.supervisor import Factory, Supervisor
 from pivot.actors.watch_messages import Boot, Ping
 from pivot.actors.worker_pool import PoolControl, WorkerPool
 from pivot.events.actors import WatchStopped
-from pivot.events.store import Recorded
+from pivot.events.store import EventStore, Recorded
 from pivot.pipeline.local_executor import LocalExecutor
 from pivot.watch import writers
-from pivot.watch.sink import EventSink, Store
+from pivot.watch.sink import EventSink
 from pivot.watch.watched_pipeline import WatchedPipeline
 
 __all__ = ["WatchOptions", "WatchSystem"]
@@ -72,12 +72,13 @@ class WatchSystem:
     """The running watch system: ``start()``, wait on ``shutdown``, ``stop()``."""
 
     def __init__(
-        self, pipeline: WatchedPipeline, options: WatchOptions, store: Store | None = None
+        self, pipeline: WatchedPipeline, options: WatchOptions, store: EventStore | None = None
     ) -> None:
         self.pipeline = pipeline
         self.options = options
         self.shutdown = Shutdown()
         # Nothing can be recorded (full disk, unwritable .pivot/): stop, saying so.
+        self.store = store  # also the WorkerPool's: SLURM jobs to adopt, their watchers
         self.sink = EventSink(store, on_storage_error=self.shutdown.request)
         self.registry = Registry()
         self.ctx = ActorContext(self.sink, self.registry, self.shutdown)
@@ -102,7 +103,7 @@ class WatchSystem:
 
         def worker_pool(restarted: bool) -> pykka.ActorRef[Any]:
             del restarted
-            return WorkerPool.start(ctx, self.pipeline, self.control)
+            return WorkerPool.start(ctx, self.pipeline, self.control, self.store)
 
         return {
             "worker_pool": worker_pool,

@@ -1,11 +1,14 @@
 """WorkerPool: runs each wave on the local executor, restarting its workers after code changes.
 
 A thin shell over :class:`pivot.pipeline.local_executor.LocalExecutor` and
-`pivot run`'s wave: a wave runs in a thread of its own so the actor stays
-responsive, under the run lock; its events pass through :class:`WaveRecorder`,
-which counts outcomes. What it reports (a failure in a cancelled wave is a
-cancellation; each stage's end once) and whether a wave is planned again
-after waiting for the lock are the pure decisions of
+`pivot run`'s wave (:func:`pivot.pipeline.execute.execute`, on the loaded
+:class:`pivot.pipeline.project.Project` the wave's view carries): a wave runs
+in a thread of its own so the actor stays responsive, under the run lock; it
+routes SLURM stages to a :class:`pivot.pipeline.slurm_executor.SlurmJobs` of
+its own; its events pass through :class:`WaveRecorder`, which counts outcomes.
+What it reports (a failure in a cancelled wave is a cancellation; each
+stage's end once) and whether a wave is planned again after waiting for the
+lock are the pure decisions of
 :mod:`pivot.watch.wave_report`.
 """
 
@@ -13,7 +16,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pivot.actors.base import ActorContext, Shell
 from pivot.actors.watch_messages import CancelStaleRuns, RunWave, WaveDone
@@ -28,14 +32,22 @@ from pivot.events.pipeline import (
     WorkersRestartFailed,
 )
 from pivot.pipeline.cancel import CancelToken
+from pivot.pipeline.execute import execute
+from pivot.pipeline.executor import Router
 from pivot.pipeline.interrupted import Takeover
 from pivot.pipeline.local_executor import LocalExecutor
 from pivot.pipeline.lock import Holder, LockWaitCancelled, run_lock
+from pivot.pipeline.plan import Decision, Plan
 from pivot.pipeline.stale_runs import StaleRuns
 from pivot.storage import StorageError
 from pivot.watch.sink import EventSink
 from pivot.watch.watched_pipeline import PlannedStage, WatchedPipeline
 from pivot.watch.wave_report import as_reported, end_of, is_repeat, needs_replan, still_to_run
+
+if TYPE_CHECKING:
+    from pivot.events.store import EventStore
+    from pivot.pipeline.slurm_executor import SlurmJobs
+    from pivot.pipeline.spec import PipelineSpec
 
 __all__ = ["PoolControl", "WaveRecorder", "WorkerPool"]
 
@@ -148,10 +160,17 @@ class WorkerPool(Shell):
 
     name = "worker_pool"
 
-    def __init__(self, ctx: ActorContext, pipeline: WatchedPipeline, control: PoolControl) -> None:
+    def __init__(
+        self,
+        ctx: ActorContext,
+        pipeline: WatchedPipeline,
+        control: PoolControl,
+        store: EventStore | None = None,
+    ) -> None:
         super().__init__(ctx)
         self.pipeline = pipeline
         self.control = control
+        self.store = store  # the project's log: SLURM jobs to adopt, their watchers
         self.thread: threading.Thread | None = None
 
     def on_receive(self, message: Any) -> Any:
@@ -227,19 +246,10 @@ class WorkerPool(Shell):
             ) as previous:
                 if takeover.needed(previous):  # the holder before us was killed
                     self._record_takeover(takeover, previous)
-                plan = list(msg.stages)
+                stages = list(msg.stages)
                 if needs_replan(bool(waited), msg.trigger):
-                    plan = self._replan(msg)  # the run we waited for may have done the work
-                self.pipeline.run(
-                    msg.view,
-                    plan,
-                    local=self.control.workers,
-                    emit=recorder.emit,
-                    cancel=recorder.cancel,
-                    trigger=msg.trigger,
-                    correlation_id=msg.correlation_id,
-                    stale=recorder.stale,
-                )
+                    stages = self._replan(msg)  # the run we waited for may have done the work
+                self.run_stages(msg, stages, recorder)
         except LockWaitCancelled:
             pass  # finish() reports the wave's stages as cancelled
         except StorageError as exc:
@@ -266,6 +276,65 @@ class WorkerPool(Shell):
                 "coordinator",
                 WaveDone(msg.wave_id, recorder.stages, cancelled=recorder.cancel.requested),
             )
+
+    def run_stages(self, msg: RunWave, stages: list[PlannedStage], recorder: WaveRecorder) -> None:
+        """`pivot run`'s wave over ``stages``: on this pool's workers, SLURM stages as SLURM
+        jobs; every event as it happens, the wave's batches one append each."""
+        project = msg.view.project
+        if project is None:
+            raise TypeError("a view without a loaded project")
+
+        def emit_all(events: Sequence[Event]) -> None:
+            recorder.emit(*events)  # as one batch: one append to the store
+
+        slurm, on_slurm = self._slurm(project.spec, stages)
+        routes = dict.fromkeys(on_slurm, slurm) if slurm is not None else {}
+        try:
+            execute(
+                project.spec,
+                project.graph,
+                Plan(tuple(Decision(p.name, True, p.reasons) for p in stages)),
+                Router(self.control.workers, routes),
+                state=project.state,
+                hasher=project.hasher,
+                emit=emit_all,
+                cancel=recorder.cancel,
+                trigger=msg.trigger,
+                correlation_id=msg.correlation_id,
+                actor="pivot watch",
+                stale_runs=recorder.stale,  # a wave of pivot watch cancels stale runs
+            )
+        finally:
+            if slurm is not None:
+                slurm.close()
+        outs = [o for p in stages for o in project.spec.stage(p.name).outs]
+        msg.view.after_wave.update(
+            project.hasher.hashes(outs)
+        )  # its own writes, for the next batch
+
+    def _slurm(
+        self, spec: PipelineSpec, stages: list[PlannedStage]
+    ) -> tuple[SlurmJobs | None, dict[str, dict[str, Any]]]:
+        """The wave's SLURM stages (as declared) and the executor for them, if any."""
+        from pivot.pipeline.slurm_resources import placement
+
+        wanted = {p.name for p in stages}
+        on_slurm = placement({s.name: s.slurm for s in spec.stages if s.name in wanted}, None, {})
+        if not on_slurm:
+            return None, {}
+        from pivot.jobs.config import load_config
+        from pivot.pipeline import slurm_adopt
+        from pivot.pipeline.slurm_executor import SlurmJobs
+
+        adoptable = None
+        if self.store is not None:  # the jobs a killed pivot left are taken over
+            records = self.store.read(types=slurm_adopt.TYPES)
+            adoptable = slurm_adopt.candidates(r.event for r in records)
+        root = self.pipeline.root
+        jobs = SlurmJobs(
+            load_config(root), on_slurm, actor="pivot watch", adoptable=adoptable, store=self.store
+        )
+        return jobs, on_slurm
 
     def _record_takeover(self, takeover: Takeover, previous: Holder) -> None:
         from pivot.events.location import open_project_store

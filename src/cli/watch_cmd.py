@@ -175,7 +175,6 @@ def watch(
     starter = job_watchers_starter(store, watched.root, _warn) if job_watchers else None
     if starter is not None:
         options.extra_starts.append(_guarded(starter))
-    watched.store = store  # SLURM stages: jobs to adopt, their watchers
     system = WatchSystem(watched, options, store)
     _take_over(watched.root, store)
 

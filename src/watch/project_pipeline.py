@@ -6,7 +6,9 @@
   read anew and a broken one never breaks this process;
 - ``stages_to_run`` is `pivot run`'s own skip decision (:mod:`pivot.pipeline.plan`),
   over the same ``.pivot/state.db``: watch and run agree on what is stale;
-- ``run`` is `pivot run`'s executor on the watch system's workers;
+- the wave itself is the WorkerPool's (:mod:`pivot.actors.worker_pool`): it
+  runs `pivot run`'s wave on the :class:`pivot.pipeline.project.Project` a
+  view carries, over this pipeline's records;
 - ``output_is_recorded`` compares an output's content hash with the hash its
   stage recorded after its last successful run: that is how a stage's own
   writes are told apart from someone else's edit.
@@ -18,44 +20,25 @@ import hashlib
 import json
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from pivot.events.base import Event
 from pivot.pipeline import load_limits
-from pivot.pipeline.cancel import CancelToken
-from pivot.pipeline.dag import StageGraph, build_graph
+from pivot.pipeline.dag import build_graph
 from pivot.pipeline.errors import PipelineError
-from pivot.pipeline.execute import execute
-from pivot.pipeline.executor import Executor, Router
 from pivot.pipeline.hashing import FileHasher
 from pivot.pipeline.loader import load_fresh
-from pivot.pipeline.plan import Decision, Plan, paths_to_observe, plan, select
+from pivot.pipeline.project import Project
 from pivot.pipeline.spec import PipelineSpec
-from pivot.pipeline.stale_runs import StaleRuns
 from pivot.pipeline.state import StateStore
 from pivot.storage import StorageError
-from pivot.watch.sink import EmitEvents
 from pivot.watch.standby_loader import StandbyLoader
 from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, StageInfo
-
-if TYPE_CHECKING:
-    from pivot.events.store import EventStore
-    from pivot.pipeline.slurm_executor import SlurmJobs
 
 __all__ = ["ProjectPipeline"]
 
 LOAD_TIMEOUT_MARGIN = 30.0
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """What a view carries for ProjectPipeline: the spec and its graph."""
-
-    spec: PipelineSpec
-    graph: StageGraph
 
 
 def _stage_fingerprint(spec: PipelineSpec, name: str) -> str:
@@ -64,8 +47,9 @@ def _stage_fingerprint(spec: PipelineSpec, name: str) -> str:
     return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
 
 
-def to_view(spec: PipelineSpec, graph: StageGraph, now: float = 0.0) -> PipelineView:
-    """The watch system's view of a loaded spec (absolute paths)."""
+def to_view(project: Project, after_wave: dict[str, str | None], now: float = 0.0) -> PipelineView:
+    """The watch system's view of a loaded project (absolute paths)."""
+    spec, graph = project.spec, project.graph
     root = Path(spec.root)
     by_name = {s.name: s for s in spec.stages}
     # In the graph's topological order: the display lists stages as they run.
@@ -79,11 +63,11 @@ def to_view(spec: PipelineSpec, graph: StageGraph, now: float = 0.0) -> Pipeline
         )
         for s in (by_name[n] for n in graph.order)
     }
-    return PipelineView(stages=stages, spec=Loaded(spec, graph), loaded_at=now)
+    return PipelineView(stages=stages, project=project, loaded_at=now, after_wave=after_wave)
 
 
 class ProjectPipeline:
-    """Loads, plans and runs the pipeline of one project for `pivot watch`."""
+    """Loads and plans the pipeline of one project for `pivot watch`; tells its own writes."""
 
     def __init__(
         self,
@@ -103,11 +87,9 @@ class ProjectPipeline:
         self._state: StateStore | None = None
         self._hasher: FileHasher | None = None
         # Output hashes right after the last wave that ran their stage, failed
-        # stages included: what a failing stage wrote is its own write too.
+        # stages included: what a failing stage wrote is its own write too. Every
+        # view carries this one dict; the WorkerPool adds to it after each wave.
         self._after_wave: dict[str, str | None] = {}
-        # The project's log, for SLURM stages (jobs to adopt, their watchers);
-        # set by `pivot watch` once it opened it.
-        self.store: EventStore | None = None
 
     def _open(self) -> tuple[StateStore, FileHasher]:
         with self._lock:
@@ -135,101 +117,21 @@ class ProjectPipeline:
             return LoadError(exc.message, exc.file, exc.line)
         except (OSError, TimeoutError, subprocess.TimeoutExpired) as exc:
             return LoadError(f"could not load the pipeline: {type(exc).__name__}: {exc}")
-        import time
-
-        return to_view(spec, graph, time.time())
-
-    @staticmethod
-    def _loaded(view: PipelineView) -> Loaded:
-        loaded = view.spec
-        if not isinstance(loaded, Loaded):
-            raise TypeError("a view not made by ProjectPipeline")
-        return loaded
+        state, hasher = self._open()
+        return to_view(Project(spec, graph, state, hasher), self._after_wave, time.time())
 
     def stages_to_run(
         self, view: PipelineView, targets: frozenset[str] | None, force: bool
     ) -> list[PlannedStage]:
         """`pivot run`'s decision for ``targets`` (all when None) and their upstream."""
-        loaded = self._loaded(view)
-        state, hasher = self._open()
-        names = sorted(targets) if targets is not None else []
-        if targets is not None and not names:
+        project = view.project
+        if project is None:
+            raise TypeError("a view not made by ProjectPipeline")
+        if targets is not None and not targets:
             return []
-        selected = select(loaded.spec, loaded.graph, names)
-        observed = hasher.hashes(paths_to_observe(loaded.spec, selected))
-        decided = plan(
-            loaded.spec, loaded.graph, state.records(), observed, targets=names, force=force
-        )
-        state.save_file_cache(hasher.dirty)
-        hasher.dirty.clear()
+        decided = project.plan(sorted(targets) if targets is not None else [], force)
+        project.save_cache()
         return [PlannedStage(d.stage, d.reasons) for d in decided.decisions if d.run]
-
-    def run(
-        self,
-        view: PipelineView,
-        plan: list[PlannedStage],
-        *,
-        local: Executor,
-        emit: EmitEvents,
-        cancel: CancelToken,
-        trigger: str,
-        correlation_id: str,
-        stale: StaleRuns | None = None,
-    ) -> None:
-        """Execute ``plan`` with `pivot run`'s wave: on ``local`` (the watch's workers), and
-        its SLURM stages as SLURM jobs (cancelled when marked on ``stale``)."""
-        loaded = self._loaded(view)
-        state, hasher = self._open()
-
-        def emit_all(events: Sequence[Event]) -> None:
-            emit(*events)  # as one batch: one append to the store
-
-        slurm, on_slurm = self._slurm(loaded.spec, plan)
-        routes = dict.fromkeys(on_slurm, slurm) if slurm is not None else {}
-        try:
-            execute(
-                loaded.spec,
-                loaded.graph,
-                Plan(tuple(Decision(p.name, True, p.reasons) for p in plan)),
-                Router(local, routes),
-                state=state,
-                hasher=hasher,
-                emit=emit_all,
-                cancel=cancel,
-                trigger=trigger,
-                correlation_id=correlation_id,
-                actor="pivot watch",
-                stale_runs=stale if stale is not None else StaleRuns(),
-            )
-        finally:
-            if slurm is not None:
-                slurm.close()
-        outs = [o for p in plan for o in loaded.spec.stage(p.name).outs]
-        self._after_wave.update(hasher.hashes(outs))
-
-    def _slurm(
-        self, spec: PipelineSpec, plan: list[PlannedStage]
-    ) -> tuple[SlurmJobs | None, dict[str, dict[str, Any]]]:
-        """The wave's SLURM stages (as declared) and the executor for them, if any."""
-        from pivot.pipeline.slurm_resources import placement
-
-        wanted = {p.name for p in plan}
-        on_slurm = placement({s.name: s.slurm for s in spec.stages if s.name in wanted}, None, {})
-        if not on_slurm:
-            return None, {}
-        from pivot.jobs.config import load_config
-        from pivot.pipeline import slurm_adopt
-        from pivot.pipeline.slurm_executor import SlurmJobs
-
-        adoptable = None
-        if self.store is not None:  # the jobs a killed pivot left are taken over
-            records = self.store.read(types=slurm_adopt.TYPES)
-            adoptable = slurm_adopt.candidates(r.event for r in records)
-        jobs = SlurmJobs(
-            load_config(self.root), on_slurm, actor="pivot watch", adoptable=adoptable,
-            store=self.store,
-        )  # fmt: skip
-        return jobs, on_slurm
 
     def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:
         """Whether ``out`` (absolute) holds what ``stage`` recorded after its last success,

@@ -1,9 +1,10 @@
 """What `pivot watch` needs from the pipeline core, as one small protocol.
 
-The actors talk to the pipeline only through :class:`WatchedPipeline`; the real
+The Coordinator loads and plans through :class:`WatchedPipeline`; the real
 implementation (:mod:`pivot.watch.project_pipeline`) adapts the pipeline
-core's loader, planner and executor, and tests can drive the actors with
-a tiny pipeline of their own.
+core's loader and planner, and tests can drive the actors with a tiny
+pipeline of their own. The wave itself is run by the WorkerPool, on the
+:class:`pivot.pipeline.project.Project` a loaded view carries.
 """
 
 from __future__ import annotations
@@ -11,15 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pivot.pipeline.dag import StageGraph, graph_of
 
 if TYPE_CHECKING:
-    from pivot.pipeline.cancel import CancelToken
-    from pivot.pipeline.executor import Executor
-    from pivot.pipeline.stale_runs import StaleRuns
-    from pivot.watch.sink import EmitEvents
+    from pivot.pipeline.project import Project
 
 
 __all__ = ["LoadError", "PipelineView", "PlannedStage", "StageInfo", "WatchedPipeline"]
@@ -49,17 +47,21 @@ class _Declared:
 
 @dataclass(frozen=True, slots=True)
 class PipelineView:
-    """A loaded pipeline: its stages (in a topological order), plus the implementation's own
-    picklable spec.
+    """A loaded pipeline: its stages (in a topological order), and what a wave runs on.
 
     ``graph`` is the pipeline's :class:`pivot.pipeline.dag.StageGraph` over the
     stages' absolute paths, built once with the view and used for every batch
-    (which stages a path affects, upstream of the targets).
+    (which stages a path affects, upstream of the targets). ``project`` is the
+    loaded spec with the project's records (None in views tests make up);
+    ``after_wave`` the output hashes (relative paths) right after the last wave
+    that ran their stage, failed stages included: what a stage wrote is its own
+    write. The WorkerPool adds to it; one dict shared by every view of a watch.
     """
 
     stages: Mapping[str, StageInfo]
-    spec: Any = None
+    project: Project | None = field(default=None, repr=False, compare=False)
     loaded_at: float = 0.0
+    after_wave: dict[str, str | None] = field(default_factory=dict, repr=False, compare=False)
     graph: StageGraph = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -102,25 +104,6 @@ class WatchedPipeline(Protocol):
     ) -> list[PlannedStage]:
         """Stages to run, in dependency order: the stale ones among ``targets``
         (all stages when None) and their stale upstream; every target when ``force``."""
-        ...  # pragma: no cover
-
-    def run(
-        self,
-        view: PipelineView,
-        plan: list[PlannedStage],
-        *,
-        local: Executor,
-        emit: EmitEvents,
-        cancel: CancelToken,
-        trigger: str,
-        correlation_id: str,
-        stale: StaleRuns | None = None,
-    ) -> None:
-        """Run ``plan`` on the caller's local executor (the watch's
-        :class:`pivot.pipeline.local_executor.LocalExecutor`), emitting every wave
-        and stage event as it happens (the events the wave hands on together in
-        one ``emit`` call, so they are one append); ``cancel`` is the wave's token;
-        ``stale``: stages marked stale meanwhile, whose jobs are cancelled."""
         ...  # pragma: no cover
 
     def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pykka
 import pytest
 
+from pivot.actors.base import ActorContext
 from pivot.actors.coordinator import Coordinator
-from pivot.actors.watch_messages import Batch, Boot, ForceAll, Ping
-from pivot.actors.worker_pool import PoolControl, WorkerPool
+from pivot.actors.watch_messages import Batch, Boot, ForceAll, Ping, RunWave
+from pivot.actors.worker_pool import PoolControl, WaveRecorder, WorkerPool
 from pivot.events.actors import ChangesPending
-from pivot.events.base import Event
 from pivot.events.pipeline import (
     StageStarted,
     StageSucceeded,
@@ -28,7 +27,6 @@ from pivot.events.pipeline import (
     WorkersRestarted,
     WorkersRestartFailed,
 )
-from pivot.pipeline.cancel import CancelToken
 from pivot.pipeline.local_executor import LocalExecutor
 from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, StageInfo
 
@@ -38,7 +36,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 class TinyPipeline:
-    """Two independent stages; ``run`` really runs each in a worker process."""
+    """Two independent stages."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -58,28 +56,25 @@ class TinyPipeline:
         del force
         return [PlannedStage(n, ("test",)) for n in sorted(targets or view.stages)]
 
-    def run(
-        self,
-        view: PipelineView,
-        plan: list[PlannedStage],
-        *,
-        local: LocalExecutor,
-        emit: Callable[[Event], None],
-        cancel: CancelToken,
-        trigger: str,
-        correlation_id: str,
-        stale: object = None,
-    ) -> None:
-        del view, cancel, stale
-        emit(WaveStarted(wave_id=correlation_id, trigger=trigger, stages=()))
-        for p in plan:
+    def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:
+        return False
+
+
+class TinyPool(WorkerPool):
+    """Runs each stage of a wave really in a worker process: asks it its pid."""
+
+    def __init__(self, ctx: ActorContext, pipeline: TinyPipeline, control: PoolControl) -> None:
+        super().__init__(ctx, pipeline, control)
+        self.pids = pipeline.pids
+
+    def run_stages(self, msg: RunWave, stages: list[PlannedStage], recorder: WaveRecorder) -> None:
+        emit, local, wave_id = recorder.emit, self.control.workers, msg.correlation_id
+        emit(WaveStarted(wave_id=wave_id, trigger=msg.trigger, stages=()))
+        for p in stages:
             emit(StageStarted(stage=p.name))
             self.pids.append(local.call(os.getpid).result(timeout=60))
             emit(StageSucceeded(stage=p.name, duration=0.0))
-        emit(WaveFinished(wave_id=correlation_id, succeeded=len(plan)))
-
-    def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:
-        return False
+        emit(WaveFinished(wave_id=wave_id, succeeded=len(stages)))
 
 
 class FlakyWorkers(LocalExecutor):
@@ -107,7 +102,7 @@ def test_failed_restart_is_reported_and_the_next_wave_retries(tmp_path: Path) ->
     pipeline = TinyPipeline(tmp_path)
     workers = FlakyWorkers()
     try:
-        ctx.registry.set("worker_pool", WorkerPool.start(ctx, pipeline, PoolControl(workers)))
+        ctx.registry.set("worker_pool", TinyPool.start(ctx, pipeline, PoolControl(workers)))
         coordinator = Coordinator.start(ctx, pipeline)
         ctx.registry.set("coordinator", coordinator)
         coordinator.tell(Boot())
@@ -168,7 +163,7 @@ def test_the_coordinator_answers_while_a_reload_runs(tmp_path: Path) -> None:
     pipeline = SlowLoadPipeline(tmp_path)
     workers = LocalExecutor(jobs=1, standby=False)
     try:
-        ctx.registry.set("worker_pool", WorkerPool.start(ctx, pipeline, PoolControl(workers)))
+        ctx.registry.set("worker_pool", TinyPool.start(ctx, pipeline, PoolControl(workers)))
         coordinator = Coordinator.start(ctx, pipeline)
         ctx.registry.set("coordinator", coordinator)
         coordinator.tell(Boot())
