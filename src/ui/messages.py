@@ -9,7 +9,9 @@ one it saw) and a ``channel``: ``watchers`` or ``pipeline``. Shapes::
      "watcher_id", "state"}                       # also for a new watcher: "active"
     {"type": "job_state", "channel": "watchers", "seq", "job_id", "hostname", "state"}
     {"type": "pipeline_event", "channel": "pipeline", "seq", "event": <event_json>,
-     "stage"?: name, "state"?: the stage's state after it, "wave"?: wave fields}
+     "stage"?: name, "state"?: the stage's state after it, "wave"?: wave fields,
+     "job"?: {"job_id", "host", "state"} of a stage's SLURM job (stage.submitted,
+     stage.adopted, stage.job_state; state: submitted, adopted, or Slurm's)}
 
 :func:`event_json` is also the shape of ``GET /api/watchers/events``: ssync's
 fields (``id``, ``watcher_id``, ``job_id``, ``timestamp``, ``action_type``,
@@ -42,9 +44,12 @@ _STAGE_STATES = {
     "stage.skipped": "skipped",
     "stage.cancelled": "cancelled",
 }
+# A stage run's SLURM job: submitted, adopted after a killed pivot, seen in a new state.
+_JOB_TYPES = frozenset({"stage.submitted", "stage.adopted", "stage.job_state"})
 _PIPELINE_TYPES = frozenset(
     {
         *_STAGE_STATES,
+        *_JOB_TYPES,
         "wave.started",
         "wave.finished",
         "wave.waiting",
@@ -172,6 +177,11 @@ def messages_for(rec: Recorded, book: WatcherLookup) -> list[Message]:
         if type_name in _STAGE_STATES:
             msg["stage"] = fields.get("stage", "")
             msg["state"] = _STAGE_STATES[type_name]
+        elif type_name in _JOB_TYPES:
+            msg["stage"] = fields.get("stage", "")
+            state = fields.get("state") or type_name.removeprefix("stage.")
+            msg["job"] = {"job_id": str(fields.get("job_id", "")),
+                          "host": str(fields.get("host", "")), "state": str(state)}  # fmt: skip
         elif type_name.startswith("wave."):
             msg["wave"] = {k: v for k, v in fields.items() if k not in _COMMON}
         return [msg]

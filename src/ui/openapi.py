@@ -61,7 +61,23 @@ _HOST = _p("hostname", "a host of pivot.toml, or local")
 _BYTES = _q("bytes", {"type": "integer", "minimum": 1, "maximum": 1048576},
             "how much of the end of the file (default 65536)")  # fmt: skip
 
+_STR = {"type": "string"}
 _SCHEMAS: dict[str, Any] = {
+    "SlurmJob": {"type": ["object", "null"], "description": "the SLURM job of the stage's "
+        "current or last run (null: it ran locally)", "properties": {
+        "job_id": _STR, "host": _STR, "exit_code": _STR, "resubmit_of": _STR,
+        "state": {"type": "string", "description": "submitted or adopted until Slurm was "
+                  "asked, then Slurm's (pending, running, completed, failed, out_of_memory...); "
+                  "ended: the run ended before a poll saw the job end"},
+        "adopted": {"type": "boolean"}, "ended": {"type": "boolean"}, "at": {"type": "number"}}},
+    "PipelineStage": {"type": "object", "properties": {
+        "name": _STR, "state": _STR, "last_run": {"type": ["number", "null"]},
+        "duration": {"type": ["number", "null"]}, "reason": _STR, "last_error": _STR,
+        "wave_id": _STR, "updated_at": {"type": "number"},
+        "executor": {"type": "string", "description": "where its current or last run runs: "
+                     "local, slurm (empty before it first ran)"},
+        "host": {"type": "string", "description": "the SLURM host (empty when local)"},
+        "job": _ref("SlurmJob")}},
     "Error": {"type": "object", "required": ["error"], "properties": {
         "error": {"type": "string"}, "field": {"type": ["string", "null"]}}},
     "Action": {"type": "object", "required": ["type"], "properties": {
@@ -170,7 +186,12 @@ def openapi() -> dict[str, Any]:
             "the end of a job's stdout, as text", _OBJ,
             params=[_HOST, _p("job_id", "Slurm job id"), _BYTES],
             errors=("400", "401", "404", "502"))},
-        "/api/pipeline": {"get": _op("stages, the current wave, the last pipeline error", _OBJ)},
+        "/api/pipeline": {"get": _op(
+            "stages (where each runs, its SLURM job), the current wave, the last pipeline error",
+            {"type": "object", "properties": {
+                "stages": {"type": "array", "items": _ref("PipelineStage")},
+                "count": {"type": "integer"}, "wave": {"type": ["object", "null"]},
+                "pipeline_error": {"type": ["object", "null"]}}})},
         "/api/pipeline/stages/{stage}/log": {"get": _op(
             "the end of a stage's log, as text", _OBJ, params=[_p("stage", "stage name"), _BYTES],
             errors=("400", "401", "404"))},

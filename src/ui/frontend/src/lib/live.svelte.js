@@ -114,6 +114,18 @@ function refreshSoon(id) {
   }, 300);
 }
 
+// A stage's SLURM job (submitted, adopted, a new state, the end of its run)
+// is taken from GET /api/pipeline, the pipeline_status projection's fold, so the
+// page never folds those events a second way; they are a few per stage run.
+let pipelineTimer = null;
+function reloadPipelineSoon() {
+  if (!pipelineLoaded || pipelineTimer) return;
+  pipelineTimer = setTimeout(() => {
+    pipelineTimer = null;
+    loadPipeline();
+  }, 100);
+}
+
 export function start() {
   loadWatchers();
   follow("/ws/watchers", {
@@ -146,9 +158,15 @@ export function start() {
         const stages = live.pipeline.stages;
         let s = stages.find((x) => x.name === m.stage);
         if (!s) {
-          s = { name: m.stage, state: "", duration: null, reason: "", last_error: "" };
+          s = { name: m.stage, state: "", duration: null, reason: "", last_error: "",
+                executor: "", host: "", job: null };
           stages.push(s);
           stages.sort((a, b) => a.name.localeCompare(b.name));
+          s = stages.find((x) => x.name === m.stage); // the reactive copy, not the object pushed
+        }
+        if (m.job) {
+          reloadPipelineSoon();
+          return;
         }
         s.state = m.state;
         const d = m.event.data;
@@ -156,7 +174,14 @@ export function start() {
         if (d.reason) s.reason = d.reason;
         if (d.reasons) s.reason = d.reasons.join("; ");
         if (d.error) s.last_error = d.error;
-        if (m.state === "running") s.last_run = m.event.at;
+        if (m.state === "running") {
+          s.last_run = m.event.at;
+          // A new run: where it runs, and no job until it is submitted.
+          s.executor = d.executor || "local";
+          s.host = "";
+          s.job = null;
+        }
+        if (s.job && !s.job.ended && m.state !== "running") reloadPipelineSoon();
       } else if (m.wave && pipelineLoaded) {
         loadPipeline();
       }
