@@ -142,3 +142,12 @@ def test_stale_runs_keep_the_first_reason_of_each_stage() -> None:
     marks.mark(["a"], "first")
     marks.mark(["a", "b"], "second")
     assert marks.marked() == {"a": "first", "b": "second"}
+
+
+def test_a_runs_reason_is_its_first_changed_dep_else_its_mark() -> None:
+    marks = StaleRuns()
+    assert marks.reason("train", ()) is None
+    marks.mark(["train"], CODE_STALE_REASON)
+    assert marks.reason("train", ()) == CODE_STALE_REASON
+    assert "(a.csv)" in (marks.reason("train", ["a.csv", "b.csv"]) or "")
+    assert marks.reason("prep", ()) is None
