@@ -50,6 +50,11 @@ class RunJobs:
             for job in self.runs.get((e.correlation_id, e.stage), ()):
                 if job["job_id"] == e.job_id:
                     job["state"], job["exit_code"] = e.state, e.exit_code
+        elif isinstance(e, ev.StageFailed) and e.job_id and e.job_state:
+            # How the job ended, also when no poll saw it end (it wrote its outcome).
+            for job in self.runs.get((e.correlation_id, e.stage), ()):
+                if job["job_id"] == e.job_id:
+                    job["state"], job["exit_code"] = e.job_state, e.exit_code
 
     def of(self, wave_id: str, stage: str) -> list[dict[str, Any]]:
         """The jobs of one stage run (empty: it did not run on SLURM)."""

@@ -25,8 +25,9 @@ killed pivot); a watcher's resubmission replaces it (``resubmit_of`` names
 the job before). Its ``state`` is ``submitted`` (or ``adopted``) until a poll
 of Slurm saw it (``stage.job_state``: ``pending``, ``running``, then its final
 state with ``exit_code``); a run that ends before a poll saw the job end
-(it wrote its outcome) leaves ``ended`` true and, for want of Slurm's word,
-the state ``ended``. A cancelled run leaves the job as last seen: after a
+(it wrote its outcome) takes its end from the run's end event: ``completed``
+for a success, the ``job_state`` of ``stage.failed`` (``ended`` in logs
+from before it was recorded). A cancelled run leaves the job as last seen: after a
 ``kill -9`` the job runs on, for the next pivot to adopt. A new start of the
 stage clears the job.
 """
@@ -88,13 +89,13 @@ def _apply(state: State, rec: Recorded) -> State:
         s["state"] = "succeeded"
         s["duration"] = e.duration
         s["last_error"] = ""  # a success supersedes an older run's failure
-        _job_over(s)
+        _job_over(s, e.job_id, "completed", "")
     elif isinstance(e, ev.StageFailed):
         s = _stage(state, e.stage, e.at, e.correlation_id)
         s["state"] = "failed"
         s["duration"] = e.duration
         s["last_error"] = e.error
-        _job_over(s)
+        _job_over(s, e.job_id, e.job_state, e.exit_code)
     elif isinstance(e, ev.StageSkipped):
         s = _stage(state, e.stage, e.at, e.correlation_id)
         s["state"] = "skipped"
@@ -139,10 +140,21 @@ def _apply_job(
     }
 
 
-def _job_over(s: dict[str, Any]) -> None:
-    """The run ended with a result: its job is over, whether or not a poll saw it end."""
+def _job_over(s: dict[str, Any], job_id: str, state: str, exit_code: str) -> None:
+    """The run ended with a result: its job is over, whether or not a poll saw it end.
+
+    The end event names the job whose result counts and, for a failure, the
+    state Slurm reported (or its exit status implied); a success is
+    ``completed``. Logs from before those fields were recorded say ``ended``.
+    """
     job = s["job"]
-    if job is not None and not job["ended"]:
+    if job is None or job["ended"]:
+        return
+    if job_id and job_id != job["job_id"]:
+        return  # not the job this run follows (a log out of order): leave it as seen
+    if job_id and state:
+        job.update(state=state, exit_code=exit_code or job["exit_code"], ended=True)
+    else:
         job.update(state="ended", ended=True)
 
 
@@ -180,7 +192,8 @@ def _apply_wave(state: State, e: ev.WaveStarted | ev.WaveFinished | ev.WaveInter
 
 PIPELINE_STATUS = Projection(
     name="pipeline_status",
-    version=4,  # 2: a success clears last_error; 3: wave.interrupted; 4: executor, host, job
+    version=5,  # 2: a success clears last_error; 3: wave.interrupted; 4: executor, host, job
+    # 5: a job's end state from stage.succeeded / stage.failed
     types=tuple(c.TYPE for c in ev.STAGE_EVENTS)
     + tuple(c.TYPE for c in (ev.StageSubmitted, ev.StageAdopted, ev.StageJobState))
     + tuple(

@@ -52,18 +52,21 @@ def test_a_slurm_run_shows_its_job_from_submission_to_its_end() -> None:
     )
 
 
-def test_a_run_that_ends_before_a_poll_saw_its_job_end_says_ended() -> None:
-    stages = _fold(
+def test_a_run_that_ends_before_a_poll_saw_its_job_end_takes_the_end_from_its_event() -> None:
+    running = (
         ev.StageStarted(stage="train", executor="slurm"),
         ev.StageSubmitted(stage="train", job_id="12"),
         ev.StageJobState(stage="train", job_id="12", state="running"),
-        ev.StageSucceeded(stage="train", duration=1.0),
     )
-    assert (_job(stages)["job_id"], _job(stages)["state"], _job(stages)["ended"]) == (
-        "12",
-        "ended",
-        True,
-    )
+    ok = _job(_fold(*running, ev.StageSucceeded(stage="train", duration=1.0, job_id="12")))
+    assert (ok["state"], ok["ended"]) == ("completed", True)
+    failed = ev.StageFailed(stage="train", error="x", job_id="12", job_state="failed",
+                            exit_code="1:0")  # fmt: skip
+    bad = _job(_fold(*running, failed))
+    assert (bad["state"], bad["exit_code"], bad["ended"]) == ("failed", "1:0", True)
+    # A log of pivot before the end events named the job.
+    old = _job(_fold(*running, ev.StageSucceeded(stage="train", duration=1.0)))
+    assert (old["job_id"], old["state"], old["ended"]) == ("12", "ended", True)
 
 
 def test_a_resubmission_replaces_the_job_and_the_old_jobs_states_are_ignored() -> None:

@@ -119,7 +119,7 @@ def _event(kind: int, w: str, i: int) -> Event:
         case 18:
             return StageAdopted(stage="train", job_id="41", submitted_in="w0", at=at)
         case 19:
-            return StageSucceeded(stage="train", duration=1.0, at=at)
+            return StageSucceeded(stage="train", duration=1.0, job_id=str(40 + i % 3), at=at)
         case _:
             return StageStarted(stage="train", executor="slurm", at=at)
 
