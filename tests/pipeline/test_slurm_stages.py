@@ -215,7 +215,7 @@ def test_failing_jobs_fail_their_stage_with_slurms_state_and_skip_downstream(
     assert (skipped.stage, skipped.reason) == ("after", "upstream failed: crash")
     assert "Traceback" not in proc.stderr
     why = project.cli("why", "crash").stdout
-    assert f"SLURM job {jobs['crash']}" in why
+    assert f"ran as SLURM job {jobs['crash']} on local (Slurm said: failed, exit code 3:0)" in why
 
 
 SLEEPER = (
@@ -431,6 +431,9 @@ def test_an_oom_watcher_resubmits_with_more_memory_and_the_stage_succeeds_on_the
         e for e in _events(project.root, WatcherCreated) if isinstance(e, WatcherCreated)
     ]
     assert (created.job_id, created.correlation_id) == (first, subs[0].correlation_id)
+    why = project.cli("why", "train").stdout  # one run, both its jobs
+    assert f"ran as SLURM job {first} on local" in why, why
+    assert f"resubmitted by a watcher as SLURM job {second} on local, for job {first}" in why
     assert "everything up to date" in project.cli("run").stdout
 
 
