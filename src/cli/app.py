@@ -26,7 +26,7 @@ COMMANDS = {
     "init": "init_cmd",
     "run": "pipeline_cmd",
     "status": "pipeline_cmd",
-    "dag": "pipeline_cmd",
+    "dag": "dag_cmd",
     "events": "events_cmd",
     "replay": "replay_cmd",
     "why": "why_cmd",

@@ -59,6 +59,7 @@ from pivot.pipeline.spec import PipelineSpec, StageSpec
 from pivot.pipeline.stage_log import empty_log, log_path
 from pivot.pipeline.stale_runs import STALE_CHECK_SECONDS, StaleRuns, changed_deps
 from pivot.pipeline.state import StageRecord, StateStore
+from pivot.pipeline.wave_frontier import Frontier
 from pivot.pipeline.wave_outbox import WaveOutbox
 from pivot.pipeline.wave_result import WaveResult
 from pivot.pipeline.worker import StageOutcome, StageTask, job_id_of
@@ -132,7 +133,8 @@ class _Wave:
         run_set = set(self.to_run)
         self.ups = {n: [u for u in graph.upstream[n] if u in run_set] for n in self.to_run}
         self.result = WaveResult(new_correlation_id())
-        self.pending = list(self.to_run)
+        self.frontier = Frontier(self.to_run, self.ups)  # what may start, what is skipped
+        self.executors = list(router)
         self.running: dict[Future[StageOutcome], _Running] = {}
         self.suspects: set[str] = set()  # stages that were running when a worker died
         self.stop_new = False
@@ -232,42 +234,40 @@ class _Wave:
     def _settle(self) -> None:
         """Skip stages that can no longer run (failed upstream, or stopping)."""
         status = self.result.status
-        for name in list(self.pending):
-            ended = ("failed", "skipped", "cancelled")
-            bad = [u for u in self.ups[name] if status.get(u) in ended]
-            if bad:
-                self.pending.remove(name)
-                status[name] = "skipped"
-                what = "cancelled" if status.get(bad[0]) == "cancelled" else "failed"
-                reason = f"upstream {what}: {bad[0]}"
-                self.emit([self.ev(StageSkipped, stage=name, reason=reason)])
-        if self.stop_new and self.pending:
+        for name, reason in self.frontier.settle(status):
+            status[name] = "skipped"
+            self.emit([self.ev(StageSkipped, stage=name, reason=reason)])
+        if self.stop_new and self.frontier.pending:
             events = []
-            for n in self.pending:
+            for n in self.frontier.drain():
                 status[n] = "skipped"
                 events.append(
                     self.ev(StageSkipped, stage=n, reason="not run: another stage failed")
                 )
-            self.pending.clear()
             self.emit(events)
 
     def _start_ready(self) -> None:
-        for name in list(self.pending):
-            if any(self.result.status.get(u) != "succeeded" for u in self.ups[name]):
-                continue
+        """Submit ready stages in plan order while their executors have room."""
+        full: set[int] = set()  # id() of the executors at capacity
+        held: list[str] = []
+        while len(full) < len(self.executors) and (name := self.frontier.next_ready()):
             executor = self.router.executor_for(name)
             beside = [r.stage.name for r in self.running.values() if r.executor is executor]
-            if len(beside) >= executor.capacity:
+            if id(executor) in full or len(beside) >= executor.capacity:
+                full.add(id(executor))
+                held.append(name)
                 continue
             if not may_start(name, beside, self.suspects):
+                held.append(name)
                 continue  # a suspect of a worker crash runs alone
-            self.pending.remove(name)
+            self.frontier.started(name)
             stale = self.marks.reason(name, ()) if self.marks is not None else None
             if stale is not None and isinstance(executor, CancelsOneRun):
                 self.result.status[name] = "cancelled"  # a job on old code: the next wave's
                 self.emit([self.ev(StageCancelled, stage=name, reason=stale)])
                 continue
             self._submit(self.by_name[name], executor)
+        self.frontier.put_back(held)
 
     def _submit(self, s: StageSpec, executor: Executor) -> None:
         task = StageTask(
@@ -327,8 +327,7 @@ class _Wave:
             took = time.perf_counter() - by_name[name].started
             self._fail(name, crash_message(str(loss)), took)
         self.suspects.update(verdict.retry)
-        self.pending.extend(verdict.retry)
-        self.pending.sort(key=self.to_run.index)
+        self.frontier.retry(verdict.retry)
 
     def _fail(self, name: str, error: str, took: float, got: StageOutcome | None = None) -> None:
         """Record a failure; ``got`` the run's outcome (its traceback, pid, job), if it had one
@@ -392,9 +391,8 @@ class _Wave:
             self.result.status[run.stage.name] = "cancelled"
             job = job_id_of(future)
             events.append(self.ev(StageCancelled, stage=run.stage.name, reason=reason, job_id=job))
-        for name in self.pending:
+        for name in self.frontier.drain():
             self.result.status[name] = "cancelled"
             events.append(self.ev(StageCancelled, stage=name, reason="not started"))
         self.running.clear()
-        self.pending.clear()
         self.emit(events)

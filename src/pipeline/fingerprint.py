@@ -13,7 +13,8 @@ the project's own code:
 Each piece is hashed from ``ast.dump`` of its node with docstrings removed, so
 comments, docstrings and formatting never count; the result is a mapping
 ``"lib/utils.py:normalize" -> hash`` whose keys name what changed in
-``code changed: ...`` reasons.
+``code changed: ...`` reasons. Parsing and hashing one file's pieces is
+:mod:`pivot.pipeline.code_index`.
 """
 
 from __future__ import annotations
@@ -24,19 +25,23 @@ import inspect
 import os
 import sys
 import types
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pivot.pipeline.code_index import (
+    FileIndex,
+    hash_nodes,
+    index_file,
+    references,
+    strip_docstrings,
+)
 from pivot.pipeline.declare import Pipeline
 from pivot.pipeline.hashing import racy, signature
 
 __all__ = ["Fingerprinter", "combine"]
 
 _CACHE_VERSION = 2  # 2: the signature holds ctime and inode too
-
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 def combine(code: Mapping[str, str]) -> str:
@@ -45,138 +50,6 @@ def combine(code: Mapping[str, str]) -> str:
     for key in sorted(code):
         h.update(f"{key}={code[key]}\n".encode())
     return h.hexdigest()
-
-
-def _strip_docstrings(tree: ast.AST) -> None:
-    for node in ast.walk(tree):
-        if isinstance(node, (*_SCOPES, ast.Module)):
-            body = node.body
-            if (
-                body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
-            ):
-                node.body = body[1:] or [ast.Pass()]
-
-
-def _hash_nodes(nodes: Iterable[ast.AST]) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for n in nodes:
-        h.update(ast.dump(n, annotate_fields=False, include_attributes=False).encode())
-    return h.hexdigest()
-
-
-def _references(nodes: Iterable[ast.AST]) -> list[tuple[str, ...]]:
-    """Global names used by ``nodes``, with attribute chains (``utils.normalize``)."""
-    local: set[str] = set()
-    declared_global: set[str] = set()
-    chains: list[tuple[str, ...]] = []
-    for root in nodes:
-        for node in ast.walk(root):
-            if isinstance(node, ast.Global):
-                declared_global.update(node.names)
-            elif isinstance(node, ast.arg):
-                local.add(node.arg)
-            elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-                local.add(node.id)
-            elif isinstance(node, ast.Attribute):
-                parts: list[str] = [node.attr]
-                base: ast.expr = node.value
-                while isinstance(base, ast.Attribute):
-                    parts.append(base.attr)
-                    base = base.value
-                if isinstance(base, ast.Name):
-                    chains.append((base.id, *reversed(parts)))
-            elif isinstance(node, ast.Name):
-                chains.append((node.id,))
-    # A name bound inside a function body is a local there, unless declared global;
-    # treating it as global would only over-include, never miss, so this is safe.
-    shadowed = local - declared_global
-    return [c for c in dict.fromkeys(chains) if c[0] not in shadowed]
-
-
-Piece = tuple[str, list[tuple[str, ...]]]  # normalised hash, global names it uses
-
-
-@dataclass
-class _FileIndex:
-    """What one source file defines, already hashed: the cacheable part of the work."""
-
-    defs: dict[str, Piece] = field(default_factory=dict)  # qualname -> piece
-    consts: dict[str, Piece] = field(default_factory=dict)  # module-level name -> piece
-    imports: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # name -> from
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"defs": self.defs, "consts": self.consts, "imports": self.imports}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> _FileIndex:
-        def pieces(raw: Mapping[str, Any]) -> dict[str, Piece]:
-            return {k: (h, [tuple(c) for c in refs]) for k, (h, refs) in raw.items()}
-
-        return cls(
-            pieces(data["defs"]),
-            pieces(data["consts"]),
-            {k: (m, n, int(lv)) for k, (m, n, lv) in data["imports"].items()},
-        )
-
-
-def _index_file(path: Path) -> _FileIndex:
-    tree = ast.parse(path.read_bytes(), filename=str(path))
-    _strip_docstrings(tree)
-    defs: dict[str, ast.AST] = {}
-    consts: dict[str, list[ast.stmt]] = {}
-    imports: dict[str, tuple[str, str, int]] = {}
-
-    def visit_defs(body: list[ast.stmt], prefix: str) -> None:
-        for stmt in body:
-            if isinstance(stmt, _SCOPES):
-                qual = prefix + stmt.name
-                defs.setdefault(qual, stmt)
-                inner = qual + ".<locals>." if not isinstance(stmt, ast.ClassDef) else qual + "."
-                visit_defs(stmt.body, inner)
-            else:
-                for sub in ("body", "orelse", "finalbody"):
-                    children = getattr(stmt, sub, None)
-                    if isinstance(children, list):
-                        visit_defs([c for c in children if isinstance(c, ast.stmt)], prefix)
-                for handler in getattr(stmt, "handlers", []) or []:
-                    visit_defs(handler.body, prefix)
-
-    def visit_top(body: list[ast.stmt]) -> None:
-        for stmt in body:
-            targets: list[ast.expr] = []
-            if isinstance(stmt, ast.Assign):
-                targets = list(stmt.targets)
-            elif isinstance(stmt, ast.AnnAssign | ast.AugAssign):
-                targets = [stmt.target]
-            elif isinstance(stmt, ast.ImportFrom):
-                for alias in stmt.names:
-                    if alias.name != "*":
-                        imports[alias.asname or alias.name] = (
-                            stmt.module or "",
-                            alias.name,
-                            stmt.level,
-                        )
-            elif isinstance(stmt, ast.If | ast.Try | ast.With):
-                visit_top(stmt.body)
-                visit_top(getattr(stmt, "orelse", []))
-                visit_top(getattr(stmt, "finalbody", []))
-                for handler in getattr(stmt, "handlers", []):
-                    visit_top(handler.body)
-            for target in targets:
-                for n in ast.walk(target):
-                    if isinstance(n, ast.Name):
-                        consts.setdefault(n.id, []).append(stmt)
-
-    visit_defs(tree.body, "")
-    visit_top(tree.body)
-    return _FileIndex(
-        {q: (_hash_nodes([n]), _references([n])) for q, n in defs.items()},
-        {k: (_hash_nodes(v), _references(v)) for k, v in consts.items()},
-        imports,
-    )
 
 
 class Fingerprinter:
@@ -194,7 +67,7 @@ class Fingerprinter:
         self.root = root.resolve()
         self._cache = dict(cache or {})
         self.updated: dict[str, Any] = {}  # cache entries to write back
-        self._files: dict[str, _FileIndex | None] = {}
+        self._files: dict[str, FileIndex | None] = {}
         self._rel: dict[str, str | None] = {}
         self._folders: dict[str, Path] = {}  # folder -> resolved
         # piece key -> (hash, module namespace for its references, references)
@@ -242,18 +115,18 @@ class Fingerprinter:
             folder = self._folders[head] = Path(head).resolve()
         return folder / name
 
-    def _index(self, rel: str) -> _FileIndex | None:
+    def _index(self, rel: str) -> FileIndex | None:
         if rel in self._files:
             return self._files[rel]
-        index: _FileIndex | None = None
+        index: FileIndex | None = None
         try:
             st = (self.root / rel).stat()
             sig = list(signature(st))  # as JSON holds it
             cached = self._cache.get(rel)
             if cached and cached.get("sig") == sig and cached.get("v") == _CACHE_VERSION:
-                index = _FileIndex.from_dict(cached["index"])
+                index = FileIndex.from_dict(cached["index"])
             else:
-                index = _index_file(self.root / rel)
+                index = index_file(self.root / rel)
                 if not racy(st):
                     entry = {"sig": sig, "v": _CACHE_VERSION, "index": index.to_dict()}
                     self._cache[rel] = self.updated[rel] = entry
@@ -293,8 +166,8 @@ class Fingerprinter:
             try:
                 src = inspect.getsource(obj)
                 node = ast.parse(inspect.cleandoc(src) if src[:1].isspace() else src)
-                _strip_docstrings(node)
-                piece = (_hash_nodes([node]), _references([node]))
+                strip_docstrings(node)
+                piece = (hash_nodes([node]), references([node]))
             except (OSError, TypeError, SyntaxError):
                 piece = ("unknown", [])
         self._pieces[key] = (piece[0], namespace, piece[1])
