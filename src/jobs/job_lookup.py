@@ -7,8 +7,10 @@ processes or a cluster:
 - :func:`after_squeue`: one ``squeue`` lists every watched job the
   controller still knows. A job it lists that the log has seen is settled;
   the others (seen for the first time: their output paths come from
-  ``scontrol``; or no longer listed) are asked of ``scontrol``. A failing
-  ``squeue`` ends the query: no job is guessed ended.
+  ``scontrol``; or no longer listed) are asked of ``scontrol``, and with
+  ``ask_ended`` those it lists ended too (squeue gives no exit code; the
+  SLURM executor wants it). A failing ``squeue`` ends the query: no job is
+  guessed ended.
 - :func:`after_scontrol`: ``Invalid job id`` is an answer (the controller
   forgot the job), not a failure.
 - :func:`after_sacct`: jobs neither lists are asked of accounting, where
@@ -64,14 +66,20 @@ class QueryStep:
     sacct_unavailable: bool = False
 
 
-def after_squeue(job_ids: Sequence[str], seen: Collection[str], out: Outcome) -> QueryStep:
+def after_squeue(
+    job_ids: Sequence[str], seen: Collection[str], out: Outcome, *, ask_ended: bool = False
+) -> QueryStep:
     """squeue's answer: the jobs it lists, and those to ask ``scontrol`` about."""
     if out.error:
         return QueryStep(failure=f"squeue: {out.error}")
     if out.returncode != 0 and not slurm.squeue_says_unknown(out.stderr):
         return QueryStep(failure=f"squeue exited {out.returncode}: {out.stderr.strip()[:300]}")
     infos = slurm.parse_squeue(out.stdout) if out.returncode == 0 else {}
-    ask = tuple(j for j in job_ids if not (j in seen and j in infos))
+    ask = tuple(
+        j
+        for j in job_ids
+        if not (j in seen and j in infos) or (ask_ended and j in infos and infos[j].ended)
+    )
     return QueryStep(infos={j: i for j, i in infos.items() if j in job_ids}, ask=ask)
 
 
@@ -121,10 +129,11 @@ async def query_jobs(
     seen: Collection[str],
     *,
     sacct_ok: bool = True,
+    ask_ended: bool = False,
 ) -> JobQuery:
     """Run the squeue -> scontrol -> sacct chain for ``job_ids`` with ``run``."""
     ids = tuple(job_ids)
-    first = after_squeue(ids, seen, await run(slurm.squeue_argv(ids)))
+    first = after_squeue(ids, seen, await run(slurm.squeue_argv(ids)), ask_ended=ask_ended)
     lookups = [("squeue", first.failure)]
     if first.failure:
         return JobQuery(host, ids, lookups=tuple(lookups))

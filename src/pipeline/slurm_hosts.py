@@ -12,9 +12,9 @@ import contextlib
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from pivot.jobs import slurm
 from pivot.jobs.config import Config
 from pivot.jobs.ioloop import IoLoop
+from pivot.jobs.job_lookup import Outcome, Runner
 from pivot.jobs.transport import CommandResult, Transport, TransportError
 
 __all__ = ["SlurmHosts"]
@@ -53,18 +53,24 @@ class SlurmHosts:
         timeout = self.config.host(host).command_timeout
         return self._loop().call(self.run(host, argv), timeout + 5)
 
-    async def ended_job(self, host: str, job_id: str) -> slurm.JobInfo | None:
-        """A job squeue no longer lists or reports ended: ``scontrol``, then ``sacct``."""
-        try:
-            result = await self.run(host, slurm.scontrol_argv(job_id))
-            if result.returncode == 0:
-                return slurm.parse_scontrol(result.stdout)
-            result = await self.run(host, slurm.sacct_argv([job_id]))
-        except TransportError:
-            return None
-        if result.returncode != 0 or slurm.sacct_unavailable(result.stderr):
-            return None
-        return slurm.parse_sacct(result.stdout).get(job_id)
+    def runner(self, host: str) -> Runner:
+        """:meth:`run` on ``host`` as the job lookup's runner
+        (:func:`pivot.jobs.job_lookup.query_jobs`): a failure to run is an outcome."""
+
+        async def run(argv: list[str]) -> Outcome:
+            try:
+                r = await self.run(host, argv)
+            except (TransportError, TimeoutError) as exc:
+                return Outcome(error=str(exc) or type(exc).__name__)
+            return Outcome(r.returncode, r.stdout, r.stderr)
+
+        return run
+
+    def scancel(self, host: str, job_ids: Sequence[str]) -> None:
+        """scancel ``job_ids`` on ``host`` from another thread; a failure is not an error
+        (the poll goes on asking, and only Slurm saying a job ended ends it)."""
+        with contextlib.suppress(TransportError, TimeoutError):
+            self.call(host, ["scancel", *job_ids])
 
     def close(self) -> None:
         """Release the connections and stop the loop."""

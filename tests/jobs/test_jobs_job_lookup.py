@@ -33,6 +33,19 @@ def test_squeue_settles_seen_listed_jobs_and_asks_scontrol_of_the_rest() -> None
     assert step.ask == ("8", "9")  # 8: never seen (its paths); 9: no longer listed
 
 
+def test_with_ask_ended_a_job_squeue_lists_ended_is_asked_of_scontrol_for_its_exit_code() -> None:
+    out = Outcome(0, "7|RUNNING|train|ana|7|N/A\n9|FAILED|old|ana|9|N/A\n")
+    assert after_squeue(["7", "9"], {"7", "9"}, out).ask == ()
+    assert after_squeue(["7", "9"], {"7", "9"}, out, ask_ended=True).ask == ("9",)
+    table = {"squeue": out, "scontrol": Outcome(0, SCONTROL_9)}
+    calls: list[str] = []
+    answer = asyncio.run(
+        query_jobs("c", run_table(table, calls), ["7", "9"], {"7", "9"}, ask_ended=True)
+    )
+    assert calls == ["squeue", "scontrol"]
+    assert (answer.infos["9"].state, answer.infos["9"].exit_code) == ("completed", "0:0")
+
+
 def test_a_failing_squeue_ends_the_query_and_guesses_no_end() -> None:
     down = after_squeue(["7"], {"7"}, Outcome(error="cluster: cannot connect: refused"))
     assert (down.failure, down.infos, down.ask) == ("squeue: cluster: cannot connect: refused",

@@ -5,6 +5,10 @@ Each test runs against every name in ``EXECUTORS`` on real processes: the
 stage functions. A new executor adds its name to ``EXECUTORS`` and a branch
 in :func:`_make` (request the fixtures it needs, e.g. the suite's SLURM
 cluster, through ``request.getfixturevalue``).
+
+``slurm`` runs every stage as a job on the suite's real single-node SLURM
+(testkit.slurm_cluster): without one, its tests skip on a developer machine
+and fail in CI (``CI=true``), as every SLURM test does.
 """
 
 from __future__ import annotations
@@ -20,14 +24,21 @@ from pathlib import Path
 import pytest
 
 from pivot.events.base import Event
+from pivot.events.pipeline import StageSubmitted
+from pivot.jobs.config import Config
 from pivot.pipeline.executor import Executor, StageRun
 from pivot.pipeline.local_executor import LocalExecutor
+from pivot.pipeline.slurm_executor import SlurmJobs
 from pivot.pipeline.spec import StageSpec
 from pivot.pipeline.worker import StageTask
 
+from testkit.jobs_servers import make_config, slurm  # noqa: F401 - pytest fixtures
+
 pytestmark = pytest.mark.timeout(600)
 
-EXECUTORS = ["local"]
+EXECUTORS = ["local", pytest.param("slurm", marks=[pytest.mark.slurm, pytest.mark.slow])]
+# The stage names the tests use: SLURM needs each one's resources up front.
+STAGE_NAMES = ("greet", "bad", "s0", "s1", "long", "after")
 
 STAGES = """
 import os
@@ -55,7 +66,7 @@ class Harness:
 
     executor: Executor
     root: Path
-    emits: bool  # whether this executor adds events of its own (stage.submitted, ...)
+    emits: bool  # whether its runs are scheduler jobs with events of their own (stage.submitted)
     events: list[Event] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -65,6 +76,7 @@ class Harness:
 
     def run(self, stage: str, qualname: str, wave_id: str = "wave-1", **kw: object) -> StageRun:
         """A run of ``stages.QUALNAME`` as stage ``stage``; ``out`` (if given) its one output."""
+        assert stage in STAGE_NAMES, f"add {stage!r} to STAGE_NAMES"
         out_args = {"out": str(kw.pop("out"))} if "out" in kw else {}
         task = StageTask(
             root=str(self.root),
@@ -91,9 +103,13 @@ class Harness:
 
 
 def _make(kind: str, request: pytest.FixtureRequest, root: Path) -> tuple[Executor, bool]:
-    del request  # (other executors take their servers' fixtures from it)
+    del root  # (an executor that needs the project beforehand would take it)
     if kind == "local":
         return LocalExecutor(2), False
+    if kind == "slurm":
+        config: Config = request.getfixturevalue("make_config")()  # starts the cluster
+        placement = {name: {"time": "00:10:00", "host": "local"} for name in STAGE_NAMES}
+        return SlurmJobs(config, placement, poll_seconds=0.5), True
     raise AssertionError(f"no harness for executor {kind!r}")
 
 
@@ -140,6 +156,12 @@ def test_a_run_completes_its_future_with_the_outcome(harness: Harness) -> None:
     word, pid = out.read_text().split(":")
     assert word == "hi"
     assert int(pid) != os.getpid()  # never in the caller's process
+    if harness.emits:  # a job: the outcome names it, the one its events announced
+        submitted = [e for e in harness.events if isinstance(e, StageSubmitted)]
+        assert [e.job_id for e in submitted] == [outcome.job_id]
+        assert (outcome.state, outcome.exit_code) == ("completed", "0:0")
+    else:
+        assert (outcome.job_id, outcome.state) == ("", "")
 
 
 def test_a_failing_stage_is_an_outcome_not_an_exception(harness: Harness) -> None:
@@ -147,6 +169,8 @@ def test_a_failing_stage_is_an_outcome_not_an_exception(harness: Harness) -> Non
     assert not outcome.ok
     assert outcome.stage == "bad"
     assert "ValueError: bad row 3" in outcome.error
+    if harness.emits:
+        assert outcome.job_id and (outcome.state, outcome.exit_code) == ("failed", "1:0")
 
 
 def test_runs_in_flight_run_side_by_side(harness: Harness) -> None:
@@ -171,6 +195,8 @@ def test_cancel_returns_once_every_run_in_flight_ended(harness: Harness) -> None
     harness.executor.cancel("interrupted")
     assert future.done()
     assert not _alive(pid)
+    outcome = future.result()
+    assert (outcome.ok, outcome.state) == (False, "cancelled")
 
 
 def test_cancel_with_nothing_in_flight_returns(harness: Harness) -> None:
