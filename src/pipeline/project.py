@@ -15,11 +15,9 @@ from typing import TYPE_CHECKING, Any
 from pivot.pipeline.cancel import CancelToken
 from pivot.pipeline.dag import StageGraph, build_graph
 from pivot.pipeline.errors import PipelineError
-from pivot.pipeline.execute import execute
 from pivot.pipeline.executor import Emit, Executor, Router
 from pivot.pipeline.gc_pause import gc_paused
 from pivot.pipeline.hashing import FileHasher
-from pivot.pipeline.local_executor import LocalExecutor
 from pivot.pipeline.plan import Plan, paths_to_observe, plan, select
 from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.state import STATE_DIR, StateStore
@@ -102,6 +100,10 @@ class Project:
         killed pivot left (:func:`pivot.pipeline.slurm_adopt.candidates`);
         ``store`` is the log a stage's ``watchers=`` are followed in.
         """
+        # Imported here: `pivot status` needs neither (nor the modules they import).
+        from pivot.pipeline.execute import execute
+        from pivot.pipeline.local_executor import LocalExecutor
+
         on_slurm = self.slurm_placement(executor, the_plan.to_run)
         own = local is None
         the_local: Executor = local if local is not None else LocalExecutor(jobs)
