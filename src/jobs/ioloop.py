@@ -3,6 +3,11 @@
 asyncssh is asyncio; pykka actors are threads. The JobTailer owns one
 :class:`IoLoop`; actors call :meth:`IoLoop.call` to run a coroutine there and
 wait (with a timeout) for its result. Nothing else touches the loop.
+
+:meth:`IoLoop.stop` cancels the coroutines it was given first and waits for
+them, so that each cleans up what it started (a local command kills and
+reaps its child: :mod:`pivot.jobs.child_process`) while the loop still runs;
+only then is what is left cancelled and the loop closed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ class IoLoop:
 
     def __init__(self, name: str = "pivot-io") -> None:
         self.loop = asyncio.new_event_loop()
+        self._submitted: set[asyncio.Task[Any]] = set()  # touched on the loop's thread only
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -32,7 +38,16 @@ class IoLoop:
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Start ``coro`` on the loop; its result arrives in the returned future."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return asyncio.run_coroutine_threadsafe(self._tracked(coro), self.loop)
+
+    async def _tracked(self, coro: Coroutine[Any, Any, T]) -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        self._submitted.add(task)
+        try:
+            return await coro
+        finally:
+            self._submitted.discard(task)
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the loop and return its result (raising what it raises)."""
@@ -49,10 +64,16 @@ class IoLoop:
             return
 
         async def _cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            me = asyncio.current_task()
+
+            async def cancel(tasks: set[asyncio.Task[Any]]) -> None:
+                left = [t for t in tasks if t is not me]
+                for t in left:
+                    t.cancel()
+                await asyncio.gather(*left, return_exceptions=True)
+
+            await cancel(set(self._submitted))  # each cleans up what it started
+            await cancel(asyncio.all_tasks())  # then whatever is left over
 
         try:
             self.call(_cancel_all(), timeout)

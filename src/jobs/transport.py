@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pivot.jobs.child_process import run_child
 from pivot.jobs.config import Config, HostConfig
 from pivot.jobs.schedule import reconnect_delay
 from pivot.jobs.tail import FileStat
@@ -91,30 +92,15 @@ class LocalTransport:
         """Run ``argv`` (no shell), killing it after ``timeout`` seconds."""
         self.counters["commands"] += 1
         self.counters[f"cmd:{argv[0]}"] += 1
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE
-                if input_text is not None
-                else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=self._env,
-            )
-        except OSError as exc:
-            raise TransportError(f"cannot run {argv[0]}: {exc}") from None
         data = input_text.encode() if input_text is not None else None
         try:
-            out, err = await asyncio.wait_for(proc.communicate(data), timeout)
+            code, out, err = await run_child(argv, data, timeout, self._env)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
             raise TransportError(f"{argv[0]} timed out after {timeout:g}s") from None
+        except OSError as exc:
+            raise TransportError(f"cannot run {argv[0]}: {exc}") from None
         return CommandResult(
-            proc.returncode or 0,
-            out.decode("utf-8", errors="replace"),
-            err.decode("utf-8", errors="replace"),
+            code, out.decode("utf-8", errors="replace"), err.decode("utf-8", errors="replace")
         )
 
     async def stat_many(self, paths: Sequence[str]) -> dict[str, FileStat]:
