@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,14 +32,11 @@ from pivot.events.watchers import WatcherCreated
 
 from testkit import slurm_cluster, sshd_server
 from testkit.jobs_servers import slurm, sshd  # noqa: F401 - pytest fixtures
-from testkit.pipeline_project import HEADER, PIVOT, Project
+from testkit.pipeline_project import PIVOT, Project
+from testkit.slurm_project import SLURM_HEADER, WAITER, slurm_project
 from testkit.watch_e2e import Watch
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
-SLURM_HEADER = HEADER.replace(
-    "from pivot import Dep, Out, Pipeline", "from pivot import Dep, Out, Pipeline, Slurm"
-)
 
 MIXED = (
     SLURM_HEADER
@@ -68,11 +64,7 @@ def final(b: Annotated[Path, Dep("b.txt")], out: Annotated[Path, Out("c.txt")]) 
 
 @pytest.fixture
 def project(slurm: slurm_cluster.Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
-    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
-    # Jobs run as root in a directory everyone can read (not pytest's 0700 tmp).
-    root = Path(tempfile.mkdtemp(prefix="pivot-slurm-stages-"))
-    root.chmod(0o755)
-    yield Project(root)
+    yield from slurm_project(slurm, monkeypatch, "pivot-slurm-stages-")
 
 
 def _events(root: Path, *types: type[Event]) -> list[Event]:
@@ -274,23 +266,6 @@ def test_ctrl_c_or_sigterm_cancels_the_real_job_and_waits_for_its_end(
     assert states[-1] == (job, "cancelled")
     [cancelled] = _events(project.root, StageCancelled)
     assert isinstance(cancelled, StageCancelled) and cancelled.job_id == job
-
-
-WAITER = (
-    SLURM_HEADER
-    + """
-import time
-
-
-@pipeline.stage(slurm=Slurm(time="00:10:00"))
-def slow(out: Annotated[Path, Out("a.txt")]) -> None:
-    import os
-    print("started", flush=True)
-    while not Path("go").exists():
-        time.sleep(0.1)
-    out.write_text(os.environ["SLURM_JOB_ID"])
-"""
-)
 
 
 def _running_job(root: Path) -> str:

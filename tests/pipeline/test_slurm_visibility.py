@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,36 +22,17 @@ from pivot.events.store import EventStore
 
 from testkit import slurm_cluster
 from testkit.jobs_servers import slurm  # noqa: F401 - pytest fixture
-from testkit.pipeline_project import HEADER, PIVOT, Project
+from testkit.pipeline_project import PIVOT, Project
+from testkit.slurm_project import WAITER, slurm_project
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
-WAITER = (
-    HEADER.replace("from pivot import Dep, Out, Pipeline", "from pivot import Out, Pipeline, Slurm")
-    + """
-import time
-
-
-@pipeline.stage(slurm=Slurm(time="00:10:00"))
-def slow(out: Annotated[Path, Out("a.txt")]) -> None:
-    import os
-    print("started", flush=True)
-    while not Path("go").exists():
-        time.sleep(0.1)
-    out.write_text(os.environ["SLURM_JOB_ID"])
-"""
-)
 
 
 @pytest.fixture
 def project(slurm: slurm_cluster.Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
-    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
-    # Jobs run as root in a directory everyone can read (not pytest's 0700 tmp).
-    root = Path(tempfile.mkdtemp(prefix="pivot-slurm-vis-"))
-    root.chmod(0o755)
-    project = Project(root)
-    project.write("pipeline.py", WAITER)
-    yield project
+    for project in slurm_project(slurm, monkeypatch, "pivot-slurm-vis-"):
+        project.write("pipeline.py", WAITER)
+        yield project
 
 
 def _wait(cond: Callable[[], Any], timeout: float = 90.0, what: str = "") -> Any:

@@ -7,22 +7,17 @@ with a generous timeout (jobs wait for the suite's one busy node).
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from testkit import slurm_cluster
 from testkit.jobs_servers import slurm  # noqa: F401 - pytest fixture
-from testkit.pipeline_project import HEADER, Project
+from testkit.pipeline_project import Project
+from testkit.slurm_project import SLURM_HEADER, slurm_project
 from testkit.watch_e2e import Watch
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
-SLURM_HEADER = HEADER.replace(
-    "from pivot import Dep, Out, Pipeline", "from pivot import Dep, Out, Pipeline, Slurm"
-)
 
 PIPELINE = (
     SLURM_HEADER
@@ -50,11 +45,7 @@ def other(raw: Annotated[Path, Dep("raw.txt")], out: Annotated[Path, Out("o.txt"
 
 @pytest.fixture
 def project(slurm: slurm_cluster.Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
-    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
-    # Jobs run as root in a directory everyone can read (not pytest's 0700 tmp).
-    root = Path(tempfile.mkdtemp(prefix="pivot-watch-slurm-"))
-    root.chmod(0o755)
-    yield Project(root)
+    yield from slurm_project(slurm, monkeypatch, "pivot-watch-slurm-")
 
 
 def _job_state(slurm: slurm_cluster.Cluster, job_id: str) -> str:

@@ -5,9 +5,7 @@ On the suite's real single-node SLURM (tests/testkit/slurm_cluster.py).
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,23 +14,16 @@ from pivot.events.watchers import HostingStandby, HostingStarted
 
 from testkit import slurm_cluster
 from testkit.jobs_servers import slurm  # noqa: F401 - pytest fixture
-from testkit.pipeline_project import HEADER, Project
+from testkit.pipeline_project import Project
+from testkit.slurm_project import SLURM_HEADER, slurm_project
 from testkit.watch_e2e import Watch
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-SLURM_HEADER = HEADER.replace(
-    "from pivot import Dep, Out, Pipeline", "from pivot import Dep, Out, Pipeline, Slurm"
-)
-
 
 @pytest.fixture
 def project(slurm: slurm_cluster.Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
-    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
-    # Jobs run as root in a directory everyone can read (not pytest's 0700 tmp).
-    root = Path(tempfile.mkdtemp(prefix="pivot-watch-slurm-"))
-    root.chmod(0o755)
-    yield Project(root)
+    yield from slurm_project(slurm, monkeypatch, "pivot-watch-slurm-")
 
 
 WATCHED = (
