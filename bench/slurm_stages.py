@@ -200,6 +200,7 @@ def main() -> None:
         "--snakemake-init-seconds", type=int, action="append", default=[],
         help="also run Snakemake with this --slurm-init-seconds-before-status-checks",
     )  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="keep the temporary projects")
     args = parser.parse_args()
     assert slurm_cluster.available(), "needs root and slurm-wlm + munge"
     tmp = Path(tempfile.mkdtemp(prefix="pivot-bench-slurm-"))
@@ -257,6 +258,10 @@ def main() -> None:
         print(f"machine load (1 min) at the end: {os.getloadavg()[0]:.2f}")
     finally:
         cluster.stop()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"kept {tmp}")
 
 
 if __name__ == "__main__":
