@@ -3,8 +3,8 @@
 A user creates a watcher from the training-loss template on a running job,
 sees its matches arrive live, pauses it, copies it to another job, and
 looks at the loss chart; the pipeline tab follows stage events appended by
-another process. The screenshots in docs/screenshots/ are taken here, so
-they show the page as it is.
+another process. The screenshots in docs/screenshots/ are taken here
+(``PIVOT_UPDATE_SCREENSHOTS=1`` writes them there), so they show the page as it is.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import pytest
 from testkit import slurm_cluster
 from testkit.jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
 from testkit.require import require
+from testkit.screenshots import screenshot_dir
 from testkit.ui_server import running_ui, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 
 
 def _submit(slurm: slurm_cluster.Cluster, job_dir: Path, name: str) -> str:
@@ -61,7 +61,7 @@ def test_create_from_template_see_matches_live_pause_copy_and_chart(
 
     (job_dir / "pivot.toml").write_text(f'[hosts.local]\nenv = {{SLURM_CONF = "{slurm.conf}"}}\n')
     first, second = _submit(slurm, job_dir, "train"), _submit(slurm, job_dir, "finetune")
-    SHOTS.mkdir(exist_ok=True)
+    shots = screenshot_dir(job_dir)
     with running_ui(job_dir, "--tick", "0.2") as ui, sync_playwright() as pw:
         wait_for(
             lambda: (
@@ -86,7 +86,7 @@ def test_create_from_template_see_matches_live_pause_copy_and_chart(
         form.locator("summary", has_text="Advanced").click()
         form.get_by_label("Poll every (s)").fill("0.5")
         form.get_by_label("Max triggers (0 = unlimited)").fill("0")  # every epoch's loss
-        page.screenshot(path=str(SHOTS / "ui-create.png"), full_page=True)
+        page.screenshot(path=str(shots / "ui-create.png"), full_page=True)
         form.get_by_role("button", name="Create watcher").click()
 
         expect(page.locator("article.card")).to_have_count(1, timeout=30_000)
@@ -97,7 +97,7 @@ def test_create_from_template_see_matches_live_pause_copy_and_chart(
         expect(card.locator(".triggers")).not_to_have_text("0", timeout=60_000)
         page.get_by_role("tab", name="Events").click()
         expect(page.locator("table.events")).to_contain_text("watcher.matched", timeout=30_000)
-        page.screenshot(path=str(SHOTS / "ui-events.png"))
+        page.screenshot(path=str(shots / "ui-events.png"))
         page.get_by_role("tab", name="Watchers").click()
 
         card.get_by_role("button", name="Pause").click()
@@ -122,13 +122,13 @@ def test_create_from_template_see_matches_live_pause_copy_and_chart(
         expect(page.locator("section.group")).to_have_count(2)
         card.locator(".card-head").click()  # expand: captures, actions, the last trigger
         expect(card.locator(".last-match")).to_contain_text("Epoch")
-        page.screenshot(path=str(SHOTS / "ui-watchers.png"), full_page=True)
+        page.screenshot(path=str(shots / "ui-watchers.png"), full_page=True)
 
         page.get_by_role("tab", name="Stats").click()
         chart = page.locator("figure.chart").first
         expect(chart).to_contain_text("train_loss", timeout=30_000)
         expect(chart.locator("path.line")).to_have_attribute("d", re.compile(r"^M.*L.*L"))
-        page.screenshot(path=str(SHOTS / "ui-stats.png"), full_page=True)
+        page.screenshot(path=str(shots / "ui-stats.png"), full_page=True)
 
         page.get_by_role("tab", name="Pipeline").click()
         subprocess.run([sys.executable, "-c", STAGES, str(job_dir)], check=True, timeout=60)
@@ -136,13 +136,13 @@ def test_create_from_template_see_matches_live_pause_copy_and_chart(
         expect(row).to_contain_text("succeeded", timeout=30_000)  # pushed live
         row.get_by_role("button", name="Log").click()
         expect(page.locator("pre.output")).to_contain_text("<b>epoch 1</b> done")  # as text
-        page.screenshot(path=str(SHOTS / "ui-pipeline.png"), full_page=True)
+        page.screenshot(path=str(shots / "ui-pipeline.png"), full_page=True)
 
         phone = browser.new_page(viewport={"width": 390, "height": 844})
         phone.goto(ui.url + "/")
         expect(phone.locator("article.card")).to_have_count(2, timeout=30_000)
         assert phone.evaluate("document.documentElement.scrollWidth") <= 390
-        phone.screenshot(path=str(SHOTS / "ui-phone.png"), full_page=True)
+        phone.screenshot(path=str(shots / "ui-phone.png"), full_page=True)
         browser.close()
         assert errors == []
     for job in (first, second):

@@ -19,12 +19,12 @@ import pytest
 from testkit import slurm_cluster
 from testkit.jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
 from testkit.require import require
+from testkit.screenshots import screenshot_dir
 from testkit.ui_server import running_ui, wait_for
 
 FIREFOX = Path("/usr/bin/firefox-esr")
 FRONTEND = Path(__file__).parents[2] / "src" / "ui" / "frontend"
 SCENARIO = Path(__file__).with_name("firefox_scenario.mjs")
-SHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 
 
 def _submit(slurm: slurm_cluster.Cluster, job_dir: Path) -> str:
@@ -51,13 +51,13 @@ def test_create_from_template_see_matches_live_and_pause_in_firefox(
     assert node is not None
     (job_dir / "pivot.toml").write_text(f'[hosts.local]\nenv = {{SLURM_CONF = "{slurm.conf}"}}\n')
     job = _submit(slurm, job_dir)
-    SHOTS.mkdir(exist_ok=True)
+    shots = screenshot_dir(job_dir)
     try:
         with running_ui(job_dir, "--tick", "0.2") as ui:
             wait_for(lambda: job in {j["job_id"] for j in ui.get("/api/hosts/local/jobs")["jobs"]},
                      what="job running")  # fmt: skip
             r = subprocess.run(
-                [node, str(SCENARIO), ui.url, job, str(FRONTEND), str(SHOTS / "ui-firefox.png")],
+                [node, str(SCENARIO), ui.url, job, str(FRONTEND), str(shots / "ui-firefox.png")],
                 capture_output=True, text=True, timeout=600, check=False,
                 env={"PATH": "/usr/bin:/bin", "HOME": str(job_dir)},
             )  # fmt: skip
