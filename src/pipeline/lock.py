@@ -15,7 +15,10 @@ ends them within a second, but a run started at once may come first, or a
 worker's guard was killed too), it kills them with everything below them,
 waits until they are gone, and says so through ``on_leftover``, so that no
 stage is ever run by an orphan and a new run at once. Pid and start time
-together name a process, so a reused pid is never mistaken for a worker.
+together name a process, so a reused pid is never mistaken for a worker;
+the record also carries the kernel's boot id, since start times count from
+boot: after a reboot nothing the record names can still run, and a process
+that happens to have the same pid and start time is left alone.
 """
 
 from __future__ import annotations
@@ -55,16 +58,24 @@ class Holder:
     start: int | None = None  # None: unknown (a file written by an older pivot)
     workers: dict[int, int] = field(default_factory=dict)
     released: bool = False
+    boot: str = ""  # the kernel's boot id when written; "" unknown (an older pivot)
 
     def to_json(self) -> str:
         """The file's content."""
         workers = {str(p): s for p, s in sorted(self.workers.items())}
-        doc = {"pid": self.pid, "start": self.start, "workers": workers, "released": self.released}
+        doc = {
+            "pid": self.pid, "start": self.start, "workers": workers,
+            "released": self.released, "boot": self.boot,
+        }  # fmt: skip
         return json.dumps(doc, separators=(",", ":"))
+
+    def other_boot(self) -> bool:
+        """Whether the record was written before the machine last booted."""
+        return bool(self.boot) and self.boot != proctree.boot_id()
 
     def gone(self) -> bool:
         """Whether the holder process no longer runs."""
-        if self.pid <= 0:
+        if self.pid <= 0 or self.other_boot():
             return True
         now = proctree.process_start(self.pid)
         return now is None or (self.start is not None and now != self.start)
@@ -74,7 +85,9 @@ class Holder:
         return self.pid > 0 and not self.released and self.gone()
 
     def leftovers(self) -> dict[int, int]:
-        """Its workers that still run (same pid, same start time)."""
+        """Its workers that still run (same pid, same start time, same boot)."""
+        if self.other_boot():
+            return {}
         return {p: s for p, s in self.workers.items() if proctree.process_start(p) == s}
 
 
@@ -90,6 +103,7 @@ def parse_holder(text: str) -> Holder:
             start=None if doc.get("start") is None else int(doc["start"]),
             workers={int(p): int(s) for p, s in dict(doc.get("workers") or {}).items()},
             released=bool(doc.get("released")),
+            boot=str(doc.get("boot") or ""),
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return Holder()
@@ -139,11 +153,12 @@ def run_lock(
             _end_leftovers(previous, on_leftover)
         me = os.getpid()
         start = proctree.process_start(me)
+        boot = proctree.boot_id()
         write_lock = threading.Lock()
 
         def record(_pid: int = 0) -> None:
             with write_lock:
-                _write(fd, Holder(pid=me, start=start, workers=lifeline.spawned()))
+                _write(fd, Holder(pid=me, start=start, workers=lifeline.spawned(), boot=boot))
 
         stop_listening = lifeline.on_spawn(record)
         record()
@@ -154,7 +169,8 @@ def run_lock(
             stop_listening()
             stop_listening = None
             with write_lock:
-                _write(fd, Holder(pid=me, start=start, workers=lifeline.spawned(), released=True))
+                spawned = lifeline.spawned()
+                _write(fd, Holder(pid=me, start=start, workers=spawned, released=True, boot=boot))
     finally:
         if stop_listening is not None:
             stop_listening()

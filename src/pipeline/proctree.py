@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import select
 import signal
 import sys
 import time
 from collections.abc import Collection
+from pathlib import Path
 
 __all__ = [
     "PR_SET_CHILD_SUBREAPER",
@@ -75,6 +77,15 @@ def _stat(pid: int) -> list[str] | None:
 def parent(pid: int) -> int | None:
     fields = _stat(pid)
     return int(fields[1]) if fields is not None else None
+
+
+@functools.cache
+def boot_id() -> str:
+    """The kernel's id of this boot ("" where /proc does not say): start times count from it."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 def process_start(pid: int) -> int | None:

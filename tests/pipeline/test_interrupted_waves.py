@@ -69,7 +69,7 @@ def test_a_wave_killed_before_its_stage_events_cancels_what_it_was_to_run() -> N
 
 
 def test_lock_file_round_trip_and_older_formats() -> None:
-    holder = Holder(pid=12, start=34, workers={5: 6, 7: 8}, released=True)
+    holder = Holder(pid=12, start=34, workers={5: 6, 7: 8}, released=True, boot="b-1")
     assert parse_holder(holder.to_json()) == holder
     assert parse_holder("4321\n") == Holder(pid=4321)  # written by an older pivot
     assert parse_holder("") == Holder()
@@ -262,3 +262,30 @@ def test_workers_of_a_live_holder_are_left_alone(tmp_path: Path) -> None:
         for p in (idle, keeper):
             p.kill()
             p.wait()
+
+
+def test_a_record_from_before_a_reboot_names_no_process(tmp_path: Path) -> None:
+    # Start times count from boot: after a reboot, a process with the pid and
+    # start time a killed pivot recorded is someone else's and must live.
+    project = make_project(tmp_path)
+    project.write("pipeline.py", SLOW)
+    (project.root / "fast").touch()
+    stranger = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        start = proctree.process_start(stranger.pid)
+        assert start is not None and proctree.boot_id()
+        record = Holder(pid=stranger.pid, start=start, workers={stranger.pid: start},
+                        boot="00000000-0000-0000-0000-000000000000")  # fmt: skip
+        assert record.gone() and record.died_holding() and record.leftovers() == {}
+        same_boot = Holder(pid=stranger.pid, start=start, workers={stranger.pid: start},
+                           boot=proctree.boot_id())  # fmt: skip
+        assert not same_boot.gone() and same_boot.leftovers() == {stranger.pid: start}
+        lock_path(project.root).parent.mkdir(parents=True, exist_ok=True)
+        lock_path(project.root).write_text(record.to_json())
+        run = project.cli("run")
+        assert stranger.poll() is None
+        assert "note: stopped" not in run.stderr
+        assert parse_holder(lock_path(project.root).read_text()).boot == proctree.boot_id()
+    finally:
+        stranger.kill()
+        stranger.wait()
