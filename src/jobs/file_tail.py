@@ -140,8 +140,11 @@ def tail_file(
         book.apply(read)
         out.events.insert(0, read)
         tail.recorded_at = now
-    # After a failure the stat's size is not reached: unknown, so the next poll reads on.
-    tail.pos = replace(pos, size=-1 if out.error else st.size, mtime=st.mtime)
+    # The stat's size counts as seen only once read to it. After a failure, or a read
+    # ahead that ended before it (the job wrote between the read and the stat), the
+    # size is unknown and the next poll reads on, though nothing is written after.
+    reached = not out.error and read_at >= st.size
+    tail.pos = replace(pos, size=st.size if reached else -1, mtime=st.mtime)
     tail.grown_reads = tail.grown_reads + 1 if out.got > 0 else 0
     return out
 

@@ -45,6 +45,9 @@ class FarFiles:
         self.name = "far"
         self.counters: Counter[str] = Counter()
         self.asked: list[tuple[int, int]] = []  # (offset, length) of each read
+        # Written to a file by "the job" while the stat command is on its way (after
+        # the reads beside it were answered), once.
+        self.written_during_stat: tuple[Path, str] | None = None
 
     async def run(
         self, argv: Sequence[str], *, input_text: str | None = None, timeout: float = 120.0
@@ -54,6 +57,10 @@ class FarFiles:
     async def stat_many(self, paths: Sequence[str]) -> dict[str, FileStat]:
         self.counters["commands"] += 1
         self.counters["cmd:stat"] += 1
+        if self.written_during_stat is not None:
+            await asyncio.sleep(0.05)  # the reads requested beside the stat are answered first
+            append(*self.written_during_stat)
+            self.written_during_stat = None
         out: dict[str, FileStat] = {}
         for p in paths:
             st = os.stat(p)
@@ -142,3 +149,22 @@ def test_a_file_being_written_is_read_beside_the_stat(
     # It stopped: one read ahead is spent finding that out, then the stat alone.
     assert poll(tailer, transport)["reads"] == 2
     assert poll(tailer, transport) == {"commands": 1, "cmd:stat": 1}
+
+
+def test_a_line_written_between_the_read_ahead_and_the_stat_is_read_at_the_next_poll(
+    far: tuple[Tailer, FarFiles, Path],
+) -> None:
+    # The read ahead reaches the end of the file as it was then; the stat, a moment
+    # later, sees more. Nothing is written after that (the job's last line): the next
+    # poll must still read it, though its stat finds the size the last one saw.
+    tailer, transport, out = far
+    for i in range(3):
+        append(out, f"step {i}\n")
+        poll(tailer, transport)
+    append(out, "step 3\n")
+    transport.written_during_stat = (out, "last line\n")
+    poll(tailer, transport)
+    watcher_id = next(iter(tailer.book.watchers))
+    assert tailer.reader.offset(watcher_id, str(out)) == 28  # what the read ahead got
+    poll(tailer, transport)
+    assert tailer.reader.offset(watcher_id, str(out)) == out.stat().st_size == 38
