@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pivot.events import EventStore
 from pivot.events.base import Event
-from pivot.events.store import encode_state
+from pivot.events.row_codec import encode_state
 from pivot.events.watchers import WatcherMatched
 
 THREADS = 4

@@ -5,7 +5,8 @@ and hands the work that touches files (examining the batch, loading,
 planning) to a thread of its own, whose results come back as messages: a few
 thread hops per wave. This measures Batch -> RunWave through the real actor
 with a pipeline that answers at once (the load and the plan cost nothing
-here, so what is left is the actor's own cost), for a data batch and for a
+here, so what is left is the actor's own cost, with the appends of its
+events to a real log), for a data batch and for a
 code batch (a reload), next to the peer: one bare pykka ``tell`` round trip
 between two actors, in the same run.
 
@@ -28,7 +29,7 @@ import pykka
 from pivot.actors.base import ActorContext, Registry, Shutdown
 from pivot.actors.coordinator import Coordinator
 from pivot.actors.watch_messages import Batch, Boot, RunWave, WaveDone
-from pivot.watch.sink import EventSink
+from pivot.events.store import EventStore
 from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, StageInfo
 
 
@@ -86,7 +87,10 @@ class _Pool(pykka.ThreadingActor):
 
 
 def coordinator_ms(root: Path, waves_n: int, code: bool) -> list[float]:
-    ctx = ActorContext(EventSink(), Registry(), Shutdown())
+    # A real log, as in `pivot watch`: the Coordinator's own events are appended on its
+    # thread (ChangesDetected before each plan), so their commit is part of its cost.
+    store = EventStore.open(root / "events.db")
+    ctx = ActorContext(store, Registry(), Shutdown())
     waves = Waves()
     ctx.registry.set("worker_pool", _Pool.start(waves))
     coordinator = Coordinator.start(ctx, InstantPipeline(root))
@@ -108,6 +112,7 @@ def coordinator_ms(root: Path, waves_n: int, code: bool) -> list[float]:
         return out
     finally:
         pykka.ActorRegistry.stop_all()
+        store.close()
 
 
 class _Echo(pykka.ThreadingActor):

@@ -109,7 +109,7 @@ class ActionExecutor(Shell):
         except LeaseLost:
             return  # not ours to run any more: the next host reports them
         except Exception as exc:
-            self.ctx.sink.emit(ActorCrashed(name=self.name, error=repr(exc), actor=self.name))
+            self.ctx.store.emit(ActorCrashed(name=self.name, error=repr(exc), actor=self.name))
             return
         if retry is not None:
             self.timers = [t for t in self.timers if t.is_alive()]

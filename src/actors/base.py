@@ -1,5 +1,5 @@
 """What every actor shares: the registry of live actors, the
-event sink, the shutdown switch, and a base class reporting crashes.
+event store, the shutdown switch, and a base class reporting crashes.
 
 Actors address each other by name through :class:`Registry`, so when the
 supervisor replaces a crashed actor the others reach the new one.
@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import pykka
 
 from pivot.events.actors import ActorStarted, ActorStopped
-from pivot.watch.sink import EventSink
+from pivot.events.store import EventStore
 
 __all__ = ["ActorContext", "Registry", "Shell", "Shutdown"]
 
@@ -79,9 +79,9 @@ class Shutdown:
 
 @dataclass
 class ActorContext:
-    """Everything an actor of the watch system may use."""
+    """Everything an actor of the watch system may use (``store.emit`` never raises)."""
 
-    sink: EventSink
+    store: EventStore
     registry: Registry
     shutdown: Shutdown
 
@@ -96,7 +96,7 @@ class Shell(pykka.ThreadingActor):
         self.ctx = ctx
 
     def on_start(self) -> None:
-        self.ctx.sink.emit(ActorStarted(name=self.name, actor=self.name))
+        self.ctx.store.emit(ActorStarted(name=self.name, actor=self.name))
         try:
             self.started()
         except Exception as exc:
@@ -108,7 +108,7 @@ class Shell(pykka.ThreadingActor):
         """Set-up run in the actor's thread before any message (override)."""
 
     def on_stop(self) -> None:
-        self.ctx.sink.emit(ActorStopped(name=self.name, actor=self.name))
+        self.ctx.store.emit(ActorStopped(name=self.name, actor=self.name))
 
     def on_failure(
         self,

@@ -110,7 +110,7 @@ class Coordinator(Shell):
 
     def _carry_out(self, command: Command) -> None:
         if isinstance(command, Append):
-            self.ctx.sink.emit(*command.events)
+            self.ctx.store.emit(*command.events)
         elif isinstance(command, Tell):
             self.ctx.registry.tell(command.to, command.message)
         elif isinstance(command, RequestShutdown):

@@ -188,7 +188,7 @@ class KeyReader:
 
 
 class Display(Shell):
-    """Receives every event (from the sink) and the stages' output, and shows them."""
+    """Receives every event (the store hands it on) and the stages' output, and shows them."""
 
     name = "display"
 

@@ -147,7 +147,7 @@ class FileWatcher(Shell):
         for t in old:
             t.thread.join(1)
             t.close(join=False)
-        self.ctx.sink.emit(
+        self.ctx.store.emit(
             WatchStarted(
                 flat=tuple(str(p) for p in dirs.flat),
                 deep=tuple(str(p) for p in dirs.deep),

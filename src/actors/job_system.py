@@ -36,7 +36,6 @@ from pivot.actors.supervisor import Supervisor
 from pivot.events.store import EventStore
 from pivot.jobs.actions import ActionRunner
 from pivot.jobs.tailer import Tailer
-from pivot.watch.sink import EventSink
 
 __all__ = ["JobActors", "start_job_actors"]
 
@@ -91,7 +90,7 @@ def start_job_actors(
 ) -> JobActors:
     """Start the supervisor, the ActionExecutor and the JobTailer; ``journal`` gets their
     lifecycle events (the tailer's own store may refuse appends once the lease is lost)."""
-    ctx = ActorContext(sink=EventSink(journal), registry=Registry(), shutdown=Shutdown())
+    ctx = ActorContext(store=journal, registry=Registry(), shutdown=Shutdown())
     actors = JobActors(ctx)
     started = threading.Event()  # the first tailer loaded the log and reported intents
 

@@ -137,7 +137,7 @@ class JobTailer(Shell):
                 self._answered(message)
             elif isinstance(message, OutputWatchFailed):
                 error = f"output watch: {message.error}; polling every interval_seconds"
-                self.ctx.sink.emit(ActorCrashed(name=self.name, error=error, actor=self.name))
+                self.ctx.store.emit(ActorCrashed(name=self.name, error=error, actor=self.name))
         except LeaseLost:
             self._lost = True  # no next tick: the runtime ends this term
             self._release(everyone=True)

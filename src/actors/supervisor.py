@@ -50,23 +50,23 @@ class Supervisor(Shell):
         return None
 
     def _crashed(self, message: ChildCrashed) -> None:
-        sink = self.ctx.sink
-        sink.emit(ActorCrashed(name=message.name, error=message.error, actor=self.name))
+        store = self.ctx.store
+        store.emit(ActorCrashed(name=message.name, error=message.error, actor=self.name))
         if self.ctx.shutdown.event.is_set():
             return
         budget = self.budgets.get(message.name)
         factory = self.factories.get(message.name)
         if budget is None or factory is None or not budget.allow(time.monotonic()):
             error = f"{message.name} crashed too often: {message.error}"
-            sink.emit(SupervisorGaveUp(name=message.name, error=error, actor=self.name))
+            store.emit(SupervisorGaveUp(name=message.name, error=error, actor=self.name))
             self.ctx.shutdown.request(error)
             return
         try:
             ref = factory(True)
         except Exception as exc:
             error = f"could not restart {message.name}: {exc}"
-            sink.emit(SupervisorGaveUp(name=message.name, error=error, actor=self.name))
+            store.emit(SupervisorGaveUp(name=message.name, error=error, actor=self.name))
             self.ctx.shutdown.request(error)
             return
         self.ctx.registry.set(message.name, ref)
-        sink.emit(ActorRestarted(name=message.name, attempt=budget.attempts, actor=self.name))
+        store.emit(ActorRestarted(name=message.name, attempt=budget.attempts, actor=self.name))

@@ -13,8 +13,9 @@ picture with files is in docs/architecture.md)::
 The Coordinator's load, own-writes check and plan run in its work thread and
 come back to it as messages (see :mod:`pivot.actors.coordinator`).
 
-Every actor emits events into one :class:`pivot.watch.sink.EventSink`, which
-records them and forwards them to the Display.
+Every actor emits its events into the project's one
+:class:`pivot.events.store.EventStore`, which records them and hands them to
+its subscriber, the Display.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from pivot.events.actors import WatchStopped
 from pivot.events.store import EventStore, Recorded
 from pivot.pipeline.local_executor import LocalExecutor
 from pivot.watch import writers
-from pivot.watch.sink import EventSink
 from pivot.watch.watched_pipeline import WatchedPipeline
 
 __all__ = ["WatchOptions", "WatchSystem"]
@@ -71,17 +71,15 @@ class WatchOptions:
 class WatchSystem:
     """The running watch system: ``start()``, wait on ``shutdown``, ``stop()``."""
 
-    def __init__(
-        self, pipeline: WatchedPipeline, options: WatchOptions, store: EventStore | None = None
-    ) -> None:
+    def __init__(self, pipeline: WatchedPipeline, options: WatchOptions, store: EventStore) -> None:
         self.pipeline = pipeline
         self.options = options
         self.shutdown = Shutdown()
+        self.store = store
         # Nothing can be recorded (full disk, unwritable .pivot/): stop, saying so.
-        self.store = store  # also the WorkerPool's: SLURM jobs to adopt, their watchers
-        self.sink = EventSink(store, on_storage_error=self.shutdown.request)
+        store.on_storage_error(self.shutdown.request)
         self.registry = Registry()
-        self.ctx = ActorContext(self.sink, self.registry, self.shutdown)
+        self.ctx = ActorContext(store, self.registry, self.shutdown)
         self.workers = options.workers or LocalExecutor(options.jobs, standby=options.standby)
         self.control = PoolControl(self.workers)
         self.keys: KeyReader | None = None
@@ -103,7 +101,7 @@ class WatchSystem:
 
         def worker_pool(restarted: bool) -> pykka.ActorRef[Any]:
             del restarted
-            return WorkerPool.start(ctx, self.pipeline, self.control, self.store)
+            return WorkerPool.start(ctx, self.pipeline, self.control)
 
         return {
             "worker_pool": worker_pool,
@@ -126,7 +124,7 @@ class WatchSystem:
         def show(rec: Recorded) -> None:
             self.registry.tell("display", rec)
 
-        self.sink.subscribe_recorded(show)
+        self.store.subscribe(show)
         factories = self._factories()
         supervisor = Supervisor.start(
             self.ctx, factories, self.options.max_restarts, self.options.restart_window
@@ -179,7 +177,7 @@ class WatchSystem:
             with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
                 ref.stop(block=True, timeout=max(0.1, deadline - time.monotonic()))
         self.workers.close()
-        self.sink.emit(WatchStopped(error=self.shutdown.error, actor="watch"))
+        self.store.emit(WatchStopped(error=self.shutdown.error, actor="watch"))
         display = self.registry.get("display")
         if display is not None:
             with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):

@@ -40,7 +40,6 @@ from pivot.pipeline.lock import Holder, LockWaitCancelled, run_lock
 from pivot.pipeline.plan import Decision, Plan
 from pivot.pipeline.stale_runs import StaleRuns
 from pivot.storage import StorageError
-from pivot.watch.sink import EventSink
 from pivot.watch.watched_pipeline import PlannedStage, WatchedPipeline
 from pivot.watch.wave_report import as_reported, end_of, is_repeat, needs_replan, still_to_run
 
@@ -59,8 +58,8 @@ class WaveRecorder:
     when it could not (it raised), :meth:`finish` emits the summary instead.
     """
 
-    def __init__(self, sink: EventSink, wave_id: str, stages: tuple[str, ...]) -> None:
-        self.sink = sink
+    def __init__(self, store: EventStore, wave_id: str, stages: tuple[str, ...]) -> None:
+        self.store = store
         self.wave_id = wave_id
         self.stages = stages
         self.cancel = CancelToken()
@@ -74,7 +73,7 @@ class WaveRecorder:
         """The callback given to the pipeline core's executor: a batch, one append."""
         kept = [ev for ev in (self._filter(e) for e in events) if ev is not None]
         if kept:
-            self.sink.emit(*kept)
+            self.store.emit(*kept)
 
     def _filter(self, ev: Event) -> Event | None:
         # Workers killed by a shutdown or restart look like failures to the wave.
@@ -165,12 +164,10 @@ class WorkerPool(Shell):
         ctx: ActorContext,
         pipeline: WatchedPipeline,
         control: PoolControl,
-        store: EventStore | None = None,
     ) -> None:
         super().__init__(ctx)
         self.pipeline = pipeline
         self.control = control
-        self.store = store  # the project's log: SLURM jobs to adopt, their watchers
         self.thread: threading.Thread | None = None
 
     def on_receive(self, message: Any) -> Any:
@@ -187,7 +184,7 @@ class WorkerPool(Shell):
         try:
             workers.restart()
         except Exception as exc:
-            self.ctx.sink.emit(
+            self.ctx.store.emit(
                 WorkersRestartFailed(
                     error=f"{type(exc).__name__}: {exc}",
                     actor=self.name,
@@ -195,7 +192,7 @@ class WorkerPool(Shell):
                 )
             )
             return False
-        self.ctx.sink.emit(
+        self.ctx.store.emit(
             WorkersRestarted(
                 jobs=workers.jobs, reason=reason, actor=self.name, correlation_id=correlation_id
             )
@@ -211,7 +208,7 @@ class WorkerPool(Shell):
         if (msg.restart or fresh) and not self._restart(reason, msg.correlation_id or msg.wave_id):
             self.ctx.registry.tell("coordinator", WaveDone(msg.wave_id, names, restart_failed=True))
             return
-        recorder = WaveRecorder(self.ctx.sink, msg.wave_id, names)
+        recorder = WaveRecorder(self.ctx.store, msg.wave_id, names)
         self.control.set_recorder(recorder)
         self.thread = threading.Thread(
             target=self._wave, args=(msg, recorder), name="pivot-wave", daemon=True
@@ -224,7 +221,7 @@ class WorkerPool(Shell):
 
         def on_wait(holder: str) -> None:
             waited.append(holder)
-            self.ctx.sink.emit(
+            self.ctx.store.emit(
                 WaveWaiting(
                     wave_id=msg.wave_id,
                     holder=holder,
@@ -326,13 +323,12 @@ class WorkerPool(Shell):
         from pivot.pipeline import slurm_adopt
         from pivot.pipeline.slurm_executor import SlurmJobs
 
-        adoptable = None
-        if self.store is not None:  # the jobs a killed pivot left are taken over
-            records = self.store.read(types=slurm_adopt.TYPES)
-            adoptable = slurm_adopt.candidates(r.event for r in records)
+        # The jobs a killed pivot left are taken over; the log also follows their watchers.
+        store = self.ctx.store
+        adoptable = slurm_adopt.candidates(r.event for r in store.read(types=slurm_adopt.TYPES))
         root = self.pipeline.root
         jobs = SlurmJobs(
-            load_config(root), on_slurm, actor="pivot watch", adoptable=adoptable, store=self.store
+            load_config(root), on_slurm, actor="pivot watch", adoptable=adoptable, store=store
         )
         return jobs, on_slurm
 
@@ -341,7 +337,7 @@ class WorkerPool(Shell):
 
         with open_project_store(self.pipeline.root) as store:
             found = takeover.events(store, previous)
-        self.ctx.sink.emit(*found)
+        self.ctx.store.emit(*found)
 
     def _replan(self, msg: RunWave) -> list[PlannedStage]:
         names = frozenset(p.name for p in msg.stages)

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     from pivot.actors.base import ActorContext
     from pivot.events.store import EventStore
-    from pivot.watch.sink import EventSink
 
 
 class DisplayMode(StrEnum):
@@ -223,13 +222,14 @@ def _warn(message: str) -> None:
 
 
 def _guarded(
-    starter: Callable[[EventSink], Callable[[], None]],
+    starter: Callable[[], Callable[[], None]],
 ) -> Callable[[ActorContext], Callable[[], None]]:
     """Start the job watchers; a failure is a warning, never the end of watch mode."""
 
     def start(ctx: ActorContext) -> Callable[[], None]:
+        del ctx  # the watchers append to the store the actors share
         try:
-            return starter(ctx.sink)
+            return starter()
         except Exception as exc:
             _warn(f"job watchers not started: {type(exc).__name__}: {exc}")
             return lambda: None

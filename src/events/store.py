@@ -12,6 +12,13 @@ once the transaction holding its events committed, so an acknowledged event
 survives ``kill -9``. SQLite runs in WAL mode with ``synchronous=FULL``
 (Python's default), so a commit is on disk when it returns.
 
+Whoever must see events as they happen (``pivot watch``'s Display)
+subscribes: the leader of each transaction hands its events, with their
+seqs, to every listener right after the commit, so listeners see what was
+recorded, in seq order, and a burst from several threads costs one
+transaction. Actors append with :meth:`EventStore.emit`, which never raises.
+How a row encodes an event is :mod:`pivot.events.row_codec`.
+
 Example::
 
     store = EventStore.open(".pivot/events.db")   # or a postgresql:// URL
@@ -23,8 +30,9 @@ Example::
 
 from __future__ import annotations
 
-import json
+import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,14 +40,17 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pivot.events.backends import LOG, open_backend
-from pivot.events.base import Event, EventDecodeError, decode, encode
+from pivot.events.base import Event
 from pivot.events.group_commit import GroupCommitter
-from pivot.storage import storage_error
+from pivot.events.row_codec import encode_payload, encode_state, event_of, parse, row_error
+from pivot.storage import StorageError, storage_error
 
 if TYPE_CHECKING:
     from pivot.events.backends import Backend
 
-__all__ = ["EventStore", "RawRecord", "Recorded"]
+__all__ = ["EventStore", "Listener", "RawRecord", "Recorded"]
+
+log = logging.getLogger(__name__)
 
 _PAGE = 2000
 _BACKWARD_PAGE = 500
@@ -65,17 +76,8 @@ class RawRecord:
     data: dict[str, Any]
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
-_DECODER = json.JSONDecoder()
-# The decoder's C scanner (set by JSONDecoder.__init__; the stubs omit it).
-_SCAN = _DECODER.scan_once  # type: ignore[attr-defined]
-
-
-def encode_state(ev: Event) -> tuple[str, bytes]:
-    """The topic and stored bytes (``{"v": version, "d": fields}``) of an event."""
-    type_name, version, data = encode(ev)
-    # One reused encoder: json.dumps builds a new one per call with these options.
-    return type_name, f'{{"v":{version},"d":{_ENCODER.encode(data)}}}'.encode()
+# Gets each event appended through the store, with its seq (0: not recorded).
+Listener = Callable[[Recorded], None]
 
 
 class EventStore:
@@ -86,7 +88,11 @@ class EventStore:
         self.location = location
         self._stream = uuid.uuid4()
         self._version = 0
-        self._committer: GroupCommitter[tuple[str, bytes], int] = GroupCommitter(self._write)
+        self._committer: GroupCommitter[tuple[str, bytes, Event], int] = GroupCommitter(self._write)
+        self._lock = threading.Lock()  # guards the two lists below
+        self._listeners: list[Listener] = []
+        self._on_storage_error: list[Callable[[str], None]] = []
+        self._storage_error = ""  # the first one emit() met: told once, not per event
 
     @classmethod
     def open(cls, location: str | os.PathLike[str]) -> EventStore:
@@ -104,6 +110,44 @@ class EventStore:
         """How many append transactions this instance committed."""
         return self._committer.transactions
 
+    def subscribe(self, listener: Listener) -> None:
+        """Hand ``listener`` every event appended through this instance from now on.
+
+        It is called once the event's transaction committed, with its seq (0
+        when the transaction failed: the display still shows what could not be
+        recorded), in seq order, on the appending thread before the append
+        returns: keep it quick (``pivot watch``'s Display only queues it).
+        """
+        with self._lock:
+            self._listeners.append(listener)
+
+    def on_storage_error(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback`` with the first storage error :meth:`emit` meets (once)."""
+        with self._lock:
+            self._on_storage_error.append(callback)
+
+    def emit(self, *events: Event) -> None:
+        """Append ``events`` (one append) for a writer that must go on when the log
+        cannot be written, an actor: its events report what it did, they decide
+        nothing. Never raises: a storage error (full disk, unwritable log) goes to
+        the :meth:`on_storage_error` callbacks, once, as one line; any other is
+        logged. Subscribers are handed the events either way."""
+        if not events:
+            return
+        try:
+            self.append(events)
+        except StorageError as exc:
+            with self._lock:
+                first, self._storage_error = (
+                    not self._storage_error,
+                    self._storage_error or str(exc),
+                )
+                callbacks = list(self._on_storage_error) if first else []
+            for callback in callbacks:
+                callback(str(exc))
+        except Exception:
+            log.exception("could not record %d event(s)", len(events))
+
     def append(self, events: Sequence[Event]) -> list[int]:
         """Append events; returns their sequence numbers once they are durable.
 
@@ -112,7 +156,7 @@ class EventStore:
         """
         if not events:
             return []
-        items = [encode_state(ev) for ev in events]
+        items = [(*encode_state(ev), ev) for ev in events]
         try:
             return self._committer.submit(items)
         except Exception as exc:
@@ -123,18 +167,34 @@ class EventStore:
                 raise
             raise error from exc
 
-    def _write(self, items: list[tuple[str, bytes]]) -> list[int]:
-        # Only ever called by one thread at a time (the group-commit leader).
+    def _write(self, items: list[tuple[str, bytes, Event]]) -> list[int]:
+        # Only ever called by one thread at a time (the group-commit leader), so
+        # listeners are handed the events of one transaction after another, in seq order.
         from eventsourcing.persistence import StoredEvent  # first write only (start-up)
 
         first = self._version + 1
         stored = [
             StoredEvent(self._stream, first + i, topic, state)
-            for i, (topic, state) in enumerate(items)
+            for i, (topic, state, _) in enumerate(items)
         ]
-        ids = self.backend.recorder.insert_events(stored)
+        try:
+            ids = list(self.backend.recorder.insert_events(stored) or [])
+        except Exception:
+            self._notify(items, [0] * len(items))
+            raise
         self._version += len(items)
-        return list(ids or [])
+        self._notify(items, ids if len(ids) == len(items) else [0] * len(items))
+        return ids
+
+    def _notify(self, items: list[tuple[str, bytes, Event]], seqs: list[int]) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for (_, _, ev), seq in zip(items, seqs, strict=True):
+            for listener in listeners:
+                try:
+                    listener(Recorded(seq, ev))
+                except Exception:
+                    log.exception("event listener failed on %s", ev.TYPE)
 
     def read(
         self,
@@ -149,7 +209,7 @@ class EventStore:
         # through read_payloads (one generator layer less per event).
         for batch in self._pages(after, limit, types, until):
             for seq, topic, state in batch:
-                yield Recorded(seq, _event_of(seq, topic, state))
+                yield Recorded(seq, event_of(seq, topic, state))
 
     def read_payloads(
         self,
@@ -164,12 +224,12 @@ class EventStore:
         for batch in self._pages(after, limit, types, until):
             for seq, topic, state in batch:
                 try:
-                    payload = _parse(state.decode())
+                    payload = parse(state.decode())
                     version, data = payload["v"], payload["d"]
                     if type(version) is not int or type(data) is not dict:
                         raise TypeError("not a pivot event")  # noqa: TRY301 - reported below
                 except Exception as exc:
-                    raise _row_error(seq, topic, state, exc) from None
+                    raise row_error(seq, topic, state, exc) from None
                 yield seq, topic, version, data
 
     def _pages(
@@ -215,7 +275,7 @@ class EventStore:
             size = _BACKWARD_PAGE if remaining is None else min(_BACKWARD_PAGE, remaining)
             batch = select(after, bound, topics, size, descending=True)
             for seq, topic, state in batch:
-                yield Recorded(seq, _event_of(seq, topic, state))
+                yield Recorded(seq, event_of(seq, topic, state))
             if len(batch) < size:
                 return
             if remaining is not None:
@@ -274,11 +334,11 @@ class EventStore:
                 return
             for n in batch:
                 try:
-                    payload = _parse(n.state.decode())
+                    payload = parse(n.state.decode())
                     if type(payload.get("v")) is not int or type(payload.get("d")) is not dict:
                         raise TypeError("not a pivot event")  # noqa: TRY301 - reported below
                 except Exception as exc:
-                    error = _row_error(n.id, n.topic, n.state, exc)
+                    error = row_error(n.id, n.topic, n.state, exc)
                     if on_damaged is None:
                         raise error from None
                     on_damaged(n.id, str(error))
@@ -302,7 +362,7 @@ class EventStore:
                 uuid.UUID(r.stream),
                 r.position,
                 r.type,
-                f'{{"v":{int(r.version)},"d":{_ENCODER.encode(r.data)}}}'.encode(),
+                encode_payload(int(r.version), r.data),
             )
             for r in records
         ]
@@ -326,59 +386,6 @@ class EventStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _parse(text: str) -> Any:
-    """``json.loads(text)``, faster for what :func:`encode_state` writes.
-
-    ``JSONDecoder.decode`` runs two whitespace regexes around the C scanner
-    on every call; stored payloads have no surrounding whitespace, so the
-    scanner alone reads them. Anything else (whitespace, trailing garbage)
-    takes the full decoder, which accepts or rejects it exactly as before.
-    """
-    try:
-        value, end = _SCAN(text, 0)
-    except StopIteration:
-        return _DECODER.decode(text)
-    if end != len(text):
-        return _DECODER.decode(text)
-    return value
-
-
-def _event_of(seq: int, topic: str, state: bytes) -> Event:
-    """The event a stored row holds (an :class:`EventDecodeError` naming it if none)."""
-    try:
-        payload = _parse(state.decode())
-        return decode(topic, payload["v"], payload["d"])
-    except Exception as exc:
-        raise _row_error(seq, topic, state, exc) from None
-
-
-def _row_error(seq: int, topic: str, state: bytes, exc: Exception) -> Exception:
-    """What to raise for a stored row that did not read: which event, and why.
-
-    A row that is not ``{"v": int, "d": {...}}`` JSON (a damaged file, a row
-    written by something else) is a clear :class:`EventDecodeError` naming its
-    seq, so commands print one line; any other exception is a bug and stays
-    itself.
-    """
-    if isinstance(exc, EventDecodeError):
-        return EventDecodeError(f"event #{seq}: {exc}")
-    try:
-        payload = json.loads(state)
-    except ValueError:  # also invalid UTF-8
-        payload = None
-    if not (
-        isinstance(payload, dict)
-        and type(payload.get("v")) is int
-        and isinstance(payload.get("d"), dict)
-    ):
-        return EventDecodeError(
-            f"event #{seq} ({topic}): the stored data is not a pivot event "
-            "(a damaged store, or a row written by another program); "
-            "`pivot events export --skip-damaged FILE` saves every event that reads"
-        )
-    return exc
 
 
 def _hex(originator_id: object) -> str:

@@ -2,8 +2,8 @@
 
 The job-watchers component offers ``pivot.jobs.runtime.start_watchers(store,
 config)``, returning a handle with ``stop()``. `pivot watch` starts it next
-to its own actors, on a view of the event store that also hands every event
-the watchers append to the display, so one screen shows both. Like every host, it hosts
+to its own actors, on the same event store: the store hands every event the
+watchers append to its subscriber, the display, so one screen shows both. Like every host, it hosts
 the watchers only while it holds the project's lease
 (:mod:`pivot.jobs.host_lease`); otherwise it stands by, and the display
 says who hosts them. It is the process's only runtime: it is registered
@@ -17,36 +17,16 @@ mode runs without job watchers and says why.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pivot.events.base import Event
-from pivot.watch.sink import EventSink
-
-__all__ = ["StoreTap", "job_watchers_starter"]
-
-
-class StoreTap:
-    """The event store as the watchers see it: appends are also shown live."""
-
-    def __init__(self, store: Any, sink: EventSink) -> None:
-        self._store = store
-        self._sink = sink
-
-    def append(self, events: Sequence[Event]) -> list[int]:
-        """Append durably, then show."""
-        seqs: list[int] = self._store.append(events)
-        self._sink.notify(events, seqs)
-        return seqs
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+__all__ = ["job_watchers_starter"]
 
 
 def job_watchers_starter(
     store: Any, root: Path, warn: Callable[[str], None]
-) -> Callable[[EventSink], Callable[[], None]] | None:
+) -> Callable[[], Callable[[], None]] | None:
     """A function starting the job watchers (returning their stop), or None if unavailable."""
     try:
         runtime = importlib.import_module("pivot.jobs.runtime")
@@ -68,9 +48,9 @@ def job_watchers_starter(
     # and that wave's jobs must not start a second one meanwhile.
     release = hosting_here(store.location)
 
-    def starter(sink: EventSink) -> Callable[[], None]:
+    def starter() -> Callable[[], None]:
         try:
-            handle = start(StoreTap(store, sink), config, command="pivot watch")
+            handle = start(store, config, command="pivot watch")
         except BaseException:
             release()  # the waves host their jobs' watchers themselves, as `pivot run`
             raise

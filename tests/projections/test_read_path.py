@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from pivot.events import EventStore
 from pivot.events import watchers as wt
 from pivot.events.base import Event, EventDecodeError, decode
-from pivot.events.store import encode_state
+from pivot.events.row_codec import encode_state
 
 from testkit.eventgen import EVENTS
 

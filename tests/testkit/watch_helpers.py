@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+import pykka
+import pytest
 
 from pivot.actors.base import ActorContext, Registry, Shutdown
 from pivot.events.base import Event
-from pivot.watch.sink import EventSink
+from pivot.events.store import EventStore
 
 
 class Collector:
@@ -39,11 +42,22 @@ class Collector:
             return [i for i in self.items if isinstance(i, cls)]
 
 
-def make_context() -> tuple[ActorContext, Collector]:
+WatchContext = tuple[ActorContext, "Collector"]
+
+
+@pytest.fixture
+def watch_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WatchContext]:
+    """An actor context over a real event store (outside the test's project folder, so no
+    file watcher sees it), and a collector of every event the store hands on. Stops the
+    actors before closing the store: their last events are appended too."""
+    store = EventStore.open(tmp_path_factory.mktemp("log") / "events.db")
     events = Collector()
-    sink = EventSink()
-    sink.subscribe(events)
-    return ActorContext(sink, Registry(), Shutdown()), events
+    store.subscribe(lambda rec: events(rec.event))
+    try:
+        yield ActorContext(store, Registry(), Shutdown()), events
+    finally:
+        pykka.ActorRegistry.stop_all()
+        store.close()
 
 
 class Probe:
@@ -51,8 +65,6 @@ class Probe:
 
     @staticmethod
     def start(collector: Collector) -> Any:
-        import pykka
-
         class _Probe(pykka.ThreadingActor):
             def on_receive(self, message: Any) -> Any:
                 collector(message)

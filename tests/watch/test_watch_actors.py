@@ -18,7 +18,12 @@ from pivot.actors.watch_messages import Batch, DeclaredPaths, PathsChanged, Ping
 from pivot.events.actors import ActorCrashed, ActorRestarted, SupervisorGaveUp, WatchStarted
 from pivot.pipeline.local_executor import LocalExecutor
 
-from testkit.watch_helpers import Collector, Probe, make_context
+from testkit.watch_helpers import (  # noqa: F401 - watch_context: a fixture
+    Collector,
+    Probe,
+    WatchContext,
+    watch_context,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,8 +34,8 @@ def _stop_actors() -> Any:
     pykka.ActorRegistry.stop_all()
 
 
-def _watch(root: Path) -> tuple[Any, Collector]:
-    ctx, _events = make_context()
+def _watch(root: Path, context: WatchContext) -> tuple[Any, Collector]:
+    ctx, _events = context
     got = Collector()
     ctx.registry.set("debouncer", Probe.start(got))
     ref = FileWatcher.start(ctx, root)
@@ -43,12 +48,14 @@ def _seen(got: Collector) -> set[str]:
     return {p for m in got.items if isinstance(m, PathsChanged) for p in m.paths}
 
 
-def test_atomic_save_then_in_place_edit_are_both_seen(tmp_path: Path) -> None:
+def test_atomic_save_then_in_place_edit_are_both_seen(
+    tmp_path: Path, watch_context: WatchContext
+) -> None:
     root = tmp_path.resolve()
     (root / "data").mkdir()
     target = root / "data" / "raw.csv"
     target.write_text("1\n")
-    _ref, got = _watch(root)
+    _ref, got = _watch(root, watch_context)
     tmp = root / "data" / ".raw.csv.tmp"
     tmp.write_text("2\n")
     os.replace(tmp, target)
@@ -59,14 +66,14 @@ def test_atomic_save_then_in_place_edit_are_both_seen(tmp_path: Path) -> None:
     got.wait_for(lambda _: str(target) in _seen(got))
 
 
-def test_ignored_paths_never_reported(tmp_path: Path) -> None:
+def test_ignored_paths_never_reported(tmp_path: Path, watch_context: WatchContext) -> None:
     root = tmp_path.resolve()
     (root / "src" / "__pycache__").mkdir(parents=True)
     (root / ".pivot").mkdir()
     (root / ".gitignore").write_text("*.log\n")
     (root / ".pivotignore").write_text("scratch/\n")
     (root / "scratch").mkdir()
-    _ref, got = _watch(root)
+    _ref, got = _watch(root, watch_context)
     (root / ".pivot" / "state").write_text("x")
     (root / "src" / "__pycache__" / "m.cpython-311.pyc").write_text("x")
     (root / "src" / "run.log").write_text("x")
@@ -76,12 +83,14 @@ def test_ignored_paths_never_reported(tmp_path: Path) -> None:
     assert _seen(got) == {str(root / "src" / "sentinel.txt")}
 
 
-def test_new_top_level_folder_and_declared_folder_elsewhere(tmp_path: Path) -> None:
+def test_new_top_level_folder_and_declared_folder_elsewhere(
+    tmp_path: Path, watch_context: WatchContext
+) -> None:
     root = (tmp_path / "proj").resolve()
     root.mkdir()
     outside = (tmp_path / "shared").resolve()
     outside.mkdir()
-    ref, got = _watch(root)
+    ref, got = _watch(root, watch_context)
     (root / "newdir").mkdir()
     got.wait_for(lambda _: str(root / "newdir") in _seen(got))
     ref.ask(Ping(), timeout=10)  # the re-plan for the new folder has happened
@@ -93,8 +102,8 @@ def test_new_top_level_folder_and_declared_folder_elsewhere(tmp_path: Path) -> N
     got.wait_for(lambda _: str(outside / "g.txt") in _seen(got))
 
 
-def test_debouncer_sends_one_batch_for_a_burst() -> None:
-    ctx, _ = make_context()
+def test_debouncer_sends_one_batch_for_a_burst(watch_context: WatchContext) -> None:
+    ctx, _ = watch_context
     got = Collector()
     ctx.registry.set("coordinator", Probe.start(got))
     ref = Debouncer.start(ctx, 0.05, 2.0, 100, settle=0.05)  # the bulk rule alone
@@ -120,8 +129,8 @@ class _Fragile(Shell):
         return "ok"
 
 
-def test_supervisor_restarts_then_gives_up() -> None:
-    ctx, events = make_context()
+def test_supervisor_restarts_then_gives_up(watch_context: WatchContext) -> None:
+    ctx, events = watch_context
 
     def factory(restarted: bool) -> Any:
         return _Fragile.start(ctx)
@@ -145,8 +154,8 @@ def test_supervisor_restarts_then_gives_up() -> None:
     assert len(events.of(ActorCrashed)) == 4
 
 
-def test_watch_started_event_lists_folders(tmp_path: Path) -> None:
-    ctx, events = make_context()
+def test_watch_started_event_lists_folders(tmp_path: Path, watch_context: WatchContext) -> None:
+    ctx, events = watch_context
     ctx.registry.set("debouncer", Probe.start(Collector()))
     (tmp_path / "src").mkdir()
     FileWatcher.start(ctx, tmp_path).ask(Ping(), timeout=10)
@@ -218,9 +227,9 @@ def test_loky_reusable_executor_keeps_its_processes() -> None:
 
 
 def test_file_watcher_thread_failure_restarts_it_and_rechecks_everything(
-    tmp_path: Path,
+    tmp_path: Path, watch_context: WatchContext
 ) -> None:
-    ctx, events = make_context()
+    ctx, events = watch_context
     got = Collector()
     ctx.registry.set("debouncer", Probe.start(got))
 

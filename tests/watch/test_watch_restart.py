@@ -30,7 +30,7 @@ from pivot.events.pipeline import (
 from pivot.pipeline.local_executor import LocalExecutor
 from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, StageInfo
 
-from testkit.watch_helpers import make_context
+from testkit.watch_helpers import WatchContext, watch_context  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -97,8 +97,10 @@ def _stop_actors() -> Any:
     pykka.ActorRegistry.stop_all()
 
 
-def test_failed_restart_is_reported_and_the_next_wave_retries(tmp_path: Path) -> None:
-    ctx, events = make_context()
+def test_failed_restart_is_reported_and_the_next_wave_retries(
+    tmp_path: Path, watch_context: WatchContext
+) -> None:
+    ctx, events = watch_context
     pipeline = TinyPipeline(tmp_path)
     workers = FlakyWorkers()
     try:
@@ -158,8 +160,10 @@ class SlowLoadPipeline(TinyPipeline):
         return super().load()
 
 
-def test_the_coordinator_answers_while_a_reload_runs(tmp_path: Path) -> None:
-    ctx, events = make_context()
+def test_the_coordinator_answers_while_a_reload_runs(
+    tmp_path: Path, watch_context: WatchContext
+) -> None:
+    ctx, events = watch_context
     pipeline = SlowLoadPipeline(tmp_path)
     workers = LocalExecutor(jobs=1, standby=False)
     try:
@@ -187,8 +191,8 @@ def test_the_coordinator_answers_while_a_reload_runs(tmp_path: Path) -> None:
         workers.close()
 
 
-def test_a_shutdown_does_not_wait_for_a_reload(tmp_path: Path) -> None:
-    ctx, _ = make_context()
+def test_a_shutdown_does_not_wait_for_a_reload(tmp_path: Path, watch_context: WatchContext) -> None:
+    ctx, _ = watch_context
     pipeline = SlowLoadPipeline(tmp_path)
     pipeline.loads = 1  # the boot's load is the slow one
     try:
