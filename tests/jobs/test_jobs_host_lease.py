@@ -200,11 +200,15 @@ def test_kill_9_of_the_host_the_other_takes_over_where_it_stopped(
         wait_for(lambda: hosting(store, first.pid), what="the first to host", store=store)
         second = Proc(job_dir, "watchers", "run", "--tick", "0.2", env=env)
         procs.append(second)
-        wait_for(lambda: standing_by(store, second.pid), what="the second to stand by")
+        wait_for(lambda: standing_by(store, second.pid), what="the second to stand by", store=store)
         _, watcher = submit(job_dir, env)
-        wait_for(lambda: len(payloads(store, "watcher.matched")) >= 5, what="5 matches")
+        wait_for(
+            lambda: len(payloads(store, "watcher.matched")) >= 5, what="5 matches", store=store
+        )
         first.kill()
-        [took] = wait_for(lambda: hosting(store, second.pid), timeout=30, what="takeover")
+        [took] = wait_for(
+            lambda: hosting(store, second.pid), timeout=30, what="takeover", store=store
+        )
         assert took["reason"] == "holder gone"
         assert took["previous"].startswith(f"pid {first.pid} on ")
         wait_all_done(store, watcher)
@@ -229,15 +233,23 @@ def test_watch_and_watchers_run_share_one_host(
         wait_for(lambda: hosting(store, runner.pid), what="watchers run to host", store=store)
         watch = Proc(job_dir, "watch", "--display", "plain", env=env)
         procs.append(watch)
-        wait_for(lambda: standing_by(store, watch.pid), what="pivot watch to stand by")
+        wait_for(lambda: standing_by(store, watch.pid), what="pivot watch to stand by", store=store)
         # Its display says who hosts the watchers.
-        wait_for(lambda: f"holder_pid={runner.pid}" in watch.text(), what="the standby line shown")
+        wait_for(
+            lambda: f"holder_pid={runner.pid}" in watch.text(),
+            what="the standby line shown",
+            store=store,
+        )
         assert "watchers.standing_by" in watch.text()
         _, watcher = submit(job_dir, env)
-        wait_for(lambda: len(payloads(store, "action.succeeded")) >= 5, what="5 actions")
+        wait_for(
+            lambda: len(payloads(store, "action.succeeded")) >= 5, what="5 actions", store=store
+        )
         # The host stops (Ctrl-C): it releases the lease; pivot watch takes over at once.
         assert runner.interrupt() == 130, runner.text()
-        [took] = wait_for(lambda: hosting(store, watch.pid), timeout=30, what="takeover")
+        [took] = wait_for(
+            lambda: hosting(store, watch.pid), timeout=30, what="takeover", store=store
+        )
         assert took["reason"] == "free"
         wait_all_done(store, watcher)
         watch.interrupt()
@@ -277,8 +289,12 @@ def test_stopping_host_keeps_its_lease_until_the_last_action_ran(
         add_watchers(store, parse_watchers(watcher), job_id)
         runtime = start_watchers(store, config, tick_seconds=0.2)
         try:
-            wait_for(lambda: len(payloads(store, "action.requested")) == 4, what="4 intents")
-            wait_for(lambda: payloads(store, "action.succeeded"), what="a first action")
+            wait_for(
+                lambda: len(payloads(store, "action.requested")) == 4, what="4 intents", store=store
+            )
+            wait_for(
+                lambda: payloads(store, "action.succeeded"), what="a first action", store=store
+            )
         finally:
             runtime.stop()
             slurm.run("scancel", job_id)
