@@ -4,9 +4,9 @@ The Coordinator runs its pure decision (:func:`pivot.watch.coordination.step`)
 and hands the work that touches files (examining the batch, loading,
 planning) to a thread of its own, whose results come back as messages: a few
 thread hops per wave. This measures Batch -> RunWave through the real actor
-with a pipeline that answers at once (the load and the plan cost nothing
-here, so what is left is the actor's own cost, with the appends of its
-events to a real log), for a data batch and for a
+with a pipeline that loads at once and one stage (the plan is `pivot run`'s
+own, over one stage; what is left is the actor's own cost, with the appends
+of its events to a real log), for a data batch and for a
 code batch (a reload), next to the peer: one bare pykka ``tell`` round trip
 between two actors, in the same run.
 
@@ -30,28 +30,26 @@ from pivot.actors.base import ActorContext, Registry, Shutdown
 from pivot.actors.coordinator import Coordinator
 from pivot.actors.watch_messages import Batch, Boot, RunWave, WaveDone
 from pivot.events.store import EventStore
-from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, StageInfo
+from pivot.pipeline.project import Project
+from pivot.pipeline.spec import PipelineSpec, StageSpec
+from pivot.watch.watched_pipeline import LoadError, PipelineView, StageInfo
 
 
 class InstantPipeline:
-    """One stage; loads and plans at once."""
+    """One stage, never recorded (stale each time); loads at once."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.pipeline_file = root / "pipeline.py"
+        stage = StageSpec(
+            name="a", module="pipeline", file="pipeline.py", qualname="a", line=1,
+            dep_args={"dep": "a.in"}, out_args={"out": "a.out"}, params={}, fingerprint="a",
+        )  # fmt: skip
+        self.project = Project.from_spec(PipelineSpec(str(root), "pipeline.py", (stage,)))
 
     def load(self) -> PipelineView | LoadError:
-        return PipelineView({"a": StageInfo("a", (self.root / "a.in",), (self.root / "a.out",))})
-
-    def stages_to_run(
-        self, view: PipelineView, targets: frozenset[str] | None, force: bool
-    ) -> list[PlannedStage]:
-        del view, targets, force
-        return [PlannedStage("a", ("bench",))]
-
-    def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:
-        del view, stage, out
-        return False
+        stages = {"a": StageInfo("a", (self.root / "a.in",), (self.root / "a.out",))}
+        return PipelineView(stages, project=self.project)
 
 
 class Waves:
@@ -93,7 +91,8 @@ def coordinator_ms(root: Path, waves_n: int, code: bool) -> list[float]:
     ctx = ActorContext(store, Registry(), Shutdown())
     waves = Waves()
     ctx.registry.set("worker_pool", _Pool.start(waves))
-    coordinator = Coordinator.start(ctx, InstantPipeline(root))
+    pipeline = InstantPipeline(root)
+    coordinator = Coordinator.start(ctx, pipeline)
     ctx.registry.set("coordinator", coordinator)
     try:
         coordinator.tell(Boot())
@@ -113,6 +112,7 @@ def coordinator_ms(root: Path, waves_n: int, code: bool) -> list[float]:
     finally:
         pykka.ActorRegistry.stop_all()
         store.close()
+        pipeline.project.close()
 
 
 class _Echo(pykka.ThreadingActor):

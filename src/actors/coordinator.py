@@ -7,7 +7,11 @@ appending events, telling other actors, and running the work that touches
 files or processes (examining a batch, loading the pipeline, planning a
 wave) in a thread of its own, whose result comes back as a message. So
 the actor answers a new batch, ``f`` or a shutdown while a pipeline that
-takes a minute to import loads.
+takes a minute to import loads. The plan is `pivot run`'s own
+(:meth:`pivot.pipeline.project.Project.plan`, on the project the view
+carries, over the same ``.pivot/state.db``: watch and run agree on what is
+stale); whether an output holds its stage's own write is
+:func:`pivot.watch.coordination.is_own_write` over the hashes read here.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import contextlib
 import os
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,7 @@ from pivot.actors.watch_messages import Batch, Boot, ForceAll, WaveDone, WindowO
 from pivot.pipeline.bytecode import drop_bytecode
 from pivot.watch.affected import symlink_aliases
 from pivot.watch.classify import content_digest
-from pivot.watch.coordination import examine, step
+from pivot.watch.coordination import examine, is_own_write, step
 from pivot.watch.coordination_types import (
     Append,
     BatchExamined,
@@ -44,7 +48,7 @@ from pivot.watch.coordination_types import (
     Tell,
     WavePlanned,
 )
-from pivot.watch.watched_pipeline import LoadError, PipelineView, WatchedPipeline
+from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, WatchedPipeline
 
 __all__ = ["Coordinator", "WorkFailed"]
 
@@ -153,11 +157,34 @@ class Coordinator(Shell):
             result = pipeline.load()
             aliases = {} if isinstance(result, LoadError) else symlink_aliases(result)
             return PipelineLoaded(command.batch_id, result, aliases)
-        stages = pipeline.stages_to_run(command.view, command.targets, command.force)
-        return WavePlanned(command.batch_id, command.view, tuple(stages))
+        return WavePlanned(command.batch_id, command.view, self._plan(command))
 
-    def _is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:
+    @staticmethod
+    def _plan(command: PlanWave) -> tuple[PlannedStage, ...]:
+        # Stages to run, in dependency order: the stale ones among the targets (all
+        # when None) and their stale upstream; every target when forced.
+        project = command.view.project
+        if project is None:
+            raise TypeError("a view without a loaded project")
+        targets = command.targets
+        if targets is not None and not targets:
+            return ()
+        decided = project.plan(sorted(targets) if targets is not None else [], command.force)
+        project.save_cache()
+        return tuple(PlannedStage(d.stage, d.reasons) for d in decided.decisions if d.run)
+
+    @staticmethod
+    def _is_recorded(view: PipelineView, stage: str, out: Path) -> bool:
+        project = view.project
+        if project is None:  # a view without records: nothing is anyone's own write
+            return False
         try:
-            return self.pipeline.output_is_recorded(view, stage, out)
-        except Exception:
+            rel = out.relative_to(project.root).as_posix()
+
+            def recorded() -> Mapping[str, str | None] | None:
+                record = project.state.records().get(stage)
+                return None if record is None else record.outs
+
+            return is_own_write(rel, project.hasher.hash(rel), view.after_wave, recorded)
+        except Exception:  # outside the project, unreadable: someone else's edit
             return False

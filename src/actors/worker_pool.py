@@ -340,9 +340,12 @@ class WorkerPool(Shell):
         self.ctx.store.emit(*found)
 
     def _replan(self, msg: RunWave) -> list[PlannedStage]:
-        names = frozenset(p.name for p in msg.stages)
-        stale = {p.name for p in self.pipeline.stages_to_run(msg.view, names, False)}
-        return still_to_run(msg.stages, stale)
+        project = msg.view.project
+        if project is None:
+            raise TypeError("a view without a loaded project")
+        decided = project.plan(sorted(p.name for p in msg.stages))  # `pivot run`'s own plan
+        project.save_cache()
+        return still_to_run(msg.stages, {d.stage for d in decided.decisions if d.run})
 
     def on_stop(self) -> None:
         self.control.abort("shutdown")

@@ -34,12 +34,12 @@ thread* (:class:`Examine`, :class:`Load`, :class:`PlanWave`); its result comes
 back as an input (:class:`BatchExamined`, :class:`PipelineLoaded`,
 :class:`WavePlanned`), so the actor keeps answering (a new batch, ``f``, a
 shutdown) during a long load. :func:`examine` is the work of :class:`Examine`,
-over the file-system calls it is given.
+over the file-system calls it is given; :func:`is_own_write` its own-write rule.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -90,7 +90,7 @@ from pivot.watch.pending import Pending, Taken
 from pivot.watch.stale_code import on_batch_while_running, on_code_checked
 from pivot.watch.watched_pipeline import LoadError, PipelineView
 
-__all__ = ["examine", "step"]
+__all__ = ["examine", "is_own_write", "step"]
 
 ACTOR = "coordinator"
 Step = tuple[CoordinatorState, list[Command]]
@@ -372,6 +372,22 @@ def examine(
     return BatchExamined(
         command.batch_id, command.taken, code, data, classified.ignore_changed, seen
     )
+
+
+def is_own_write(
+    rel: str,
+    now: str | None,
+    after_wave: Mapping[str, str | None],
+    recorded: Callable[[], Mapping[str, str | None] | None],
+) -> bool:
+    """Whether output ``rel``, whose content hash is ``now``, holds its stage's own write:
+    what the last wave that ran the stage left (``after_wave``; a failed run's writes are
+    its own too), or what its last success recorded (``recorded()``: its outputs' hashes,
+    None before any)."""
+    if rel in after_wave and after_wave[rel] == now:
+        return True
+    outs = recorded()
+    return outs is not None and rel in outs and outs[rel] == now
 
 
 def _rel(path: str, root: Path) -> str:

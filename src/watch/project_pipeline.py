@@ -1,17 +1,14 @@
-"""The real :class:`pivot.watch.watched_pipeline.WatchedPipeline`: a project's pipeline.py.
+"""The real :class:`pivot.watch.watched_pipeline.WatchedPipeline`: loads a project's pipeline.py.
 
-- ``load`` runs pivot's loader in a new interpreter (one started ahead of
-  time, see :mod:`pivot.watch.standby_loader`, or
-  :func:`pivot.pipeline.loader.load_fresh`), so an edited module is always
-  read anew and a broken one never breaks this process;
-- ``stages_to_run`` is `pivot run`'s own skip decision (:mod:`pivot.pipeline.plan`),
-  over the same ``.pivot/state.db``: watch and run agree on what is stale;
-- the wave itself is the WorkerPool's (:mod:`pivot.actors.worker_pool`): it
-  runs `pivot run`'s wave on the :class:`pivot.pipeline.project.Project` a
-  view carries, over this pipeline's records;
-- ``output_is_recorded`` compares an output's content hash with the hash its
-  stage recorded after its last successful run: that is how a stage's own
-  writes are told apart from someone else's edit.
+``load`` runs pivot's loader in a new interpreter (one started ahead of
+time, see :mod:`pivot.watch.standby_loader`, a child of the warm parent, or
+:func:`pivot.pipeline.loader.load_fresh`), so an edited module is always
+read anew and a broken one never breaks this process. The view it returns
+carries a :class:`pivot.pipeline.project.Project` over the project's
+``.pivot/state.db``: the Coordinator plans on it (`pivot run`'s own skip
+decision) and tells the stages' own writes from its records, the WorkerPool
+runs `pivot run`'s wave on it. Only a code change comes here; a data
+change's path does not.
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ from pivot.pipeline.spec import PipelineSpec
 from pivot.pipeline.state import StateStore
 from pivot.storage import StorageError
 from pivot.watch.standby_loader import StandbyLoader
-from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, StageInfo
+from pivot.watch.watched_pipeline import LoadError, PipelineView, StageInfo
 
 __all__ = ["ProjectPipeline"]
 
@@ -67,7 +64,7 @@ def to_view(project: Project, after_wave: dict[str, str | None], now: float = 0.
 
 
 class ProjectPipeline:
-    """Loads and plans the pipeline of one project for `pivot watch`; tells its own writes."""
+    """Loads the pipeline of one project for `pivot watch`, with its records."""
 
     def __init__(
         self,
@@ -119,34 +116,6 @@ class ProjectPipeline:
             return LoadError(f"could not load the pipeline: {type(exc).__name__}: {exc}")
         state, hasher = self._open()
         return to_view(Project(spec, graph, state, hasher), self._after_wave, time.time())
-
-    def stages_to_run(
-        self, view: PipelineView, targets: frozenset[str] | None, force: bool
-    ) -> list[PlannedStage]:
-        """`pivot run`'s decision for ``targets`` (all when None) and their upstream."""
-        project = view.project
-        if project is None:
-            raise TypeError("a view not made by ProjectPipeline")
-        if targets is not None and not targets:
-            return []
-        decided = project.plan(sorted(targets) if targets is not None else [], force)
-        project.save_cache()
-        return [PlannedStage(d.stage, d.reasons) for d in decided.decisions if d.run]
-
-    def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:
-        """Whether ``out`` (absolute) holds what ``stage`` recorded after its last success,
-        or what it left behind in the last wave that ran it."""
-        del view
-        state, hasher = self._open()
-        try:
-            rel = out.relative_to(self.root).as_posix()
-        except ValueError:
-            return False
-        now = hasher.hash(rel)
-        if rel in self._after_wave and self._after_wave[rel] == now:
-            return True
-        record = state.records().get(stage)
-        return record is not None and rel in record.outs and record.outs[rel] == now
 
     def close(self) -> None:
         """Release the state database; stop the waiting loader."""

@@ -1,10 +1,11 @@
 """What `pivot watch` needs from the pipeline core, as one small protocol.
 
-The Coordinator loads and plans through :class:`WatchedPipeline`; the real
+The Coordinator loads through :class:`WatchedPipeline`; the real
 implementation (:mod:`pivot.watch.project_pipeline`) adapts the pipeline
-core's loader and planner, and tests can drive the actors with a tiny
-pipeline of their own. The wave itself is run by the WorkerPool, on the
-:class:`pivot.pipeline.project.Project` a loaded view carries.
+core's loader, and tests can drive the actors with a tiny pipeline of their
+own. A loaded view carries the :class:`pivot.pipeline.project.Project` the
+Coordinator plans on (and reads the stages' records from) and the WorkerPool
+runs the wave on.
 """
 
 from __future__ import annotations
@@ -90,22 +91,11 @@ class PlannedStage:
 
 
 class WatchedPipeline(Protocol):
-    """The pipeline core, as `pivot watch` uses it (the real one: ProjectPipeline)."""
+    """The pipeline core's loader, as `pivot watch` uses it (the real one: ProjectPipeline)."""
 
     root: Path
     pipeline_file: Path
 
     def load(self) -> PipelineView | LoadError:
         """Load the pipeline in a fresh interpreter (never imports project code here)."""
-        ...  # pragma: no cover
-
-    def stages_to_run(
-        self, view: PipelineView, targets: frozenset[str] | None, force: bool
-    ) -> list[PlannedStage]:
-        """Stages to run, in dependency order: the stale ones among ``targets``
-        (all stages when None) and their stale upstream; every target when ``force``."""
-        ...  # pragma: no cover
-
-    def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:
-        """Whether output ``out`` of ``stage`` is exactly what that stage last wrote."""
         ...  # pragma: no cover

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pykka
@@ -13,6 +14,8 @@ import pytest
 from pivot.actors.base import ActorContext, Registry, Shutdown
 from pivot.events.base import Event
 from pivot.events.store import EventStore
+from pivot.pipeline.project import Project
+from pivot.pipeline.spec import PipelineSpec, StageSpec
 
 
 class Collector:
@@ -74,3 +77,25 @@ class Probe:
 
 def is_event(e: Any, cls: type[Event]) -> bool:
     return isinstance(e, cls)
+
+
+def tiny_project(root: Path, stages: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> Project:
+    """A real :class:`pivot.pipeline.project.Project` at ``root`` (its ``.pivot/state.db``
+    created) over stages declared here, not loaded from a pipeline.py: ``name -> (deps,
+    outs)``, relative paths. The Coordinator plans on it and reads its records, as on a
+    loaded one; what its stages would run is up to the test. Close it when done."""
+    specs = tuple(
+        StageSpec(
+            name=name,
+            module="pipeline",
+            file="pipeline.py",
+            qualname=name,
+            line=1,
+            dep_args={f"dep{i}": d for i, d in enumerate(deps)},
+            out_args={f"out{i}": o for i, o in enumerate(outs)},
+            params={},
+            fingerprint=name,
+        )
+        for name, (deps, outs) in stages.items()
+    )
+    return Project.from_spec(PipelineSpec(str(root), "pipeline.py", specs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from pivot.actors.watch_messages import (
 from pivot.events.actors import ChangesPending
 from pivot.events.pipeline import ChangesDetected, PipelineInvalid, PipelineReloaded
 from pivot.names import USAGE_EXIT
-from pivot.watch.coordination import examine, step
+from pivot.watch.coordination import examine, is_own_write, step
 from pivot.watch.coordination_types import (
     Append,
     BatchExamined,
@@ -336,3 +337,26 @@ def test_any_order_of_inputs_keeps_the_rules(actions: list[tuple[str, object]]) 
             break
     assert s.phase == Idle() and s.pending.empty
     assert sent <= examined  # every changed path was looked at by some wave
+
+
+def test_an_output_is_its_stages_own_write_when_the_last_wave_or_record_left_it() -> None:
+    reads: list[int] = []
+
+    def recorded(outs: dict[str, str | None] | None) -> Callable[[], dict[str, str | None] | None]:
+        def read() -> dict[str, str | None] | None:
+            reads.append(1)
+            return outs
+
+        return read
+
+    # What the last wave left (a failed run's writes too): the records are not read.
+    assert is_own_write("o.txt", "h1", {"o.txt": "h1"}, recorded(None))
+    assert reads == []
+    # What the last success recorded.
+    assert is_own_write("o.txt", "h2", {"o.txt": "h1"}, recorded({"o.txt": "h2"}))
+    # Someone else's edit: neither matches; a stage never run has no record.
+    assert not is_own_write("o.txt", "h3", {"o.txt": "h1"}, recorded({"o.txt": "h2"}))
+    assert not is_own_write("o.txt", "h3", {}, recorded(None))
+    # A deleted output the wave had also left missing (None) is its own.
+    assert is_own_write("o.txt", None, {"o.txt": None}, recorded(None))
+    assert not is_own_write("o.txt", None, {}, recorded({"other.txt": None}))

@@ -30,34 +30,34 @@ from pivot.events.pipeline import (
 from pivot.pipeline.local_executor import LocalExecutor
 from pivot.watch.watched_pipeline import LoadError, PipelineView, PlannedStage, StageInfo
 
-from testkit.watch_helpers import WatchContext, watch_context  # noqa: F401 - a fixture
+from testkit.watch_helpers import (  # noqa: F401 - watch_context: a fixture
+    WatchContext,
+    tiny_project,
+    watch_context,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
 
 class TinyPipeline:
-    """Two independent stages."""
+    """Two independent stages, never recorded (so always stale); planned by `pivot run`'s
+    own plan, on a real project."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.pipeline_file = root / "pipeline.py"
         self.pids: list[int] = []
+        self.project = tiny_project(root, {n: ([f"{n}.in"], [f"{n}.out"]) for n in ("a", "b")})
 
     def load(self) -> PipelineView | LoadError:
         stages = {
             n: StageInfo(n, (self.root / f"{n}.in",), (self.root / f"{n}.out",), "f")
             for n in ("a", "b")
         }
-        return PipelineView(stages)
+        return PipelineView(stages, project=self.project)
 
-    def stages_to_run(
-        self, view: PipelineView, targets: frozenset[str] | None, force: bool
-    ) -> list[PlannedStage]:
-        del force
-        return [PlannedStage(n, ("test",)) for n in sorted(targets or view.stages)]
-
-    def output_is_recorded(self, view: PipelineView, stage: str, out: Path) -> bool:
-        return False
+    def close(self) -> None:
+        self.project.close()
 
 
 class TinyPool(WorkerPool):
@@ -141,6 +141,7 @@ def test_failed_restart_is_reported_and_the_next_wave_retries(
     finally:
         pykka.ActorRegistry.stop_all()
         workers.close()
+        pipeline.close()
 
 
 class SlowLoadPipeline(TinyPipeline):
@@ -189,6 +190,7 @@ def test_the_coordinator_answers_while_a_reload_runs(
         pipeline.release.set()
         pykka.ActorRegistry.stop_all()
         workers.close()
+        pipeline.close()
 
 
 def test_a_shutdown_does_not_wait_for_a_reload(tmp_path: Path, watch_context: WatchContext) -> None:
@@ -203,3 +205,4 @@ def test_a_shutdown_does_not_wait_for_a_reload(tmp_path: Path, watch_context: Wa
         assert not coordinator.is_alive()
     finally:
         pipeline.release.set()
+        pipeline.close()
