@@ -106,10 +106,17 @@ class Tailer:
     # -- the log --------------------------------------------------------------
 
     def catch_up(self) -> None:
-        """Fold events appended since the last look (by anyone but this tailer)."""
-        records = [r for r in self.store.read(after=self.book.seq) if r.seq not in self._own]
-        fold(records, self.book)
-        self.book.seq = max(self.book.seq, self.store.last_seq())
+        """Fold events appended since the last look (by anyone but this tailer).
+
+        The position moves to the last event this look *read*, never to the
+        log's end asked for separately: an event another process committed
+        between the read and that question (a watcher ``pivot jobs submit``
+        added) would be passed over for good.
+        """
+        records = list(self.store.read(after=self.book.seq))
+        fold([r for r in records if r.seq not in self._own], self.book)
+        if records:
+            self.book.seq = max(self.book.seq, records[-1].seq)
         self._own = {s for s in self._own if s > self.book.seq}
 
     def append(self, events: Sequence[Event], *, folded: bool = False) -> None:
