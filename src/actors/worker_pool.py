@@ -300,6 +300,7 @@ class WorkerPool(Shell):
                 correlation_id=msg.correlation_id,
                 actor="pivot watch",
                 stale_runs=recorder.stale,  # a wave of pivot watch cancels stale runs
+                wave_id=msg.wave_id,  # the Coordinator's: its checks and cancels name it
             )
         finally:
             if slurm is not None:

@@ -94,15 +94,17 @@ def execute(
     correlation_id: str = "",
     actor: str = "pivot run",
     stale_runs: StaleRuns | None = None,
+    wave_id: str = "",
 ) -> WaveResult:
     """Run the stages of ``plan`` that must run on ``executors`` (one for every stage, or a
     router); ``correlation_id`` links the wave to its cause (a change batch in watch
     mode); ``trigger`` is recorded in ``WaveStarted``. With ``stale_runs`` (`pivot watch`), a
     run whose deps change meanwhile, or marked there, is cancelled if its executor can
-    (:mod:`pivot.pipeline.stale_runs`). See the module docstring."""
+    (:mod:`pivot.pipeline.stale_runs`); ``wave_id``: the caller's id of the wave (a new one
+    when empty). See the module docstring."""
     router = executors if isinstance(executors, Router) else Router(executors)
     wave = _Wave(spec, graph, plan, router, state, hasher, emit, keep_going, cancel, actor)
-    wave.marks = stale_runs
+    wave.marks, wave.result.wave_id = stale_runs, wave_id or wave.result.wave_id
     return wave.run(trigger, correlation_id)
 
 

@@ -71,6 +71,7 @@ def test_watch_wave_waits_for_a_pivot_run_in_another_terminal(
     assert run.returncode == 0, out + err
     [started] = w.wave_done(m)
     assert started["stages"] == ["other"]
+    assert started["wave_id"] == waiting["wave_id"]  # one wave, one id, whoever records it
     assert (root / "reports" / "other.txt").read_text() == "v1:y\n"
 
     with EventStore.open(root / ".pivot" / "events.db") as store:
