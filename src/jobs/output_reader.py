@@ -6,7 +6,10 @@ reads what grew, each file with :func:`pivot.jobs.file_tail.tail_file`
 (which splits complete lines and has :mod:`pivot.jobs.line_scan` decide on
 them). A local file is read on the caller's thread; a remote one's first
 chunk is requested with all the others at once and handled as soon as it
-arrives (:mod:`pivot.jobs.first_reads`).
+arrives (:mod:`pivot.jobs.first_reads`); a file being written has its next
+bytes requested beside the stat, and used as they arrive, before the stat,
+when they came through the handle kept on the watcher's file
+(:meth:`OutputReader._read_early`).
 
 The positions (``OutputRead``), matches and intents of the files read
 together are appended in one transaction before any action runs, so a
@@ -26,7 +29,7 @@ import queue
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from pivot.events.base import Event
@@ -35,26 +38,32 @@ from pivot.jobs.book import Book, WatcherState
 from pivot.jobs.config import Config
 from pivot.jobs.decide import Context
 from pivot.jobs.file_tail import CHUNK_BYTES, FileTail, output_read, tail_file
-from pivot.jobs.first_reads import STAT_TIMEOUT, FirstRead, request_first_reads
+from pivot.jobs.first_reads import (
+    AHEAD_BYTES,
+    STAT_TIMEOUT,
+    FirstRead,
+    Key,
+    ahead_wanted,
+    arrival,
+    being_written,
+    prefetch_wanted,
+    request_first_reads,
+    stat_from_ahead,
+)
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.line_scan import Scanner
 from pivot.jobs.tail import (
     HEAD_BYTES,
     FileStat,
     Position,
-    chunk_length,
     moved,
     output_paths,
-    plan_read,
 )
 from pivot.jobs.transport import LocalTransport, Transport, TransportError
 
-__all__ = ["CHUNK_BYTES", "OutputReader", "TailLog", "being_written"]
+__all__ = ["AHEAD_BYTES", "CHUNK_BYTES", "OutputReader", "TailLog", "being_written"]
 
 READ_TIMEOUT = 120.0  # for all the first reads of a cycle together
-# Read ahead of the stat, of a file being written (being_written): one SFTP request
-# (asyncssh splits a read at the server's limit, 255 KiB with OpenSSH).
-AHEAD_BYTES = 64 * 1024
 
 
 class TailLog(Protocol):
@@ -155,36 +164,83 @@ class OutputReader:
         if not wanted:
             return
         local = transport if isinstance(transport, LocalTransport) else None
-        ahead: dict[tuple[str, str], tuple[int, concurrent.futures.Future[FirstRead]]] = {}
+        ahead: dict[Key, tuple[int, concurrent.futures.Future[FirstRead]]] = {}
+        early: set[Key] = set()
+        failed: list[str] = []
         try:
             if local is not None:
                 stats = local.stat_now(wanted)
             else:
                 stat = self.io.submit(transport.stat_many(wanted))
                 ahead = self._read_ahead(transport, due)
+                early, failed = self._read_early(host, transport, due, ahead, ended=ended, now=now)
                 stats = stat.result(STAT_TIMEOUT)
         except (TransportError, TimeoutError, concurrent.futures.TimeoutError) as exc:
             self.log.lookup_failed(host, "stat", f"stat: {exc}")
             return
         self.log.lookup_ok(host, "stat")
-        todo = [(ws, path, stats[path]) for ws in due for path in self.paths(ws) if path in stats]
+        for key in early:
+            ahead.pop(key, None)  # used
+        todo = [
+            (ws, path, stats[path])
+            for ws in due
+            for path in self.paths(ws)
+            if path in stats and not self._read_before_stat(ws, path, stats[path], early)
+        ]
         futures = self._prefetch(transport, todo, ahead) if local is None else {}
-        failed = self._read_as_they_come(host, transport, todo, futures, ended=ended, now=now)
-        self._report(host, failed, bool(todo))
+        failed += self._read_as_they_come(host, transport, todo, futures, ended=ended, now=now)[1]
+        self._report(host, failed, bool(todo or early))
+
+    def _read_early(
+        self,
+        host: str,
+        transport: Transport,
+        due: Sequence[WatcherState],
+        ahead: dict[Key, tuple[int, concurrent.futures.Future[FirstRead]]],
+        *,
+        ended: set[str],
+        now: float,
+    ) -> tuple[set[Key], list[str]]:
+        """Use what was read ahead as it arrives, where it can be before the stat
+        (:func:`pivot.jobs.first_reads.stat_from_ahead`); not a job-end read, which
+        reads to the stat's end. Returns the (watcher, file) read, and the failures."""
+        futures = {key: future for key, (_, future) in ahead.items()}
+        todo: list[tuple[WatcherState, str, FileStat | None]] = [
+            (ws, path, None)
+            for ws in due
+            if ws.job_id not in ended
+            for path in self.paths(ws)
+            if (ws.watcher_id, path) in futures
+        ]
+        if not todo:
+            return set(), []
+        used, failed = self._read_as_they_come(host, transport, todo, futures, ended=set(), now=now)
+        for key in used:
+            live = self._live[key]  # its size came from no stat: the next stat's is news
+            live.pos = replace(live.pos, size=-1)
+        return used, failed
+
+    def _read_before_stat(self, ws: WatcherState, path: str, st: FileStat, early: set[Key]) -> bool:
+        """Whether ``path`` was read for ``ws`` before its stat came, from the file the stat
+        shows (another inode there is read from its start now)."""
+        key = (ws.watcher_id, path)
+        return key in early and self._live[key].pos.inode == st.inode
 
     def _read_as_they_come(
         self,
         host: str,
         transport: Transport,
-        todo: list[tuple[WatcherState, str, FileStat]],
-        futures: dict[tuple[str, str], concurrent.futures.Future[FirstRead]],
+        todo: Sequence[tuple[WatcherState, str, FileStat | None]],
+        futures: dict[Key, concurrent.futures.Future[FirstRead]],
         *,
         ended: set[str],
         now: float,
-    ) -> list[str]:
+    ) -> tuple[set[Key], list[str]]:
         """Read ``todo``: files that need no bytes from afar first, then each as its read
         arrives (a slow file does not hold back the others, nor do they wait for it).
-        Returns the reads that failed."""
+        A file without a stat is read only if its bytes read ahead say enough
+        (:func:`~pivot.jobs.first_reads.stat_from_ahead`).
+        Returns the (watcher, file) that read bytes, and the reads that failed."""
         ready = [t for t in todo if (t[0].watcher_id, t[1]) not in futures]
         waiting = {(t[0].watcher_id, t[1]): t for t in todo if (t[0].watcher_id, t[1]) in futures}
         # Each read says it arrived (from the loop's thread) in this queue: one
@@ -192,10 +248,11 @@ class OutputReader:
         # a pass over them per arrival (200 files: 40,000 looks a cycle).
         arrived: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         for key, future in futures.items():
-            future.add_done_callback(_arrival(arrived, key))
+            future.add_done_callback(arrival(arrived, key))
         deadline = time.monotonic() + READ_TIMEOUT
         group = _Group()
         failed: list[str] = []
+        used: set[Key] = set()
         while ready or waiting:
             if not ready:
                 if arrived.empty() and any(batches for _, batches, _ in group.batches):
@@ -212,24 +269,24 @@ class OutputReader:
                 ready.append(waiting.pop(key))
             ws, path, st = ready.pop(0)
             key = (ws.watcher_id, path)
+            pre = futures[key].result() if key in futures else None
+            if st is None and pre is not None:
+                st = stat_from_ahead(self._live_for(ws, path).pos, self._live[key].partial, pre)
+            if st is None:
+                continue  # for the stat to say
             got, error = self._tail_one(
-                ws,
-                transport,
-                path,
-                st,
-                now=now,
-                final=ws.job_id in ended,
-                pre=futures[key].result() if key in futures else None,
-                group=group,
+                ws, transport, path, st, now=now, final=ws.job_id in ended, pre=pre, group=group
             )
             if error:
                 failed.append(f"read {path}: {error}")
+            if got:
+                used.add(key)
             group.size += got
             if group.size >= CHUNK_BYTES:
                 self._commit(group)
                 group = _Group()
         self._commit(group)
-        return failed
+        return used, failed
 
     def _report(self, host: str, failed: list[str], read_any: bool) -> None:
         """One lookup verdict for the reads of a poll: the first failure, or a success."""
@@ -263,48 +320,28 @@ class OutputReader:
 
     def _read_ahead(
         self, transport: Transport, due: Sequence[WatcherState]
-    ) -> dict[tuple[str, str], tuple[int, concurrent.futures.Future[FirstRead]]]:
+    ) -> dict[Key, tuple[int, concurrent.futures.Future[FirstRead]]]:
         """Request, beside the stat, the next bytes (and the head) of the files being
-        written (:func:`being_written`): such a file is read in one round trip, not two.
-
-        What the stat then says decides whether they are used (a file replaced or
-        truncated meanwhile is read again from the start).
-        """
-        wanted: list[tuple[tuple[str, str], str, int, int, bool]] = []
-        for ws in due:
-            for path in self.paths(ws):
-                live = self._live.get((ws.watcher_id, path))
-                if live is None or not being_written(live.grown_reads):
-                    continue
-                start = live.pos.offset + len(live.partial)
-                wanted.append(((ws.watcher_id, path), path, start, AHEAD_BYTES, True))
+        written: such a file is read in one round trip, not two."""
+        tails = [(key, self._live.get(key)) for ws in due for key in self._keys(ws)]
+        wanted = ahead_wanted([(key, live) for key, live in tails if live is not None])
         futures = request_first_reads(self.io, transport, wanted)
-        return {key: (start, futures[key]) for key, _, start, _, _ in wanted}
+        return {key: (start, futures[key]) for key, _, start, _, _, _ in wanted}
 
     def _prefetch(
         self,
         transport: Transport,
         todo: list[tuple[WatcherState, str, FileStat]],
-        ahead: dict[tuple[str, str], tuple[int, concurrent.futures.Future[FirstRead]]],
-    ) -> dict[tuple[str, str], concurrent.futures.Future[FirstRead]]:
+        ahead: dict[Key, tuple[int, concurrent.futures.Future[FirstRead]]],
+    ) -> dict[Key, concurrent.futures.Future[FirstRead]]:
         """The first chunk (and head) of every grown file: read ahead, or requested now,
         all at once."""
-        wanted: list[tuple[tuple[str, str], str, int, int, bool]] = []
-        kept: dict[tuple[str, str], concurrent.futures.Future[FirstRead]] = {}
-        for ws, path, st in todo:
-            key = (ws.watcher_id, path)
-            live = self._live_for(ws, path)
-            plan = plan_read(live.pos, st)
-            if plan is None:
-                continue
-            start = 0 if plan.reset_reason else live.pos.offset + len(live.partial)
-            if key in ahead and ahead[key][0] == start:
-                kept[key] = ahead[key][1]
-                continue
-            need_head = plan.check_head or (start > 0 and live.pos.head_len < HEAD_BYTES)
-            length = chunk_length(start, st.size, CHUNK_BYTES)
-            wanted.append((key, path, start, length, need_head))
-        return {**kept, **request_first_reads(self.io, transport, wanted)}
+        tails = [((ws.watcher_id, path), self._live_for(ws, path), st) for ws, path, st in todo]
+        wanted, kept = prefetch_wanted(tails, {key: start for key, (start, _) in ahead.items()})
+        return {**{k: ahead[k][1] for k in kept}, **request_first_reads(self.io, transport, wanted)}
+
+    def _keys(self, ws: WatcherState) -> list[Key]:
+        return [(ws.watcher_id, path) for path in self.paths(ws)]
 
     def _tail_one(
         self,
@@ -357,27 +394,3 @@ class OutputReader:
             return data, len(data) < length
 
         return fetch
-
-
-def being_written(grown_reads: int) -> bool:
-    """Whether a file whose last ``grown_reads`` reads in a row found new bytes is read
-    ahead of the next stat.
-
-    One read that grew is not enough: a job's first line, or a line now and
-    then, is followed by quiet polls, and a read ahead at each of them would
-    be two requests for nothing (the stat alone says nothing grew). A file
-    that grew at two reads in a row is being written: reading ahead saves the
-    round trip after the stat, and costs one wasted read once it stops.
-    """
-    return grown_reads >= 2
-
-
-def _arrival(
-    arrived: queue.SimpleQueue[tuple[str, str]], key: tuple[str, str]
-) -> Callable[[concurrent.futures.Future[FirstRead]], None]:
-    """A done-callback putting ``key`` in ``arrived`` (runs on the loop's thread)."""
-
-    def done(_future: concurrent.futures.Future[FirstRead]) -> None:
-        arrived.put(key)
-
-    return done

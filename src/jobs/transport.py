@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pivot.jobs.child_process import run_child
 from pivot.jobs.config import Config, HostConfig
@@ -29,6 +29,7 @@ from pivot.jobs.tail import FileStat
 
 __all__ = [
     "CommandResult",
+    "KeepsHandles",
     "LocalTransport",
     "SshTransport",
     "Transport",
@@ -75,6 +76,17 @@ class Transport(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class KeepsHandles(Protocol):
+    """A transport that keeps files open across polls (SSH's SFTP handles)."""
+
+    async def read_kept(
+        self, path: str, offset: int, length: int, inode: int
+    ) -> tuple[bytes, bool]:
+        """Read a byte range; whether it came through a handle kept open on ``inode``."""
         ...
 
 
@@ -301,13 +313,25 @@ class SshTransport:
 
     async def read(self, path: str, offset: int, length: int) -> bytes:
         """Read a byte range over SFTP (the same connection)."""
+        return (await self.read_kept(path, offset, length, 0))[0]
+
+    async def read_kept(
+        self, path: str, offset: int, length: int, inode: int
+    ) -> tuple[bytes, bool]:
+        """Read a byte range; also whether it came through a handle kept open since an
+        earlier poll on the file whose stat said ``inode`` (so from that file, whatever
+        the path names now), not one opened for this read."""
         import asyncssh
 
         self.counters["reads"] += 1
+        kept = False
         try:
             async with self._read_slots:
                 if self.keep_handles:
-                    data = await (await self._handle(path)).read(length, offset)
+                    held = self._handles.get(path)
+                    kept = held is not None and inode != 0 and held[1] == inode
+                    handle = held[0] if held is not None else await self._handle(path)
+                    data = await handle.read(length, offset)
                 else:
                     sftp = await self._sftp_client()
                     async with sftp.open(path, "rb") as fh:
@@ -319,7 +343,7 @@ class SshTransport:
                 raise TransportError(f"{self.name}: cannot read {path}: {exc}") from None
             self._drop()
             raise TransportError(f"{self.name}: cannot read {path}: {exc}") from None
-        return bytes(data)
+        return bytes(data), kept
 
     async def close(self) -> None:
         """Close the kept handles and the connection."""

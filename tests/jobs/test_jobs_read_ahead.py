@@ -6,13 +6,16 @@ no second round trip. A file that is not (one line at a job's start, then
 quiet) must cost no read at a poll that finds nothing new: the reads of a
 quiet poll are zero. These tests drive the reader's remote path on real files
 through a transport that is not the local one (its stat and reads go through
-the event loop like SSH's, counted the same way).
+the event loop like SSH's, counted the same way), and, for what is read
+ahead through a kept SFTP handle being used before the stat answers, over a
+real sshd.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,6 +24,7 @@ import pytest
 
 from pivot.events.jobs import JobSeen
 from pivot.events.store import EventStore
+from pivot.jobs.batch import ActionBatch
 from pivot.jobs.config import Config, HostConfig
 from pivot.jobs.definition import parse_watchers
 from pivot.jobs.ioloop import IoLoop
@@ -28,7 +32,10 @@ from pivot.jobs.manage import add_watchers
 from pivot.jobs.output_reader import AHEAD_BYTES
 from pivot.jobs.tail import FileStat
 from pivot.jobs.tailer import Tailer
-from pivot.jobs.transport import CommandResult
+from pivot.jobs.transport import CommandResult, SshTransport
+
+from testkit import sshd_server
+from testkit.jobs_servers import sshd  # noqa: F401 - pytest fixture
 
 WATCHER = """\
 name: quiet
@@ -168,3 +175,78 @@ def test_a_line_written_between_the_read_ahead_and_the_stat_is_read_at_the_next_
     assert tailer.reader.offset(watcher_id, str(out)) == 28  # what the read ahead got
     poll(tailer, transport)
     assert tailer.reader.offset(watcher_id, str(out)) == out.stat().st_size == 38
+
+
+# -- over a real sshd: what is read ahead is used before the stat answers ------------
+
+ALERT = """\
+name: alert
+pattern: "ALERT ([0-9]+)"
+interval_seconds: 1
+max_triggers: 0
+actions:
+  - type: log_event
+    params: {message: "$1"}
+"""
+
+
+class GatedStat(SshTransport):
+    """SSH whose batched stat, once ``hold`` is set, answers only when ``gate`` is set
+    (or after 30 s): the stat command of a loaded remote shell, slower than a read."""
+
+    def __init__(self, host: HostConfig) -> None:
+        super().__init__(host)
+        self.hold = False
+        self.gate = threading.Event()
+        self.released_by_gate: bool | None = None
+
+    async def stat_many(self, paths: Sequence[str]) -> dict[str, FileStat]:
+        if self.hold:
+            self.released_by_gate = await asyncio.to_thread(self.gate.wait, 30)
+        return await super().stat_many(paths)
+
+
+@pytest.mark.ssh
+def test_a_file_being_written_is_matched_before_its_stat_answers(
+    sshd: sshd_server.Sshd, tmp_path: Path, io: IoLoop
+) -> None:
+    store = EventStore.open(tmp_path / "events.db")
+    out = tmp_path / "job.out"
+    out.write_text("")
+    store.append(
+        [
+            JobSeen(host="cluster", job_id="7", name="train", state="RUNNING", stdout=str(out),
+                    stderr=str(out), script="", workdir=str(tmp_path), user="u", actor="test")
+        ]
+    )  # fmt: skip
+    add_watchers(store, parse_watchers(ALERT), "7", "cluster")
+    host = HostConfig(
+        "cluster", hostname="127.0.0.1", port=sshd.port, username=sshd.user,
+        known_hosts=str(sshd.known_hosts), identity_file=str(sshd.client_key),
+    )  # fmt: skip
+    transport = GatedStat(host)
+    tailer = Tailer(store, Config(hosts={"cluster": host}), {"cluster": transport}, io)
+    tailer.start()
+    handed: list[ActionBatch] = []
+
+    def hand_off(batch: ActionBatch) -> None:
+        handed.append(batch)
+        transport.gate.set()  # the match is decided and durable: the stat may answer
+
+    tailer.hand_off = hand_off
+    try:
+        for i in range(3):  # written at every poll: read ahead of the stat from now on
+            append(out, f"step {i}\n")
+            tailer.reader.read("cluster", transport, list(tailer.book.watchers.values()),
+                               set(), tailer.clock())  # fmt: skip
+        append(out, "ALERT 7\n")
+        transport.hold = True
+        tailer.reader.read("cluster", transport, list(tailer.book.watchers.values()), set(),
+                           tailer.clock())  # fmt: skip
+        # The line was matched, recorded and handed on while the stat was still out.
+        assert transport.released_by_gate is True
+        assert [r.params for b in handed for r in b.requests] == [{"message": "7"}]
+        assert tailer.reader.offset(next(iter(tailer.book.watchers)), str(out)) == 29
+    finally:
+        io.call(transport.close(), 30)
+        store.close()
