@@ -56,6 +56,7 @@ from pivot.jobs.tail import (
     HEAD_BYTES,
     FileStat,
     Position,
+    job_has_output,
     moved,
     output_paths,
 )
@@ -118,8 +119,12 @@ class OutputReader:
     # -- scheduling state -----------------------------------------------------
 
     def paths(self, ws: WatcherState) -> list[str]:
-        """The output files ``ws`` reads (known once its job was seen)."""
+        """The output files ``ws`` reads (known once its job was seen; none while the
+        job waits to start: what they hold is an earlier job's, see
+        :func:`~pivot.jobs.tail.job_has_output`)."""
         rec = self.log.book.job(ws.host, ws.job_id)
+        if not job_has_output(rec.state):
+            return []
         return output_paths(rec.stdout, rec.stderr, ws.definition.output_type)
 
     def take_pending(self, watcher_id: str) -> list[ActionBatch]:

@@ -23,6 +23,7 @@ __all__ = [
     "Split",
     "chunk_length",
     "head_digest",
+    "job_has_output",
     "moved",
     "output_paths",
     "plan_read",
@@ -92,6 +93,23 @@ def head_matches(pos: Position, head: bytes) -> bool:
 def restart(pos: Position, stat: FileStat) -> Position:
     """A position at the start of a new or rewritten file."""
     return Position(path=pos.path, inode=stat.inode)
+
+
+# Slurm states of a job that has not started: no step of it has opened its files.
+NOT_STARTED_STATES = frozenset({"pending", "configuring"})
+
+
+def job_has_output(state: str) -> bool:
+    """Whether a job in ``state`` (as the log last saw it) has output files of its own yet.
+
+    Not while it waits to start: Slurm opens the job's ``--output`` and
+    ``--error`` (truncating them, by default) when the job starts, so until
+    then those paths hold what an earlier job with the same ``--output``
+    wrote (the job a ``resubmit`` replaced, the last run of the same
+    script), which the job's watchers must not match. An unknown state
+    (empty) counts as started, as before the log knew it.
+    """
+    return state.lower() not in NOT_STARTED_STATES
 
 
 def output_paths(stdout: str, stderr: str, output_type: str) -> list[str]:

@@ -42,6 +42,7 @@ from pivot.jobs.job_lookup import JobQuery, Outcome, query_jobs
 from pivot.jobs.lookup_health import on_lookup_failure, on_lookup_success
 from pivot.jobs.output_reader import OutputReader
 from pivot.jobs.schedule import host_interval, watcher_due
+from pivot.jobs.tail import job_has_output
 from pivot.jobs.transport import Transport, TransportError
 
 __all__ = ["HostPoll", "Tailer"]
@@ -253,10 +254,13 @@ class Tailer:
         if transport is None:
             return []
         self.append(self._first_seen(answer))
+        waiting = {j for j in answer.job_ids if not job_has_output(self.book.job(host, j).state)}
         ended = self._states(answer)
+        started = {j for j in waiting if job_has_output(self.book.job(host, j).state)}
         watchers = self._live_by_host().get(host, [])
-        # The last bytes of an ended job's output, the first of a job just seen.
-        due = [w for w in watchers if w.job_id in ended or w.job_id in answer.details]
+        # The last bytes of an ended job's output, the first of a job just seen or started.
+        due = [w for w in watchers if w.job_id in ended or w.job_id in answer.details
+               or w.job_id in started]  # fmt: skip
         now = self.clock()
         if due:
             self.reader.read(host, transport, due, set(ended), now)

@@ -18,7 +18,7 @@ from pivot.jobs.tailer import Tailer
 from pivot.jobs.transport import make_transports
 
 from testkit import slurm_cluster
-from testkit.jobs_servers import job_dir, make_config, slurm  # noqa: F401 - pytest fixtures
+from testkit.jobs_servers import job_dir, make_config, quiet_job, slurm  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm]
 
@@ -40,15 +40,6 @@ def io() -> Iterator[IoLoop]:
     loop.stop()
 
 
-def held_job(slurm: slurm_cluster.Cluster, job_dir: Path) -> str:
-    out = slurm.run(
-        "sbatch", "--hold", "--parsable", f"--output={job_dir}/out-%j.out", "--wrap", "sleep 1"
-    )
-    job_id = out.stdout.strip()
-    (job_dir / f"out-{job_id}.out").touch()
-    return job_id
-
-
 def test_batches_are_handed_off_durable_before_the_cycle_ends(
     slurm: slurm_cluster.Cluster,
     job_dir: Path,
@@ -57,7 +48,7 @@ def test_batches_are_handed_off_durable_before_the_cycle_ends(
 ) -> None:
     config = make_config()
     store = EventStore.open(job_dir / "events.db")
-    jobs = [held_job(slurm, job_dir) for _ in range(3)]
+    jobs = [quiet_job(slurm, job_dir) for _ in range(3)]
     for job_id in jobs:
         add_watchers(store, parse_watchers(WATCHER), job_id)
     handed: list[tuple[ActionBatch, set[str]]] = []
@@ -99,7 +90,7 @@ def test_without_a_hand_off_the_cycle_returns_the_batches(
 ) -> None:
     config = make_config()
     store = EventStore.open(job_dir / "events.db")
-    job_id = held_job(slurm, job_dir)
+    job_id = quiet_job(slurm, job_dir)
     add_watchers(store, parse_watchers(WATCHER), job_id)
     tailer = Tailer(store, config, make_transports(config), io)
     tailer.cycle(force=True)

@@ -27,7 +27,7 @@ from pivot.watch.rust_notify import force_polling
 
 from testkit import slurm_cluster
 from testkit.jobs_e2e import PIVOT, pivot, wait_for
-from testkit.jobs_servers import job_dir, make_config, slurm  # noqa: F401 - pytest fixtures
+from testkit.jobs_servers import job_dir, make_config, quiet_job, slurm  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm]
 
@@ -41,14 +41,6 @@ actions:
   - type: log_event
     params: {{message: "$1"}}
 """
-
-
-def held_job(slurm: slurm_cluster.Cluster, job_dir: Path, *extra: str) -> str:
-    out = slurm.run(
-        "sbatch", "--hold", "--parsable", f"--output={job_dir}/out-%j.out", *extra,
-        "--wrap", "sleep 1",
-    )  # fmt: skip
-    return out.stdout.strip()
 
 
 def logged(store: EventStore) -> list[str]:
@@ -76,7 +68,7 @@ def running(
     handles: list[WatcherRuntime] = []
 
     def start(output_type: str = "stdout", *sbatch: str) -> tuple[WatcherRuntime, Path]:
-        job_id = held_job(slurm, job_dir, *sbatch)
+        job_id = quiet_job(slurm, job_dir, *sbatch)
         out = job_dir / f"out-{job_id}.out"
         out.write_text("ALERT 1\n")
         add_watchers(store, parse_watchers(WATCHER.format(output_type=output_type)), job_id)
@@ -100,7 +92,7 @@ def test_watchers_run_acts_on_a_line_long_before_the_next_poll(
 ) -> None:
     project = job_dir
     (project / "pivot.toml").write_text(f'[hosts.local]\nenv = {{SLURM_CONF = "{slurm.conf}"}}\n')
-    job_id = held_job(slurm, job_dir)
+    job_id = quiet_job(slurm, job_dir)
     out = job_dir / f"out-{job_id}.out"
     out.write_text("ALERT 1\n")
     (project / "w.yaml").write_text(WATCHER.format(output_type="stdout"))

@@ -25,7 +25,7 @@ from pivot.jobs.runtime import start_watchers
 
 from testkit import slurm_cluster
 from testkit.jobs_e2e import wait_for
-from testkit.jobs_servers import job_dir, slurm  # noqa: F401 - pytest fixtures
+from testkit.jobs_servers import job_dir, quiet_job, slurm  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm]
 
@@ -75,10 +75,7 @@ def test_lines_are_acted_on_while_the_hosts_squeue_hangs(
     (gate / "squeue").chmod(0o755)
     env = {"SLURM_CONF": str(slurm.conf), "PATH": f"{gate}:/usr/bin:/bin"}
     config = Config(hosts={"local": HostConfig("local", env=env)})
-    out = slurm.run(
-        "sbatch", "--hold", "--parsable", f"--output={job_dir}/out-%j.out", "--wrap", "sleep 1"
-    )
-    job_id = out.stdout.strip()
+    job_id = quiet_job(slurm, job_dir)
     output = job_dir / f"out-{job_id}.out"
     output.write_text("ALERT 1\n")
     add_watchers(store, parse_watchers(WATCHER), job_id)

@@ -19,7 +19,7 @@ from pivot.jobs.transport import SshTransport, TransportError
 
 from testkit import slurm_cluster, sshd_server
 from testkit.jobs_e2e import OOM_WATCHER, events_of, job_state, oom_script, wait_for
-from testkit.jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
+from testkit.jobs_servers import job_dir, make_config, quiet_job, slurm, sshd  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm, pytest.mark.ssh, pytest.mark.slow]
 
@@ -181,11 +181,8 @@ def test_kept_sftp_handles_follow_rotation_and_replacement(
     store: EventStore,
     make_config: Callable[..., Config],
 ) -> None:
-    r = slurm.run(
-        "sbatch", "--hold", "--parsable", f"--output={job_dir}/held-%j.out", "--wrap", "sleep 1"
-    )
-    job_id = r.stdout.strip()
-    out = job_dir / f"held-{job_id}.out"
+    job_id = quiet_job(slurm, job_dir, prefix="quiet")
+    out = job_dir / f"quiet-{job_id}.out"
     out.write_text("ALERT 1\n")
     add_watchers(store, parse_watchers(ALERT_WATCHER), job_id, host="cluster")
     runtime = start_watchers(store, make_config(sshd), tick_seconds=3600)  # cycles when asked

@@ -11,6 +11,7 @@ from pivot.jobs.tail import (
     chunk_length,
     head_digest,
     head_matches,
+    job_has_output,
     plan_read,
     remember_head,
     split_lines,
@@ -125,3 +126,10 @@ def test_a_remote_read_asks_for_what_the_stat_says_is_there() -> None:
     assert chunk_length(100, 3100, 1 << 20) == 3000  # what the stat says grew
     assert chunk_length(0, 5 << 20, 1 << 20) == 1 << 20  # at most a chunk
     assert chunk_length(100, 100, 1 << 20) == 0  # nothing new (touched only)
+
+
+def test_a_job_waiting_to_start_has_no_output_of_its_own() -> None:
+    # Slurm opens (truncates) the files when the job starts: before, they are another job's.
+    assert [job_has_output(s) for s in ("pending", "PENDING", "configuring")] == [False] * 3
+    started = ("running", "completing", "suspended", "completed", "failed", "cancelled", "")
+    assert all(job_has_output(s) for s in started)

@@ -10,13 +10,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pivot.events.base import Event
 from pivot.events.pipeline import (
     StageAdopted,
     StageCancelled,
@@ -27,13 +25,14 @@ from pivot.events.pipeline import (
     StageSubmitted,
     StageSucceeded,
 )
-from pivot.events.store import EventStore
-from pivot.events.watchers import WatcherCreated
 
 from testkit import slurm_cluster, sshd_server
 from testkit.jobs_servers import slurm, sshd  # noqa: F401 - pytest fixtures
 from testkit.pipeline_project import PIVOT, Project
 from testkit.slurm_project import SLURM_HEADER, WAITER, slurm_project
+from testkit.slurm_project import job_state as _job_state
+from testkit.slurm_project import stage_events as _events
+from testkit.slurm_project import wait_until as _wait
 from testkit.watch_e2e import Watch
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -65,26 +64,6 @@ def final(b: Annotated[Path, Dep("b.txt")], out: Annotated[Path, Out("c.txt")]) 
 @pytest.fixture
 def project(slurm: slurm_cluster.Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
     yield from slurm_project(slurm, monkeypatch, "pivot-slurm-stages-")
-
-
-def _events(root: Path, *types: type[Event]) -> list[Event]:
-    with EventStore.open(str(root / ".pivot/events.db")) as store:
-        return [r.event for r in store.read(types=[t.TYPE for t in types])]
-
-
-def _job_state(slurm: slurm_cluster.Cluster, job_id: str) -> str:
-    out = slurm.run("scontrol", "--oneliner", "show", "job", job_id).stdout
-    return next((f.split("=", 1)[1] for f in out.split() if f.startswith("JobState=")), "")
-
-
-def _wait(cond: object, timeout: float = 90.0, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()  # type: ignore[operator]
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_mixed_pipeline_runs_in_order_with_the_slurm_stage_in_a_real_job(
@@ -347,80 +326,6 @@ def test_a_left_job_whose_inputs_changed_is_cancelled_and_a_new_one_submitted(
     assert subs[0].job_id == old
     assert _events(project.root, StageAdopted) == []
     assert project.read("a.txt") == subs[1].job_id
-
-
-OOM_STAGE = (
-    SLURM_HEADER
-    + """
-import os
-import time
-
-
-@pipeline.stage(slurm=Slurm(time="00:05:00", mem="100M"), watchers=["watchers/oom.yaml"])
-def train(out: Annotated[Path, Out("model.txt")]) -> None:
-    mem = os.environ.get("SLURM_MEM_PER_NODE", "")
-    if mem != "200":
-        print(f"RuntimeError: CUDA out of memory (mem {mem})", flush=True)
-        time.sleep(60)  # the watcher cancels it; were it not to, it fails
-        raise SystemExit(1)
-    out.write_text(os.environ["SLURM_JOB_ID"] + " " + mem)
-
-
-@pipeline.stage
-def report(m: Annotated[Path, Dep("model.txt")], out: Annotated[Path, Out("report.txt")]) -> None:
-    out.write_text("model " + m.read_text())
-"""
-)
-
-OOM_YAML = """\
-name: more memory
-pattern: "CUDA out of memory"
-interval_seconds: 0.5
-max_triggers: 1
-actions:
-  - type: cancel_job
-  - type: resubmit
-    params: {modifications: {mem: 200M}}
-"""
-
-
-def test_an_oom_watcher_resubmits_with_more_memory_and_the_stage_succeeds_on_the_second_job(
-    project: Project, slurm: slurm_cluster.Cluster
-) -> None:
-    project.write("pipeline.py", OOM_STAGE)
-    project.write("watchers/oom.yaml", OOM_YAML)
-    proc = project.cli("run")
-    subs = [e for e in _events(project.root, StageSubmitted) if isinstance(e, StageSubmitted)]
-    assert [(e.stage, e.resubmit_of) for e in subs] == [("train", ""), ("train", subs[0].job_id)]
-    first, second = subs[0].job_id, subs[1].job_id
-    # One stage run: the second job's result is the run's, downstream ran on it.
-    assert project.read("model.txt") == f"{second} 200"
-    assert project.read("report.txt") == f"model {second} 200"
-    assert _job_state(slurm, first) == "CANCELLED"
-    assert f"train: submitted as SLURM job {second} on local, again for job {first}" in proc.stdout
-    assert len(_events(project.root, StageFailed)) == 0
-    ends = [e for e in _events(project.root, StageSucceeded) if isinstance(e, StageSucceeded)]
-    assert [e.job_id for e in ends if e.stage == "train"] == [second]  # the job that counts
-    # The watcher was attached to the stage's job, in the stage run's wave.
-    [created, *_] = [
-        e for e in _events(project.root, WatcherCreated) if isinstance(e, WatcherCreated)
-    ]
-    assert (created.job_id, created.correlation_id) == (first, subs[0].correlation_id)
-    why = project.cli("why", "train").stdout  # one run, both its jobs
-    assert f"ran as SLURM job {first} on local" in why, why
-    assert f"resubmitted by a watcher as SLURM job {second} on local, for job {first}" in why
-    assert "everything up to date" in project.cli("run").stdout
-
-
-def test_watcher_files_are_checked_when_the_pipeline_loads(project: Project) -> None:
-    project.write("pipeline.py", OOM_STAGE)
-    proc = project.cli("status", ok=False)
-    assert proc.returncode == 2
-    assert "stage 'train': cannot read watcher file watchers/oom.yaml" in proc.stderr
-    project.write("watchers/oom.yaml", OOM_YAML.replace("pattern:", "patern:"))
-    proc = project.cli("status", ok=False)
-    assert "stage 'train': watchers/oom.yaml:2: " in proc.stderr, proc.stderr
-    assert len(proc.stderr.splitlines()) == 1
 
 
 WATCHED = (

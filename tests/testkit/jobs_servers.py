@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,39 @@ def job_dir(slurm: slurm_cluster.Cluster) -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="pivot-job-"))
     d.chmod(0o755)
     yield d
+    quiet = d / _QUIET_JOBS
+    if quiet.exists():  # their slots are the next tests'
+        slurm.run("scancel", *quiet.read_text().split())
+
+
+_QUIET_JOBS = ".quiet-jobs"
+
+
+def quiet_job(slurm: slurm_cluster.Cluster, job_dir: Path, *extra: str, prefix: str = "out") -> str:
+    """A job that runs and writes nothing (a test writes its output), once Slurm opened
+    its files; its output is ``job_dir/PREFIX-ID.out``. Cancelled after the test.
+
+    Running, not held: a pending job's files are not its own yet (Slurm opens
+    them, truncating, when the job starts), so its watchers do not read them.
+    """
+    out = slurm.run(
+        "sbatch", "--parsable", f"--output={job_dir}/{prefix}-%j.out", *extra,
+        "--wrap", "sleep 600",
+    )  # fmt: skip
+    job_id = out.stdout.strip()
+    assert job_id.isdigit(), out.stderr
+    with (job_dir / _QUIET_JOBS).open("a") as fh:
+        fh.write(job_id + "\n")
+    files = [job_dir / f"{prefix}-{job_id}.out"] + [
+        Path(e.split("=", 1)[1].replace("%j", job_id)) for e in extra if e.startswith("--error=")
+    ]
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        state = slurm.run("squeue", "--noheader", "--format=%T", f"--jobs={job_id}").stdout
+        if state.strip() == "RUNNING" and all(f.exists() for f in files):
+            return job_id
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not start within 90s")
 
 
 @pytest.fixture

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from pivot.events.base import Event
+from pivot.events.store import EventStore
 
 from testkit import slurm_cluster
 from testkit.pipeline_project import HEADER, Project
@@ -51,3 +55,26 @@ def slurm_project(
         yield Project(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def stage_events(root: Path, *types: type[Event]) -> list[Event]:
+    """The events of these types in the project's log, in order."""
+    with EventStore.open(str(root / ".pivot/events.db")) as store:
+        return [r.event for r in store.read(types=[t.TYPE for t in types])]
+
+
+def job_state(slurm: slurm_cluster.Cluster, job_id: str) -> str:
+    """Slurm's state of the job (``RUNNING``, ``CANCELLED``...), as scontrol shows it."""
+    out = slurm.run("scontrol", "--oneliner", "show", "job", job_id).stdout
+    return next((f.split("=", 1)[1] for f in out.split() if f.startswith("JobState=")), "")
+
+
+def wait_until(cond: object, timeout: float = 90.0, what: str = "") -> object:
+    """Poll ``cond()`` until it returns something true (returned); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()  # type: ignore[operator]
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
