@@ -119,9 +119,8 @@ class OutputReader:
     # -- scheduling state -----------------------------------------------------
 
     def paths(self, ws: WatcherState) -> list[str]:
-        """The output files ``ws`` reads (known once its job was seen; none while the
-        job waits to start: what they hold is an earlier job's, see
-        :func:`~pivot.jobs.tail.job_has_output`)."""
+        """The output files ``ws`` reads: known once its job was seen, none before it
+        starts (:func:`~pivot.jobs.tail.job_has_output`)."""
         rec = self.log.book.job(ws.host, ws.job_id)
         if not job_has_output(rec.state):
             return []
