@@ -325,10 +325,10 @@ class OrphansStopped(Event):
 @event
 @dataclass(frozen=True, kw_only=True)
 class WaveCodeChecked(Event):
-    """`pivot watch`: code changed while wave ``wave_id`` ran SLURM jobs, so the pipeline
-    was loaded beside it to compare; ``stale``: its SLURM stages whose code or params
-    changed (their jobs are cancelled and submitted again in the next wave). ``error``: the
-    load failed (nothing is cancelled)."""
+    """`pivot watch`: code changed while wave ``wave_id`` (the id of its ``wave.started``)
+    ran SLURM jobs, so the pipeline was loaded beside it to compare; ``stale``: its SLURM
+    stages whose code or params changed (their jobs are cancelled and submitted again in the
+    next wave). ``error``: the load failed (nothing is cancelled)."""
 
     TYPE = "wave.code_checked"
     wave_id: str
