@@ -141,7 +141,12 @@ class Coordinator(Shell):
         pipeline = self.pipeline
         if isinstance(command, CheckRunningCode):  # beside a running wave, for its SLURM jobs
             drop_bytecode(command.stale_bytecode)
-            return RunningCodeChecked(command.wave_id, pipeline.load())
+            # The files' digests around the load: what it read, for the next wave to reuse.
+            before = {p: content_digest(p) for p in command.stale_bytecode}
+            checked = pipeline.load()
+            after = {p: content_digest(p) for p in command.stale_bytecode}
+            aliases = {} if isinstance(checked, LoadError) else symlink_aliases(checked)
+            return RunningCodeChecked(command.wave_id, checked, aliases, before, after)
         if isinstance(command, Examine):
             return examine(
                 command,

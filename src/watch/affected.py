@@ -27,6 +27,7 @@ __all__ = [
     "downstream",
     "drop_own_writes",
     "drop_vanished",
+    "is_own_write",
     "producers_of",
     "symlink_aliases",
     "unalias",
@@ -186,3 +187,19 @@ def unalias(paths: Iterable[str], aliases: Mapping[Path, Path]) -> frozenset[str
         ]
         out.update(hits or [raw])
     return frozenset(out)
+
+
+def is_own_write(
+    rel: str,
+    now: str | None,
+    after_wave: Mapping[str, str | None],
+    recorded: Callable[[], Mapping[str, str | None] | None],
+) -> bool:
+    """Whether output ``rel``, whose content hash is ``now``, holds its stage's own write:
+    what the last wave that ran the stage left (``after_wave``; a failed run's writes are
+    its own too), or what its last success recorded (``recorded()``: its outputs' hashes,
+    None before any)."""
+    if rel in after_wave and after_wave[rel] == now:
+        return True
+    outs = recorded()
+    return outs is not None and rel in outs and outs[rel] == now

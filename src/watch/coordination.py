@@ -22,24 +22,24 @@ returns, see :mod:`pivot.actors.coordinator`):
 - **A data batch**: the stages affected by the changed paths (after the
   stages' own writes and vanished temporary files are dropped), plus any
   stage a failed restart left to run, are planned; nothing runs when none is.
-- **A code batch while a wave runs SLURM jobs**: it waits like any other,
-  but the pipeline is loaded beside the wave to find the jobs it makes stale,
-  which are cancelled (:mod:`pivot.watch.stale_code`).
-- ``--force``/``f``: every selected stage.
-- Target stages (``pivot watch STAGE``) limit every wave to them and their
-  upstream.
+- **A code batch while a wave runs SLURM jobs**: it waits like any other, but the pipeline
+  is loaded beside the wave to find the jobs it makes stale, which are cancelled
+  (:mod:`pivot.watch.stale_code`); the next wave reuses that load while its code is
+  current (:mod:`pivot.watch.checked_load`).
+- ``--force``/``f``: every selected stage. Target stages (``pivot watch STAGE``) limit
+  every wave to them and their upstream.
 
-What touches files or processes is a command the actor runs *off its
-thread* (:class:`Examine`, :class:`Load`, :class:`PlanWave`); its result comes
-back as an input (:class:`BatchExamined`, :class:`PipelineLoaded`,
-:class:`WavePlanned`), so the actor keeps answering (a new batch, ``f``, a
-shutdown) during a long load. :func:`examine` is the work of :class:`Examine`,
-over the file-system calls it is given; :func:`is_own_write` its own-write rule.
+What touches files or processes is a command the actor runs *off its thread*
+(:class:`Examine`, :class:`Load`, :class:`PlanWave`); its result comes back as an input
+(:class:`BatchExamined`, :class:`PipelineLoaded`, :class:`WavePlanned`), so the actor
+keeps answering (a new batch, ``f``, a shutdown) during a long load. :func:`examine` is
+the work of :class:`Examine`, over the file-system calls it is given; :func:`is_own_write`
+its own-write rule.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -61,9 +61,11 @@ from pivot.watch.affected import (
     diff_stages,
     drop_own_writes,
     drop_vanished,
+    is_own_write,  # re-exported: the actor's own-write rule
     unalias,
     upstream,
 )
+from pivot.watch.checked_load import take_checked_load
 from pivot.watch.classify import classify, really_changed
 from pivot.watch.coordination_types import (
     Append,
@@ -105,6 +107,11 @@ def step(state: CoordinatorState, message: Input) -> Step:
         state, commands = on_code_checked(state, message)
     else:
         state, commands = _handle(state, message)
+    state, known = take_checked_load(state, message, commands)
+    if known is not None:  # the check loaded this code already: no second load
+        state, more = _handle(state, known)
+        kept: list[Command] = [c for c in commands if not isinstance(c, Load)]
+        commands = kept + more
     state, more = _advance(state)
     return state, commands + more
 
@@ -372,22 +379,6 @@ def examine(
     return BatchExamined(
         command.batch_id, command.taken, code, data, classified.ignore_changed, seen
     )
-
-
-def is_own_write(
-    rel: str,
-    now: str | None,
-    after_wave: Mapping[str, str | None],
-    recorded: Callable[[], Mapping[str, str | None] | None],
-) -> bool:
-    """Whether output ``rel``, whose content hash is ``now``, holds its stage's own write:
-    what the last wave that ran the stage left (``after_wave``; a failed run's writes are
-    its own too), or what its last success recorded (``recorded()``: its outputs' hashes,
-    None before any)."""
-    if rel in after_wave and after_wave[rel] == now:
-        return True
-    outs = recorded()
-    return outs is not None and rel in outs and outs[rel] == now
 
 
 def _rel(path: str, root: Path) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "Append",
     "BatchExamined",
     "CheckRunningCode",
+    "CheckedLoad",
     "Command",
     "CoordinatorState",
     "Examine",
@@ -97,6 +98,16 @@ Phase = Idle | Examining | Loading | Planning | Running
 
 
 @dataclass(frozen=True, slots=True)
+class CheckedLoad:
+    """The pipeline a stale-code check loaded (:mod:`pivot.watch.checked_load`): ``read``,
+    the digest of each code path the load read (the same before and after it)."""
+
+    view: PipelineView
+    aliases: Mapping[Path, Path]
+    read: Mapping[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
 class CoordinatorState:
     """Everything the Coordinator decides from; never mutated (``replace`` it)."""
 
@@ -115,6 +126,7 @@ class CoordinatorState:
     ids: int = 0
     checking: bool = False  # a CheckRunningCode is in flight
     recheck: frozenset[str] = frozenset()  # code paths changed since it began
+    checked: CheckedLoad | None = None  # its load, for the next wave while still current
 
 
 # -- inputs that are results of commands ---------------------------------------
@@ -151,10 +163,15 @@ class WavePlanned:
 
 @dataclass(frozen=True, slots=True)
 class RunningCodeChecked:
-    """Result of :class:`CheckRunningCode`: the pipeline as loaded meanwhile."""
+    """Result of :class:`CheckRunningCode`: the pipeline as loaded meanwhile (``aliases``:
+    of its symlinked paths); the digests of the checked code paths right before and right
+    after the load."""
 
     wave_id: str
     result: PipelineView | LoadError
+    aliases: Mapping[Path, Path] = field(default_factory=dict)
+    before: Mapping[str, str | None] = field(default_factory=dict)
+    after: Mapping[str, str | None] = field(default_factory=dict)
 
 
 Input = (
@@ -228,7 +245,7 @@ class PlanWave:
 @dataclass(frozen=True, slots=True)
 class CheckRunningCode:
     """Off the actor's thread, beside wave ``wave_id``: drop ``stale_bytecode``, load the
-    pipeline; answers :class:`RunningCodeChecked`."""
+    pipeline, digest those files before and after; answers :class:`RunningCodeChecked`."""
 
     wave_id: str
     stale_bytecode: frozenset[str] = frozenset()

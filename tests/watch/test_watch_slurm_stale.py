@@ -22,10 +22,15 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 PIPELINE = (
     SLURM_HEADER
     + """
+import inspect
 import os
 import time
 
 from helpers import VERSION
+
+if any(f.function == "exec_pipeline" for f in inspect.stack(0)):  # a load, not a stage's run
+    with Path(".pivot/test-loads.log").open("a") as log:
+        print("loaded", file=log)
 
 
 @pipeline.stage(slurm=Slurm(time="00:05:00"))
@@ -60,6 +65,11 @@ def _sleeping(watch: Watch, project: Project) -> bool:
     return running and log.exists() and "sleeping" in log.read_text()
 
 
+def _loads(project: Project) -> int:
+    # How many times the pipeline was loaded (pipeline.py counts its loads, see PIPELINE).
+    return project.read(".pivot/test-loads.log").count("loaded")
+
+
 def test_a_code_edit_while_the_job_runs_cancels_it_and_the_next_wave_runs_the_new_code(
     project: Project, slurm: slurm_cluster.Cluster
 ) -> None:
@@ -75,9 +85,13 @@ def test_a_code_edit_while_the_job_runs_cancels_it_and_the_next_wave_runs_the_ne
         project.write("pipeline.py", PIPELINE.replace('"other 1"', '"other 2"'))
         [checked] = watch.wait_for(lambda _: watch.events("wave.code_checked", mark), timeout=120)
         assert checked["stale"] == [], "\n".join(map(str, watch.items))
+        [wave] = watch.events("wave.started")  # the check names the wave it checked
+        assert checked["wave_id"] == wave["wave_id"], "\n".join(map(str, watch.items))
         assert _job_state(slurm, old["job_id"]) == "RUNNING", "\n".join(map(str, watch.items))
         # An edit of a helper the SLURM stage reaches makes its running job stale.
         project.write("helpers.py", 'VERSION = "new"\n')
+        watch.wait_for(lambda _: len(watch.events("wave.code_checked", mark)) == 2, timeout=120)
+        loaded = _loads(project)  # the boot's load and the two checks'
         watch.wait_for(
             lambda _: any(e["stage"] == "remote" for e in watch.events("stage.succeeded")),
             timeout=240,
@@ -85,6 +99,9 @@ def test_a_code_edit_while_the_job_runs_cancels_it_and_the_next_wave_runs_the_ne
         story = "\n".join(map(str, watch.items))  # shown when an assertion fails
         checks = [e["stale"] for e in watch.events("wave.code_checked", mark)]
         assert checks[-1] == ["remote"], story
+        # The next wave ran on the last check's load: loaded once, not twice.
+        assert len(watch.events("pipeline.reloaded", mark)) == 1, story
+        assert (loaded, _loads(project)) == (3, 3), story
         [cancelled] = [e for e in watch.events("stage.cancelled") if e["stage"] == "remote"]
         assert cancelled["reason"] == (
             "its code changed while its job ran: submitted again in the next wave"

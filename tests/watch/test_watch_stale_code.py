@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pivot.actors.watch_messages import Batch, Boot, CancelStaleRuns, RunWave, WaveDone
-from pivot.events.pipeline import WaveCodeChecked
+from pivot.events.pipeline import PipelineReloaded, WaveCodeChecked
 from pivot.pipeline.stale_runs import CODE_STALE_REASON, StaleRuns, changed_code
 from pivot.watch.coordination import step
 from pivot.watch.coordination_types import (
     Append,
+    BatchExamined,
     CheckRunningCode,
     Command,
     CoordinatorState,
@@ -108,7 +109,9 @@ def test_one_check_at_a_time_and_an_edit_meanwhile_is_checked_after_it() -> None
     s, cmds = step(s, Batch(frozenset({"/r/params.yaml"}), 1))
     assert _checks(cmds) == []
     s, cmds = step(s, RunningCodeChecked(wave, _view()))
-    assert _checks(cmds) == [CheckRunningCode(wave, frozenset({"/r/b.py", "/r/params.yaml"}))]
+    # Over every code path the next wave's batch holds: the load reads them all.
+    again = frozenset({"/r/a.py", "/r/b.py", "/r/params.yaml"})
+    assert _checks(cmds) == [CheckRunningCode(wave, again)]
     assert s.checking and s.recheck == frozenset()
 
 
@@ -129,6 +132,83 @@ def test_a_load_error_cancels_nothing() -> None:
     assert _told(cmds) == []
     (checked,) = _events(cmds)
     assert isinstance(checked, WaveCodeChecked) and checked.error == "SyntaxError"
+
+
+H = "/r/helpers.py"
+
+
+def _checked(
+    view: PipelineView | LoadError, before: str = "d2", after: str = "d2"
+) -> tuple[CoordinatorState, str]:
+    """A helper edit while the initial wave ran was checked (``view``, the helper's digest
+    ``before``/``after`` the load); the wave ended: the edit's batch is being examined."""
+    s, wave = _running(_view())
+    s, _ = step(s, Batch(frozenset({H}), 1))
+    s, _ = step(s, RunningCodeChecked(wave, view, {}, {H: before}, {H: after}))
+    return s, wave
+
+
+def _examine(
+    s: CoordinatorState,
+    wave: str,
+    seen: dict[str, str | None],
+    code: frozenset[str] = frozenset({H}),
+) -> list[Command]:
+    s, cmds = step(s, WaveDone(wave, ("prep", "train")))
+    (examine,) = cmds
+    assert isinstance(examine, Examine)
+    done = BatchExamined(examine.batch_id, examine.taken, code, frozenset(), False, seen)
+    return step(s, done)[1]
+
+
+def test_the_next_wave_runs_on_the_checked_load_when_its_code_is_unchanged() -> None:
+    checked = _view(train="2")
+    s, wave = _checked(checked)
+    cmds = _examine(s, wave, {H: "d2"})
+    assert not any(isinstance(c, Load) for c in cmds)  # one load, not two
+    (reloaded,) = [e for e in _events(cmds) if isinstance(e, PipelineReloaded)]
+    assert reloaded.modified == ("train",)
+    (plan,) = [c for c in cmds if isinstance(c, PlanWave)]
+    assert plan.view is checked
+
+
+def test_after_two_checks_the_next_wave_runs_on_the_last_which_read_both_edits() -> None:
+    p = "/r/pipeline.py"
+    s, wave = _running(_view())
+    s, _ = step(s, Batch(frozenset({p}), 1))
+    s, _ = step(s, RunningCodeChecked(wave, _view(prep="2"), {}, {p: "p2"}, {p: "p2"}))
+    s, cmds = step(s, Batch(frozenset({H}), 1))
+    assert _checks(cmds) == [CheckRunningCode(wave, frozenset({p, H}))]
+    last, read = _view(prep="2", train="2"), {p: "p2", H: "d2"}
+    s, _ = step(s, RunningCodeChecked(wave, last, {}, read, read))
+    cmds = _examine(s, wave, {p: "p2", H: "d2"}, frozenset({p, H}))
+    assert not any(isinstance(c, Load) for c in cmds)
+    assert [c.view for c in cmds if isinstance(c, PlanWave)] == [last]
+
+
+def test_a_file_changed_after_the_check_or_during_its_load_is_loaded_again() -> None:
+    s, wave = _checked(_view(train="2"))
+    assert [type(c) for c in _examine(s, wave, {H: "d3"}) if isinstance(c, Load)] == [Load]
+    s, wave = _checked(_view(train="2"), before="d2", after="d3")  # edited while it loaded
+    assert [c for c in _examine(s, wave, {H: "d3"}) if isinstance(c, Load)] != []
+
+
+def test_a_changed_file_the_check_did_not_read_is_loaded_again() -> None:
+    s, wave = _checked(_view(train="2"))
+    other = frozenset({H, "/r/other.py"})
+    assert [
+        c for c in _examine(s, wave, {H: "d2", "/r/other.py": "x"}, other) if isinstance(c, Load)
+    ]
+
+
+def test_a_failed_check_or_one_overtaken_by_an_edit_is_not_reused() -> None:
+    s, wave = _checked(LoadError("SyntaxError", "helpers.py", 1))
+    assert s.checked is None
+    s, wave = _running(_view())
+    s, _ = step(s, Batch(frozenset({H}), 1))
+    s, _ = step(s, Batch(frozenset({"/r/b.py"}), 1))  # while the check loads
+    s, cmds = step(s, RunningCodeChecked(wave, _view(train="2"), {}, {H: "d2"}, {H: "d2"}))
+    assert s.checked is None and _checks(cmds) != []  # the next check's load counts
 
 
 def test_changed_code_names_the_stages_whose_fingerprint_changed_or_that_went() -> None:
