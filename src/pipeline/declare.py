@@ -50,21 +50,22 @@ def normalise_path(path: str) -> str:
     if not isinstance(path, str) or not path.strip():
         raise ValueError("a path must be a non-empty string")
     if _NORMAL.fullmatch(path):
-        norm = path  # already what normpath would return (every path, every load)
+        norm = path  # already what normpath would return: not ".", "..", nor "../x"
     else:
         p = path.replace("\\", "/")
         if p.startswith("/"):
             raise ValueError(f"{path!r} is absolute; paths are relative to the project root")
         norm = posixpath.normpath(p)
-    if norm in {".", ".."} or norm.startswith("../"):
-        raise ValueError(f"{path!r} is outside the project")
-    top = norm.split("/", 1)[0]
-    if top in _RESERVED:
-        # A stage writing .pivot/state.db would destroy the records that skip it.
-        raise ValueError(
-            f"{path!r} is inside {top}/, which holds {_RESERVED[top]}; "
-            "deps and outputs must be elsewhere in the project"
-        )
+        if norm in {".", ".."} or norm.startswith("../"):
+            raise ValueError(f"{path!r} is outside the project")
+    if norm[0] == ".":  # every reserved folder's name starts so (every path, every load)
+        top = norm.split("/", 1)[0]
+        if top in _RESERVED:
+            # A stage writing .pivot/state.db would destroy the records that skip it.
+            raise ValueError(
+                f"{path!r} is inside {top}/, which holds {_RESERVED[top]}; "
+                "deps and outputs must be elsewhere in the project"
+            )
     return norm
 
 
@@ -124,14 +125,16 @@ def _where(func: Callable[..., Any]) -> tuple[str, int]:
 
 
 def _marker(hint: Any) -> Dep | Out | None:
-    if typing.get_origin(hint) is not typing.Annotated:
+    if not isinstance(hint, _ANNOTATED):  # what typing.get_origin(hint) is Annotated means
         return None
-    found = [m for m in hint.__metadata__ if isinstance(m, Dep | Out)]
+    found = [m for m in hint.__metadata__ if isinstance(m, _MARKERS)]
     if len(found) > 1:
         raise TypeError("more than one Dep/Out on a parameter")
     return found[0] if found else None
 
 
+_ANNOTATED: Any = type(typing.Annotated[int, "probe"])  # typing._AnnotatedAlias
+_MARKERS = (Dep, Out)
 _EMPTY = inspect.Parameter.empty
 _VARIADIC = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 
@@ -140,16 +143,9 @@ def _plain_hint(hint: Any) -> bool:
     """Whether ``typing.get_type_hints`` would return ``hint`` as it is, for what
     :func:`_inspect` reads: a class, None, or ``Annotated[<class>, ...]`` (no string
     to evaluate, no forward reference inside)."""
-    if hint is None or isinstance(hint, type):
-        return True
-    return (
-        typing.get_origin(hint) is typing.Annotated
-        and type(hint) is type(_ANNOTATED_PROBE)
-        and isinstance(getattr(hint, "__origin__", None), type)
-    )
-
-
-_ANNOTATED_PROBE = typing.Annotated[int, "probe"]
+    if type(hint) is _ANNOTATED:  # the usual case first: a Dep or an Out
+        return isinstance(hint.__origin__, type)
+    return hint is None or isinstance(hint, type)
 
 
 def _hints(func: Callable[..., Any]) -> Mapping[str, Any]:
