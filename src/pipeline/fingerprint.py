@@ -42,6 +42,7 @@ from pivot.pipeline.hashing import racy, signature
 __all__ = ["Fingerprinter", "combine"]
 
 _CACHE_VERSION = 2  # 2: the signature holds ctime and inode too
+_FUNCTIONS = (types.FunctionType, types.MethodType)
 
 
 def combine(code: Mapping[str, str]) -> str:
@@ -72,9 +73,9 @@ class Fingerprinter:
         self._folders: dict[str, Path] = {}  # folder -> resolved
         # piece key -> (hash, module namespace for its references, references)
         self._pieces: dict[str, tuple[str, Mapping[str, Any], list[tuple[str, ...]]]] = {}
-        # (id of a namespace, dotted name) -> piece key: stages of one module share
+        # id of a namespace -> dotted name -> piece key: stages of one module share
         # most names (their helpers, Path, Dep...), and namespaces outlive a load.
-        self._resolved: dict[tuple[int, tuple[str, ...]], str | None] = {}
+        self._resolved: dict[int, dict[tuple[str, ...], str | None]] = {}
         self._reached: dict[str, dict[str, str]] = {}  # piece key -> what it reaches
 
     # -- which files belong to the project ------------------------------------
@@ -142,8 +143,11 @@ class Fingerprinter:
 
     def _def_piece(self, obj: Any) -> str | None:
         """Key of a project function/class, computing its piece if new."""
-        if isinstance(obj, types.FunctionType | types.MethodType):
-            obj = inspect.unwrap(obj.__func__ if isinstance(obj, types.MethodType) else obj)
+        if isinstance(obj, _FUNCTIONS):
+            if isinstance(obj, types.MethodType):
+                obj = obj.__func__
+            if hasattr(obj, "__wrapped__"):  # what inspect.unwrap follows (a plain function: no)
+                obj = inspect.unwrap(obj)
             filename = obj.__code__.co_filename
             namespace: Mapping[str, Any] = obj.__globals__
         elif isinstance(obj, type):
@@ -248,13 +252,15 @@ class Fingerprinter:
     def _named(self, key: str) -> list[str]:
         """The pieces that piece ``key`` names directly."""
         _, namespace, refs = self._pieces[key]
+        memo = self._resolved.get(id(namespace))
+        if memo is None:
+            memo = self._resolved[id(namespace)] = {}
         out = []
         for chain in refs:
-            memo = (id(namespace), chain)
-            if memo in self._resolved:
-                found = self._resolved[memo]
+            if chain in memo:
+                found = memo[chain]
             else:
-                found = self._resolved[memo] = self._resolve(namespace, chain)
+                found = memo[chain] = self._resolve(namespace, chain)
             if found is not None:
                 out.append(found)
         return out
