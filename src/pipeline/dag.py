@@ -76,6 +76,30 @@ class PathIndex:
             i += 1
         return found
 
+    def has_related(self, path: str) -> bool:
+        """Whether any declared path is equal to ``path``, contains it, or is inside it."""
+        owners = self._owners
+        if path in owners or path in self._holders:
+            return True
+        cut = path.rfind("/")
+        while cut >= 0:
+            if path[:cut] in owners:
+                return True
+            cut = path.rfind("/", 0, cut)
+        return False
+
+    def nests(self, path: str) -> bool:
+        """Whether a declared path other than ``path`` contains it or is inside it."""
+        if path in self._holders:
+            return True
+        owners = self._owners
+        cut = path.rfind("/")
+        while cut >= 0:
+            if path[:cut] in owners:
+                return True
+            cut = path.rfind("/", 0, cut)
+        return False
+
     def owners(self, path: str) -> list[str]:
         """Owners (stages) of every declared path related to ``path``."""
         related = self.related(path)
@@ -194,6 +218,8 @@ def graph_of(stages: Sequence[DeclaredStage]) -> StageGraph:
             out_owner[out] = s.name
     producers = PathIndex({p: [s] for p, s in out_owner.items()})
     for out, owner in out_owner.items():
+        if not producers.nests(out):
+            continue  # the usual case: no output inside another
         for other in producers.related(out):
             if other != out and out_owner[other] != owner:
                 there = by_name[out_owner[other]]
@@ -206,10 +232,13 @@ def graph_of(stages: Sequence[DeclaredStage]) -> StageGraph:
     dep_owners: dict[str, list[str]] = {}
     edges: dict[tuple[str, str], list[str]] = {}
     for s in stages:
+        name = s.name
         for dep in s.deps:
-            dep_owners.setdefault(dep, []).append(s.name)
+            dep_owners.setdefault(dep, []).append(name)
+            if not producers.has_related(dep):
+                continue  # a source file: no edge (half the deps of a usual pipeline)
             for producer in producers.owners(dep):
-                edges.setdefault((producer, s.name), []).append(dep)
+                edges.setdefault((producer, name), []).append(dep)
     up: dict[str, list[str]] = {s.name: [] for s in stages}
     down: dict[str, list[str]] = {s.name: [] for s in stages}
     for a, b in edges:
@@ -285,7 +314,7 @@ def missing_deps(spec: PipelineSpec, graph: StageGraph) -> list[tuple[str, str]]
     for s in spec.stages:
         for dep in s.deps:
             # os.path on str: this runs for every dep of every load
-            if not graph.producers.owners(dep) and not os.path.exists(  # noqa: PTH110
+            if not graph.producers.has_related(dep) and not os.path.exists(  # noqa: PTH110
                 os.path.join(spec.root, dep)  # noqa: PTH118
             ):
                 missing.append((s.name, dep))
