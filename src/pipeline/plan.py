@@ -110,8 +110,10 @@ def paths_to_observe(spec: PipelineSpec, stages: Iterable[str]) -> list[str]:
     paths: dict[str, None] = {}
     for name in stages:
         s = by_name[name]
-        paths.update(dict.fromkeys(s.deps))
-        paths.update(dict.fromkeys(s.outs))
+        for path in s.deps:
+            paths[path] = None
+        for path in s.outs:
+            paths[path] = None
     return list(paths)
 
 
@@ -136,16 +138,11 @@ def stage_reasons(
         ]
         reasons += [f"code changed: {k}" for k in changed] or ["code changed"]
     # Compared as recorded: a large value by its digest (either side).
-    before, after = recorded_params(record.params), recorded_params(stage.params)
-    for name in sorted(set(before) | set(after)):
-        if name not in after:
-            reasons.append(f"param removed: {name}")
-        elif name not in before:
-            reasons.append(f"param changed: {name} (unset) -> {_show(after[name])}")
-        elif before[name] != after[name]:
-            reasons.append(f"param changed: {name} {_show(before[name])} -> {_show(after[name])}")
+    if record.params or stage.params:
+        reasons += _param_reasons(recorded_params(record.params), recorded_params(stage.params))
+    recorded_deps = record.deps
     for dep in stage.deps:
-        if dep not in record.deps or record.deps[dep] != observed.get(dep):
+        if recorded_deps.get(dep, _ABSENT) != observed.get(dep):
             reasons.append(f"dep changed: {dep}")
     for out in stage.outs:
         now = observed.get(out)
@@ -153,6 +150,21 @@ def stage_reasons(
             reasons.append(f"output missing: {out}")
         elif record.outs.get(out) != now:
             reasons.append(f"output changed: {out}")
+    return reasons
+
+
+_ABSENT = object()  # a dep the record lacks: unequal to any hash and to None
+
+
+def _param_reasons(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    reasons = []
+    for name in sorted(set(before) | set(after)):
+        if name not in after:
+            reasons.append(f"param removed: {name}")
+        elif name not in before:
+            reasons.append(f"param changed: {name} (unset) -> {_show(after[name])}")
+        elif before[name] != after[name]:
+            reasons.append(f"param changed: {name} {_show(before[name])} -> {_show(after[name])}")
     return reasons
 
 
