@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -107,26 +108,41 @@ def generate(root: Path, stages: int, files: int, lag: int = 10) -> None:
     (root / "dvc.yaml").write_text("\n".join(lines) + "\n")
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
-    """Wall time of one command (which must succeed) and its output."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, str, float]:
+    """Wall time of one command (which must succeed), its output, and its CPU time
+    (user + system, its children included: on a loaded machine the steadier figure)."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, env=ENV)
     took = time.perf_counter() - start
+    cpu = _children_cpu() - cpu
     if proc.returncode != 0:
         what = " ".join(cmd)
         raise SystemExit(f"{what} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return took, proc.stdout + proc.stderr
+    return took, proc.stdout + proc.stderr, cpu
 
 
-def best(cmd: list[str], cwd: Path, repeat: int, expect: str) -> float:
-    """Best wall time of ``repeat`` runs; each output must contain ``expect``."""
-    times = []
+def best(cmd: list[str], cwd: Path, repeat: int, expect: str) -> tuple[float, float]:
+    """Best wall time and best CPU time of ``repeat`` runs; each output must contain
+    ``expect``."""
+    times, cpus = [], []
     for _ in range(repeat):
-        took, out = timed(cmd, cwd)
+        took, out, cpu = timed(cmd, cwd)
         if expect not in out:
             raise SystemExit(f"{' '.join(cmd)}: expected {expect!r} in its output:\n{out[-2000:]}")
         times.append(took)
-    return min(times)
+        cpus.append(cpu)
+    return min(times), min(cpus)
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages: how far wall times are from an idle machine's."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -151,17 +167,17 @@ def main() -> None:
     jobs = ["--jobs", str(args.jobs)] if args.jobs else []
     rows: list[tuple[str, float, float | None]] = []
 
-    first_pivot, _ = timed([pivot, "run", *jobs], pv)
-    noop_run = best([pivot, "run", *jobs], pv, args.repeat, "everything up to date")
-    noop_status = best([pivot, "status"], pv, args.repeat, "everything up to date")
+    first_pivot, _, first_cpu = timed([pivot, "run", *jobs], pv)
+    noop_run, noop_run_cpu = best([pivot, "run", *jobs], pv, args.repeat, "everything up to date")
+    noop_status, noop_status_cpu = best([pivot, "status"], pv, args.repeat, "everything up to date")
 
     first_dvc = noop_dvc_run = noop_dvc_status = None
     if args.dvc:
         timed([args.dvc, "init", "--no-scm", "-q"], dv)
-        first_dvc, _ = timed([args.dvc, "repro"], dv)
+        first_dvc, _, _ = timed([args.dvc, "repro"], dv)
         up_to_date = "Data and pipelines are up to date"
-        noop_dvc_run = best([args.dvc, "repro"], dv, args.repeat, up_to_date)
-        noop_dvc_status = best([args.dvc, "status"], dv, args.repeat, up_to_date)
+        noop_dvc_run, _ = best([args.dvc, "repro"], dv, args.repeat, up_to_date)
+        noop_dvc_status, _ = best([args.dvc, "status"], dv, args.repeat, up_to_date)
         for i in (0, args.stages - 1):
             a = (pv / "out" / f"s{i:03d}.txt").read_text()
             b = (dv / "out" / f"s{i:03d}.txt").read_text()
@@ -178,6 +194,10 @@ def main() -> None:
             print(f"{label:34} {mine:8.3f}s {'-':>9} {'-':>10}")
         else:
             print(f"{label:34} {mine:8.3f}s {theirs:8.3f}s {mine / theirs:10.4f}")
+    print(
+        f"pivot CPU (user + system, best): first run {first_cpu:.3f}s, no-op run "
+        f"{noop_run_cpu:.3f}s, no-op status {noop_status_cpu:.3f}s; load {_load()}"
+    )
     print("targets: no-op <= 1/5 of DVC (ratio <= 0.2); first run <= 1/20 (ratio <= 0.05)")
     if not args.keep:
         shutil.rmtree(base, ignore_errors=True)
