@@ -339,7 +339,9 @@ class Pipeline:
         """
 
         def register(fn: F) -> F:
-            decl = _inspect(name or fn.__name__, inspect.unwrap(fn))
+            # What inspect.unwrap follows; its frame per stage only when there is one.
+            target = inspect.unwrap(fn) if hasattr(fn, "__wrapped__") else fn
+            decl = _inspect(name or fn.__name__, target)
             if slurm is not None:
                 decl = _with_slurm(decl, slurm)
             if watchers:
