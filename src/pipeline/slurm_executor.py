@@ -79,7 +79,7 @@ class SlurmJobs:
         self.hosts = SlurmHosts(config)
         self.runs = RunsInFlight()
         # The stages' watchers= (needs the store: it reads what they did).
-        self._watch = StageWatchers(store, config) if store is not None else None
+        self._watch = StageWatchers(store, config, actor) if store is not None else None
         self.submissions = Submissions(
             self.hosts, self.runs, actor=actor, watch=self._watch, candidates=adoptable or {}
         )

@@ -102,8 +102,8 @@ def settled(book: Book, host: str, job_id: str) -> bool:
 class StageWatchers:
     """The watchers of this run's jobs: attach them, host them if no one does, read the log."""
 
-    def __init__(self, store: EventStore, config: Config) -> None:
-        self.store, self.config = store, config
+    def __init__(self, store: EventStore, config: Config, actor: str = "pivot run") -> None:
+        self.store, self.config, self.actor = store, config, actor
         self.book = Book()
         self._resubmits: dict[tuple[str, str], str] = {}  # (host, old job) -> new job
         self._runtime: WatcherRuntime | None = None
@@ -116,7 +116,7 @@ class StageWatchers:
         return [
             WatcherCreated(
                 watcher_id=uuid.uuid4().hex[:12], name=d.name, job_id=job_id, host=host,
-                definition=d.to_dict(), actor="pivot run", correlation_id=correlation_id,
+                definition=d.to_dict(), actor=self.actor, correlation_id=correlation_id,
             )
             for d in definitions
         ]  # fmt: skip
@@ -143,7 +143,7 @@ class StageWatchers:
         if self._runtime is None and not hosted_here(self.store.location):
             from pivot.jobs.runtime import start_watchers
 
-            self._runtime = start_watchers(self.store, self.config, command="pivot run")
+            self._runtime = start_watchers(self.store, self.config, command=self.actor)
 
     def close(self) -> None:
         """Stop hosting the watchers (the lease goes to whoever stands by)."""

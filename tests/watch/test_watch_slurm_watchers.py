@@ -62,6 +62,7 @@ def test_watch_runs_one_watcher_runtime_and_the_slurm_stages_watchers_attach_to_
         assert len(watch.events("stage.submitted")) == 2, story
         created = watch.events("watcher.created")
         assert [e["name"] for e in created] == ["never", "never"], story
+        assert {e["actor"] for e in created} == {"pivot watch"}, story  # who attached them
         assert watch.interrupt() == 130
     finally:
         watch.close()
