@@ -220,7 +220,11 @@ class Tailer:
                 return Outcome(error=str(exc) or type(exc).__name__)
             return Outcome(r.returncode, r.stdout, r.stderr)
 
-        return query_jobs(poll.host, run, poll.job_ids, poll.seen, sacct_ok=poll.sacct_ok)
+        # A job squeue lists as ended is asked of scontrol too: squeue gives no exit code
+        # (once: an ended job leaves the watched set with its watchers).
+        return query_jobs(
+            poll.host, run, poll.job_ids, poll.seen, sacct_ok=poll.sacct_ok, ask_ended=True
+        )
 
     def poll_outputs(self, polls: Sequence[HostPoll], *, force: bool = False) -> list[ActionBatch]:
         """Read the grown output files of the due watchers of ``polls``' hosts; fire timers."""
