@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pivot.actors.base import ActorContext, Shell
@@ -67,11 +67,19 @@ class WaveRecorder:
         self.ended: dict[str, str] = {}
         self.started_seen = False
         self.finished_seen = False
+        self.before_finish: Callable[[], None] | None = None  # runs before wave.finished
         self._lock = threading.Lock()
 
     def emit(self, *events: Event) -> None:
         """The callback given to the pipeline core's executor: a batch, one append."""
         kept = [ev for ev in (self._filter(e) for e in events) if ev is not None]
+        if (
+            kept
+            and self.before_finish is not None
+            and any(isinstance(e, WaveFinished) for e in kept)
+        ):
+            # Before anyone hears the wave ended: an edit after wave.finished is not its own.
+            self.before_finish()
         if kept:
             self.store.emit(*kept)
 
@@ -284,6 +292,12 @@ class WorkerPool(Shell):
         def emit_all(events: Sequence[Event]) -> None:
             recorder.emit(*events)  # as one batch: one append to the store
 
+        outs = [o for p in stages for o in project.spec.stage(p.name).outs]
+
+        def own_writes() -> None:  # for the next batch
+            msg.view.after_wave.update(project.hasher.hashes(outs))
+
+        recorder.before_finish = own_writes
         slurm, on_slurm = self._slurm(project.spec, stages)
         routes = dict.fromkeys(on_slurm, slurm) if slurm is not None else {}
         try:
@@ -305,10 +319,6 @@ class WorkerPool(Shell):
         finally:
             if slurm is not None:
                 slurm.close()
-        outs = [o for p in stages for o in project.spec.stage(p.name).outs]
-        msg.view.after_wave.update(
-            project.hasher.hashes(outs)
-        )  # its own writes, for the next batch
 
     def _slurm(
         self, spec: PipelineSpec, stages: list[PlannedStage]

@@ -15,7 +15,7 @@ import pytest
 
 from pivot.actors.worker_pool import WaveRecorder
 from pivot.events.location import open_project_store
-from pivot.events.pipeline import StageStarted, StageSucceeded, WaveStarted
+from pivot.events.pipeline import StageStarted, StageSucceeded, WaveFinished, WaveStarted
 from pivot.events.store import EventStore, Recorded
 
 from testkit.require import require
@@ -33,6 +33,23 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 def store(tmp_path: Path) -> Iterator[EventStore]:
     with open_project_store(tmp_path) as opened:
         yield opened
+
+
+def test_a_waves_own_writes_are_recorded_before_anyone_hears_it_finished(
+    store: EventStore,
+) -> None:
+    # pivot watch hashes the wave's outputs in before_finish: an edit made once
+    # wave.finished is out must not be taken for the wave's own write.
+    finished_then: list[int] = []
+    recorder = WaveRecorder(store, "w1", ("a",))
+    recorder.before_finish = lambda: finished_then.append(
+        len(list(store.read(types=[WaveFinished.TYPE])))
+    )
+    recorder.emit(StageStarted(stage="a"))
+    assert finished_then == []
+    recorder.emit(StageSucceeded(stage="a", duration=0.1), WaveFinished(wave_id="w1", succeeded=1))
+    assert finished_then == [0]
+    assert len(list(store.read(types=[WaveFinished.TYPE]))) == 1
 
 
 def test_a_wave_batch_is_one_append_and_listeners_get_its_seqs(store: EventStore) -> None:
