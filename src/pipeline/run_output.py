@@ -81,14 +81,16 @@ class LogTail:
     """Follow the logs of running stages; each new line goes to ``on_line(stage, line)``.
 
     `pivot run` prints them as ``stage | line``; `pivot watch` shows them in
-    its display. A log that shrank was started again (a new run): it is read
-    from its beginning.
+    its display. A log that shrank was started again (a new run), and a log
+    that is another file now (a SLURM stage's symlink switched to a watcher's
+    resubmit of its job): either is read from its beginning.
     """
 
     def __init__(self, on_line: Callable[[str, str], None], interval: float = 0.1) -> None:
         self._on_line = on_line
         self._interval = interval
-        self._files: dict[str, tuple[Path, int, bytes]] = {}  # stage -> path, offset, partial
+        # stage -> path, offset, partial line, the file read (device, inode)
+        self._files: dict[str, tuple[Path, int, bytes, tuple[int, int] | None]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="pivot-logtail", daemon=True)
@@ -97,7 +99,7 @@ class LogTail:
     def follow(self, stage: str, path: Path) -> None:
         """Start printing ``stage``'s log (from its beginning)."""
         with self._lock:
-            self._files[stage] = (path, 0, b"")
+            self._files[stage] = (path, 0, b"", None)
 
     def finish(self, stage: str) -> None:
         """Print what is left of ``stage``'s log and stop following it."""
@@ -120,10 +122,14 @@ class LogTail:
         entry = self._files.get(stage)
         if entry is None:
             return
-        path, offset, partial = entry
+        path, offset, partial, known = entry
         try:
             with path.open("rb") as f:
-                if os.fstat(f.fileno()).st_size < offset:
+                st = os.fstat(f.fileno())
+                file = (st.st_dev, st.st_ino)
+                if st.st_size < offset or (known is not None and file != known):
+                    if partial:  # the old file's unfinished last line
+                        self._on_line(stage, partial.decode(errors="replace"))
                     offset, partial = 0, b""
                 f.seek(offset)
                 data = f.read()
@@ -138,7 +144,7 @@ class LogTail:
             rest = b""
         for line in lines:
             self._on_line(stage, line.decode(errors="replace"))
-        self._files[stage] = (path, offset, rest)
+        self._files[stage] = (path, offset, rest, file)
 
 
 class RunDisplay:

@@ -18,6 +18,8 @@ The modules behind it, one concept each:
 - :mod:`pivot.pipeline.slurm_cancel`: scancel, and waiting for Slurm to say
   the jobs ended;
 - :mod:`pivot.pipeline.slurm_hosts`: the event loop and a transport per host;
+- :mod:`pivot.pipeline.slurm_logs`: each job's own log file, the stage's log
+  a symlink to the current one, the earlier runs' files removed on submission;
 - pure decisions: :mod:`pivot.pipeline.slurm_outcome` (how a run ended),
   :mod:`pivot.pipeline.slurm_adopt` (which left job to adopt).
 """
@@ -40,6 +42,7 @@ from pivot.pipeline.hashing import recorded_params
 from pivot.pipeline.slurm_adopt import run_inputs, same_inputs
 from pivot.pipeline.slurm_cancel import cancel_all, cancel_one
 from pivot.pipeline.slurm_hosts import SlurmHosts
+from pivot.pipeline.slurm_logs import remove_job_logs
 from pivot.pipeline.slurm_poll import POLL_SECONDS, SlurmPoll
 from pivot.pipeline.slurm_runs import RunsInFlight, SlurmRun
 from pivot.pipeline.slurm_submit import Submissions
@@ -103,7 +106,7 @@ class SlurmJobs:
         each of its jobs. Its events go out through ``stage_run.emit``.
         """
         spec = stage_run.stage
-        # The job's own output is the stage's log (see slurm_job.batch_script).
+        # The job's own output is the stage's log (see slurm_job.batch_script, slurm_logs).
         task = dataclasses.replace(stage_run.task, log_path="")
         resources = self.placement[task.stage]
         inputs = run_inputs(spec.fingerprint, stage_run.deps, recorded_params(spec.params))
@@ -134,6 +137,7 @@ class SlurmJobs:
         # Slurm cannot open the job's output in a missing folder: the job would
         # fail before Python starts (FAILED signal 53), with no log to say why.
         (Path(task.root) / slurm_job.LOGS_DIR).mkdir(parents=True, exist_ok=True)
+        remove_job_logs(task.root, task.stage)  # the earlier runs' (a new run's jobs have none)
         self.runs.add(run_id, run)
         self.submissions.sbatch(run_id, run)
         self.poll.start()

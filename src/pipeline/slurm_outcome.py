@@ -73,7 +73,8 @@ def ended(
     if written is not None and written[1] in ("", info.job_id):
         return reported(written[0], info.job_id, host, info)
     if info.state == "completed":
-        error = f"COMPLETED without a result from pivot ({label}): see .pivot/logs/{stage}.log"
+        log = f".pivot/logs/{stage}.{info.job_id}.log"
+        error = f"COMPLETED without a result from pivot ({label}): see {log}"
     else:
         error = f"{state_text(info)} ({label})"
     return StageOutcome(stage, False, 0, duration, error, job_id=info.job_id, state=info.state,

@@ -6,7 +6,9 @@ its host, on the hosts' event loop, so many submissions are in flight at
 once; sbatch refusing the job ends the run with Slurm's message
 (:func:`pivot.pipeline.slurm_outcome.sbatch_refusal`). Each job a run gets
 (a watcher's resubmit included) is announced as ``stage.submitted``, with
-the stage's ``watchers=`` attached to the first one.
+the stage's ``watchers=`` attached to the first one, and the stage's log
+(``.pivot/logs/STAGE.log``) switched to that job's own file
+(:func:`pivot.pipeline.slurm_logs.point_stage_log`), as it is to an adopted job's.
 
 A killed pivot leaves its jobs running; :meth:`Submissions.left_alive`
 asks Slurm once, in one ``squeue`` per host, which of those it recorded
@@ -28,6 +30,7 @@ from pivot.jobs.job_lookup import Outcome, after_squeue
 from pivot.jobs.transport import TransportError
 from pivot.pipeline import slurm_job
 from pivot.pipeline.slurm_hosts import SlurmHosts
+from pivot.pipeline.slurm_logs import point_stage_log
 from pivot.pipeline.slurm_outcome import sbatch_refusal
 from pivot.pipeline.slurm_resources import sbatch_options
 from pivot.pipeline.slurm_runs import RunsInFlight, SlurmRun
@@ -82,6 +85,7 @@ class Submissions:
 
     def announce(self, run: SlurmRun, resubmit_of: str = "") -> None:
         """``stage.submitted`` for the run's current job; its watchers on the first one."""
+        point_stage_log(run.task.root, run.task.stage, run.job_id)
         events: list[Event] = [
             StageSubmitted(
                 actor=self.actor, correlation_id=run.correlation_id, stage=run.task.stage,
@@ -96,6 +100,7 @@ class Submissions:
 
     def adopt(self, run: SlurmRun, left: StageSubmitted) -> None:
         """``run`` takes over ``left``, the job a killed pivot submitted for it."""
+        point_stage_log(run.task.root, run.task.stage, left.job_id)
         self.runs.add(f"adopted.{left.job_id}", run)
         adopted = StageAdopted(
             actor=self.actor, correlation_id=run.correlation_id, stage=run.task.stage,

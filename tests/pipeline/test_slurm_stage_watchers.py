@@ -1,13 +1,14 @@
 """SLURM stages with ``watchers=``, end to end: the real `pivot run` on the real single-node SLURM.
 
 A watcher attached to a stage's job may cancel it and resubmit it (more
-memory): the new job is the same stage run. Both jobs write the stage's log,
-``.pivot/logs/STAGE.log`` (Slurm truncates it when the new job starts), so
-the watchers of the new job must not match what the first one wrote there.
+memory): the new job is the same stage run. Each job writes its own file,
+``.pivot/logs/STAGE.JOBID.log``, so the watchers of the new job never read
+what the first one wrote; ``.pivot/logs/STAGE.log`` points to the current job's.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,7 @@ import time
 @pipeline.stage(slurm=Slurm(time="00:05:00", mem="100M"), watchers=["watchers/oom.yaml"])
 def train(out: Annotated[Path, Out("model.txt")]) -> None:
     mem = os.environ.get("SLURM_MEM_PER_NODE", "")
+    print(f"job {os.environ['SLURM_JOB_ID']} with mem {mem}", flush=True)
     if mem != "200":
         print(f"RuntimeError: CUDA out of memory (mem {mem})", flush=True)
         time.sleep(60)  # the watcher cancels it; were it not to, it fails
@@ -92,6 +94,20 @@ def test_an_oom_watcher_resubmits_with_more_memory_and_the_stage_succeeds_on_the
     assert f"ran as SLURM job {first} on local" in why, why
     assert f"resubmitted by a watcher as SLURM job {second} on local, for job {first}" in why
     assert "everything up to date" in project.cli("run").stdout
+    # Each job wrote its own file; the stage's log is the job that counts.
+    logs = project.root / ".pivot/logs"
+    assert "CUDA out of memory" in (logs / f"train.{first}.log").read_text()
+    assert (logs / f"train.{second}.log").read_text() == f"job {second} with mem 200\n"
+    assert os.readlink(logs / "train.log") == f"train.{second}.log"
+    assert project.read(".pivot/logs/train.log") == f"job {second} with mem 200\n"
+    # A new run of the stage: the first run's files go when it is submitted.
+    project.cli("run", "--force", "train")
+    again = _submitted(project.root)[2:]
+    assert len(again) == 2, again  # (out of memory again, resubmitted again)
+    assert sorted(p.name for p in logs.glob("train.*.log")) == sorted(
+        f"train.{job}.log" for job in again
+    )
+    assert project.read(".pivot/logs/train.log") == f"job {again[1]} with mem 200\n"
 
 
 def test_watcher_files_are_checked_when_the_pipeline_loads(project: Project) -> None:
@@ -103,6 +119,11 @@ def test_watcher_files_are_checked_when_the_pipeline_loads(project: Project) -> 
     proc = project.cli("status", ok=False)
     assert "stage 'train': watchers/oom.yaml:2: " in proc.stderr, proc.stderr
     assert len(proc.stderr.splitlines()) == 1
+
+
+def _submitted(root: Path) -> list[str]:
+    """The jobs of the stage's ``stage.submitted`` events, in order."""
+    return [e.job_id for e in stage_events(root, StageSubmitted) if isinstance(e, StageSubmitted)]
 
 
 def _waiting_resubmit(root: Path) -> str:
@@ -137,8 +158,11 @@ def test_a_resubmitted_job_waiting_in_the_queue_is_not_cancelled_for_its_predece
         second = str(
             wait_until(lambda: _waiting_resubmit(project.root), what="the new job, pending")
         )
-        # The tailer of the watchers saw it pending, the old job's line still in its file.
-        assert "CUDA out of memory" in project.read(".pivot/logs/train.log")
+        # The tailer of the watchers saw it pending; the old job's line is in
+        # the old job's file, the new job (not started) has none yet.
+        first = subs[0] if (subs := _submitted(project.root)) else ""
+        assert "CUDA out of memory" in project.read(f".pivot/logs/train.{first}.log")
+        assert not (project.root / f".pivot/logs/train.{second}.log").exists()
         slurm.run("scontrol", "update", f"JobId={second}", "StartTime=now")
         out, err = proc.communicate(timeout=120)
     finally:
@@ -158,3 +182,5 @@ def test_a_resubmitted_job_waiting_in_the_queue_is_not_cancelled_for_its_predece
     assert [e.watcher_id for e in matched if e.watcher_id == new_watcher] == []
     assert len(matched) == 1  # the first job's line, by the first job's watcher
     assert job_state(slurm, second) == "COMPLETED"
+    assert project.read(".pivot/logs/train.log") == f"job {second} with mem 200\n"
+    assert "CUDA" not in project.read(f".pivot/logs/train.{second}.log")
