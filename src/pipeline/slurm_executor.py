@@ -42,7 +42,7 @@ from pivot.pipeline.hashing import recorded_params
 from pivot.pipeline.slurm_adopt import run_inputs, same_inputs
 from pivot.pipeline.slurm_cancel import cancel_all, cancel_one
 from pivot.pipeline.slurm_hosts import SlurmHosts
-from pivot.pipeline.slurm_logs import remove_job_logs
+from pivot.pipeline.slurm_logs import JOB_LOGS_DIR, remove_job_logs
 from pivot.pipeline.slurm_poll import POLL_SECONDS, SlurmPoll
 from pivot.pipeline.slurm_runs import RunsInFlight, SlurmRun
 from pivot.pipeline.slurm_submit import Submissions
@@ -136,7 +136,7 @@ class SlurmJobs:
         slurm_job.write_run_file(run.run_file, task, run_id)
         # Slurm cannot open the job's output in a missing folder: the job would
         # fail before Python starts (FAILED signal 53), with no log to say why.
-        (Path(task.root) / slurm_job.LOGS_DIR).mkdir(parents=True, exist_ok=True)
+        (Path(task.root) / JOB_LOGS_DIR).mkdir(parents=True, exist_ok=True)
         remove_job_logs(task.root, task.stage)  # the earlier runs' (a new run's jobs have none)
         self.runs.add(run_id, run)
         self.submissions.sbatch(run_id, run)

@@ -14,9 +14,9 @@ submission. The job runs it in a fresh interpreter (the submitting Python,
 so the node runs the code as it is on the shared disk now) through
 :func:`pivot.pipeline.worker.run_stage`, the same code path as a local
 worker, every failure an outcome. Its output is the job's (Slurm writes it
-to the job's own ``.pivot/logs/STAGE.JOBID.log``, which ``.pivot/logs/STAGE.log``
-points to: :mod:`pivot.pipeline.slurm_logs`), so job watchers read what the
-stage prints. The
+to the job's own ``.pivot/logs/jobs/STAGE.JOBID.log``, which
+``.pivot/logs/STAGE.log`` points to: :mod:`pivot.pipeline.slurm_logs`), so
+job watchers read what the stage prints. The
 :class:`~pivot.pipeline.worker.StageOutcome` is written as JSON beside the
 run file (``RUN.result.json``, atomically), with the job id that wrote it.
 
@@ -37,7 +37,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pivot.pipeline.slurm_logs import LOGS_DIR, job_log_name
+from pivot.pipeline.slurm_logs import JOB_LOGS_DIR, LOGS_DIR, job_log_name
 from pivot.pipeline.worker import StageOutcome, StageTask, run_stage
 
 __all__ = [
@@ -77,7 +77,7 @@ def batch_script(
     ``options`` are ``--key=value`` tokens from
     :func:`~pivot.pipeline.slurm_resources.sbatch_options` (already checked
     to be single tokens). The job's stdout and stderr go to its own file,
-    ``.pivot/logs/STAGE.%j.log`` (relative to the job's directory; Slurm puts
+    ``.pivot/logs/jobs/STAGE.%j.log`` (relative to the job's directory; Slurm puts
     the job id for ``%j``): the stage's output, and anything before Python
     runs it (a missing interpreter, a node problem), in the file job watchers
     read and ``.pivot/logs/STAGE.log`` points to.
@@ -88,7 +88,7 @@ def batch_script(
     lines = [
         "#!/bin/sh",
         f"#SBATCH --job-name={job_name(task.stage)}",
-        f"#SBATCH --output={(LOGS_DIR / job_log_name(task.stage)).as_posix()}",
+        f"#SBATCH --output={(JOB_LOGS_DIR / job_log_name(task.stage)).as_posix()}",
         *(f"#SBATCH {option}" for option in options),
         "# pivot: one run of stage " + task.stage + " (its task is in the run file below)",
         f"cd {shlex.quote(task.root)} || exit 1",

@@ -1,7 +1,8 @@
 """The logs of a SLURM stage's jobs: one file per job, ``STAGE.log`` naming the current one.
 
 Every job pivot submits for a stage writes its own file,
-``.pivot/logs/STAGE.JOBID.log`` (the script says ``--output=.pivot/logs/STAGE.%j.log``;
+``.pivot/logs/jobs/STAGE.JOBID.log`` (the script says
+``--output=.pivot/logs/jobs/STAGE.%j.log``;
 a watcher's ``resubmit`` of that script keeps the ``%j``, so the new job
 gets its own file too). No job can read another job's lines as its own,
 whether Slurm truncates, appends (``--open-mode=append``) or a prolog
@@ -14,7 +15,10 @@ and the UI, is a relative symlink to the current job's file, switched
 one or follows a watcher's resubmit (:func:`point_stage_log`). When a new
 run of the stage is submitted, the files of the stage's earlier runs go
 (:func:`remove_job_logs`); a run's own jobs keep theirs (the job a
-resubmit replaced says why it was replaced).
+resubmit replaced says why it was replaced). The job files have a folder
+of their own: stage names may hold dots, and in one folder stage
+``train.12``'s log would be job 12's of stage ``train``; in ``jobs/`` the
+name ends in the job id, so each name has one reading.
 """
 
 from __future__ import annotations
@@ -26,9 +30,17 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["LOGS_DIR", "job_log_name", "job_logs_to_remove", "point_stage_log", "remove_job_logs"]
+__all__ = [
+    "JOB_LOGS_DIR",
+    "LOGS_DIR",
+    "job_log_name",
+    "job_logs_to_remove",
+    "point_stage_log",
+    "remove_job_logs",
+]
 
 LOGS_DIR = Path(".pivot") / "logs"  # as pivot.pipeline.stage_log.log_path
+JOB_LOGS_DIR = LOGS_DIR / "jobs"  # the files of the jobs, made before the first sbatch
 
 
 def job_log_name(stage: str, job_id: str = "%j") -> str:
@@ -37,7 +49,7 @@ def job_log_name(stage: str, job_id: str = "%j") -> str:
 
 
 def job_logs_to_remove(names: Iterable[str], stage: str, keep: Iterable[str] = ()) -> list[str]:
-    """Which of ``names`` (a logs folder's) are job logs of ``stage`` not in ``keep`` (job ids)."""
+    """Which of ``names`` (in the job logs' folder) are ``stage``'s, but for ``keep`` (job ids)."""
     own = re.compile(re.escape(stage) + r"\.([0-9]+)\.log")
     kept = set(keep)
     found = []
@@ -60,20 +72,17 @@ def point_stage_log(root: str | Path, stage: str, job_id: str) -> None:
     with contextlib.suppress(OSError):
         logs.mkdir(parents=True, exist_ok=True)
         tmp.unlink(missing_ok=True)
-        tmp.symlink_to(job_log_name(stage, job_id))
+        tmp.symlink_to(Path(JOB_LOGS_DIR.name) / job_log_name(stage, job_id))
         tmp.replace(logs / f"{stage}.log")
 
 
 def remove_job_logs(root: str | Path, stage: str, keep: Iterable[str] = ()) -> None:
     """Remove the stage's job logs, but those of the jobs ``keep`` names."""
-    logs = Path(root) / LOGS_DIR
+    jobs = Path(root) / JOB_LOGS_DIR
     try:
-        names = [p.name for p in logs.iterdir()]
+        names = [p.name for p in jobs.iterdir()]
     except OSError:
         return
     for name in job_logs_to_remove(names, stage, keep):
-        path = logs / name
-        if path.is_symlink():  # (another stage's log, named like a job's: not ours)
-            continue
         with contextlib.suppress(OSError):
-            path.unlink()
+            (jobs / name).unlink()

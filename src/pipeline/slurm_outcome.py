@@ -73,7 +73,7 @@ def ended(
     if written is not None and written[1] in ("", info.job_id):
         return reported(written[0], info.job_id, host, info)
     if info.state == "completed":
-        log = f".pivot/logs/{stage}.{info.job_id}.log"
+        log = f".pivot/logs/jobs/{stage}.{info.job_id}.log"
         error = f"COMPLETED without a result from pivot ({label}): see {log}"
     else:
         error = f"{state_text(info)} ({label})"

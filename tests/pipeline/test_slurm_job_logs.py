@@ -22,27 +22,40 @@ def test_only_the_stages_own_job_logs_are_removed_and_the_kept_jobs_stay() -> No
 
 
 def test_the_stage_log_is_switched_atomically_to_each_jobs_own_file(tmp_path: Path) -> None:
-    logs = tmp_path / ".pivot/logs"
+    jobs = tmp_path / ".pivot/logs/jobs"
     point_stage_log(tmp_path, "train", "41")  # the job's file need not exist yet
     link = log_path(tmp_path, "train")
-    assert link.is_symlink() and os.readlink(link) == "train.41.log"
+    assert link.is_symlink() and os.readlink(link) == "jobs/train.41.log"
     assert not link.exists()  # pending: nothing to read yet
-    (logs / "train.41.log").write_text("first job\n")
-    (logs / "train.42.log").write_text("second job\n")
+    jobs.mkdir()
+    (jobs / "train.41.log").write_text("first job\n")
+    (jobs / "train.42.log").write_text("second job\n")
     assert link.read_text() == "first job\n"
     point_stage_log(tmp_path, "train", "42")
-    assert os.readlink(link) == "train.42.log" and link.read_text() == "second job\n"
-    assert sorted(p.name for p in logs.iterdir()) == ["train.41.log", "train.42.log", "train.log"]
+    assert os.readlink(link) == "jobs/train.42.log" and link.read_text() == "second job\n"
+    assert sorted(p.name for p in jobs.iterdir()) == ["train.41.log", "train.42.log"]
     # A new run's submission: the earlier runs' job files go, the stage's log stays.
     remove_job_logs(tmp_path, "train", keep=["42"])
-    assert sorted(p.name for p in logs.iterdir()) == ["train.42.log", "train.log"]
+    assert sorted(p.name for p in jobs.iterdir()) == ["train.42.log"]
     remove_job_logs(tmp_path, "train")
-    assert sorted(p.name for p in logs.iterdir()) == ["train.log"]
+    assert list(jobs.iterdir()) == [] and link.is_symlink()
+
+
+def test_a_stage_named_like_a_job_file_keeps_its_log(tmp_path: Path) -> None:
+    # Stage names may hold dots: stage "train.12"'s own log is not job 12's of "train".
+    own = log_path(tmp_path, "train.12")
+    own.parent.mkdir(parents=True)
+    own.write_text("a local stage's lines\n")
+    point_stage_log(tmp_path, "train", "12")
+    remove_job_logs(tmp_path, "train")
+    assert own.read_text() == "a local stage's lines\n"
+    assert os.readlink(log_path(tmp_path, "train")) == "jobs/train.12.log"
 
 
 def test_emptying_a_symlinked_log_leaves_the_jobs_file_as_it_was(tmp_path: Path) -> None:
     point_stage_log(tmp_path, "train", "41")
-    job_file = tmp_path / ".pivot/logs/train.41.log"
+    job_file = tmp_path / ".pivot/logs/jobs/train.41.log"
+    job_file.parent.mkdir()
     job_file.write_text("the job's lines\n")
     empty_log(log_path(tmp_path, "train"))  # the next run starts (locally, or on SLURM)
     assert not log_path(tmp_path, "train").is_symlink()
@@ -51,13 +64,13 @@ def test_emptying_a_symlinked_log_leaves_the_jobs_file_as_it_was(tmp_path: Path)
     # A dangling symlink (its job's file removed) is not brought back either.
     point_stage_log(tmp_path, "train", "43")
     empty_log(log_path(tmp_path, "train"))
-    assert not (tmp_path / ".pivot/logs/train.43.log").exists()
+    assert not (tmp_path / ".pivot/logs/jobs/train.43.log").exists()
 
 
 def test_the_output_follower_reads_a_switched_log_from_the_new_files_beginning(
     tmp_path: Path,
 ) -> None:
-    logs = tmp_path / ".pivot/logs"
+    logs = tmp_path / ".pivot/logs/jobs"
     logs.mkdir(parents=True)
     lines: list[str] = []
     lock = threading.Lock()

@@ -30,7 +30,7 @@ def test_the_script_quotes_every_word_so_a_shell_reads_them_back_as_data(tmp_pat
     task = StageTask(root=str(root), stage="s", module="m", file="m.py", qualname="f")
     script = slurm_job.batch_script(task, run_file, ["--mem=1G"], python=str(echo))
     assert script.startswith("#!/bin/sh\n#SBATCH --job-name=pivot.s\n")
-    assert "#SBATCH --output=.pivot/logs/s.%j.log\n#SBATCH --mem=1G\n" in script
+    assert "#SBATCH --output=.pivot/logs/jobs/s.%j.log\n#SBATCH --mem=1G\n" in script
     out = subprocess.run(
         ["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
     )

@@ -2,7 +2,7 @@
 
 A watcher attached to a stage's job may cancel it and resubmit it (more
 memory): the new job is the same stage run. Each job writes its own file,
-``.pivot/logs/STAGE.JOBID.log``, so the watchers of the new job never read
+``.pivot/logs/jobs/STAGE.JOBID.log``, so the watchers of the new job never read
 what the first one wrote; ``.pivot/logs/STAGE.log`` points to the current job's.
 """
 
@@ -95,10 +95,10 @@ def test_an_oom_watcher_resubmits_with_more_memory_and_the_stage_succeeds_on_the
     assert f"resubmitted by a watcher as SLURM job {second} on local, for job {first}" in why
     assert "everything up to date" in project.cli("run").stdout
     # Each job wrote its own file; the stage's log is the job that counts.
-    logs = project.root / ".pivot/logs"
+    logs = project.root / ".pivot/logs/jobs"
     assert "CUDA out of memory" in (logs / f"train.{first}.log").read_text()
     assert (logs / f"train.{second}.log").read_text() == f"job {second} with mem 200\n"
-    assert os.readlink(logs / "train.log") == f"train.{second}.log"
+    assert os.readlink(logs.parent / "train.log") == f"jobs/train.{second}.log"
     assert project.read(".pivot/logs/train.log") == f"job {second} with mem 200\n"
     # A new run of the stage: the first run's files go when it is submitted.
     project.cli("run", "--force", "train")
@@ -161,8 +161,8 @@ def test_a_resubmitted_job_waiting_in_the_queue_is_not_cancelled_for_its_predece
         # The tailer of the watchers saw it pending; the old job's line is in
         # the old job's file, the new job (not started) has none yet.
         first = subs[0] if (subs := _submitted(project.root)) else ""
-        assert "CUDA out of memory" in project.read(f".pivot/logs/train.{first}.log")
-        assert not (project.root / f".pivot/logs/train.{second}.log").exists()
+        assert "CUDA out of memory" in project.read(f".pivot/logs/jobs/train.{first}.log")
+        assert not (project.root / f".pivot/logs/jobs/train.{second}.log").exists()
         slurm.run("scontrol", "update", f"JobId={second}", "StartTime=now")
         out, err = proc.communicate(timeout=120)
     finally:
@@ -183,4 +183,4 @@ def test_a_resubmitted_job_waiting_in_the_queue_is_not_cancelled_for_its_predece
     assert len(matched) == 1  # the first job's line, by the first job's watcher
     assert job_state(slurm, second) == "COMPLETED"
     assert project.read(".pivot/logs/train.log") == f"job {second} with mem 200\n"
-    assert "CUDA" not in project.read(f".pivot/logs/train.{second}.log")
+    assert "CUDA" not in project.read(f".pivot/logs/jobs/train.{second}.log")
