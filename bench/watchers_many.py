@@ -8,8 +8,8 @@ handle per read` (SFTP open, read, close for every read, as before) and
 line->action latencies side by side.
 
 Starts a real single-node SLURM (and an sshd on loopback) like the test
-suite, submits 200 held jobs (so they stay queued: their output paths are
-real, their state is polled), attaches one watcher to each, and has a
+suite, submits 200 jobs that sleep (running, as a pending job's output is
+not read; the node takes them all at once), attaches one watcher to each, and has a
 separate writer process append to all 200 outputs at a steady rate: filler
 lines, and now and then an `ALERT t=<time written>` line whose watcher runs
 `log_event`. Prints, per transport:
@@ -108,12 +108,19 @@ def run_mode(
     store = EventStore.open(work / "events.db")
     jobs: list[str] = []
     for _ in range(args.watchers):
-        r = cluster.run("sbatch", "--hold", "--parsable", f"--output={work}/out-%j.out",
-                        "--wrap", "sleep 1")  # fmt: skip
+        r = cluster.run("sbatch", "--parsable", f"--output={work}/out-%j.out",
+                        "--wrap", "sleep 3600")  # fmt: skip
         jobs.append(r.stdout.strip())
     paths = [str(work / f"out-{j}.out") for j in jobs]
-    for p in paths:
-        Path(p).touch()
+    # Running, each with its output opened by Slurm: a pending job's files are not read.
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        states = cluster.run("squeue", "--noheader", "--format=%T", f"--jobs={','.join(jobs)}")
+        if states.stdout.split().count("RUNNING") == len(jobs) and all(map(os.path.exists, paths)):
+            break
+        time.sleep(0.5)
+    else:
+        raise SystemExit(f"the {len(jobs)} jobs did not all start within 300 s")
     definition = parse_watchers(WATCHER.format(interval=args.interval))
     for j in jobs:
         add_watchers(store, definition, j, host)
@@ -174,6 +181,7 @@ def run_mode(
         handle.drain()
     finally:
         handle.stop()
+        cluster.run("scancel", *jobs)
     matched = [r.event for r in store.read(types=[WatcherMatched.TYPE])]
     acted = [r.event for r in store.read(types=[ActionSucceeded.TYPE])]
     action_lat = [e.at - float(e.detail) for e in acted if isinstance(e, ActionSucceeded)]
@@ -248,7 +256,8 @@ def main() -> None:
     assert slurm_cluster.available(), "needs root and slurm-wlm + munge"
     root = Path(tempfile.mkdtemp(prefix="pivot-bench-slurm-"))
     root.chmod(0o755)
-    cluster = slurm_cluster.start(root / "cluster")
+    # Every watcher's job runs at once (they only sleep; a pending job's output is not read).
+    cluster = slurm_cluster.start(root / "cluster", jobs_per_cpu=max(8, args.watchers))
     sshd = None
     try:
         env = {"SLURM_CONF": str(cluster.conf)}

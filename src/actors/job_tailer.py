@@ -161,6 +161,8 @@ class JobTailer(Shell):
                 self._again[poll.host] = poll
                 needs[poll.host] = self._generation[poll.host] + 1
         self._hand_all(self.tailer.poll_outputs(polls, force=message.force))
+        if message.reply is None:  # a tick, not a poll asked for
+            self._hand_all(self.tailer.read_between())
         self._tell_stopped()
         if self.watch is not None:
             # Jobs seen, watchers added or ended change what to follow.

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pivot.jobs.file_tail import CHUNK_BYTES, FileTail
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.tail import HEAD_BYTES, FileStat, Position, chunk_length, head_matches, plan_read
-from pivot.jobs.transport import KeepsHandles, Transport
+from pivot.jobs.transport import KeepsHandles, LocalTransport, Transport
 
 __all__ = [
     "AHEAD_BYTES",
@@ -39,6 +39,7 @@ __all__ = [
     "ahead_wanted",
     "arrival",
     "being_written",
+    "fetcher",
     "prefetch_wanted",
     "request_first_reads",
     "stat_from_ahead",
@@ -174,3 +175,26 @@ def arrival(
         arrived.put(key)
 
     return done
+
+
+def fetcher(
+    io: IoLoop, transport: Transport, path: str, pre: FirstRead | None
+) -> Callable[[int, int], tuple[bytes, bool]]:
+    """Reads of ``path`` for :func:`pivot.jobs.file_tail.tail_file`: from what was read
+    ahead when it covers them, else now; with whether they reached the end of the file
+    as it was then."""
+
+    def fetch(at: int, length: int) -> tuple[bytes, bool]:
+        if pre is not None:
+            if at == 0 and length == HEAD_BYTES and pre.head is not None:
+                return pre.head, len(pre.head) < length
+            if at == pre.start and pre.chunk is not None:  # maybe not ``length`` long
+                data, pre.chunk = pre.chunk, None  # used once
+                return data, len(data) < pre.length
+        if isinstance(transport, LocalTransport):
+            data = transport.read_now(path, at, length)
+        else:
+            data = io.call(transport.read(path, at, length), 120.0)
+        return data, len(data) < length
+
+    return fetch

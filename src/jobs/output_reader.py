@@ -46,6 +46,7 @@ from pivot.jobs.first_reads import (
     ahead_wanted,
     arrival,
     being_written,
+    fetcher,
     prefetch_wanted,
     request_first_reads,
     stat_from_ahead,
@@ -53,14 +54,13 @@ from pivot.jobs.first_reads import (
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.line_scan import Scanner
 from pivot.jobs.tail import (
-    HEAD_BYTES,
     FileStat,
     Position,
     job_has_output,
     moved,
     output_paths,
 )
-from pivot.jobs.transport import LocalTransport, Transport, TransportError
+from pivot.jobs.transport import KeepsHandles, LocalTransport, Transport, TransportError
 
 __all__ = ["AHEAD_BYTES", "CHUNK_BYTES", "OutputReader", "TailLog", "being_written"]
 
@@ -194,6 +194,26 @@ class OutputReader:
         futures = self._prefetch(transport, todo, ahead) if local is None else {}
         failed += self._read_as_they_come(host, transport, todo, futures, ended=ended, now=now)[1]
         self._report(host, failed, bool(todo or early))
+
+    def read_between(
+        self, host: str, transport: Transport, due: Sequence[WatcherState], now: float
+    ) -> None:
+        """Read on, between two polls, the files of ``due`` being written: through their
+        kept handles only, no stat (what the bytes say is enough, else the next poll
+        reads them); the watchers stay due at the next poll."""
+        if not isinstance(transport, KeepsHandles):
+            return
+        ahead = self._read_ahead(transport, due)
+        if not ahead:
+            return
+        saved = {ws.watcher_id: self.next_due.get(ws.watcher_id) for ws in due}
+        failed = self._read_early(host, transport, due, ahead, ended=set(), now=now)[1]
+        for watcher_id, at in saved.items():
+            if at is None:
+                self.next_due.pop(watcher_id, None)
+            else:
+                self.next_due[watcher_id] = at
+        self._report(host, failed, read_any=False)
 
     def _read_early(
         self,
@@ -366,7 +386,7 @@ class OutputReader:
             ws,
             path,
             st,
-            fetch=self._fetcher(transport, path, pre),
+            fetch=fetcher(self.io, transport, path, pre),
             scan=self.scanner.scan,
             book=self.log.book,
             now=now,
@@ -377,24 +397,3 @@ class OutputReader:
         group.batches.append((ws.watcher_id, result.batches, final))
         self.next_due[ws.watcher_id] = now + ws.definition.interval_seconds
         return result.got, result.error
-
-    def _fetcher(
-        self, transport: Transport, path: str, pre: FirstRead | None
-    ) -> Callable[[int, int], tuple[bytes, bool]]:
-        """Reads of ``path``: from what was read ahead when it covers them, else now;
-        with whether they reached the end of the file as it was then."""
-
-        def fetch(at: int, length: int) -> tuple[bytes, bool]:
-            if pre is not None:
-                if at == 0 and length == HEAD_BYTES and pre.head is not None:
-                    return pre.head, len(pre.head) < length
-                if at == pre.start and pre.chunk is not None:  # maybe not ``length`` long
-                    data, pre.chunk = pre.chunk, None  # used once
-                    return data, len(data) < pre.length
-            if isinstance(transport, LocalTransport):
-                data = transport.read_now(path, at, length)
-            else:
-                data = self.io.call(transport.read(path, at, length), 120.0)
-            return data, len(data) < length
-
-        return fetch

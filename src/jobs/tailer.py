@@ -87,6 +87,7 @@ class Tailer:
         # it they are returned with the rest.
         self.hand_off = hand_off
         self._host_due: dict[str, float] = {}
+        self._between_due: dict[str, float] = {}  # halfway to a remote host's next poll
         self._sacct_ok: dict[str, bool] = {}
         self.cycles = 0
 
@@ -197,6 +198,7 @@ class Tailer:
                 (w.definition.interval_seconds for w in watchers), self.config.poll_seconds
             )
             self._host_due[host] = now + interval
+            self._between_due[host] = now + interval / 2
             transport = self.transports.get(host)
             if transport is None:
                 self.lookup_failed(host, "host", f"unknown host {host!r}")
@@ -241,6 +243,19 @@ class Tailer:
                 evs = on_timer(ws, self.reader.context(ws, now))
                 self.append(evs)
                 batches.extend(batches_for(self.book, ws, evs))
+        return batches
+
+    def read_between(self) -> list[ActionBatch]:
+        """Halfway between two polls of a remote host, read on its files being written
+        (:meth:`OutputReader.read_between`: no command). On ticks, not forced polls."""
+        now, batches = self.clock(), list[ActionBatch]()
+        for host, watchers in self._live_by_host().items():
+            transport = self.transports.get(host)
+            if now < self._between_due.get(host, float("inf")) or transport is None:
+                continue
+            del self._between_due[host]
+            self.reader.read_between(host, transport, watchers, now)
+            batches.extend(b for ws in watchers for b in self.reader.take_pending(ws.watcher_id))
         return batches
 
     def jobs_answered(self, answer: JobQuery) -> list[ActionBatch]:

@@ -250,3 +250,57 @@ def test_a_file_being_written_is_matched_before_its_stat_answers(
     finally:
         io.call(transport.close(), 30)
         store.close()
+
+
+@pytest.mark.ssh
+def test_between_two_polls_a_file_being_written_is_read_with_no_command(
+    sshd: sshd_server.Sshd, tmp_path: Path, io: IoLoop
+) -> None:
+    store = EventStore.open(tmp_path / "events.db")
+    out = tmp_path / "job.out"
+    out.write_text("")
+    store.append(
+        [
+            JobSeen(host="cluster", job_id="7", name="train", state="RUNNING", stdout=str(out),
+                    stderr=str(out), script="", workdir=str(tmp_path), user="u", actor="test")
+        ]
+    )  # fmt: skip
+    add_watchers(store, parse_watchers(ALERT), "7", "cluster")  # interval_seconds: 1
+    host = HostConfig(
+        "cluster", hostname="127.0.0.1", port=sshd.port, username=sshd.user,
+        known_hosts=str(sshd.known_hosts), identity_file=str(sshd.client_key),
+    )  # fmt: skip
+    transport = SshTransport(host)
+    now = [1000.0]
+    tailer = Tailer(
+        store, Config(hosts={"cluster": host}), {"cluster": transport}, io, clock=lambda: now[0]
+    )
+    tailer.start()
+
+    def poll_outputs() -> None:  # the output half of a poll (no squeue asked)
+        tailer.poll_outputs(tailer.polls())
+
+    try:
+        for i in range(3):  # written at every poll: being written
+            append(out, f"step {i}\n")
+            poll_outputs()
+            now[0] += 1.0
+        now[0] -= 1.0  # just after the last poll
+        append(out, "ALERT 7\n")
+        before = transport.counters.copy()
+        now[0] += 0.4
+        assert tailer.read_between() == []  # not halfway yet
+        now[0] += 0.2
+        batches = tailer.read_between()
+        assert [r.params for b in batches for r in b.requests] == [{"message": "7"}]
+        cost = transport.counters - before
+        assert cost == {"reads": 2}  # its next bytes and head, through the kept handle
+        assert tailer.read_between() == []  # once between two polls
+        watcher_id = next(iter(tailer.book.watchers))
+        assert tailer.reader.offset(watcher_id, str(out)) == 29
+        now[0] += 0.4  # the next poll: the watcher is due at it, as if nothing was read
+        assert [p.host for p in tailer.polls()] == ["cluster"]
+        assert tailer.reader.next_due[watcher_id] <= now[0]
+    finally:
+        io.call(transport.close(), 30)
+        store.close()

@@ -70,7 +70,9 @@ class Cluster:
                 p.wait()
 
 
-def _conf(root: Path, node: str, ports: tuple[int, int], munge_socket: Path) -> str:
+def _conf(
+    root: Path, node: str, ports: tuple[int, int], munge_socket: Path, jobs_per_cpu: int = 8
+) -> str:
     ctld_port, slurmd_port = ports
     return f"""\
 ClusterName=pivottest
@@ -106,12 +108,16 @@ SlurmctldTimeout=30
 SlurmdTimeout=60
 Waittime=0
 NodeName={node} NodeAddr=127.0.0.1 CPUs=2 RealMemory=1000 State=UNKNOWN
-PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
+PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP \
+OverSubscribe=FORCE:{jobs_per_cpu}
 """
 
 
-def start(root: Path, timeout: float = 60.0) -> Cluster:
-    """Start munged, slurmctld and slurmd under ``root``; wait until the node is idle."""
+def start(root: Path, timeout: float = 60.0, *, jobs_per_cpu: int = 8) -> Cluster:
+    """Start munged, slurmctld and slurmd under ``root``; wait until the node is idle.
+
+    ``jobs_per_cpu``: jobs that may run at once on each of the node's 2 CPUs
+    (a benchmark runs hundreds of jobs that only sleep)."""
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
     node = socket.gethostname().split(".")[0]
@@ -127,7 +133,7 @@ def start(root: Path, timeout: float = 60.0) -> Cluster:
     (root / "state").mkdir()
     (root / "spool").mkdir()
     conf = root / "slurm.conf"
-    conf.write_text(_conf(root, node, (free_port(), free_port()), sock))
+    conf.write_text(_conf(root, node, (free_port(), free_port()), sock, jobs_per_cpu))
     env = {**os.environ, "SLURM_CONF": str(conf)}
     cluster = Cluster(root=root, conf=conf, env=env)
     munged = [
