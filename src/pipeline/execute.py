@@ -11,15 +11,16 @@ store, show it): ``WaveStarted``, ``StageQueued`` (with the reasons),
 ``StageCancelled``, ``WaveFinished``; stage events, and those an executor adds
 (``stage.submitted``), carry the wave id as ``correlation_id``.
 
-``StageStarted`` is emitted when a stage is handed to its executor, which is when it
-starts: never more stages are in flight than the executor's capacity, so a local stage
-goes to an idle worker (or, first in a run, to one still starting) and never queues
-behind another stage. The worker reports its pid with the outcome; ``StageSucceeded`` /
-``StageFailed`` record it. In what order and batches events reach ``emit``:
-:mod:`pivot.pipeline.wave_outbox`.
+``StageStarted`` is recorded (durably) right before a stage is handed to its executor,
+which is when it starts: never more stages are in flight than the executor's capacity, so
+a local stage goes to an idle worker (or, first in a run, to one still starting) and never
+queues behind another stage. The worker reports its pid with the outcome;
+``StageSucceeded`` / ``StageFailed`` record it. In what order and batches events reach
+``emit`` (one append per step of the wave): :mod:`pivot.pipeline.wave_outbox`.
 
 After a stage succeeds its record (code, dep hashes taken when it was submitted, params,
-output hashes) is saved, so an interrupted run keeps what finished. A stage fails when
+output hashes) is saved, with those of the stages that finished in the same poll, before
+their end events are appended, so an interrupted run keeps what finished. A stage fails when
 it raises, exits, crashes its worker (segfault, ``os._exit``: the executor reports every
 run lost with the worker, and :mod:`pivot.pipeline.crash_recovery` says which to fail
 and which to re-run alone to find the culprit), or does not write one of its outputs.
@@ -142,6 +143,7 @@ class _Wave:
         self.stop_new = False
         self.stale: dict[str, str] = {}  # stage -> why its run was cancelled as stale
         self.marks: StaleRuns | None = None  # None: stale runs are not cancelled (`pivot run`)
+        self.unsaved: dict[str, StageRecord] = {}  # records of this poll, saved before its events
 
     def ev(self, cls: type[Event], **kw: object) -> Event:
         return cls(actor=self.actor, correlation_id=self.result.wave_id, **kw)  # type: ignore[arg-type]
@@ -150,65 +152,74 @@ class _Wave:
         result = self.result
         started_at = time.perf_counter()
         first: list[Event] = [
-            WaveStarted(
-                actor=self.actor,
-                correlation_id=correlation_id,
-                wave_id=result.wave_id,
-                trigger=trigger,
-                stages=tuple(self.to_run),
-            )
-        ]
+            WaveStarted(actor=self.actor, correlation_id=correlation_id,
+                        wave_id=result.wave_id, trigger=trigger, stages=tuple(self.to_run))
+        ]  # fmt: skip
         for d in self.plan.decisions:
             if d.run:
                 first.append(self.ev(StageQueued, stage=d.stage, reasons=d.reasons))
             else:
                 result.status[d.stage] = "up to date"
                 first.append(self.ev(StageSkipped, stage=d.stage, reason="up to date"))
-        # Recorded with the first stage.started, once those stages are on their
-        # way: recording is a durable append, not worth a wait before them.
+        # Recorded with the first round's stage.started, in one append before
+        # those stages are submitted (with wave.finished when nothing runs).
         self.outbox.hold(first)
         try:
-            while self._step():
-                pass
-        except (_Cancelled, KeyboardInterrupt):
-            self.flush()
-            self._cancel_all()
-        finally:
-            self.flush()
-            self.state.save_file_cache(self.hasher.dirty)
-            self.hasher.dirty.clear()
+            try:
+                while self._step():
+                    pass
+            except (_Cancelled, KeyboardInterrupt):
+                self._save_and_flush()
+                self._cancel_all()
+            finally:
+                self.state.save_file_cache(self.hasher.dirty)
+                self.hasher.dirty.clear()
+        except BaseException:
+            self._save_and_flush()  # what is still held, when nothing else could go
+            raise
+        self._save_records()
         result.duration = time.perf_counter() - started_at
-        self.emit(
-            [
-                WaveFinished(
-                    actor=self.actor,
-                    correlation_id=correlation_id,
-                    wave_id=result.wave_id,
-                    succeeded=result.count("succeeded"),
-                    failed=result.count("failed"),
-                    skipped=result.count("skipped") + result.count("up to date"),
-                    cancelled=result.count("cancelled"),
-                    duration=result.duration,
-                )
-            ]
-        )
+        finished = WaveFinished(
+            actor=self.actor, correlation_id=correlation_id, wave_id=result.wave_id,
+            succeeded=result.count("succeeded"), failed=result.count("failed"),
+            skipped=result.count("skipped") + result.count("up to date"),
+            cancelled=result.count("cancelled"), duration=result.duration,
+        )  # fmt: skip
+        self.emit([finished])
+        self.flush()
         return result
 
+    def _save_records(self) -> None:
+        if self.unsaved:
+            self.state.save_records(self.unsaved)
+            self.unsaved.clear()
+
+    def _save_and_flush(self) -> None:
+        """The held records, then the held events in one append."""
+        self._save_records()
+        self.flush()
+
     def _step(self) -> bool:
-        """Settle, start what is ready, wait for one completion; False when done."""
+        """Settle, start what is ready, wait for one completion; False when done (the
+        held events then go with wave.finished). What a step produces until its submits
+        is one append, durable before them (:mod:`pivot.pipeline.wave_outbox`)."""
         if self.cancel.requested:
             raise _Cancelled
+        self.outbox.hold()
         self._settle()
-        self._start_ready()
-        self.flush()
-        if not self.running:
+        chosen = self._choose_ready()
+        if not chosen and not self.running:
             return False
+        self._save_and_flush()
+        for s, executor in chosen:
+            self._submit(s, executor)
         waiting: list[Future[Any]] = [*self.running, self.cancel.future]
         check = self.marks is not None and any(
             isinstance(r.executor, CancelsOneRun) for r in self.running.values()
         )
         timeout = STALE_CHECK_SECONDS if check else None
         done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+        self.outbox.hold()  # this poll's end events wait for the next round's starts
         if self.cancel.requested:
             raise _Cancelled
         if check:
@@ -240,21 +251,20 @@ class _Wave:
             status[name] = "skipped"
             self.emit([self.ev(StageSkipped, stage=name, reason=reason)])
         if self.stop_new and self.frontier.pending:
-            events = []
-            for n in self.frontier.drain():
-                status[n] = "skipped"
-                events.append(
-                    self.ev(StageSkipped, stage=n, reason="not run: another stage failed")
-                )
-            self.emit(events)
+            drained = self.frontier.drain()
+            status.update(dict.fromkeys(drained, "skipped"))
+            why = "not run: another stage failed"
+            self.emit([self.ev(StageSkipped, stage=n, reason=why) for n in drained])
 
-    def _start_ready(self) -> None:
-        """Submit ready stages in plan order while their executors have room."""
+    def _choose_ready(self) -> list[tuple[StageSpec, Executor]]:
+        """Ready stages their executors have room for, in plan order; their starts emitted."""
         full: set[int] = set()  # id() of the executors at capacity
         held: list[str] = []
+        chosen: list[tuple[StageSpec, Executor]] = []
         while len(full) < len(self.executors) and (name := self.frontier.next_ready()):
             executor = self.router.executor_for(name)
             beside = [r.stage.name for r in self.running.values() if r.executor is executor]
+            beside += [s.name for s, e in chosen if e is executor]
             if id(executor) in full or len(beside) >= executor.capacity:
                 full.add(id(executor))
                 held.append(name)
@@ -268,8 +278,10 @@ class _Wave:
                 self.result.status[name] = "cancelled"  # a job on old code: the next wave's
                 self.emit([self.ev(StageCancelled, stage=name, reason=stale)])
                 continue
-            self._submit(self.by_name[name], executor)
+            chosen.append((self.by_name[name], executor))
+            self.emit([self.ev(StageStarted, stage=name, executor=executor.name)])
         self.frontier.put_back(held)
+        return chosen
 
     def _submit(self, s: StageSpec, executor: Executor) -> None:
         task = StageTask(
@@ -285,13 +297,11 @@ class _Wave:
         )
         deps = self.hasher.hashes(s.deps)
         empty_log(Path(task.log_path))
-        # _start_ready keeps at most `capacity` stages in flight: an idle worker
-        # takes this one now, so "started" is not shown for a waiting stage.
-        # Its time is taken before the executor can begin, never after; it is
-        # handed on once the submit returned (or the executor emits first).
-        run = StageRun(task, s, self.result.wave_id, deps, self.outbox.from_executor)
-        with self.outbox.submitting(self.ev(StageStarted, stage=s.name, executor=executor.name)):
-            future = executor.submit(run)
+        # _choose_ready keeps at most `capacity` stages in flight: an idle worker
+        # takes this one now, so "started" is not shown for a waiting stage; it
+        # was appended before this submit.
+        run = StageRun(task, s, self.result.wave_id, deps, self.outbox.emit)
+        future = executor.submit(run)
         self.running[future] = _Running(s, time.perf_counter(), deps, executor)
 
     def _finished(self, run: _Running, future: Future[StageOutcome]) -> WorkerLost | None:
@@ -362,24 +372,14 @@ class _Wave:
             at=time.time(),
             duration=outcome.duration,
         )
-        self.state.save_record(s.name, record)
+        self.unsaved[s.name] = record  # saved before the held events go out
         self.result.status[s.name] = "succeeded"
-        self.emit(
-            [
-                self.ev(
-                    StageSucceeded,
-                    stage=s.name,
-                    duration=outcome.duration,
-                    pid=outcome.pid,
-                    job_id=outcome.job_id,
-                    fingerprint=s.fingerprint,
-                    code=dict(s.code),
-                    deps=dict(run.deps),
-                    outs=outs,
-                    params=recorded_params(s.params),
-                )
-            ]
-        )
+        succeeded = self.ev(
+            StageSucceeded, stage=s.name, duration=outcome.duration, pid=outcome.pid,
+            job_id=outcome.job_id, fingerprint=s.fingerprint, code=dict(s.code),
+            deps=dict(run.deps), outs=outs, params=recorded_params(s.params),
+        )  # fmt: skip
+        self.emit([succeeded])
 
     def _cancel_all(self) -> None:
         self.result.cancelled = True

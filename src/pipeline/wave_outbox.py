@@ -1,22 +1,27 @@
 """A wave's events on their way to ``emit``: in order, one call at a time, from any thread.
 
 The wave and its executors (a SLURM executor's polling thread) both emit.
-:class:`WaveOutbox` serialises them, and keeps two orders the log promises:
+:class:`WaveOutbox` serialises them and lets the wave gather what it produces
+together into one call (one durable append, one fsynced commit): the wave holds
+(:meth:`WaveOutbox.hold`) from the moment a poll returns until it has decided
+what to start next, and flushes before it submits anything, so
 
-- the wave's first events (``wave.started``, queued and up-to-date stages)
-  are held until its first stages are submitted and then handed on together
-  with their ``stage.started`` in one call (one durable append), so the
-  stages need not wait for a write;
-- a run's ``stage.started`` is handed on before any event its executor emits
-  for it (:meth:`WaveOutbox.submitting`), yet after the submit returned, so
-  a local worker is not kept waiting for the append.
+- a poll's end events (several stages finishing), the stages skipped because of
+  them, and the ``stage.started`` of every stage of the next submission round
+  are one append; the wave's first events (``wave.started``, queued and
+  up-to-date stages) go with the first round's;
+- every ``stage.started`` is durable before its stage is handed to an executor
+  (a ``kill -9`` after that leaves a story `pivot why` tells as interrupted),
+  and so before anything the executor emits for that run.
+
+An executor's events that arrive while the wave holds go in the same append, in
+the order they came; the wave never holds while it waits for its runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from pivot.events.base import Event
 from pivot.pipeline.executor import Emit
@@ -31,12 +36,13 @@ class WaveOutbox:
         self._emit = emit
         self._lock = threading.RLock()  # an executor may emit inside its submit
         self._held: list[Event] | None = None
-        self._unsent_started: Event | None = None
 
-    def hold(self, events: Sequence[Event]) -> None:
-        """Keep ``events``, and what follows, until :meth:`flush`."""
+    def hold(self, events: Sequence[Event] = ()) -> None:
+        """Keep ``events``, and what follows, until :meth:`flush` (after what is kept)."""
         with self._lock:
-            self._held = list(events)
+            if self._held is None:
+                self._held = []
+            self._held.extend(events)
 
     def emit(self, events: Sequence[Event]) -> None:
         """Hand ``events`` on (or keep them, while holding)."""
@@ -46,30 +52,9 @@ class WaveOutbox:
             else:
                 self._emit(events)
 
-    def from_executor(self, events: Sequence[Event]) -> None:
-        """An executor's events: after the ``stage.started`` of the run being submitted."""
-        with self._lock:
-            self._send_started()
-            self.emit(events)
-
-    @contextlib.contextmanager
-    def submitting(self, started: Event) -> Iterator[None]:
-        """Around an executor's submit: ``started`` goes out when it returns, or first."""
-        with self._lock:
-            self._unsent_started = started
-            try:
-                yield
-            finally:
-                self._send_started()
-
     def flush(self) -> None:
-        """Hand on what was held, in order, in one call (one append)."""
+        """Hand on what was held, in order, in one call (one append); stop holding."""
         with self._lock:
             held, self._held = self._held, None
             if held:
                 self._emit(held)
-
-    def _send_started(self) -> None:
-        started, self._unsent_started = self._unsent_started, None
-        if started is not None:
-            self.emit([started])
