@@ -78,15 +78,7 @@ class PathIndex:
 
     def has_related(self, path: str) -> bool:
         """Whether any declared path is equal to ``path``, contains it, or is inside it."""
-        owners = self._owners
-        if path in owners or path in self._holders:
-            return True
-        cut = path.rfind("/")
-        while cut >= 0:
-            if path[:cut] in owners:
-                return True
-            cut = path.rfind("/", 0, cut)
-        return False
+        return path in self._owners or self.nests(path)
 
     def nests(self, path: str) -> bool:
         """Whether a declared path other than ``path`` contains it or is inside it."""
