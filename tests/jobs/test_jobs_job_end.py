@@ -7,7 +7,7 @@ ended (``pivot watchers show``, the page and the stats read it there).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,16 +21,9 @@ from pivot.jobs.runtime import start_watchers
 
 from testkit import slurm_cluster
 from testkit.jobs_e2e import events_of, job_state, wait_for
-from testkit.jobs_servers import job_dir, make_config, slurm  # noqa: F401 - pytest fixtures
+from testkit.jobs_servers import job_dir, make_config, slurm, store  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    s = EventStore.open(tmp_path / "events.db")
-    yield s
-    s.close()
 
 
 def test_job_ended_carries_the_exit_code_while_squeue_still_lists_the_job(

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from pivot.events.store import EventStore
 from pivot.jobs.config import Config
@@ -22,6 +18,8 @@ from pivot.jobs.host_lease import (
     process_token,
 )
 from pivot.jobs.runtime import start_watchers
+
+from testkit.jobs_servers import store  # noqa: F401 - pytest fixture
 
 
 def row(holder: str = "a", beat: int = 1, ttl: float = 10.0) -> LeaseRow:
@@ -86,13 +84,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    s = EventStore.open(tmp_path / "events.db")
-    yield s
-    s.close()
 
 
 def test_one_holder_renews_the_other_waits_then_takes_an_expired_lease(store: EventStore) -> None:

@@ -11,10 +11,7 @@ the same on the real SLURM).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from pivot.events.jobs import JobSeen, OutputRead
 from pivot.events.store import EventStore
@@ -28,6 +25,8 @@ from pivot.jobs.manage import add_watchers
 from pivot.jobs.tailer import Tailer
 from pivot.jobs.transport import make_transports
 
+from testkit.jobs_servers import store  # noqa: F401 - pytest fixture
+
 WATCHER = """\
 name: oom
 pattern: "out of memory ([0-9]+)"
@@ -36,13 +35,6 @@ actions:
   - type: log_event
     params: {message: "$1"}
 """
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    opened = EventStore.open(tmp_path / "events.db")
-    yield opened
-    opened.close()
 
 
 def _pending_job_sharing(store: EventStore, out: Path) -> Tailer:

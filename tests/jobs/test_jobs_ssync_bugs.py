@@ -9,7 +9,7 @@ watcher (test_jobs_ssh_e2e).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,16 +24,9 @@ from pivot.jobs.runtime import start_watchers
 
 from testkit import slurm_cluster
 from testkit.jobs_e2e import events_of, job_state, wait_for
-from testkit.jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
+from testkit.jobs_servers import job_dir, make_config, slurm, sshd, store  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    s = EventStore.open(tmp_path / "events.db")
-    yield s
-    s.close()
 
 
 def gated_job(job_dir: Path, name: str, body: str) -> str:

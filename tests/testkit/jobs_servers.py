@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from pivot.events.store import EventStore
 from pivot.jobs.config import Config, HostConfig
 
 from testkit import slurm_cluster, sshd_server
@@ -137,3 +138,11 @@ def smtp() -> Iterator[tuple[int, Mailbox]]:
     controller.start()
     yield port, box
     controller.stop()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EventStore]:
+    """A fresh SQLite event store in the test's temporary directory, closed after it."""
+    opened = EventStore.open(tmp_path / "events.db")
+    yield opened
+    opened.close()
