@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pivot.config_error import ConfigError
+
 if TYPE_CHECKING:
     from pivot.events.store import EventStore
 
@@ -32,10 +34,6 @@ __all__ = [
 _ROOT_MARKERS = ("pipeline.py", "pivot.toml")
 
 ENV_VAR = "PIVOT_EVENT_STORE"
-
-
-class ConfigError(ValueError):
-    """A project setting that cannot be used; the message names file and line."""
 
 
 def store_location(root: str | os.PathLike[str] = ".") -> str:

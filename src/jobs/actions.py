@@ -28,7 +28,7 @@ from pivot.jobs.config import Config
 from pivot.jobs.definition import WatcherDefinition, definition_from_dict
 from pivot.jobs.transport import CommandResult, Transport, TransportError
 
-__all__ = ["ActionError", "ActionRunner", "JobContext", "Outcome"]
+__all__ = ["ActionError", "ActionOutcome", "ActionRunner", "JobContext"]
 
 
 class ActionError(RuntimeError):
@@ -48,7 +48,7 @@ class JobContext:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ActionOutcome:
     """A successful action's summary and the events it caused."""
 
     detail: str
@@ -68,13 +68,13 @@ class ActionRunner:
         self.transports = transports
         self._on_host = on_host
 
-    def run(self, req: ActionRequested, ctx: JobContext) -> Outcome:
+    def run(self, req: ActionRequested, ctx: JobContext) -> ActionOutcome:
         """Run one action; raises :class:`ActionError` when it fails."""
         method = getattr(self, f"_{req.action_type}", None)
         if method is None:
             raise ActionError(f"unknown action type {req.action_type!r}")
         try:
-            outcome: Outcome = method(req, ctx)
+            outcome: ActionOutcome = method(req, ctx)
         except (TransportError, TimeoutError, OSError, ValueError) as exc:
             raise ActionError(f"{req.action_type}: {exc}") from None
         return outcome
@@ -89,14 +89,14 @@ class ActionRunner:
         coro = transport.run(argv, input_text=input_text, timeout=timeout)
         return self._on_host(host, coro, timeout + 5)
 
-    def _cancel_job(self, req: ActionRequested, ctx: JobContext) -> Outcome:
+    def _cancel_job(self, req: ActionRequested, ctx: JobContext) -> ActionOutcome:
         result = self._slurm(ctx.host, slurm.scancel_argv(ctx.job_id))
         if result.returncode != 0:
             raise ActionError(f"scancel {ctx.job_id} failed: {result.stderr.strip()}")
         reason = str(req.params.get("reason") or "")
-        return Outcome(f"cancelled job {ctx.job_id}" + (f": {reason}" if reason else ""))
+        return ActionOutcome(f"cancelled job {ctx.job_id}" + (f": {reason}" if reason else ""))
 
-    def _resubmit(self, req: ActionRequested, ctx: JobContext) -> Outcome:
+    def _resubmit(self, req: ActionRequested, ctx: JobContext) -> ActionOutcome:
         remaining = int(req.params.get("remaining_resubmits", 1))
         if remaining <= 0:
             raise ActionError("resubmit refused: remaining_resubmits is 0")
@@ -137,9 +137,9 @@ class ActionRunner:
                     correlation_id=req.correlation_id,
                 )
             )
-        return Outcome(f"resubmitted job {ctx.job_id} as {new_id}", events)
+        return ActionOutcome(f"resubmitted job {ctx.job_id} as {new_id}", events)
 
-    def _notify_email(self, req: ActionRequested, ctx: JobContext) -> Outcome:
+    def _notify_email(self, req: ActionRequested, ctx: JobContext) -> ActionOutcome:
         smtp = self.config.smtp
         if not smtp.host:
             raise ActionError("no SMTP server: set [notify.smtp] host in pivot.toml")
@@ -162,13 +162,13 @@ class ActionRunner:
             refused = client.send_message(msg)
         if refused:
             raise ActionError(f"recipients refused: {', '.join(refused)}")
-        return Outcome(f"mailed {', '.join(to)}")
+        return ActionOutcome(f"mailed {', '.join(to)}")
 
-    def _notify_webhook(self, req: ActionRequested, ctx: JobContext) -> Outcome:
+    def _notify_webhook(self, req: ActionRequested, ctx: JobContext) -> ActionOutcome:
         text = str(req.params.get("message") or f"pivot: watcher fired on job {ctx.job_id}")
         return self._post(req, {"text": text})
 
-    def _notify_slack(self, req: ActionRequested, ctx: JobContext) -> Outcome:
+    def _notify_slack(self, req: ActionRequested, ctx: JobContext) -> ActionOutcome:
         # Slack's incoming-webhook body: `text`, and `channel` where the webhook allows it.
         body: dict[str, str] = {
             "text": str(req.params.get("message") or f"pivot: watcher fired on job {ctx.job_id}")
@@ -177,7 +177,7 @@ class ActionRunner:
             body["channel"] = str(req.params["channel"])
         return self._post(req, body)
 
-    def _post(self, req: ActionRequested, payload: Mapping[str, str]) -> Outcome:
+    def _post(self, req: ActionRequested, payload: Mapping[str, str]) -> ActionOutcome:
         url = str(req.params.get("url") or self.config.webhook.url)
         if not url.startswith(("http://", "https://")):
             raise ActionError("no webhook URL: set params.url or [notify.webhook] url")
@@ -192,9 +192,9 @@ class ActionRunner:
             raise ActionError(f"webhook answered HTTP {exc.code}") from None
         except urllib.error.URLError as exc:
             raise ActionError(f"webhook unreachable: {exc.reason}") from None
-        return Outcome(f"webhook answered HTTP {status}")
+        return ActionOutcome(f"webhook answered HTTP {status}")
 
-    def _run_command(self, req: ActionRequested, ctx: JobContext) -> Outcome:
+    def _run_command(self, req: ActionRequested, ctx: JobContext) -> ActionOutcome:
         if req.params.get("error") or req.params.get("refused"):
             raise ActionError(str(req.params.get("error") or req.params["refused"]))
         argv = [str(a) for a in req.params.get("argv", [])]
@@ -215,9 +215,9 @@ class ActionRunner:
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip()[:500]
             raise ActionError(f"run_command: {argv[0]} exited {proc.returncode}: {err}")
-        return Outcome(proc.stdout.decode(errors="replace").strip()[:500])
+        return ActionOutcome(proc.stdout.decode(errors="replace").strip()[:500])
 
-    def _store_metric(self, req: ActionRequested, ctx: JobContext) -> Outcome:
+    def _store_metric(self, req: ActionRequested, ctx: JobContext) -> ActionOutcome:
         name = str(req.params["name"])
         raw = req.params["value"]
         try:
@@ -231,19 +231,19 @@ class ActionRunner:
             actor="ActionExecutor",
             correlation_id=req.correlation_id,
         )
-        return Outcome(f"{name}={value:g}", [ev])
+        return ActionOutcome(f"{name}={value:g}", [ev])
 
-    def _log_event(self, req: ActionRequested, ctx: JobContext) -> Outcome:
-        return Outcome(str(req.params.get("message", "")))
+    def _log_event(self, req: ActionRequested, ctx: JobContext) -> ActionOutcome:
+        return ActionOutcome(str(req.params.get("message", "")))
 
-    def _pause_watcher(self, req: ActionRequested, ctx: JobContext) -> Outcome:
+    def _pause_watcher(self, req: ActionRequested, ctx: JobContext) -> ActionOutcome:
         ev = WatcherPaused(
             watcher_id=req.watcher_id,
             by="action",
             actor="ActionExecutor",
             correlation_id=req.correlation_id,
         )
-        return Outcome("watcher paused", [ev])
+        return ActionOutcome("watcher paused", [ev])
 
 
 def _header(value: str) -> str:

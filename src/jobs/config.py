@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pivot.config_error import ConfigError
 from pivot.events import location
 
 __all__ = [
@@ -26,10 +27,6 @@ __all__ = [
     "find_project_root",
     "load_config",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration mistake, naming the file and key."""
 
 
 @dataclass(frozen=True)
