@@ -16,7 +16,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -191,16 +193,39 @@ def _stage_log(ctx: UiContext, stage: str, limit: int) -> dict[str, Any]:
         raise ApiError(400, f"not a stage name: {stage[:80]!r}", "stage")
     with ctx.feed.lock:
         known = stage in ctx.feed.states["pipeline_status"]["stages"]
-    path = ctx.root / STATE_DIR / "logs" / f"{stage}.log"
-    if not path.is_file():
+    logs = ctx.root / STATE_DIR / "logs"
+    path = logs / f"{stage}.log"
+    read = _read_end(path, limit) if path.is_file() else None  # a FIFO would block
+    if read is None:
+        if _names_a_job_file_not_made_yet(path, logs):
+            return {"stage": stage, "path": str(path), "size": 0, "truncated": False,
+                    "text": "", "waiting": True}  # fmt: skip
         what = "has no log yet" if known else "is not a stage the log knows"
         raise ApiError(404, f"stage {stage!r} {what}", "stage")
-    size = path.stat().st_size
-    start = max(0, size - limit)
-    with path.open("rb") as fh:
-        fh.seek(start)
-        text = fh.read(limit).decode("utf-8", errors="replace")
-    return {"stage": stage, "path": str(path), "size": size, "truncated": start > 0, "text": text}
+    size, start, text = read
+    return {"stage": stage, "path": str(path), "size": size, "truncated": start > 0,
+            "text": text, "waiting": False}  # fmt: skip
+
+
+def _read_end(path: Path, limit: int) -> tuple[int, int, str] | None:
+    """(size, start, text) of the last ``limit`` bytes; None if the file is gone."""
+    try:
+        with path.open("rb") as fh:  # the symlink may switch: size and bytes of one file
+            size = os.fstat(fh.fileno()).st_size
+            start = max(0, size - limit)
+            fh.seek(start)
+            return size, start, fh.read(limit).decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+
+
+def _names_a_job_file_not_made_yet(path: Path, logs: Path) -> bool:
+    """Whether ``path`` is a symlink to a file in the logs' folder that is not there
+    (yet): a SLURM stage's job still in the queue (see pivot.pipeline.slurm_logs)."""
+    if not path.is_symlink():
+        return False
+    target = Path(os.path.normpath(path.parent / path.readlink()))
+    return target.is_relative_to(logs) and not target.exists()
 
 
 async def stage_log(request: Request) -> JSONResponse:

@@ -532,3 +532,22 @@ def test_a_host_nothing_answers_on_is_a_502_naming_it(tmp_path: Path) -> None:
             status, field, error = _bad(ui, "GET", path)
             assert (status, field) == (502, "hostname"), (path, error)
             assert error.startswith("cannot reach cluster: "), (path, error)
+
+
+def test_a_queued_job_s_stage_log_is_empty_until_slurm_creates_its_file(tmp_path: Path) -> None:
+    # .pivot/logs/STAGE.log names the job's file before Slurm makes it (the job is
+    # queued): the log is empty then, as docs/slurm-stages.md says, not "no log".
+    (tmp_path / "pivot.toml").write_text("")
+    logs = tmp_path / ".pivot" / "logs"
+    (logs / "jobs").mkdir(parents=True)
+    (logs / "train.log").symlink_to(Path("jobs") / "train.41.log")
+    (logs / "escape.log").symlink_to(Path("..") / ".." / "nowhere.log")
+    with running_ui(tmp_path, "--no-watchers") as ui:
+        got = ui.get("/api/pipeline/stages/train/log")
+        assert (got["text"], got["size"], got["waiting"]) == ("", 0, True)
+        (logs / "jobs" / "train.41.log").write_text("epoch 1\n")
+        got = ui.get("/api/pipeline/stages/train/log")
+        assert (got["text"], got["waiting"]) == ("epoch 1\n", False)
+        # a dangling link out of the logs' folder is no job's file: still no log
+        assert _bad(ui, "GET", "/api/pipeline/stages/escape/log")[:2] == (404, "stage")
+        assert _bad(ui, "GET", "/api/pipeline/stages/nosuch/log")[:2] == (404, "stage")
