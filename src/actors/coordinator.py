@@ -190,6 +190,7 @@ class Coordinator(Shell):
                 record = project.state.records().get(stage)
                 return None if record is None else record.outs
 
-            return is_own_write(rel, project.hasher.hash(rel), view.after_wave, recorded)
-        except Exception:  # outside the project, unreadable: someone else's edit
+            now = project.hasher.hash_or_unreadable(rel)  # as the WorkerPool recorded it
+            return is_own_write(rel, now, view.after_wave, recorded)
+        except Exception:  # outside the project, no records: someone else's edit
             return False

@@ -45,10 +45,11 @@ from pivot.watch.wave_report import as_reported, end_of, is_repeat, needs_replan
 
 if TYPE_CHECKING:
     from pivot.events.store import EventStore
+    from pivot.pipeline.hashing import FileHasher
     from pivot.pipeline.slurm_executor import SlurmJobs
     from pivot.pipeline.spec import PipelineSpec
 
-__all__ = ["PoolControl", "WaveRecorder", "WorkerPool"]
+__all__ = ["PoolControl", "WaveRecorder", "WorkerPool", "record_own_writes"]
 
 
 class WaveRecorder:
@@ -71,16 +72,21 @@ class WaveRecorder:
         self._lock = threading.Lock()
 
     def emit(self, *events: Event) -> None:
-        """The callback given to the pipeline core's executor: a batch, one append."""
+        """The callback given to the pipeline core's executor: a batch, one append.
+
+        ``before_finish`` runs just before the batch holding ``wave.finished`` is
+        appended; the batch is appended even if it raises (then the error goes on).
+        """
         kept = [ev for ev in (self._filter(e) for e in events) if ev is not None]
-        if (
-            kept
-            and self.before_finish is not None
-            and any(isinstance(e, WaveFinished) for e in kept)
-        ):
-            # Before anyone hears the wave ended: an edit after wave.finished is not its own.
-            self.before_finish()
-        if kept:
+        if not kept:
+            return
+        hook = self.before_finish
+        try:
+            if hook is not None and any(isinstance(e, WaveFinished) for e in kept):
+                # Before anyone hears the wave ended: an edit after wave.finished is not its own.
+                hook()
+        finally:
+            # _filter has taken these as seen: finish() would not emit them again.
             self.store.emit(*kept)
 
     def _filter(self, ev: Event) -> Event | None:
@@ -136,6 +142,18 @@ class WaveRecorder:
                 correlation_id=correlation_id,
             )
         )
+
+
+def record_own_writes(
+    hasher: FileHasher, outs: Sequence[str], after_wave: dict[str, str | None]
+) -> None:
+    """What a wave left at ``outs``, its own writes, into ``after_wave`` (for the next batch).
+
+    It runs before the wave's ``wave.finished``, so an unreadable output must not raise:
+    one that cannot be hashed (a FIFO its failed stage made) is recorded as unreadable,
+    so the wave's own FIFO does not run its stage again, and a file put in its place does.
+    """
+    after_wave.update((out, hasher.hash_or_unreadable(out)) for out in outs)
 
 
 class PoolControl:
@@ -273,14 +291,16 @@ class WorkerPool(Shell):
                         )
                     )
         finally:
-            recorder.finish(started, msg.trigger, msg.correlation_id)
-            self.control.set_recorder(None)
-            if not recorder.cancel.requested:
-                self.control.workers.prepare_spare()
-            self.ctx.registry.tell(
-                "coordinator",
-                WaveDone(msg.wave_id, recorder.stages, cancelled=recorder.cancel.requested),
-            )
+            try:
+                recorder.finish(started, msg.trigger, msg.correlation_id)
+            finally:  # even if that raised: the Coordinator waits for WaveDone to go on
+                self.control.set_recorder(None)
+                if not recorder.cancel.requested:
+                    self.control.workers.prepare_spare()
+                self.ctx.registry.tell(
+                    "coordinator",
+                    WaveDone(msg.wave_id, recorder.stages, cancelled=recorder.cancel.requested),
+                )
 
     def run_stages(self, msg: RunWave, stages: list[PlannedStage], recorder: WaveRecorder) -> None:
         """`pivot run`'s wave over ``stages``: on this pool's workers, SLURM stages as SLURM
@@ -293,11 +313,8 @@ class WorkerPool(Shell):
             recorder.emit(*events)  # as one batch: one append to the store
 
         outs = [o for p in stages for o in project.spec.stage(p.name).outs]
-
-        def own_writes() -> None:  # for the next batch
-            msg.view.after_wave.update(project.hasher.hashes(outs))
-
-        recorder.before_finish = own_writes
+        after_wave = msg.view.after_wave
+        recorder.before_finish = lambda: record_own_writes(project.hasher, outs, after_wave)
         slurm, on_slurm = self._slurm(project.spec, stages)
         routes = dict.fromkeys(on_slurm, slurm) if slurm is not None else {}
         try:

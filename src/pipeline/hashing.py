@@ -102,6 +102,9 @@ def recorded_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+UNREADABLE = "unreadable"  # like no hash: stands for a path that cannot be hashed
+
+
 class FileHasher:
     """Hashes project paths, reusing cached hashes of files that did not change."""
 
@@ -131,6 +134,30 @@ class FileHasher:
     def hashes(self, paths: Iterable[str]) -> dict[str, str | None]:
         """:meth:`hash` of each path."""
         return {p: self.hash(p) for p in paths}
+
+    def hash_or_unreadable(self, rel: str) -> str | None:
+        """:meth:`hash`, or :data:`UNREADABLE` for a path that cannot be read as a file or
+        folder (a FIFO, no permission, removed while read): to compare, never for a record."""
+        try:
+            return self.hash(rel)
+        except (PipelineError, OSError):
+            return UNREADABLE
+
+    def outputs(self, outs: Iterable[str]) -> tuple[dict[str, str | None], str]:
+        """The hashes of a stage's outputs after it ran, and why they are not its outputs
+        ("" when they are): the first not written, or that cannot be read as a file or folder
+        (a FIFO, no permission, removed while read). Never raises: the stage fails instead."""
+        hashes: dict[str, str | None] = {}
+        for out in outs:
+            try:
+                hashes[out] = self.hash(out)
+            except PipelineError as exc:
+                return hashes, str(exc)
+            except OSError as exc:
+                return hashes, f"output {out} cannot be read: {exc.strerror or exc}"
+            if hashes[out] is None:
+                return hashes, f"declared output not written: {out}"
+        return hashes, ""
 
     def _file(self, rel: str, full: str, st: os.stat_result) -> str:
         entry = self._cache.get(rel)

@@ -51,6 +51,33 @@ def test_a_fifo_output_is_refused_too(project: Project) -> None:
     assert proc.returncode == 2 and "data/out.txt is a named pipe" in proc.stderr, proc.stderr
 
 
+MAKES_A_FIFO = (
+    HEADER
+    + """
+import os
+
+
+@pipeline.stage
+def copy(
+    src: Annotated[Path, Dep("data/in.txt")],
+    out: Annotated[Path, Out("data/out.txt")],
+) -> None:
+    os.mkfifo(out)
+"""
+)
+
+
+def test_a_stage_that_writes_a_fifo_output_fails_naming_it(project: Project) -> None:
+    # Hashing it after the stage ran raised out of the wave: a traceback, no stage.failed.
+    project.write("pipeline.py", MAKES_A_FIFO)
+    project.write("data/in.txt", "x\n")
+    proc = project.cli("run", ok=None, timeout=60)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    out = proc.stdout + proc.stderr
+    assert "copy" in out and "data/out.txt is a named pipe (FIFO)" in out, out
+    assert "Traceback" not in out
+
+
 LOOPING = STAGE + "\nimport time\nwhile True:\n    time.sleep(0.05)\n"
 SPINNING = STAGE + "\nwhile True:\n    pass\n"
 

@@ -5,6 +5,7 @@ never raises (a storage error is told once)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import threading
 import time
@@ -13,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from pivot.actors.worker_pool import WaveRecorder
+from pivot.actors.worker_pool import WaveRecorder, record_own_writes
 from pivot.events.location import open_project_store
 from pivot.events.pipeline import StageStarted, StageSucceeded, WaveFinished, WaveStarted
 from pivot.events.store import EventStore, Recorded
+from pivot.pipeline.errors import PipelineError
+from pivot.pipeline.hashing import UNREADABLE, FileHasher
 
 from testkit.require import require
 
@@ -50,6 +53,44 @@ def test_a_waves_own_writes_are_recorded_before_anyone_hears_it_finished(
     recorder.emit(StageSucceeded(stage="a", duration=0.1), WaveFinished(wave_id="w1", succeeded=1))
     assert finished_then == [0]
     assert len(list(store.read(types=[WaveFinished.TYPE]))) == 1
+
+
+def test_wave_finished_is_recorded_even_when_before_finish_raises(
+    store: EventStore, tmp_path: Path
+) -> None:
+    # Hashing a FIFO output raised there: the batch with the last stage ends and
+    # wave.finished was lost, and finish() would not emit them again (seen already).
+    os.mkfifo(tmp_path / "out.fifo")
+    hasher = FileHasher(tmp_path, {})
+    recorder = WaveRecorder(store, "w1", ("a",))
+
+    def hash_outs() -> None:  # what own_writes did: raises on the FIFO
+        hasher.hashes(["out.fifo"])
+
+    recorder.before_finish = hash_outs
+    recorder.emit(
+        WaveStarted(wave_id="w1", trigger="change", stages=("a",)), StageStarted(stage="a")
+    )
+    with pytest.raises(PipelineError, match=r"out\.fifo is a named pipe"):
+        recorder.emit(
+            StageSucceeded(stage="a", duration=0.1), WaveFinished(wave_id="w1", succeeded=1)
+        )
+    recorder.finish(0.0, "change", "c1")  # what the WorkerPool does next: nothing to add
+    types = [r.event.TYPE for r in store.read()]
+    assert types == [WaveStarted.TYPE, StageStarted.TYPE, StageSucceeded.TYPE, WaveFinished.TYPE]
+
+
+def test_own_writes_of_a_wave_never_raise_and_a_fifo_is_unreadable(tmp_path: Path) -> None:
+    (tmp_path / "out.txt").write_text("x\n")
+    os.mkfifo(tmp_path / "out.fifo")
+    hasher = FileHasher(tmp_path, {})
+    after_wave: dict[str, str | None] = {"out.fifo": "left by an earlier wave"}
+    record_own_writes(hasher, ["out.txt", "out.fifo", "gone.txt"], after_wave)
+    assert after_wave == {
+        "out.txt": FileHasher(tmp_path, {}).hash("out.txt"),
+        "out.fifo": UNREADABLE,  # equal only to another unreadable look, never to a hash
+        "gone.txt": None,
+    }
 
 
 def test_a_wave_batch_is_one_append_and_listeners_get_its_seqs(store: EventStore) -> None:

@@ -1,0 +1,90 @@
+"""`pivot watch` when a stage leaves an output that cannot be hashed (a FIFO).
+
+The wave still ends (its ``wave.finished`` is recorded, the Coordinator hears
+of it), the stage fails naming the output, the FIFO the stage made does not
+start waves of its own, and the next edit runs a wave as usual.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testkit.watch_e2e import Watch
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+PIPELINE = """
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pivot import Dep, Out, Pipeline
+
+pipeline = Pipeline()
+
+
+@pipeline.stage
+def piped(
+    src: Annotated[Path, Dep("data/in.txt")],
+    out: Annotated[Path, Out("data/out.fifo")],
+) -> None:
+    if out.exists():
+        out.unlink()
+    os.mkfifo(out)  # reading it to hash it would wait for a writer for ever
+
+
+@pipeline.stage
+def plain(
+    src: Annotated[Path, Dep("data/plain.txt")],
+    out: Annotated[Path, Out("data/plain.out")],
+) -> None:
+    out.write_text(src.read_text().upper())
+"""
+
+
+@pytest.fixture
+def watches() -> Any:
+    started: list[Watch] = []
+    yield started
+    for w in started:
+        w.close()
+
+
+def test_a_fifo_output_fails_its_stage_and_watch_goes_on(
+    tmp_path: Path, watches: list[Watch]
+) -> None:
+    root = tmp_path.resolve()
+    (root / "data").mkdir()
+    (root / "pipeline.py").write_text(textwrap.dedent(PIPELINE).lstrip())
+    (root / "data" / "in.txt").write_text("x\n")
+    (root / "data" / "plain.txt").write_text("a\n")
+    w = Watch(root)
+    watches.append(w)
+    w.wave_done(0)  # hung here: the wave's wave.finished was never recorded
+    failed = {e["stage"]: e["error"] for e in w.events("stage.failed")}
+    assert list(failed) == ["piped"], failed
+    assert "data/out.fifo is a named pipe (FIFO)" in failed["piped"]
+    assert (root / "data" / "plain.out").read_text() == "A\n"
+    assert os.path.exists(root / "data" / "out.fifo")
+
+    # The next edit runs exactly its stage: the FIFO the wave left started nothing.
+    m = w.mark()
+    (root / "data" / "plain.txt").write_text("b\n")
+    starts = w.wave_done(m)
+    assert [s["stages"] for s in starts] == [["plain"]]
+    assert (root / "data" / "plain.out").read_text() == "B\n"
+    # A file put in the FIFO's place is someone else's edit: its stage runs (and fails) again.
+    m = w.mark()
+    fifo = root / "data" / "out.fifo"
+    fifo.unlink()
+    fifo.write_text("by hand\n")
+    starts = w.wave_done(m)
+    assert [s["stages"] for s in starts] == [["piped"]]
+    assert w.stage_events("stage.failed", m) == ["piped"]
+    assert w.interrupt() == 130
+    assert "Traceback" not in w.stderr, w.stderr
