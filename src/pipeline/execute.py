@@ -300,7 +300,7 @@ class _Wave:
         # _choose_ready keeps at most `capacity` stages in flight: an idle worker
         # takes this one now, so "started" is not shown for a waiting stage; it
         # was appended before this submit.
-        run = StageRun(task, s, self.result.wave_id, deps, self.outbox.emit)
+        run = StageRun(task, s, self.result.wave_id, deps, self.outbox.from_executor)
         future = executor.submit(run)
         self.running[future] = _Running(s, time.perf_counter(), deps, executor)
 

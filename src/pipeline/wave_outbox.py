@@ -14,8 +14,14 @@ what to start next, and flushes before it submits anything, so
   (a ``kill -9`` after that leaves a story `pivot why` tells as interrupted),
   and so before anything the executor emits for that run.
 
-An executor's events that arrive while the wave holds go in the same append, in
-the order they came; the wave never holds while it waits for its runs.
+An executor's events (:meth:`WaveOutbox.from_executor`: a SLURM job's
+``stage.submitted``, the only record of its job id, its ``watcher.created``)
+are never held: they are handed on at once, in the order they came, even while
+the wave holds (it may be hashing a finished stage's outputs for seconds), so a
+``kill -9`` then loses no job id. What the wave holds stays held: its end events
+wait for their stages' records to be saved (by the wave's thread), and none of
+it comes before an executor's event for its stage (a run's ``stage.started``
+went out before its submit, its end comes after its last executor event).
 """
 
 from __future__ import annotations
@@ -51,6 +57,11 @@ class WaveOutbox:
                 self._held.extend(events)
             else:
                 self._emit(events)
+
+    def from_executor(self, events: Sequence[Event]) -> None:
+        """An executor's events: handed on now, past what the wave holds."""
+        with self._lock:
+            self._emit(events)
 
     def flush(self) -> None:
         """Hand on what was held, in order, in one call (one append); stop holding."""
