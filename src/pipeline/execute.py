@@ -11,12 +11,11 @@ store, show it): ``WaveStarted``, ``StageQueued`` (with the reasons),
 ``StageCancelled``, ``WaveFinished``; stage events, and those an executor adds
 (``stage.submitted``), carry the wave id as ``correlation_id``.
 
-``StageStarted`` is recorded (durably) right before a stage is handed to its executor,
-which is when it starts: never more stages are in flight than the executor's capacity, so
-a local stage goes to an idle worker (or, first in a run, to one still starting) and never
-queues behind another stage. The worker reports its pid with the outcome;
-``StageSucceeded`` / ``StageFailed`` record it. In what order and batches events reach
-``emit`` (one append per step of the wave): :mod:`pivot.pipeline.wave_outbox`.
+``StageStarted`` is durable right before a stage is handed to its executor, when it
+starts (never more stages in flight than the executor's capacity: a local stage goes to an
+idle worker, or one still starting); a submit that raises closes its own and the round's
+later starts as ``StageCancelled`` "not started". The worker reports its pid with the
+outcome. Order and batches of ``emit``'s calls: :mod:`pivot.pipeline.wave_outbox`.
 
 After a stage succeeds its record (code, dep hashes taken when it was submitted, params,
 output hashes) is saved, with those of the stages that finished in the same poll, before
@@ -68,8 +67,7 @@ from pivot.pipeline.worker import StageOutcome, StageTask, job_id_of
 __all__ = ["execute"]
 
 
-class _Cancelled(Exception):
-    pass
+class _Cancelled(Exception): ...
 
 
 @dataclass
@@ -211,8 +209,12 @@ class _Wave:
         if not chosen and not self.running:
             return False
         self._save_and_flush()
-        for s, executor in chosen:
-            self._submit(s, executor)
+        for i, (s, executor) in enumerate(chosen):
+            try:
+                self._submit(s, executor)
+            except BaseException:  # its start and the later ones' are in the log: close them
+                self._not_submitted([spec for spec, _ in chosen[i:]])
+                raise
         waiting: list[Future[Any]] = [*self.running, self.cancel.future]
         check = self.marks is not None and any(
             isinstance(r.executor, CancelsOneRun) for r in self.running.values()
@@ -283,23 +285,21 @@ class _Wave:
         self.frontier.put_back(held)
         return chosen
 
+    def _not_submitted(self, stages: list[StageSpec]) -> None:
+        """Stages whose start was appended but that were never handed to their executor."""
+        self.result.status.update(dict.fromkeys((s.name for s in stages), "cancelled"))
+        self.emit([self.ev(StageCancelled, stage=s.name, reason="not started") for s in stages])
+
     def _submit(self, s: StageSpec, executor: Executor) -> None:
         task = StageTask(
-            root=self.spec.root,
-            stage=s.name,
-            module=s.module,
-            file=s.file,
-            qualname=s.qualname,
-            dep_args=dict(s.dep_args),
-            out_args=dict(s.out_args),
-            params=dict(s.params),
-            log_path=str(log_path(self.spec.root, s.name)),
-        )
+            root=self.spec.root, stage=s.name, module=s.module, file=s.file,
+            qualname=s.qualname, dep_args=dict(s.dep_args), out_args=dict(s.out_args),
+            params=dict(s.params), log_path=str(log_path(self.spec.root, s.name)),
+        )  # fmt: skip
         deps = self.hasher.hashes(s.deps)
         empty_log(Path(task.log_path))
-        # _choose_ready keeps at most `capacity` stages in flight: an idle worker
-        # takes this one now, so "started" is not shown for a waiting stage; it
-        # was appended before this submit.
+        # At most `capacity` in flight (_choose_ready): an idle worker takes this one
+        # now, so "started" (appended before this submit) is not shown for a waiting stage.
         run = StageRun(task, s, self.result.wave_id, deps, self.outbox.from_executor)
         future = executor.submit(run)
         self.running[future] = _Running(s, time.perf_counter(), deps, executor)

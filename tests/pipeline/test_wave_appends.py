@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
+import pytest
+
 from pivot.events.base import Event
 from pivot.events.pipeline import (
+    StageCancelled,
     StageQueued,
     StageSkipped,
     StageStarted,
@@ -112,3 +115,57 @@ def test_a_chain_appends_once_per_step_and_each_start_before_its_submit() -> Non
     assert len(batches) == 1
     assert [type(e) for e in batches[0]] == [WaveStarted, *[StageSkipped] * 3, WaveFinished]
     assert not any(isinstance(e, StageQueued) for e in batches[0])
+
+
+THREE = (
+    HEADER
+    + """
+@pipeline.stage
+def a(out: Annotated[Path, Out("a.txt")]) -> None:
+    out.write_text("a")
+
+
+@pipeline.stage
+def b(out: Annotated[Path, Out("b.txt")]) -> None:
+    out.write_text("b")
+
+
+@pipeline.stage
+def c(out: Annotated[Path, Out("c.txt")]) -> None:
+    out.write_text("c")
+"""
+)
+
+
+class _RefusesB(LocalExecutor):
+    """Three local workers; the submit of stage b raises (as a misconfigured executor may)."""
+
+    def submit(self, run: StageRun) -> Future[StageOutcome]:
+        if run.task.stage == "b":
+            raise ValueError("cannot take b")
+        return super().submit(run)
+
+
+def test_stages_started_but_never_submitted_are_cancelled_as_not_started() -> None:
+    root = Path(tempfile.mkdtemp(prefix="pivot-wave-refused-"))
+    (root / "pipeline.py").write_text(THREE)
+    project = Project.from_spec(load_fresh(root / "pipeline.py", timeout=120))
+    executor = _RefusesB(3)
+    batches: list[list[Event]] = []
+    try:
+        with pytest.raises(ValueError, match="cannot take b"):
+            execute(project.spec, project.graph, project.plan(), executor, state=project.state,
+                    hasher=project.hasher, emit=lambda got: batches.append(list(got)))  # fmt: skip
+    finally:
+        executor.close()
+        project.close()
+    events = [e for batch in batches for e in batch]
+    started = [e.stage for e in events if isinstance(e, StageStarted)]
+    assert started == ["a", "b", "c"]  # one round, all durable before the submits
+    not_started = [
+        (e.stage, e.reason) for e in events if isinstance(e, StageCancelled) and e.stage != "a"
+    ]
+    assert not_started == [("b", "not started"), ("c", "not started")]
+    for stage in "bc":  # each start closed, after it
+        kinds = [type(e) for e in events if getattr(e, "stage", "") == stage]
+        assert kinds[-2:] == [StageStarted, StageCancelled]
