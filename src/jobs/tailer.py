@@ -38,12 +38,13 @@ from pivot.jobs.book import Book, WatcherState, fold
 from pivot.jobs.config import Config
 from pivot.jobs.decide import on_job_end, on_restart, on_timer, timer_due
 from pivot.jobs.ioloop import IoLoop
-from pivot.jobs.job_lookup import JobQuery, Outcome, query_jobs
+from pivot.jobs.job_lookup import JobQuery, query_jobs
 from pivot.jobs.lookup_health import on_lookup_failure, on_lookup_success
+from pivot.jobs.lookup_runner import lookup_runner
 from pivot.jobs.output_reader import OutputReader
 from pivot.jobs.schedule import host_interval, watcher_due
 from pivot.jobs.tail import job_has_output
-from pivot.jobs.transport import Transport, TransportError
+from pivot.jobs.transport import Transport
 
 __all__ = ["HostPoll", "Tailer"]
 
@@ -214,14 +215,7 @@ class Tailer:
     def query(self, poll: HostPoll) -> Coroutine[Any, Any, JobQuery]:
         """The Slurm query of ``poll``, to run on the event loop (it appends nothing)."""
         transport, timeout = poll.transport, poll.timeout
-
-        async def run(argv: list[str]) -> Outcome:
-            try:
-                r = await transport.run(argv, timeout=timeout)
-            except (TransportError, TimeoutError) as exc:
-                return Outcome(error=str(exc) or type(exc).__name__)
-            return Outcome(r.returncode, r.stdout, r.stderr)
-
+        run = lookup_runner(lambda argv: transport.run(argv, timeout=timeout))
         # A job squeue lists as ended is asked of scontrol too: squeue gives no exit code
         # (once: an ended job leaves the watched set with its watchers).
         return query_jobs(

@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 from pivot.jobs.config import Config
 from pivot.jobs.ioloop import IoLoop
-from pivot.jobs.job_lookup import Outcome, Runner
+from pivot.jobs.job_lookup import Runner
+from pivot.jobs.lookup_runner import lookup_runner
 from pivot.jobs.transport import CommandResult, Transport, TransportError
 
 __all__ = ["SlurmHosts"]
@@ -56,15 +57,7 @@ class SlurmHosts:
     def runner(self, host: str) -> Runner:
         """:meth:`run` on ``host`` as the job lookup's runner
         (:func:`pivot.jobs.job_lookup.query_jobs`): a failure to run is an outcome."""
-
-        async def run(argv: list[str]) -> Outcome:
-            try:
-                r = await self.run(host, argv)
-            except (TransportError, TimeoutError) as exc:
-                return Outcome(error=str(exc) or type(exc).__name__)
-            return Outcome(r.returncode, r.stdout, r.stderr)
-
-        return run
+        return lookup_runner(lambda argv: self.run(host, argv))
 
     def scancel(self, host: str, job_ids: Sequence[str]) -> None:
         """scancel ``job_ids`` on ``host`` from another thread; a failure is not an error
