@@ -86,6 +86,16 @@ class Backend:
         """Serialise schema changes (``CREATE ... IF NOT EXISTS``) with other processes
         until ``cursor``'s transaction ends. SQLite needs nothing: it has one writer."""
 
+    def ensure_table(self, name: str, create: str) -> None:
+        """Run ``create`` (a ``CREATE TABLE IF NOT EXISTS name ...``) once per backend:
+        our own tables next to the log (projections, the watchers' lease)."""
+        if name in self.tables_ensured:
+            return
+        with self.transaction() as cur:
+            self.lock_schema(cur)  # concurrent first opens must not race on the catalogue
+            cur.execute(create)
+        self.tables_ensured.add(name)
+
     def select_states(
         self,
         after: int,

@@ -258,21 +258,12 @@ class HostLease:
         self._seen: Sighting | None = None
         self._renewed: float | None = None  # monotonic start of the last good renewal
         self._beat = 0
-        self._ensure_table()
+        backend.ensure_table("pivot_leases", _CREATE)
 
     @property
     def renew_every(self) -> float:
         """Seconds between renewals (and between a standby's looks, at most 1 s)."""
         return self.ttl / 5
-
-    def _ensure_table(self) -> None:
-        backend = self.backend
-        if "pivot_leases" in backend.tables_ensured:
-            return
-        with backend.transaction() as cur:
-            backend.lock_schema(cur)  # concurrent first opens must not race on the catalogue
-            cur.execute(_CREATE)
-        backend.tables_ensured.add("pivot_leases")
 
     def read(self) -> LeaseRow | None:
         """The lease as stored now (None when nobody holds it)."""

@@ -38,12 +38,7 @@ _CREATE = (
 
 def ensure_table(backend: Backend) -> None:
     """Create the projections table if this database has none yet."""
-    if "pivot_projections" in backend.tables_ensured:
-        return
-    with backend.transaction() as cur:
-        backend.lock_schema(cur)  # concurrent first opens must not race on the catalogue
-        cur.execute(_CREATE)
-    backend.tables_ensured.add("pivot_projections")
+    backend.ensure_table("pivot_projections", _CREATE)
 
 
 def read_row(backend: Backend, name: str) -> tuple[int, int, str] | None:
