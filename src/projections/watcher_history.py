@@ -89,6 +89,13 @@ def _finish(
     for entry in reversed(w["actions"]):
         if action_id and entry["action_id"] == action_id and entry["result"] in _OPEN:
             return entry  # type: ignore[no-any-return]
+    return _new_action(w, rec, action_id, action_type, limit)
+
+
+def _new_action(
+    w: dict[str, Any], rec: Recorded, action_id: str, action_type: str, limit: int
+) -> dict[str, Any]:
+    """A pending entry for an action, pushed onto the watcher's recent actions."""
     entry = {
         "seq": rec.seq,
         "at": rec.event.at,
@@ -128,19 +135,7 @@ def _apply(state: State, rec: Recorded, limit: int = HISTORY_LIMIT) -> State:  #
         )
     elif isinstance(e, ev.ActionRequested):
         counts["actions"] += 1
-        _push(
-            w["actions"],
-            {
-                "seq": rec.seq,
-                "at": e.at,
-                "action_id": e.action_id,
-                "type": e.action_type,
-                "result": "pending",
-                "detail": "",
-                "finished_at": None,
-            },
-            limit,
-        )
+        _new_action(w, rec, e.action_id, e.action_type, limit)
     elif isinstance(e, ev.ActionSucceeded | ev.ActionFailed):
         entry = _finish(w, rec, e.action_id, e.action_type, limit)
         ok = isinstance(e, ev.ActionSucceeded)
