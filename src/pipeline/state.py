@@ -200,12 +200,7 @@ class StateStore:
 
     def save_record(self, stage: str, record: StageRecord) -> None:
         """Record a stage's successful run (durable when this returns)."""
-        with self._failures():
-            self._db.execute(
-                "INSERT OR REPLACE INTO stages (name, data) VALUES (?, ?)",
-                (stage, json.dumps(record.to_dict(), sort_keys=True)),
-            )
-            self._db.commit()
+        self.save_records({stage: record})
 
     def save_records(self, records: Mapping[str, StageRecord]) -> None:
         """Save several records in one transaction (rebuilding the file)."""
