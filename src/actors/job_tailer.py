@@ -103,10 +103,7 @@ class JobTailer(Shell):
         self.actor_ref.tell(PollTick())
 
     def on_stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self.watch is not None:
-            self.watch.close()
+        self._stop_timer_and_watch()
         with contextlib.suppress(Exception):  # a store that fails now fails the next line too
             self.tailer.flush()
         self._release(everyone=True)
@@ -119,11 +116,15 @@ class JobTailer(Shell):
         traceback_: TracebackType | None,
     ) -> None:
         self._release(everyone=True)  # nobody waits on a poll this actor will not finish
+        self._stop_timer_and_watch()
+        super().on_failure(exception_type, exception_value, traceback_)
+
+    def _stop_timer_and_watch(self) -> None:
+        """No more ticks, no more inotify messages (on stop and on a crash alike)."""
         if self._timer is not None:
             self._timer.cancel()
         if self.watch is not None:
             self.watch.close()
-        super().on_failure(exception_type, exception_value, traceback_)
 
     # -- messages ---------------------------------------------------------------
 
