@@ -25,6 +25,7 @@ from pivot.jobs.tailer import Tailer
 from pivot.jobs.transport import make_transports
 
 from testkit import pgserver
+from testkit.jobs_servers import io  # noqa: F401 - pytest fixture
 from testkit.require import require
 
 WATCHER = """\
@@ -61,13 +62,6 @@ def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         require(pgserver.available(), "PostgreSQL server (Debian package postgresql)")
         return pgserver.fresh_database()
     return str(tmp_path / "events.db")
-
-
-@pytest.fixture
-def io() -> Iterator[IoLoop]:
-    loop = IoLoop()
-    yield loop
-    loop.stop()
 
 
 def test_a_watcher_added_while_the_tailer_reads_is_folded_at_the_next_look(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from pivot.jobs.tailer import Tailer
 from pivot.jobs.transport import make_transports
 
 from testkit import slurm_cluster
-from testkit.jobs_servers import job_dir, make_config, quiet_job, slurm  # noqa: F401 - pytest fixtures
+from testkit.jobs_servers import io, job_dir, make_config, quiet_job, slurm  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm]
 
@@ -31,13 +31,6 @@ actions:
   - type: log_event
     params: {message: "$1"}
 """
-
-
-@pytest.fixture
-def io() -> Iterator[IoLoop]:
-    loop = IoLoop()
-    yield loop
-    loop.stop()
 
 
 def test_batches_are_handed_off_durable_before_the_cycle_ends(

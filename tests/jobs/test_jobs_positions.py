@@ -14,17 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from pivot.events.jobs import JobSeen, OutputRead
+from pivot.events.jobs import OutputRead
 from pivot.events.store import EventStore
 from pivot.events.watchers import WatcherMatched
 from pivot.jobs.config import Config, HostConfig
-from pivot.jobs.definition import parse_watchers
 from pivot.jobs.ioloop import IoLoop
-from pivot.jobs.manage import add_watchers
 from pivot.jobs.output_reader import CHUNK_BYTES
 from pivot.jobs.tail import POSITION_EVERY_SECONDS
 from pivot.jobs.tailer import Tailer
 from pivot.jobs.transport import LocalTransport, TransportError, make_transports
+
+from testkit.jobs_servers import io  # noqa: F401 - pytest fixture
+from testkit.watched_job import watched_job
 
 WATCHER = """\
 name: alert
@@ -45,24 +46,9 @@ class Clock:
 
 
 @pytest.fixture
-def io() -> Iterator[IoLoop]:
-    loop = IoLoop()
-    yield loop
-    loop.stop()
-
-
-@pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[EventStore, Path]]:
     store = EventStore.open(tmp_path / "events.db")
-    out = tmp_path / "job.out"
-    out.write_text("")
-    store.append(
-        [
-            JobSeen(host="local", job_id="7", name="train", state="RUNNING", stdout=str(out),
-                    stderr=str(out), script="", workdir=str(tmp_path), user="u", actor="test")
-        ]
-    )  # fmt: skip
-    add_watchers(store, parse_watchers(WATCHER), "7", "local")
+    out = watched_job(store, tmp_path, "local", WATCHER)
     yield store, out
     store.close()
 

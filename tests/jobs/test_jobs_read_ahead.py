@@ -22,20 +22,18 @@ from pathlib import Path
 
 import pytest
 
-from pivot.events.jobs import JobSeen
 from pivot.events.store import EventStore
 from pivot.jobs.batch import ActionBatch
 from pivot.jobs.config import Config, HostConfig
-from pivot.jobs.definition import parse_watchers
 from pivot.jobs.ioloop import IoLoop
-from pivot.jobs.manage import add_watchers
 from pivot.jobs.output_reader import AHEAD_BYTES
 from pivot.jobs.tail import FileStat
 from pivot.jobs.tailer import Tailer
 from pivot.jobs.transport import CommandResult, SshTransport
 
 from testkit import sshd_server
-from testkit.jobs_servers import sshd  # noqa: F401 - pytest fixture
+from testkit.jobs_servers import io, sshd  # noqa: F401 - pytest fixtures
+from testkit.watched_job import watched_job
 
 WATCHER = """\
 name: quiet
@@ -86,24 +84,9 @@ class FarFiles:
 
 
 @pytest.fixture
-def io() -> Iterator[IoLoop]:
-    loop = IoLoop()
-    yield loop
-    loop.stop()
-
-
-@pytest.fixture
 def far(tmp_path: Path, io: IoLoop) -> Iterator[tuple[Tailer, FarFiles, Path]]:
     store = EventStore.open(tmp_path / "events.db")
-    out = tmp_path / "job.out"
-    out.write_text("")
-    store.append(
-        [
-            JobSeen(host="far", job_id="7", name="train", state="RUNNING", stdout=str(out),
-                    stderr=str(out), script="", workdir=str(tmp_path), user="u", actor="test")
-        ]
-    )  # fmt: skip
-    add_watchers(store, parse_watchers(WATCHER), "7", "far")
+    out = watched_job(store, tmp_path, "far", WATCHER)
     transport = FarFiles()
     config = Config(hosts={"far": HostConfig("far", hostname="far.example")})
     tailer = Tailer(store, config, {"far": transport}, io)
@@ -211,15 +194,7 @@ def test_a_file_being_written_is_matched_before_its_stat_answers(
     sshd: sshd_server.Sshd, tmp_path: Path, io: IoLoop
 ) -> None:
     store = EventStore.open(tmp_path / "events.db")
-    out = tmp_path / "job.out"
-    out.write_text("")
-    store.append(
-        [
-            JobSeen(host="cluster", job_id="7", name="train", state="RUNNING", stdout=str(out),
-                    stderr=str(out), script="", workdir=str(tmp_path), user="u", actor="test")
-        ]
-    )  # fmt: skip
-    add_watchers(store, parse_watchers(ALERT), "7", "cluster")
+    out = watched_job(store, tmp_path, "cluster", ALERT)
     host = HostConfig(
         "cluster", hostname="127.0.0.1", port=sshd.port, username=sshd.user,
         known_hosts=str(sshd.known_hosts), identity_file=str(sshd.client_key),
@@ -257,15 +232,7 @@ def test_between_two_polls_a_file_being_written_is_read_with_no_command(
     sshd: sshd_server.Sshd, tmp_path: Path, io: IoLoop
 ) -> None:
     store = EventStore.open(tmp_path / "events.db")
-    out = tmp_path / "job.out"
-    out.write_text("")
-    store.append(
-        [
-            JobSeen(host="cluster", job_id="7", name="train", state="RUNNING", stdout=str(out),
-                    stderr=str(out), script="", workdir=str(tmp_path), user="u", actor="test")
-        ]
-    )  # fmt: skip
-    add_watchers(store, parse_watchers(ALERT), "7", "cluster")  # interval_seconds: 1
+    out = watched_job(store, tmp_path, "cluster", ALERT)  # interval_seconds: 1
     host = HostConfig(
         "cluster", hostname="127.0.0.1", port=sshd.port, username=sshd.user,
         known_hosts=str(sshd.known_hosts), identity_file=str(sshd.client_key),

@@ -22,6 +22,7 @@ import pytest
 
 from testkit.pipeline_project import HEADER, PIVOT, Project, make_project
 from testkit.require import require
+from testkit.tmpfs_disk import tmpfs_disk
 
 PIPELINE = (
     HEADER
@@ -247,19 +248,8 @@ def after(
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs of our own, so filling it harms nothing else."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    require(proc.returncode == 0, f"a tmpfs mount (as root): {proc.stderr.strip()}")
-    try:
+    with tmpfs_disk(tmp_path, "16m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_stops_the_run_with_one_line_and_the_next_run_goes_on(

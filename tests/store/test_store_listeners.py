@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ from pivot.events.store import EventStore, Recorded
 from pivot.pipeline.errors import PipelineError
 from pivot.pipeline.hashing import UNREADABLE, FileHasher
 
-from testkit.require import require
+from testkit.tmpfs_disk import tmpfs_disk
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -160,19 +159,8 @@ def test_events_another_instance_appends_are_not_handed_on(
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs of our own, so filling it harms nothing else."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    require(proc.returncode == 0, f"a tmpfs mount (as root): {proc.stderr.strip()}")
-    try:
+    with tmpfs_disk(tmp_path, "1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_emit_on_a_full_disk_tells_once_never_raises_and_still_hands_on(

@@ -7,7 +7,9 @@ Test modules never import one another; what two of them share lives here
 - ``slurm_cluster``, ``sshd_server``, ``pgserver``: the real SLURM, OpenSSH and
   PostgreSQL servers the suite starts on loopback.
 - ``jobs_servers``: their fixtures (``slurm``, ``sshd``, ``job_dir``,
-  ``make_config``, ``smtp`` with a loopback SMTP ``Mailbox``).
+  ``make_config``, ``smtp`` with a loopback SMTP ``Mailbox``; ``store``, ``io``).
+- ``watched_job``: a job the log has seen, its empty output file and its watchers.
+- ``tmpfs_disk``: a tmpfs of a given size, to fill a disk harmlessly.
 - ``jobs_e2e``: driving ``pivot watchers``/``pivot jobs`` end to end (``pivot``,
   ``Proc``, ``wait_for``, ``events_of``, ``job_state``).
 - ``pipeline_project``: pipeline projects written to a temporary directory and run.

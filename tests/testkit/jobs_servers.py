@@ -23,6 +23,7 @@ from aiosmtpd.controller import Controller
 
 from pivot.events.store import EventStore
 from pivot.jobs.config import Config, HostConfig
+from pivot.jobs.ioloop import IoLoop
 
 from testkit import slurm_cluster, sshd_server
 from testkit.require import require
@@ -146,3 +147,11 @@ def store(tmp_path: Path) -> Iterator[EventStore]:
     opened = EventStore.open(tmp_path / "events.db")
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def io() -> Iterator[IoLoop]:
+    """An event loop in a thread of its own (the tailer's), stopped after the test."""
+    loop = IoLoop()
+    yield loop
+    loop.stop()
