@@ -33,7 +33,7 @@ from pivot.jobs.transport import CommandResult, SshTransport
 
 from testkit import sshd_server
 from testkit.jobs_servers import io, sshd  # noqa: F401 - pytest fixtures
-from testkit.watched_job import watched_job
+from testkit.watched_job import ALERT_EVERY_SECOND, watched_job
 
 WATCHER = """\
 name: quiet
@@ -110,6 +110,13 @@ def append(path: Path, text: str) -> None:
         fh.write(text)
 
 
+def written_at_every_poll(tailer: Tailer, transport: FarFiles, out: Path) -> None:
+    """Three polls, each after a line was appended (``step 0`` to ``step 2``: 21 bytes)."""
+    for i in range(3):
+        append(out, f"step {i}\n")
+        poll(tailer, transport)
+
+
 def test_a_file_that_grew_once_costs_no_read_at_the_next_quiet_poll(
     far: tuple[Tailer, FarFiles, Path],
 ) -> None:
@@ -125,9 +132,7 @@ def test_a_file_being_written_is_read_beside_the_stat(
     far: tuple[Tailer, FarFiles, Path],
 ) -> None:
     tailer, transport, out = far
-    for i in range(3):
-        append(out, f"step {i}\n")
-        poll(tailer, transport)
+    written_at_every_poll(tailer, transport, out)
     transport.asked.clear()
     append(out, "step 3\n")
     cost = poll(tailer, transport)
@@ -148,9 +153,7 @@ def test_a_line_written_between_the_read_ahead_and_the_stat_is_read_at_the_next_
     # later, sees more. Nothing is written after that (the job's last line): the next
     # poll must still read it, though its stat finds the size the last one saw.
     tailer, transport, out = far
-    for i in range(3):
-        append(out, f"step {i}\n")
-        poll(tailer, transport)
+    written_at_every_poll(tailer, transport, out)
     append(out, "step 3\n")
     transport.written_during_stat = (out, "last line\n")
     poll(tailer, transport)
@@ -161,16 +164,6 @@ def test_a_line_written_between_the_read_ahead_and_the_stat_is_read_at_the_next_
 
 
 # -- over a real sshd: what is read ahead is used before the stat answers ------------
-
-ALERT = """\
-name: alert
-pattern: "ALERT ([0-9]+)"
-interval_seconds: 1
-max_triggers: 0
-actions:
-  - type: log_event
-    params: {message: "$1"}
-"""
 
 
 class GatedStat(SshTransport):
@@ -194,7 +187,7 @@ def test_a_file_being_written_is_matched_before_its_stat_answers(
     sshd: sshd_server.Sshd, tmp_path: Path, io: IoLoop
 ) -> None:
     store = EventStore.open(tmp_path / "events.db")
-    out = watched_job(store, tmp_path, "cluster", ALERT)
+    out = watched_job(store, tmp_path, "cluster", ALERT_EVERY_SECOND)
     host = HostConfig(
         "cluster", hostname="127.0.0.1", port=sshd.port, username=sshd.user,
         known_hosts=str(sshd.known_hosts), identity_file=str(sshd.client_key),
@@ -232,7 +225,7 @@ def test_between_two_polls_a_file_being_written_is_read_with_no_command(
     sshd: sshd_server.Sshd, tmp_path: Path, io: IoLoop
 ) -> None:
     store = EventStore.open(tmp_path / "events.db")
-    out = watched_job(store, tmp_path, "cluster", ALERT)  # interval_seconds: 1
+    out = watched_job(store, tmp_path, "cluster", ALERT_EVERY_SECOND)  # interval_seconds: 1
     host = HostConfig(
         "cluster", hostname="127.0.0.1", port=sshd.port, username=sshd.user,
         known_hosts=str(sshd.known_hosts), identity_file=str(sshd.client_key),

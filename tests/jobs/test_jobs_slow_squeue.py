@@ -26,18 +26,9 @@ from pivot.jobs.runtime import start_watchers
 from testkit import slurm_cluster
 from testkit.jobs_e2e import wait_for
 from testkit.jobs_servers import job_dir, quiet_job, slurm  # noqa: F401 - pytest fixtures
+from testkit.watched_job import ALERT_EVERY_SECOND
 
 pytestmark = [pytest.mark.slurm]
-
-WATCHER = """\
-name: alert
-pattern: "ALERT ([0-9]+)"
-interval_seconds: 1
-max_triggers: 0
-actions:
-  - type: log_event
-    params: {message: "$1"}
-"""
 
 GATE = """#!/bin/sh
 # squeue behind a gate: while {gate}/hold exists, wait (a slurmctld that does not answer).
@@ -78,7 +69,7 @@ def test_lines_are_acted_on_while_the_hosts_squeue_hangs(
     job_id = quiet_job(slurm, job_dir)
     output = job_dir / f"out-{job_id}.out"
     output.write_text("ALERT 1\n")
-    add_watchers(store, parse_watchers(WATCHER), job_id)
+    add_watchers(store, parse_watchers(ALERT_EVERY_SECOND), job_id)
     handle = start_watchers(store, config, tick_seconds=0.1)
     try:
         wait_for(lambda: logged(store) == ["1"], what="the first poll's line", store=store)

@@ -13,9 +13,20 @@ from pivot.events.store import EventStore
 from pivot.jobs.definition import parse_watchers
 from pivot.jobs.manage import add_watchers
 
-__all__ = ["JOB_ID", "watched_job"]
+__all__ = ["ALERT_EVERY_SECOND", "JOB_ID", "watched_job"]
 
 JOB_ID = "7"
+
+# Logs the number of every `ALERT N` line; the job's output is looked at every second.
+ALERT_EVERY_SECOND = """\
+name: alert
+pattern: "ALERT ([0-9]+)"
+interval_seconds: 1
+max_triggers: 0
+actions:
+  - type: log_event
+    params: {message: "$1"}
+"""
 
 
 def watched_job(store: EventStore, tmp_path: Path, host: str, watchers_yaml: str) -> Path:
