@@ -13,7 +13,8 @@ Test modules never import one another; what two of them share lives here
 - ``jobs_e2e``: driving ``pivot watchers``/``pivot jobs`` end to end (``pivot``,
   ``Proc``, ``wait_for``, ``events_of``, ``job_state``).
 - ``pipeline_project``: pipeline projects written to a temporary directory and run.
-- ``watch_e2e``, ``watch_helpers``: ``pivot watch`` driven as a process; actor test helpers.
+- ``watch_e2e``, ``watch_helpers``: ``pivot watch`` driven as a process (the ``watches``
+  fixture closes them); actor test helpers.
 - ``ui_server``: a running ``pivot ui`` and its HTTP/WebSocket clients.
 - ``eventgen``: hypothesis strategies for every event type.
 

@@ -17,9 +17,11 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 PIVOT = [str(Path(sys.executable).with_name("pivot"))]
 TIMEOUT = 60.0
@@ -244,6 +246,15 @@ class Watch:
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 kill_group(self.pgid)
                 self.proc.wait(20)
+
+
+@pytest.fixture
+def watches() -> Iterator[list[Watch]]:
+    """The :class:`Watch` processes a test starts (it appends them), closed after it."""
+    started: list[Watch] = []
+    yield started
+    for w in started:
+        w.close()
 
 
 def _table() -> dict[int, tuple[str, int, int]]:

@@ -29,6 +29,7 @@ from testkit.watch_e2e import (
     descendants,
     group_members,
     wait_path,
+    watches,  # noqa: F401 - pytest fixture
     write_project,
 )
 
@@ -38,14 +39,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return write_project(tmp_path.resolve())
-
-
-@pytest.fixture
-def watches() -> Any:
-    started: list[Watch] = []
-    yield started
-    for w in started:
-        w.close()
 
 
 def _start(watches: list[Watch], root: Path, *args: str, display: str = "json") -> Watch:

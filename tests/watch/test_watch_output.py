@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 
 from testkit.require import require
-from testkit.watch_e2e import PIVOT, Watch, env
+from testkit.watch_e2e import (
+    PIVOT,
+    Watch,
+    env,
+    watches,  # noqa: F401 - pytest fixture
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -61,14 +66,6 @@ def project(tmp_path: Path) -> Path:
     (root / "pipeline.py").write_text(textwrap.dedent(PIPELINE).lstrip())
     (root / "data" / "raw.csv").write_text("a\nb\n")
     return root
-
-
-@pytest.fixture
-def watches() -> object:
-    started: list[Watch] = []
-    yield started
-    for w in started:
-        w.close()
 
 
 def _lines_after(w: Watch, since: int) -> list[str]:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from testkit.watch_e2e import Watch, write_project
+from testkit.watch_e2e import (
+    Watch,
+    watches,  # noqa: F401 - pytest fixture
+    write_project,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -29,14 +32,6 @@ def project(tmp_path: Path) -> Path:
     past = raw.stat().st_mtime - 10
     os.utime(raw, (past, past))
     return root
-
-
-@pytest.fixture
-def watches() -> Any:
-    started: list[Watch] = []
-    yield started
-    for w in started:
-        w.close()
 
 
 def inotify_instances(pid: int) -> int:

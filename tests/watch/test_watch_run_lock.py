@@ -9,24 +9,22 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pivot.events.pipeline import WaveFinished, WaveStarted
 from pivot.events.store import EventStore
 
-from testkit.watch_e2e import PIVOT, Watch, env, wait_path, write_project
+from testkit.watch_e2e import (
+    PIVOT,
+    Watch,
+    env,
+    wait_path,
+    watches,  # noqa: F401 - pytest fixture
+    write_project,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def watches() -> Any:
-    started: list[Watch] = []
-    yield started
-    for w in started:
-        w.close()
 
 
 def test_watch_wave_waits_for_a_pivot_run_in_another_terminal(

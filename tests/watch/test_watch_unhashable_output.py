@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from testkit.watch_e2e import Watch
+from testkit.watch_e2e import (
+    Watch,
+    watches,  # noqa: F401 - pytest fixture
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -45,14 +47,6 @@ def plain(
 ) -> None:
     out.write_text(src.read_text().upper())
 """
-
-
-@pytest.fixture
-def watches() -> Any:
-    started: list[Watch] = []
-    yield started
-    for w in started:
-        w.close()
 
 
 def test_a_fifo_output_fails_its_stage_and_watch_goes_on(

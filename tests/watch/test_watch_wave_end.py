@@ -59,7 +59,7 @@ def _stop_actors() -> Any:
 
 def test_wave_done_is_told_even_when_the_hook_before_wave_finished_raises(
     tmp_path: Path,
-    watch_context: WatchContext,  # noqa: F811 - the fixture imported above
+    watch_context: WatchContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     crashed: list[BaseException | None] = []
