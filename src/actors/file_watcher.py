@@ -21,15 +21,14 @@ an NFS home directory, and nothing on some WSL and container mounts.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
 from pivot.actors.base import ActorContext, Shell
 from pivot.actors.watch_messages import DeclaredPaths, PathsChanged, PathsSeen, WatcherThreadFailed
 from pivot.events.actors import WatchStarted
+from pivot.watch.notify_thread import NotifyThread
 from pivot.watch.paths import PathFilter, WatchedDirs, dirs_to_watch
-from pivot.watch.rust_notify import open_notify
 
 __all__ = ["FileWatcher"]
 
@@ -39,53 +38,6 @@ STEP_MS = 2
 GROUP_MS = 50
 POLL_MS = 100  # how often a quiet watcher looks whether it was retired
 MAX_SCAN = 20_000
-
-
-class _Thread:
-    """One RustNotify watcher and the thread draining it.
-
-    :meth:`close` stops it at once (what it had not reported yet is dropped:
-    watchfiles clears it on stop); :meth:`retire` lets it report what it
-    already saw first, for a watcher replaced by a new one.
-    """
-
-    def __init__(self, dirs: tuple[Path, ...], recursive: bool, watcher: FileWatcher) -> None:
-        self.stop = threading.Event()
-        self.retired = threading.Event()
-        # Live when this returns, which the hand-over in _rewatch relies on
-        # (pivot.watch.rust_notify says why not watchfiles.watch()).
-        self.notify = open_notify([str(d) for d in dirs], recursive=recursive)
-        self.thread = threading.Thread(
-            target=self._loop,
-            args=(watcher,),
-            name=f"pivot-watch-{'deep' if recursive else 'flat'}",
-            daemon=True,
-        )
-        self.thread.start()
-
-    def _loop(self, watcher: FileWatcher) -> None:
-        try:
-            while not self.stop.is_set():
-                raw = self.notify.watch(GROUP_MS, STEP_MS, POLL_MS, self.stop)
-                if isinstance(raw, str):
-                    if raw == "timeout" and self.retired.is_set():
-                        return  # retired, and nothing left to report
-                    continue  # 'stop' ends the loop; 'signal'/'timeout' carry on
-                watcher.report({p for _, p in raw})
-        except Exception as exc:
-            if not self.stop.is_set():
-                watcher.thread_failed(f"{type(exc).__name__}: {exc}")
-        finally:
-            self.notify.close()
-
-    def close(self, join: bool = True) -> None:
-        self.stop.set()
-        if join:
-            self.thread.join(5)
-
-    def retire(self) -> None:
-        """Stop once what was already seen is reported (the new watcher sees the rest)."""
-        self.retired.set()
 
 
 class FileWatcher(Shell):
@@ -99,7 +51,7 @@ class FileWatcher(Shell):
         self.filter = PathFilter(self.root)
         self.restarted = restarted
         self.watched = WatchedDirs((), ())
-        self.threads: list[_Thread] = []
+        self.threads: list[NotifyThread] = []
         self.declared: frozenset[str] = frozenset()
 
     # Called from the watcher threads. Only a message crosses to the actor:
@@ -119,6 +71,19 @@ class FileWatcher(Shell):
         if not self.ctx.registry.tell(self.name, WatcherThreadFailed(error)):
             self.ctx.shutdown.request(f"file watcher failed: {error}")
 
+    def _thread(self, dirs: tuple[Path, ...], recursive: bool) -> NotifyThread:
+        # Live when this returns, which the hand-over in _rewatch relies on.
+        return NotifyThread(
+            (str(d) for d in dirs),
+            recursive=recursive,
+            name=f"pivot-watch-{'deep' if recursive else 'flat'}",
+            on_change=self.report,
+            on_error=self.thread_failed,
+            step_ms=STEP_MS,
+            group_ms=GROUP_MS,
+            idle_ms=POLL_MS,
+        )
+
     def started(self) -> None:
         self._rewatch(first=True)
         if self.restarted:
@@ -133,10 +98,9 @@ class FileWatcher(Shell):
         new_flat = set(dirs.flat) - set(self.watched.flat)
         old = self.threads
         threads = []
-        if dirs.flat:
-            threads.append(_Thread(dirs.flat, False, self))
-        if dirs.deep:
-            threads.append(_Thread(dirs.deep, True, self))
+        for group, recursive in ((dirs.flat, False), (dirs.deep, True)):
+            if group:
+                threads.append(self._thread(group, recursive))
         self.threads = threads
         self.watched = dirs
         # The old watchers report what they saw before the new ones existed

@@ -1,7 +1,7 @@
 """Asking Slurm about a host's watched jobs: squeue, then scontrol, then sacct.
 
 The fallback is a chain of pure decisions over plain data (a command's
-:class:`Outcome` in, the next step out), so it is tested without threads,
+:class:`CommandOutcome` in, the next step out), so it is tested without threads,
 processes or a cluster:
 
 - :func:`after_squeue`: one ``squeue`` lists every watched job the
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pivot.jobs import slurm
 
 __all__ = [
+    "CommandOutcome",
     "JobQuery",
-    "Outcome",
     "QueryStep",
     "Runner",
     "after_sacct",
@@ -47,7 +47,7 @@ SCONTROL_AT_ONCE = 8  # scontrols in flight together (first sight of many jobs a
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class CommandOutcome:
     """What one command gave: exit status and output, or why it did not run (``error``)."""
 
     returncode: int = 0
@@ -67,7 +67,7 @@ class QueryStep:
 
 
 def after_squeue(
-    job_ids: Sequence[str], seen: Collection[str], out: Outcome, *, ask_ended: bool = False
+    job_ids: Sequence[str], seen: Collection[str], out: CommandOutcome, *, ask_ended: bool = False
 ) -> QueryStep:
     """squeue's answer: the jobs it lists, and those to ask ``scontrol`` about."""
     if out.error:
@@ -83,7 +83,7 @@ def after_squeue(
     return QueryStep(infos={j: i for j, i in infos.items() if j in job_ids}, ask=ask)
 
 
-def after_scontrol(job_id: str, out: Outcome) -> QueryStep:
+def after_scontrol(job_id: str, out: CommandOutcome) -> QueryStep:
     """scontrol's answer about one job (no info: the controller no longer knows it)."""
     if out.error:
         return QueryStep(failure=f"scontrol: {out.error}")
@@ -93,7 +93,7 @@ def after_scontrol(job_id: str, out: Outcome) -> QueryStep:
     return QueryStep(infos={job_id: info} if info is not None else {})
 
 
-def after_sacct(job_ids: Sequence[str], out: Outcome) -> QueryStep:
+def after_sacct(job_ids: Sequence[str], out: CommandOutcome) -> QueryStep:
     """Accounting's answer about jobs the controller forgot."""
     if out.error:
         return QueryStep(failure=f"sacct: {out.error}")
@@ -119,7 +119,7 @@ class JobQuery:
     sacct_unavailable: bool = False
 
 
-Runner = Callable[[list[str]], Awaitable[Outcome]]
+Runner = Callable[[list[str]], Awaitable[CommandOutcome]]
 
 
 async def query_jobs(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from pivot.jobs.job_lookup import Outcome, Runner
+from pivot.jobs.job_lookup import CommandOutcome, Runner
 from pivot.jobs.transport import CommandResult, TransportError
 
 __all__ = ["lookup_runner"]
@@ -17,13 +17,13 @@ __all__ = ["lookup_runner"]
 
 def lookup_runner(run: Callable[[list[str]], Awaitable[CommandResult]]) -> Runner:
     """``run`` as a job lookup runner: an unreachable host or a timeout becomes
-    ``Outcome(error=...)``, a command that ran its exit status and output."""
+    ``CommandOutcome(error=...)``, a command that ran its exit status and output."""
 
-    async def run_for_lookup(argv: list[str]) -> Outcome:
+    async def run_for_lookup(argv: list[str]) -> CommandOutcome:
         try:
             r = await run(argv)
         except (TransportError, TimeoutError) as exc:
-            return Outcome(error=str(exc) or type(exc).__name__)
-        return Outcome(r.returncode, r.stdout, r.stderr)
+            return CommandOutcome(error=str(exc) or type(exc).__name__)
+        return CommandOutcome(r.returncode, r.stdout, r.stderr)
 
     return run_for_lookup

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pivot.watch.rust_notify import open_notify
+from pivot.watch.notify_thread import NotifyThread
 
 __all__ = ["OutputWatch", "OutputsGrew"]
 
@@ -37,36 +37,6 @@ GROUP_MS = 20
 @dataclass(frozen=True)
 class OutputsGrew:
     """OutputWatch -> JobTailer: some followed files changed (take them from the inbox)."""
-
-
-class _Thread:
-    """One RustNotify over some directories, drained in its own thread."""
-
-    def __init__(self, dirs: tuple[str, ...], watch: OutputWatch) -> None:
-        self.stop = threading.Event()
-        # Raises (OSError, or watchfiles' own error) when a directory cannot be watched.
-        self.notify = open_notify(dirs, recursive=False)
-        self.thread = threading.Thread(
-            target=self._loop, args=(watch,), name="pivot-output-watch", daemon=True
-        )
-        self.thread.start()
-
-    def _loop(self, watch: OutputWatch) -> None:
-        try:
-            while not self.stop.is_set():
-                raw = self.notify.watch(GROUP_MS, STEP_MS, 0, self.stop)
-                if isinstance(raw, str):
-                    continue  # 'stop' ends the loop; 'signal'/'timeout' carry on
-                watch.report(p for _, p in raw)
-        except Exception as exc:  # the poll carries on without us
-            if not self.stop.is_set():
-                watch.failed(f"{type(exc).__name__}: {exc}")
-        finally:
-            self.notify.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
 
 
 class OutputWatch:
@@ -86,7 +56,7 @@ class OutputWatch:
         self._told = False
         self._wanted: dict[str, str] = {}  # normalised path -> the path as the job record has it
         self._dirs: tuple[str, ...] = ()
-        self._thread: _Thread | None = None
+        self._thread: NotifyThread | None = None
         self.error = ""  # why the last watch could not start (the poll covers for it)
 
     @property
@@ -106,7 +76,15 @@ class OutputWatch:
         old, self._thread, self._dirs = self._thread, None, dirs
         if dirs:
             try:
-                self._thread = _Thread(dirs, self)
+                self._thread = NotifyThread(
+                    dirs,
+                    recursive=False,
+                    name="pivot-output-watch",
+                    on_change=self.report,
+                    on_error=self.failed,  # the poll carries on without it
+                    step_ms=STEP_MS,
+                    group_ms=GROUP_MS,
+                )
                 self.error = ""
             except Exception as exc:
                 self._dirs = ()  # try again on the next follow()

@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from pivot.events.base import Event
 from pivot.events.pipeline import StageAdopted, StageSubmitted
 from pivot.jobs import slurm
-from pivot.jobs.job_lookup import Outcome, after_squeue
+from pivot.jobs.job_lookup import CommandOutcome, after_squeue
 from pivot.jobs.transport import TransportError
 from pivot.pipeline import slurm_job
 from pivot.pipeline.slurm_hosts import SlurmHosts
@@ -128,7 +128,9 @@ class Submissions:
                 result = self.hosts.call(host, slurm.squeue_argv(ids))
             except (TransportError, TimeoutError):
                 continue
-            step = after_squeue(ids, ids, Outcome(result.returncode, result.stdout, result.stderr))
+            step = after_squeue(
+                ids, ids, CommandOutcome(result.returncode, result.stdout, result.stderr)
+            )
             infos = {} if step.failure else step.infos  # (an outcome written still counts)
             for sub in subs:
                 info = infos.get(sub.job_id)

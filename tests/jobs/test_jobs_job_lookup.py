@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from pivot.jobs.job_lookup import (
-    Outcome,
+    CommandOutcome,
     Runner,
     after_sacct,
     after_scontrol,
@@ -27,17 +27,17 @@ SCONTROL_9 = (
 
 
 def test_squeue_settles_seen_listed_jobs_and_asks_scontrol_of_the_rest() -> None:
-    step = after_squeue(["7", "8", "9"], {"7", "9"}, Outcome(0, SQUEUE))
+    step = after_squeue(["7", "8", "9"], {"7", "9"}, CommandOutcome(0, SQUEUE))
     assert step.failure == ""
     assert {j: i.state for j, i in step.infos.items()} == {"7": "running", "8": "pending"}
     assert step.ask == ("8", "9")  # 8: never seen (its paths); 9: no longer listed
 
 
 def test_with_ask_ended_a_job_squeue_lists_ended_is_asked_of_scontrol_for_its_exit_code() -> None:
-    out = Outcome(0, "7|RUNNING|train|ana|7|N/A\n9|FAILED|old|ana|9|N/A\n")
+    out = CommandOutcome(0, "7|RUNNING|train|ana|7|N/A\n9|FAILED|old|ana|9|N/A\n")
     assert after_squeue(["7", "9"], {"7", "9"}, out).ask == ()
     assert after_squeue(["7", "9"], {"7", "9"}, out, ask_ended=True).ask == ("9",)
-    table = {"squeue": out, "scontrol": Outcome(0, SCONTROL_9)}
+    table = {"squeue": out, "scontrol": CommandOutcome(0, SCONTROL_9)}
     calls: list[str] = []
     answer = asyncio.run(
         query_jobs("c", run_table(table, calls), ["7", "9"], {"7", "9"}, ask_ended=True)
@@ -47,37 +47,41 @@ def test_with_ask_ended_a_job_squeue_lists_ended_is_asked_of_scontrol_for_its_ex
 
 
 def test_a_failing_squeue_ends_the_query_and_guesses_no_end() -> None:
-    down = after_squeue(["7"], {"7"}, Outcome(error="cluster: cannot connect: refused"))
+    down = after_squeue(["7"], {"7"}, CommandOutcome(error="cluster: cannot connect: refused"))
     assert (down.failure, down.infos, down.ask) == ("squeue: cluster: cannot connect: refused",
                                                     {}, ())  # fmt: skip
-    broken = after_squeue(["7"], {"7"}, Outcome(1, "", "slurm_load_jobs error: timeout\n"))
+    broken = after_squeue(["7"], {"7"}, CommandOutcome(1, "", "slurm_load_jobs error: timeout\n"))
     assert broken.failure == "squeue exited 1: slurm_load_jobs error: timeout"
     assert broken.ask == ()
 
 
 def test_squeue_saying_the_only_job_is_unknown_is_an_answer() -> None:
-    step = after_squeue(["9"], {"9"}, Outcome(1, "", "slurm_load_jobs error: Invalid job id"))
+    step = after_squeue(
+        ["9"], {"9"}, CommandOutcome(1, "", "slurm_load_jobs error: Invalid job id")
+    )
     assert (step.failure, step.infos, step.ask) == ("", {}, ("9",))
 
 
 def test_scontrol_answers_and_failures() -> None:
-    found = after_scontrol("9", Outcome(0, SCONTROL_9))
+    found = after_scontrol("9", CommandOutcome(0, SCONTROL_9))
     assert found.infos["9"].stdout == "/w/9.out" and found.infos["9"].ended
-    gone = after_scontrol("9", Outcome(1, "", "slurm_load_jobs error: Invalid job id specified"))
+    gone = after_scontrol(
+        "9", CommandOutcome(1, "", "slurm_load_jobs error: Invalid job id specified")
+    )
     assert (gone.failure, gone.infos) == ("", {})
-    failed = after_scontrol("9", Outcome(1, "", "Socket timed out"))
+    failed = after_scontrol("9", CommandOutcome(1, "", "Socket timed out"))
     assert failed.failure == "scontrol exited 1: Socket timed out"
 
 
 def test_sacct_without_accounting_says_do_not_ask_again() -> None:
-    off = after_sacct(["9"], Outcome(1, "", "Slurm accounting storage is disabled\n"))
+    off = after_sacct(["9"], CommandOutcome(1, "", "Slurm accounting storage is disabled\n"))
     assert off.sacct_unavailable and off.failure.startswith("job(s) 9 unknown")
-    found = after_sacct(["9", "10"], Outcome(0, "9|FAILED|old|1:0\n11|COMPLETED|x|0:0\n"))
+    found = after_sacct(["9", "10"], CommandOutcome(0, "9|FAILED|old|1:0\n11|COMPLETED|x|0:0\n"))
     assert {j: i.state for j, i in found.infos.items()} == {"9": "failed"}
 
 
-def run_table(table: dict[str, Outcome], calls: list[str]) -> Runner:
-    async def run(argv: list[str]) -> Outcome:
+def run_table(table: dict[str, CommandOutcome], calls: list[str]) -> Runner:
+    async def run(argv: list[str]) -> CommandOutcome:
         calls.append(argv[0])
         return table[argv[0]]
 
@@ -87,9 +91,9 @@ def run_table(table: dict[str, Outcome], calls: list[str]) -> Runner:
 def test_the_whole_chain_records_each_command_and_details_of_jobs_first_seen() -> None:
     calls: list[str] = []
     table = {
-        "squeue": Outcome(0, "7|RUNNING|train|ana|7|N/A\n"),
-        "scontrol": Outcome(1, "", "Invalid job id specified"),
-        "sacct": Outcome(1, "", "accounting storage is disabled"),
+        "squeue": CommandOutcome(0, "7|RUNNING|train|ana|7|N/A\n"),
+        "scontrol": CommandOutcome(1, "", "Invalid job id specified"),
+        "sacct": CommandOutcome(1, "", "accounting storage is disabled"),
     }
     answer = asyncio.run(
         query_jobs("c", run_table(table, calls), ["7", "9"], {"7", "9"}, sacct_ok=True)
@@ -108,7 +112,7 @@ def test_the_whole_chain_records_each_command_and_details_of_jobs_first_seen() -
 
 
 def test_a_job_seen_for_the_first_time_brings_its_details() -> None:
-    table = {"squeue": Outcome(0, ""), "scontrol": Outcome(0, SCONTROL_9)}
+    table = {"squeue": CommandOutcome(0, ""), "scontrol": CommandOutcome(0, SCONTROL_9)}
     answer = asyncio.run(query_jobs("c", run_table(table, []), ["9"], set()))
     assert answer.details["9"].stdout == "/w/9.out"
     assert answer.infos["9"].state == "completed"
