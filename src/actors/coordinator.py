@@ -29,6 +29,7 @@ import pykka
 from pivot.actors.base import ActorContext, Shell
 from pivot.actors.watch_messages import Batch, Boot, ForceAll, WaveDone, WindowOpened
 from pivot.pipeline.bytecode import drop_bytecode
+from pivot.pipeline.errors import PipelineError
 from pivot.watch.affected import symlink_aliases
 from pivot.watch.classify import content_digest
 from pivot.watch.coordination import examine, is_own_write, step
@@ -41,6 +42,7 @@ from pivot.watch.coordination_types import (
     Examine,
     Load,
     PipelineLoaded,
+    PlanFailed,
     PlanWave,
     RequestShutdown,
     RunningCodeChecked,
@@ -61,6 +63,7 @@ _INPUTS = (
     BatchExamined,
     PipelineLoaded,
     WavePlanned,
+    PlanFailed,
     RunningCodeChecked,
 )
 
@@ -162,7 +165,10 @@ class Coordinator(Shell):
             result = pipeline.load()
             aliases = {} if isinstance(result, LoadError) else symlink_aliases(result)
             return PipelineLoaded(command.batch_id, result, aliases)
-        return WavePlanned(command.batch_id, command.view, self._plan(command))
+        try:
+            return WavePlanned(command.batch_id, command.view, self._plan(command))
+        except PipelineError as exc:  # what `pivot run` reports (exit 2): not a crash
+            return PlanFailed(command.batch_id, exc.message, exc.file, exc.line)
 
     @staticmethod
     def _plan(command: PlanWave) -> tuple[PlannedStage, ...]:

@@ -33,6 +33,7 @@ __all__ = [
     "WaveCodeChecked",
     "WaveFinished",
     "WaveInterrupted",
+    "WavePlanFailed",
     "WaveStarted",
     "WorkersRestartFailed",
     "WorkersRestarted",
@@ -283,6 +284,19 @@ class PipelineInvalid(Event):
     """Loading the pipeline failed; the last valid one is kept."""
 
     TYPE = "pipeline.invalid"
+    error: str
+    file: str = ""
+    line: int = 0
+
+
+@event
+@dataclass(frozen=True, kw_only=True)
+class WavePlanFailed(Event):
+    """`pivot watch` could not plan a wave: reading what the stages depend on or make
+    failed (a dep or output that is a FIFO, a device...). The pipeline is fine; nothing
+    runs, and the next change plans again. ``error`` is what `pivot run` would say."""
+
+    TYPE = "wave.plan_failed"
     error: str
     file: str = ""
     line: int = 0

@@ -53,6 +53,7 @@ _PIPELINE_TYPES = frozenset(
         "wave.started",
         "wave.finished",
         "wave.waiting",
+        "wave.plan_failed",
         "pipeline.reloaded",
         "pipeline.invalid",
         "workers.restarted",

@@ -27,6 +27,7 @@ __all__ = ["Board", "StageRow", "json_line", "output_json", "plain_line"]
 
 RECENT = 12
 ERROR_LINES = 12  # of a failed stage's traceback, in the error panel
+_PLAN_NOTE = "\n(nothing ran; the next change plans again)"  # ends a plan error's panel
 LOG_LINES = 2000  # kept per stage for the log pane (its log file has them all)
 UP_TO_DATE = "up to date"
 # States after which a row's reasons are about the past ("upstream x ran").
@@ -135,9 +136,13 @@ class Board:
             self.error = ""
         elif isinstance(e, ev.PipelineInvalid):
             self.error = f"{_where(e)}{e.error}\n(the last valid pipeline is kept; nothing runs)"
+        elif isinstance(e, ev.WavePlanFailed):
+            self.error = f"{_where(e)}{e.error}{_PLAN_NOTE}"
         elif isinstance(e, ev_actors.WaveWaiting):
             self.waiting_for = e.holder
         elif isinstance(e, ev.WaveStarted):
+            if self.error.endswith(_PLAN_NOTE):  # planned this time
+                self.error = ""
             self.waiting_for = ""
             self.wave_count += 1
             self.wave = e.wave_id[:8]
@@ -200,7 +205,7 @@ class Board:
             self.selected = ""
 
 
-def _where(e: ev.PipelineInvalid) -> str:
+def _where(e: ev.PipelineInvalid | ev.WavePlanFailed) -> str:
     """``file:line: `` (or ``file: ``, or nothing) before a pipeline error."""
     if not e.file:
         return ""
@@ -227,6 +232,8 @@ def plain_line(e: Event) -> str | None:  # noqa: PLR0911, PLR0912 - one branch p
         return "pipeline loaded" + (": " + "; ".join(parts) if parts else "")
     if isinstance(e, ev.PipelineInvalid):
         return f"pipeline error: {_where(e)}{e.error} (keeping the last valid pipeline)"
+    if isinstance(e, ev.WavePlanFailed):
+        return f"wave not planned: {_where(e)}{e.error} (nothing runs until the next change)"
     if isinstance(e, ev.WorkersRestarted):
         what = "started" if e.reason == "start" else f"restarted ({e.reason})"
         return f"workers {what}: {e.jobs} fresh process{'es' if e.jobs != 1 else ''}"

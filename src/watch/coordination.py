@@ -26,6 +26,9 @@ returns, see :mod:`pivot.actors.coordinator`):
   is loaded beside the wave to find the jobs it makes stale, which are cancelled
   (:mod:`pivot.watch.stale_code`); the next wave reuses that load while its code is
   current (:mod:`pivot.watch.checked_load`).
+- **A plan that fails** (a dep or output pivot cannot read, such as a FIFO: what `pivot
+  run` reports and exits 2 for) is reported (``wave.plan_failed``) and nothing runs; the
+  pipeline stays valid, so the next change (the FIFO replaced by a file) plans again.
 - ``--force``/``f``: every selected stage. Target stages (``pivot watch STAGE``) limit
   every wave to them and their upstream.
 
@@ -53,7 +56,7 @@ from pivot.actors.watch_messages import (
     WindowOpened,
 )
 from pivot.events.actors import ChangesPending
-from pivot.events.pipeline import ChangesDetected, PipelineInvalid, PipelineReloaded
+from pivot.events.pipeline import ChangesDetected, PipelineInvalid, PipelineReloaded, WavePlanFailed
 from pivot.names import USAGE_EXIT, unknown_name
 from pivot.watch.affected import (
     affected_stages,
@@ -79,6 +82,7 @@ from pivot.watch.coordination_types import (
     Load,
     Loading,
     PipelineLoaded,
+    PlanFailed,
     Planning,
     PlanWave,
     RequestShutdown,
@@ -149,7 +153,9 @@ def _wave_done(s: CoordinatorState, m: WaveDone) -> CoordinatorState:
     return s
 
 
-def _result(s: CoordinatorState, m: BatchExamined | PipelineLoaded | WavePlanned) -> Step:
+def _result(
+    s: CoordinatorState, m: BatchExamined | PipelineLoaded | WavePlanned | PlanFailed
+) -> Step:
     # A result of work no longer in flight is ignored (cannot happen; be safe).
     phase = s.phase
     if isinstance(m, BatchExamined):
@@ -328,7 +334,12 @@ def _launch(
     return replace(s, phase=Planning(batch_id, trigger)), [*commands, plan]
 
 
-def _planned(s: CoordinatorState, phase: Planning, m: WavePlanned) -> Step:
+def _planned(s: CoordinatorState, phase: Planning, m: WavePlanned | PlanFailed) -> Step:
+    if isinstance(m, PlanFailed):  # the pipeline is fine: the next change plans again
+        e = WavePlanFailed(
+            error=m.error, file=m.file, line=m.line, actor=ACTOR, correlation_id=m.batch_id
+        )
+        return replace(s, phase=Idle()), [Append((e,))]
     if not m.stages:
         return replace(s, phase=Idle()), []
     wave_id, s = _new_id(s)

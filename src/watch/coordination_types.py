@@ -33,6 +33,7 @@ __all__ = [
     "Loading",
     "Phase",
     "PipelineLoaded",
+    "PlanFailed",
     "PlanWave",
     "Planning",
     "RequestShutdown",
@@ -162,6 +163,17 @@ class WavePlanned:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanFailed:
+    """Result of :class:`PlanWave` when planning raised a user's mistake (a
+    :class:`~pivot.pipeline.errors.PipelineError`: a dep or output pivot cannot read)."""
+
+    batch_id: str
+    error: str
+    file: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class RunningCodeChecked:
     """Result of :class:`CheckRunningCode`: the pipeline as loaded meanwhile (``aliases``:
     of its symlinked paths); the digests of the checked code paths right before and right
@@ -183,6 +195,7 @@ Input = (
     | BatchExamined
     | PipelineLoaded
     | WavePlanned
+    | PlanFailed
     | RunningCodeChecked
 )
 
@@ -234,7 +247,8 @@ class Load:
 
 @dataclass(frozen=True, slots=True)
 class PlanWave:
-    """Off the actor's thread: the pipeline's stages to run; answers :class:`WavePlanned`."""
+    """Off the actor's thread: the pipeline's stages to run; answers :class:`WavePlanned`
+    (:class:`PlanFailed` for a user's mistake)."""
 
     batch_id: str
     view: PipelineView

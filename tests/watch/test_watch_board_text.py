@@ -39,3 +39,27 @@ def test_board_says_when_a_wave_waits_for_a_pivot_run() -> None:
     assert "waiting for pivot run (pid 4242)" in cap.get()
     board.apply(WaveStarted(wave_id="0123456789ab", trigger="change", stages=("train",)))
     assert board.waiting_for == ""
+
+
+def test_board_shows_a_plan_that_failed_until_a_wave_is_planned() -> None:
+    from pivot.events.pipeline import WavePlanFailed, WaveStarted
+    from pivot.watch.board import plain_line
+
+    failed = WavePlanFailed(error="data/mid.txt is a named pipe (FIFO)")
+    assert plain_line(failed) == (
+        "wave not planned: data/mid.txt is a named pipe (FIFO) (nothing runs until the next change)"
+    )
+    board = Board()
+    board.apply(failed)
+    console = Console(width=200, color_system=None, force_terminal=False)
+    with console.capture() as cap:
+        console.print(render_board(board, now=0.0))
+    screen = cap.get()
+    assert "data/mid.txt is a named pipe (FIFO)" in screen
+    assert "nothing ran; the next change plans again" in screen
+    board.apply(WaveStarted(wave_id="0123456789ab", trigger="change", stages=("down",)))
+    assert board.error == ""
+    # A stage's failure is not cleared by the next wave's start.
+    board.apply(StageFailed(stage="down", error="ValueError: no"))
+    board.apply(WaveStarted(wave_id="0123456789ac", trigger="change", stages=("up",)))
+    assert board.error.startswith("down failed")

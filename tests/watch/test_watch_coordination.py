@@ -19,7 +19,7 @@ from pivot.actors.watch_messages import (
     WindowOpened,
 )
 from pivot.events.actors import ChangesPending
-from pivot.events.pipeline import ChangesDetected, PipelineInvalid, PipelineReloaded
+from pivot.events.pipeline import ChangesDetected, PipelineInvalid, PipelineReloaded, WavePlanFailed
 from pivot.names import USAGE_EXIT
 from pivot.watch.coordination import examine, is_own_write, step
 from pivot.watch.coordination_types import (
@@ -33,6 +33,7 @@ from pivot.watch.coordination_types import (
     Load,
     Loading,
     PipelineLoaded,
+    PlanFailed,
     PlanWave,
     RequestShutdown,
     Running,
@@ -191,6 +192,29 @@ def test_a_broken_pipeline_runs_nothing_until_code_changes_or_force() -> None:
     assert isinstance(run, RunWave) and run.restart and run.trigger == "force"
 
 
+def test_a_plan_that_fails_is_reported_and_the_next_change_plans_again() -> None:
+    s = _booted(_state())
+    s, cmds = step(s, Batch(frozenset({"/r/a.in"}), 1))
+    s, cmds = _examined(s, cmds, set(), {"/r/a.in"})
+    (plan,) = _work(cmds)
+    fifo = "a.out is a named pipe (FIFO), not a regular file or directory"
+    s, cmds = step(s, PlanFailed(plan.batch_id, fifo, "pipeline.py", 7))
+    (failed,) = _events(cmds)
+    assert isinstance(failed, WavePlanFailed) and failed.error == fifo and failed.line == 7
+    assert failed.correlation_id == plan.batch_id
+    assert s.phase == Idle() and not s.invalid and _told(cmds, "worker_pool") == []
+    # The pipeline is still valid: a data change (the FIFO replaced by a file) plans again.
+    s, cmds = step(s, Batch(frozenset({"/r/a.out"}), 1))
+    s, cmds = _examined(s, cmds, set(), {"/r/a.out"})
+    (plan,) = _work(cmds)
+    assert isinstance(plan, PlanWave) and plan.targets == frozenset(
+        {"a", "c"}
+    )  # its producer, its user
+    s, cmds = step(s, WavePlanned(plan.batch_id, VIEW, _planned("ac")))
+    (run,) = _told(cmds, "worker_pool")
+    assert isinstance(run, RunWave) and run.stages == _planned("ac")
+
+
 def test_an_unknown_target_stops_at_boot_and_is_an_error_later() -> None:
     s, cmds = step(_state(targets=("nope",)), Boot())
     s, cmds = step(s, PipelineLoaded(_work(cmds)[0].batch_id, VIEW))
@@ -308,7 +332,12 @@ def test_any_order_of_inputs_keeps_the_rules(actions: list[tuple[str, object]]) 
         elif isinstance(cmd, Load):
             apply(PipelineLoaded(cmd.batch_id, VIEW if ok else LoadError("broken")))
         else:
-            apply(WavePlanned(cmd.batch_id, cmd.view, _planned("ab") if ok else ()))
+            if ok:
+                apply(WavePlanned(cmd.batch_id, cmd.view, _planned("ab")))
+            elif len(sent) % 2:  # nothing stale, or a plan that fails: both end idle
+                apply(WavePlanned(cmd.batch_id, cmd.view, ()))
+            else:
+                apply(PlanFailed(cmd.batch_id, "data/x is a named pipe (FIFO)"))
 
     for kind, arg in actions:
         if kind == "batch" and arg:

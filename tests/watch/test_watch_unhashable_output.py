@@ -82,3 +82,67 @@ def test_a_fifo_output_fails_its_stage_and_watch_goes_on(
     assert w.stage_events("stage.failed", m) == ["piped"]
     assert w.interrupt() == 130
     assert "Traceback" not in w.stderr, w.stderr
+
+
+CHAIN = """
+from pathlib import Path
+from typing import Annotated
+
+from pivot import Dep, Out, Pipeline
+
+pipeline = Pipeline()
+
+
+@pipeline.stage
+def up(
+    src: Annotated[Path, Dep("data/in.txt")],
+    out: Annotated[Path, Out("data/mid.txt")],
+) -> None:
+    out.write_text(src.read_text().upper())
+
+
+@pipeline.stage
+def down(
+    src: Annotated[Path, Dep("data/mid.txt")],
+    out: Annotated[Path, Out("data/out.txt")],
+) -> None:
+    out.write_text(src.read_text() * 2)
+"""
+
+
+def test_a_fifo_put_in_place_of_an_output_is_reported_and_watch_stays_up(
+    tmp_path: Path, watches: list[Watch]
+) -> None:
+    # `pivot run` says "data/mid.txt is a named pipe (FIFO)..." and exits 2 while planning;
+    # watch used to raise the same error in its Coordinator until the supervisor gave up.
+    root = tmp_path.resolve()
+    (root / "data").mkdir()
+    (root / "pipeline.py").write_text(textwrap.dedent(CHAIN).lstrip())
+    (root / "data" / "in.txt").write_text("x\n")
+    w = Watch(root)
+    watches.append(w)
+    w.wave_done(0)
+    mid = root / "data" / "mid.txt"
+    assert (root / "data" / "out.txt").read_text() == "X\nX\n"
+
+    m = w.mark()
+    mid.unlink()
+    os.mkfifo(mid)
+    (failed,) = w.wait_for(lambda _: w.events("wave.plan_failed", m))
+    assert "data/mid.txt is a named pipe (FIFO)" in failed["error"], failed
+    assert w.events("wave.started", m) == [] and w.events("actor.crashed", m) == []
+
+    # Still up: an edit upstream plans again (and fails again: the FIFO is still there).
+    m = w.mark()
+    (root / "data" / "in.txt").write_text("y\n")
+    w.wait_for(lambda _: w.events("wave.plan_failed", m))
+    # The FIFO replaced by a file: the wave runs, its producer restores it.
+    m = w.mark()
+    mid.unlink()
+    mid.write_text("by hand\n")
+    w.wave_done(m)
+    assert mid.read_text() == "Y\n"
+    assert (root / "data" / "out.txt").read_text() == "Y\nY\n"
+    assert w.events("actor.crashed") == []
+    assert w.interrupt() == 130
+    assert "Traceback" not in w.stderr, w.stderr
