@@ -140,14 +140,15 @@ def _output(ctx: UiContext, host: str, job_id: str, limit: int) -> dict[str, Any
         path = info.stdout
     with _on_host(ctx, host, "pivot-ui-output", f"cannot read {path} on {host}") as (io, t):
         stats = io.call(t.stat_many([path]), 30)
-        size = stats[path].size if path in stats else 0
+        exists = path in stats  # no: the job has not started (Slurm makes the file then)
+        size = stats[path].size if exists else 0
         start = max(0, size - limit)
         data = io.call(t.read(path, start, size - start), 30) if size else b""
     text = data.decode("utf-8", errors="replace")
     if start > 0:  # begin at a whole line
         text = text.split("\n", 1)[1] if "\n" in text else ""
     return {"job_id": job_id, "hostname": host, "path": path, "size": size,
-            "truncated": start > 0, "text": text}  # fmt: skip
+            "truncated": start > 0, "text": text, "exists": exists}  # fmt: skip
 
 
 async def job_output(request: Request) -> JSONResponse:

@@ -551,3 +551,31 @@ def test_a_queued_job_s_stage_log_is_empty_until_slurm_creates_its_file(tmp_path
         # a dangling link out of the logs' folder is no job's file: still no log
         assert _bad(ui, "GET", "/api/pipeline/stages/escape/log")[:2] == (404, "stage")
         assert _bad(ui, "GET", "/api/pipeline/stages/nosuch/log")[:2] == (404, "stage")
+
+
+def test_a_pending_job_s_output_not_made_yet_is_empty_and_says_it_does_not_exist(
+    tmp_path: Path,
+) -> None:
+    # A queued job's --output names a file Slurm makes when the job starts: a dangling
+    # symlink, or nothing at all. Its output is "none yet" (200), not an error.
+    from pivot.events.jobs import JobSeen
+    from pivot.events.store import EventStore
+
+    (tmp_path / "pivot.toml").write_text("")
+    (tmp_path / ".pivot").mkdir()
+    link, later = tmp_path / "train-41.out", tmp_path / "not-yet.out"
+    link.symlink_to(tmp_path / "jobs" / "41.out")
+    store = EventStore.open(tmp_path / ".pivot" / "events.db")
+    store.append([JobSeen(host="local", job_id="41", state="pending", stdout=str(link),
+                          actor="test"),
+                  JobSeen(host="local", job_id="42", state="pending", stdout=str(later),
+                          actor="test")])  # fmt: skip
+    store.close()
+    with running_ui(tmp_path, "--no-watchers") as ui:
+        for job in ("41", "42"):
+            got = ui.get(f"/api/hosts/local/jobs/{job}/output")
+            assert (got["text"], got["size"], got["exists"]) == ("", 0, False), job
+        (tmp_path / "jobs").mkdir()
+        (tmp_path / "jobs" / "41.out").write_text("epoch 1\n")
+        got = ui.get("/api/hosts/local/jobs/41/output")
+        assert (got["text"], got["exists"]) == ("epoch 1\n", True)
