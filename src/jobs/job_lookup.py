@@ -9,8 +9,10 @@ processes or a cluster:
   the others (seen for the first time: their output paths come from
   ``scontrol``; or no longer listed) are asked of ``scontrol``, and with
   ``ask_ended`` those it lists ended too (squeue gives no exit code; the
-  SLURM executor wants it). A failing ``squeue`` ends the query: no job is
-  guessed ended.
+  SLURM executor wants it). A job the log already knows ended (``ended``)
+  is never asked on: its final state is known, and asking again would run
+  scontrol and sacct every cycle for as long as it is watched. A failing
+  ``squeue`` ends the query: no job is guessed ended.
 - :func:`after_scontrol`: ``Invalid job id`` is an answer (the controller
   forgot the job), not a failure.
 - :func:`after_sacct`: jobs neither lists are asked of accounting, where
@@ -67,9 +69,15 @@ class QueryStep:
 
 
 def after_squeue(
-    job_ids: Sequence[str], seen: Collection[str], out: CommandOutcome, *, ask_ended: bool = False
+    job_ids: Sequence[str],
+    seen: Collection[str],
+    out: CommandOutcome,
+    *,
+    ask_ended: bool = False,
+    ended: Collection[str] = (),
 ) -> QueryStep:
-    """squeue's answer: the jobs it lists, and those to ask ``scontrol`` about."""
+    """squeue's answer: the jobs it lists, and those to ask ``scontrol`` about
+    (never one of ``ended``: the log has its final state)."""
     if out.error:
         return QueryStep(failure=f"squeue: {out.error}")
     if out.returncode != 0 and not slurm.squeue_says_unknown(out.stderr):
@@ -78,7 +86,8 @@ def after_squeue(
     ask = tuple(
         j
         for j in job_ids
-        if not (j in seen and j in infos) or (ask_ended and j in infos and infos[j].ended)
+        if j not in ended
+        and (not (j in seen and j in infos) or (ask_ended and j in infos and infos[j].ended))
     )
     return QueryStep(infos={j: i for j, i in infos.items() if j in job_ids}, ask=ask)
 
@@ -130,10 +139,14 @@ async def query_jobs(
     *,
     sacct_ok: bool = True,
     ask_ended: bool = False,
+    ended: Collection[str] = (),
 ) -> JobQuery:
-    """Run the squeue -> scontrol -> sacct chain for ``job_ids`` with ``run``."""
+    """Run the squeue -> scontrol -> sacct chain for ``job_ids`` with ``run``; the
+    jobs of ``ended`` (the log has their end) are asked of squeue only."""
     ids = tuple(job_ids)
-    first = after_squeue(ids, seen, await run(slurm.squeue_argv(ids)), ask_ended=ask_ended)
+    first = after_squeue(
+        ids, seen, await run(slurm.squeue_argv(ids)), ask_ended=ask_ended, ended=ended
+    )
     lookups = [("squeue", first.failure)]
     if first.failure:
         return JobQuery(host, ids, lookups=tuple(lookups))

@@ -53,7 +53,7 @@ STOPPED_STATES = ("removed", "disabled")
 
 @dataclass(frozen=True)
 class HostPoll:
-    """A host due for a Slurm query: its watched jobs, and those the log has seen."""
+    """A host due for a Slurm query: its watched jobs, those the log has seen, has seen end."""
 
     host: str
     transport: Transport
@@ -61,6 +61,7 @@ class HostPoll:
     seen: frozenset[str]
     sacct_ok: bool
     timeout: float
+    ended: frozenset[str] = frozenset()
 
 
 class Tailer:
@@ -206,10 +207,10 @@ class Tailer:
                 continue
             job_ids = tuple(sorted({w.job_id for w in watchers}))
             seen = frozenset(j for j in job_ids if self.book.job(host, j).seen)
+            ended = frozenset(j for j in seen if self.book.job(host, j).ended)
             timeout = self.config.host(host).command_timeout if host in self.config.hosts else 60.0
-            due.append(
-                HostPoll(host, transport, job_ids, seen, self._sacct_ok.get(host, True), timeout)
-            )
+            ok = self._sacct_ok.get(host, True)
+            due.append(HostPoll(host, transport, job_ids, seen, ok, timeout, ended))
         return due
 
     def query(self, poll: HostPoll) -> Coroutine[Any, Any, JobQuery]:
@@ -217,10 +218,9 @@ class Tailer:
         transport, timeout = poll.transport, poll.timeout
         run = lookup_runner(lambda argv: transport.run(argv, timeout=timeout))
         # A job squeue lists as ended is asked of scontrol too: squeue gives no exit code
-        # (once: an ended job leaves the watched set with its watchers).
-        return query_jobs(
-            poll.host, run, poll.job_ids, poll.seen, sacct_ok=poll.sacct_ok, ask_ended=True
-        )
+        # (once: an ended job leaves the watched set with its watchers, or is in poll.ended).
+        return query_jobs(poll.host, run, poll.job_ids, poll.seen, sacct_ok=poll.sacct_ok,
+                          ask_ended=True, ended=poll.ended)  # fmt: skip
 
     def poll_outputs(self, polls: Sequence[HostPoll], *, force: bool = False) -> list[ActionBatch]:
         """Read the grown output files of the due watchers of ``polls``' hosts; fire timers."""
@@ -269,19 +269,21 @@ class Tailer:
         self.append(self._first_seen(answer))
         waiting = {j for j in answer.job_ids if not job_has_output(self.book.job(host, j).state)}
         ended = self._states(answer)
+        # A job whose end the log has (a watcher added after it): its watchers end now.
+        known = {j: r.state for j in answer.job_ids if (r := self.book.job(host, j)).ended}
         started = {j for j in waiting if job_has_output(self.book.job(host, j).state)}
         watchers = self._live_by_host().get(host, [])
         # The last bytes of an ended job's output, the first of a job just seen or started.
         due = [w for w in watchers if w.job_id in ended or w.job_id in answer.details
-               or w.job_id in started]  # fmt: skip
+               or w.job_id in started or w.job_id in known]  # fmt: skip
         now = self.clock()
         if due:
-            self.reader.read(host, transport, due, set(ended), now)
+            self.reader.read(host, transport, due, set(ended) | set(known), now)
         batches: list[ActionBatch] = []
-        for job_id, end in ended.items():
-            self.append([end])
+        self.append(list(ended.values()))
+        for job_id, state in {**known, **{j: e.state for j, e in ended.items()}}.items():
             for ws in [w for w in watchers if w.job_id == job_id]:
-                evs = on_job_end(ws, self.reader.context(ws, now, end.state))
+                evs = on_job_end(ws, self.reader.context(ws, now, state))
                 self.append(evs)
                 batches.extend(batches_for(self.book, ws, evs))
         # A final read's batches wait behind the job-end decisions (OutputReader._deliver).

@@ -55,3 +55,33 @@ def test_job_ended_carries_the_exit_code_while_squeue_still_lists_the_job(
         runtime.stop()
     [ended] = [e for e in events_of(store, JobEnded) if isinstance(e, JobEnded)]
     assert (ended.state, ended.exit_code) == ("failed", "3:0")
+
+
+def test_a_watcher_added_after_its_job_ended_completes_and_slurm_is_asked_squeue_only(
+    slurm: slurm_cluster.Cluster,
+    job_dir: Path,
+    store: EventStore,
+    make_config: Callable[..., Config],
+) -> None:
+    from pivot.jobs.book import fold
+
+    config = make_config()
+    script = f"#!/bin/bash\n#SBATCH --output={job_dir}/late-%j.out\necho done\n"
+    job = submit_job(store, config, "late.sh", script)
+    rule = "name: w\npattern: never\ninterval_seconds: 3600\nactions: [{type: cancel_job}]\n"
+    add_watchers(store, parse_watchers(rule), job.job_id)
+    wait_for(lambda: job_state(slurm, job.job_id) == "COMPLETED", what="the job to end")
+    runtime = start_watchers(store, config, tick_seconds=3600)
+    try:
+        assert runtime.poll_now()  # the end is in the log; the first watcher completed
+        [late] = add_watchers(store, parse_watchers(rule.replace("w\n", "late\n")), job.job_id)
+        before = runtime.counters()["local"]
+        for _ in range(3):
+            assert runtime.poll_now()
+        after = runtime.counters()["local"]
+    finally:
+        runtime.stop()
+    asked = {c: after[c] - before[c] for c in ("cmd:squeue", "cmd:scontrol", "cmd:sacct")}
+    assert asked["cmd:scontrol"] == asked["cmd:sacct"] == 0, asked
+    assert fold(store.read()).watchers[late].state == "completed"
+    assert len(events_of(store, JobEnded)) == 1  # the end is not recorded again

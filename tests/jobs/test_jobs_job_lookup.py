@@ -124,3 +124,20 @@ def test_schedule() -> None:
     assert watcher_due(None, 10.0) and watcher_due(10.0, 10.0) and not watcher_due(10.5, 10.0)
     assert watcher_due(99.0, 10.0, force=True)
     assert [reconnect_delay(n, 60) for n in (1, 2, 3, 7, 8)] == [1, 2, 4, 60, 60]
+
+
+def test_a_job_the_log_knows_ended_is_asked_of_squeue_only() -> None:
+    # Its final state is in the log already: scontrol and sacct would say it again,
+    # every cycle for as long as it is watched (a watcher added after the job ended).
+    gone = CommandOutcome(0, "7|RUNNING|train|ana|7|N/A\n")
+    assert after_squeue(["7", "9"], {"7", "9"}, gone, ended={"9"}).ask == ()
+    listed = CommandOutcome(0, "7|RUNNING|train|ana|7|N/A\n9|FAILED|old|ana|9|N/A\n")
+    assert after_squeue(["7", "9"], {"7", "9"}, listed, ask_ended=True, ended={"9"}).ask == ()
+    table = {"squeue": gone, "scontrol": CommandOutcome(1, "", "Invalid job id specified"),
+             "sacct": CommandOutcome(0, "9|FAILED|old|1:0\n")}  # fmt: skip
+    calls: list[str] = []
+    for _ in range(3):
+        answer = asyncio.run(query_jobs("c", run_table(table, calls), ["7", "9"], {"7", "9"},
+                                        ask_ended=True, ended={"9"}))  # fmt: skip
+        assert [w for w, _ in answer.lookups] == ["squeue"]
+    assert calls == ["squeue"] * 3
