@@ -43,6 +43,8 @@ CHUNK_BYTES = 1 << 20
 
 # (offset, length) -> (bytes, whether they end at the end of the file as it was read)
 Fetch = Callable[[int, int], tuple[bytes, bool]]
+# (inode, offset, length) -> bytes of the file that path named before, None: not held
+Drain = Callable[[int, int, int], bytes | None]
 Scan = Callable[[WatcherState, bytes, int, float, tuple[list[Event], list[ActionBatch]]], None]
 
 
@@ -81,12 +83,15 @@ def tail_file(
     now: float,
     final: bool,
     bounded: bool,
+    drain: Drain | None = None,
 ) -> TailResult:
     """Read ``path`` for ``ws`` from ``tail``'s position up to what ``st`` says is there.
 
     ``bounded``: ask no more than the stat's size (a remote file: see
     :func:`pivot.jobs.tail.chunk_length`); else read chunks until a short one.
     ``final``: the job ended, a last line without a newline is a line.
+    ``drain``: reads the file another file replaced at ``path`` (new inode),
+    whose end is read first (:mod:`pivot.jobs.kept_files`).
     """
     out = TailResult()
     pos = tail.pos
@@ -97,6 +102,7 @@ def tail_file(
         return out  # nothing read, nothing decided
     reset = plan.reset_reason if plan is not None else ""
     if reset:
+        out.got += _drain_old(tail, ws, pos, st, drain=drain, scan=scan, now=now, out=out)
         pos = restart(pos, st)
         tail.partial, tail.skipping = b"", False
     if not pos.inode:
@@ -147,6 +153,40 @@ def tail_file(
     tail.pos = replace(pos, size=st.size if reached else -1, mtime=st.mtime)
     tail.grown_reads = tail.grown_reads + 1 if out.got > 0 else 0
     return out
+
+
+def _drain_old(
+    tail: FileTail,
+    ws: WatcherState,
+    pos: Position,
+    st: FileStat,
+    *,
+    drain: Drain | None,
+    scan: Scan,
+    now: float,
+    out: TailResult,
+) -> int:
+    """When another file took the path (new inode), scan the replaced file's lines from
+    where ``tail`` stopped to its end (a last line without a newline is a line: nothing
+    more is written there). Returns the bytes read."""
+    if drain is None or not pos.inode or st.inode == pos.inode:
+        return 0
+    at, got = pos.offset + len(tail.partial), 0
+    while True:
+        try:
+            chunk = drain(pos.inode, at, CHUNK_BYTES)
+        except (TransportError, TimeoutError, OSError):
+            chunk = None
+        if not chunk:
+            break
+        at, got = at + len(chunk), got + len(chunk)
+        split = split_lines(tail.partial, chunk, skipping=tail.skipping)
+        tail.partial, tail.skipping = split.partial, split.skipping
+        if split.has_lines:
+            scan(ws, split.lines_blob, split.line_count, now, (out.events, out.batches))
+    if tail.partial and not tail.skipping:
+        scan(ws, tail.partial, 1, now, (out.events, out.batches))
+    return got
 
 
 def _plan(pos: Position, st: FileStat, fetch: Fetch) -> ReadPlan | None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pivot.jobs.file_tail import CHUNK_BYTES, FileTail
 from pivot.jobs.ioloop import IoLoop
 from pivot.jobs.tail import HEAD_BYTES, FileStat, Position, chunk_length, head_matches, plan_read
-from pivot.jobs.transport import KeepsHandles, LocalTransport, Transport
+from pivot.jobs.transport import KeepsHandles, LocalTransport, SshTransport, Transport
 
 __all__ = [
     "AHEAD_BYTES",
@@ -39,6 +39,7 @@ __all__ = [
     "ahead_wanted",
     "arrival",
     "being_written",
+    "drainer",
     "fetcher",
     "prefetch_wanted",
     "request_first_reads",
@@ -198,3 +199,17 @@ def fetcher(
         return data, len(data) < length
 
     return fetch
+
+
+def drainer(io: IoLoop, transport: Transport, path: str) -> Callable[[int, int, int], bytes | None]:
+    """Reads of the file another file replaced at ``path`` (inode, offset, length), for
+    the end of it :func:`pivot.jobs.file_tail.tail_file` reads first; None: not held."""
+
+    def drain(inode: int, at: int, length: int) -> bytes | None:
+        if isinstance(transport, LocalTransport):
+            return transport.read_replaced_now(path, inode, at, length)
+        if isinstance(transport, SshTransport):
+            return io.call(transport.read_replaced(path, inode, at, length), 120.0)
+        return None
+
+    return drain

@@ -39,13 +39,12 @@ from pivot.jobs.config import Config
 from pivot.jobs.decide import Context
 from pivot.jobs.file_tail import CHUNK_BYTES, FileTail, output_read, tail_file
 from pivot.jobs.first_reads import (
-    AHEAD_BYTES,
     STAT_TIMEOUT,
     FirstRead,
     Key,
     ahead_wanted,
     arrival,
-    being_written,
+    drainer,
     fetcher,
     prefetch_wanted,
     request_first_reads,
@@ -62,7 +61,7 @@ from pivot.jobs.tail import (
 )
 from pivot.jobs.transport import KeepsHandles, LocalTransport, Transport, TransportError
 
-__all__ = ["AHEAD_BYTES", "CHUNK_BYTES", "OutputReader", "TailLog", "being_written"]
+__all__ = ["CHUNK_BYTES", "OutputReader", "TailLog"]
 
 READ_TIMEOUT = 120.0  # for all the first reads of a cycle together
 
@@ -387,6 +386,7 @@ class OutputReader:
             path,
             st,
             fetch=fetcher(self.io, transport, path, pre),
+            drain=drainer(self.io, transport, path),
             scan=self.scanner.scan,
             book=self.log.book,
             now=now,

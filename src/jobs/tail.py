@@ -26,6 +26,7 @@ __all__ = [
     "job_has_output",
     "moved",
     "output_paths",
+    "parse_stats",
     "plan_read",
     "record_position",
     "split_lines",
@@ -254,3 +255,25 @@ def chunk_length(read_at: int, size: int, chunk: int) -> int:
     poll's time). Bytes written since the stat are read at the next poll.
     """
     return max(0, min(chunk, size - read_at))
+
+
+def parse_stats(text: str) -> dict[str, FileStat]:
+    """What ``stat -L --printf='%i %s %.9Y %n\\0'`` printed: path -> its stat."""
+    out: dict[str, FileStat] = {}
+    for record in text.split("\0"):
+        parts = record.split(" ", 3)
+        if len(parts) == 4 and parts[0].isdigit() and parts[1].isdigit():
+            out[parts[3]] = FileStat(int(parts[0]), int(parts[1]), _seconds(parts[2]))
+    return out
+
+
+def _seconds(text: str) -> float:
+    """``stat``'s mtime field: seconds with a fraction, or whole seconds from an old ``stat``.
+
+    0.0 when unreadable (a ``stat`` that prints ``%.9Y`` some other way): the
+    size still tells growth, and the file is never taken for absent.
+    """
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0

@@ -24,8 +24,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from pivot.jobs.child_process import run_child
 from pivot.jobs.config import Config, HostConfig
+from pivot.jobs.kept_files import LocalFiles, Retired, close_later
 from pivot.jobs.schedule import reconnect_delay
-from pivot.jobs.tail import FileStat
+from pivot.jobs.tail import FileStat, parse_stats
 
 __all__ = [
     "CommandResult",
@@ -97,6 +98,7 @@ class LocalTransport:
         self.name = name
         self.counters: Counter[str] = Counter()
         self._env = {**os.environ, **(env or {})}
+        self._files = LocalFiles()
 
     async def run(
         self, argv: Sequence[str], *, input_text: str | None = None, timeout: float = 120.0
@@ -139,16 +141,17 @@ class LocalTransport:
         return out
 
     def read_now(self, path: str, offset: int, length: int) -> bytes:
-        """Read a byte range, on the calling thread."""
+        """Read a byte range, on the calling thread (the file is held open: kept_files)."""
         self.counters["reads"] += 1
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            return os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
+        return self._files.read(path, offset, length)
+
+    def read_replaced_now(self, path: str, inode: int, offset: int, length: int) -> bytes | None:
+        """Read the file of ``inode`` that another file replaced at ``path``; None: not held."""
+        return self._files.read_replaced(path, inode, offset, length)
 
     async def close(self) -> None:
-        """Nothing to release."""
+        """Close the files held open."""
+        self._files.close()
 
 
 class SshTransport:
@@ -160,8 +163,8 @@ class SshTransport:
     SFTP handles stay open across poll cycles (a read is then one request,
     not open + read + close). A handle belongs to the file that had the
     path when it was opened: once :meth:`stat_many` reports another inode
-    there (rotated, replaced), the handle is closed and the next read opens
-    the new file.
+    there (rotated, replaced), the handle is retired (:meth:`read_replaced`
+    reads the old file's end with it) and the next read opens the new file.
     """
 
     def __init__(
@@ -182,6 +185,8 @@ class SshTransport:
         self._handles: dict[str, tuple[Any, int]] = {}  # path -> (open handle, its inode)
         self._opening: dict[str, asyncio.Future[Any]] = {}
         self._inodes: dict[str, int] = {}  # path -> inode of the last stat
+        self._retired: Retired[Any] = Retired(self._close_later)
+        self._closing: set[asyncio.Task[None]] = set()
         self.keep_handles = keep_handles
 
     async def _connection(self) -> Any:
@@ -225,6 +230,7 @@ class SshTransport:
             self._conn.close()
         self._conn = self._sftp = None
         self._handles.clear()  # they lived on the SFTP session just closed
+        self._retired = Retired(self._close_later)
 
     async def run(
         self, argv: Sequence[str], *, input_text: str | None = None, timeout: float = 120.0
@@ -266,18 +272,34 @@ class SshTransport:
             ["stat", "-L", "--printf=%i %s %.9Y %n\\0", "--", *paths],
             timeout=self.host.command_timeout,
         )
-        out: dict[str, FileStat] = {}
-        for record in result.stdout.split("\0"):
-            parts = record.split(" ", 3)
-            if len(parts) == 4 and parts[0].isdigit() and parts[1].isdigit():
-                out[parts[3]] = FileStat(int(parts[0]), int(parts[1]), _seconds(parts[2]))
+        out = parse_stats(result.stdout)
         for path in paths:
             inode = out[path].inode if path in out else 0
             self._inodes[path] = inode
             held = self._handles.get(path)
-            if held is not None and held[1] != inode:
-                await self._close_handle(path)  # another file has the name now
+            if held is not None and held[1] != inode:  # another file has the name now
+                self._retired.add(path, held[1], self._handles.pop(path)[0])
         return out
+
+    def _close_later(self, handle: Any) -> None:
+        close_later(handle, self._closing)
+
+    async def read_replaced(self, path: str, inode: int, offset: int, length: int) -> bytes | None:
+        """Read the file of ``inode`` that another file replaced at ``path``; None: no
+        handle on it is held (or it failed)."""
+        import asyncssh
+
+        held = self._handles.get(path)
+        handle = held[0] if held is not None and held[1] == inode else None
+        handle = handle or self._retired.get(path, inode)
+        if handle is None:
+            return None
+        self.counters["reads"] += 1
+        try:
+            async with self._read_slots:
+                return bytes(await handle.read(length, offset))
+        except (OSError, asyncssh.Error):
+            return None
 
     async def _close_handle(self, path: str) -> None:
         held = self._handles.pop(path, None)
@@ -349,6 +371,7 @@ class SshTransport:
         """Close the kept handles and the connection."""
         for path in list(self._handles):
             await self._close_handle(path)
+        self._retired.close_all()
         if self._conn is not None:
             self._conn.close()
             with contextlib.suppress(Exception):
@@ -370,15 +393,3 @@ def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return str(value)
-
-
-def _seconds(text: str) -> float:
-    """``stat``'s mtime field: seconds with a fraction, or whole seconds from an old ``stat``.
-
-    0.0 when unreadable (a ``stat`` that prints ``%.9Y`` some other way): the
-    size still tells growth, and the file is never taken for absent.
-    """
-    try:
-        return float(text)
-    except ValueError:
-        return 0.0

@@ -25,8 +25,8 @@ import pytest
 from pivot.events.store import EventStore
 from pivot.jobs.batch import ActionBatch
 from pivot.jobs.config import Config, HostConfig
+from pivot.jobs.first_reads import AHEAD_BYTES
 from pivot.jobs.ioloop import IoLoop
-from pivot.jobs.output_reader import AHEAD_BYTES
 from pivot.jobs.tail import FileStat
 from pivot.jobs.tailer import Tailer
 from pivot.jobs.transport import CommandResult, SshTransport
