@@ -67,7 +67,7 @@ def test_create_from_template_see_matches_live_pause_copy_and_chart(
             lambda: (
                 {first, second} <= {j["job_id"] for j in ui.get("/api/hosts/local/jobs")["jobs"]}
             ),
-            what="jobs running",
+            what="jobs listed",  # maybe still pending: no output file yet
         )
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -81,8 +81,9 @@ def test_create_from_template_see_matches_live_pause_copy_and_chart(
         form.get_by_label("Running job").select_option(first)
         form.get_by_label("Quick template").select_option("training-loss")
         expect(form.get_by_label("Name", exact=True)).not_to_have_value("", timeout=30_000)
-        # The pattern tester shows the job's real output with the matches marked.
-        expect(form.locator(".tester mark").first).to_contain_text("Epoch", timeout=30_000)
+        # The pattern tester shows the job's real output with the matches marked; chosen while
+        # the job is pending, it looks again until the file exists (nobody reopens the form).
+        expect(form.locator(".tester mark").first).to_contain_text("Epoch", timeout=60_000)
         form.locator("summary", has_text="Advanced").click()
         form.get_by_label("Poll every (s)").fill("0.5")
         form.get_by_label("Max triggers (0 = unlimited)").fill("0")  # every epoch's loss
