@@ -76,6 +76,9 @@ def pipeline_status(view: dict[str, Any]) -> RenderableType:
         line = f":{error['line']}" if error.get("line") else ""
         where = f" ({error['file']}{line})" if error.get("file") else ""
         parts.append(plain(f"pipeline invalid{where}: {error['error']}", style="bold red"))
+    planned = view.get("plan_error")
+    if planned:
+        parts.append(plain(f"wave not planned: {planned['error']}", style="bold red"))
     if not view.get("stages"):
         parts.append(Text("no stage events recorded", style="dim"))
     return Group(*parts)

@@ -18,7 +18,9 @@ State::
      "wave": {"wave_id", "trigger", "stages", "started_at", "finished_at",
               "succeeded", "failed", "skipped", "cancelled", "duration",
               "interrupted": the process running it died (``wave.interrupted``)} or None,
-     "pipeline_error": {"error", "file", "line", "at"} or None}
+     "pipeline_error": {"error", "file", "line", "at"} or None,
+     "plan_error": {"error", "file", "line", "at"} of a ``wave.plan_failed`` (a dep or
+                   output pivot cannot read) until the next wave starts, or None}
 
 A run's job comes from its ``stage.submitted`` (or ``stage.adopted``, after a
 killed pivot); a watcher's resubmission replaces it (``resubmit_of`` names
@@ -45,7 +47,7 @@ __all__ = ["PIPELINE_STATUS"]
 
 
 def _initial() -> State:
-    return {"stages": {}, "wave": None, "pipeline_error": None}
+    return {"stages": {}, "wave": None, "pipeline_error": None, "plan_error": None}
 
 
 def _stage(state: State, name: str, at: float, wave_id: str) -> dict[str, Any]:
@@ -105,13 +107,16 @@ def _apply(state: State, rec: Recorded) -> State:
         s["state"] = "cancelled"
         s["reason"] = e.reason
     elif isinstance(e, ev.WaveStarted | ev.WaveFinished | ev.WaveInterrupted):
+        if isinstance(e, ev.WaveStarted):
+            state["plan_error"] = None  # planned this time
         _apply_wave(state, e)
     elif isinstance(e, ev.PipelineReloaded):
         for name in e.removed:
             state["stages"].pop(name, None)
-        state["pipeline_error"] = None
-    elif isinstance(e, ev.PipelineInvalid):
-        state["pipeline_error"] = {"error": e.error, "file": e.file, "line": e.line, "at": e.at}
+        state["pipeline_error"] = state["plan_error"] = None
+    elif isinstance(e, ev.PipelineInvalid | ev.WavePlanFailed):
+        key = "pipeline_error" if isinstance(e, ev.PipelineInvalid) else "plan_error"
+        state[key] = {"error": e.error, "file": e.file, "line": e.line, "at": e.at}
     return state
 
 
@@ -192,8 +197,8 @@ def _apply_wave(state: State, e: ev.WaveStarted | ev.WaveFinished | ev.WaveInter
 
 PIPELINE_STATUS = Projection(
     name="pipeline_status",
-    version=5,  # 2: a success clears last_error; 3: wave.interrupted; 4: executor, host, job
-    # 5: a job's end state from stage.succeeded / stage.failed
+    version=6,  # 2: a success clears last_error; 3: wave.interrupted; 4: executor, host, job
+    # 5: a job's end state from stage.succeeded / stage.failed; 6: plan_error
     types=tuple(c.TYPE for c in ev.STAGE_EVENTS)
     + tuple(c.TYPE for c in (ev.StageSubmitted, ev.StageAdopted, ev.StageJobState))
     + tuple(
@@ -204,6 +209,7 @@ PIPELINE_STATUS = Projection(
             ev.WaveInterrupted,
             ev.PipelineReloaded,
             ev.PipelineInvalid,
+            ev.WavePlanFailed,
         )
     ),
     initial=_initial,

@@ -184,7 +184,8 @@ async def pipeline(request: Request) -> JSONResponse:
         state = copy.deepcopy(ctx.feed.states["pipeline_status"])
     stages = [{"name": name, **entry} for name, entry in sorted(state["stages"].items())]
     return JSONResponse({"stages": stages, "count": len(stages), "wave": state["wave"],
-                         "pipeline_error": state["pipeline_error"]})  # fmt: skip
+                         "pipeline_error": state["pipeline_error"],
+                         "plan_error": state["plan_error"]})  # fmt: skip
 
 
 def _stage_log(ctx: UiContext, stage: str, limit: int) -> dict[str, Any]:

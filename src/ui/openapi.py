@@ -187,11 +187,13 @@ def openapi() -> dict[str, Any]:
             params=[_HOST, _p("job_id", "Slurm job id"), _BYTES],
             errors=("400", "401", "404", "502"))},
         "/api/pipeline": {"get": _op(
-            "stages (where each runs, its SLURM job), the current wave, the last pipeline error",
+            "stages (where each runs, its SLURM job), the current wave, the last pipeline error, "
+            "a wave that could not be planned",
             {"type": "object", "properties": {
                 "stages": {"type": "array", "items": _ref("PipelineStage")},
                 "count": {"type": "integer"}, "wave": {"type": ["object", "null"]},
-                "pipeline_error": {"type": ["object", "null"]}}})},
+                "pipeline_error": {"type": ["object", "null"]},
+                "plan_error": {"type": ["object", "null"]}}})},
         "/api/pipeline/stages/{stage}/log": {"get": _op(
             "the end of a stage's log, as text", _OBJ, params=[_p("stage", "stage name"), _BYTES],
             errors=("400", "401", "404"))},

@@ -50,6 +50,15 @@ with EventStore.open(root / ".pivot" / "events.db") as store:
     store.append([StageSucceeded(stage="train", duration=1.5, correlation_id="w1")])
 """
 
+PLAN_FAILED = """
+import sys
+from pathlib import Path
+from pivot.events.pipeline import WavePlanFailed
+from pivot.events.store import EventStore
+with EventStore.open(Path(sys.argv[1]) / ".pivot" / "events.db") as store:
+    store.append([WavePlanFailed(error="data/mid.txt is a named pipe (FIFO)")])
+"""
+
 
 @pytest.mark.slurm
 @pytest.mark.slow
@@ -96,6 +105,8 @@ def test_create_from_template_see_matches_live_pause_copy_and_chart(
         expect(card).to_contain_text(first)
         # Matches arrive live (over the WebSocket) and the trigger count climbs.
         expect(card.locator(".triggers")).not_to_have_text("0", timeout=60_000)
+        # Three at least before the pause, so the loss chart below has a line to draw.
+        expect(card.locator(".triggers")).not_to_have_text(re.compile(r"^[0-2]$"), timeout=60_000)
         page.get_by_role("tab", name="Events").click()
         expect(page.locator("table.events")).to_contain_text("watcher.matched", timeout=30_000)
         page.screenshot(path=str(shots / "ui-events.png"))
@@ -138,6 +149,11 @@ def test_create_from_template_see_matches_live_pause_copy_and_chart(
         row.get_by_role("button", name="Log").click()
         expect(page.locator("pre.output")).to_contain_text("<b>epoch 1</b> done")  # as text
         page.screenshot(path=str(shots / "ui-pipeline.png"), full_page=True)
+        # `pivot watch` could not plan a wave: said at the top of the tab, pushed live.
+        subprocess.run([sys.executable, "-c", PLAN_FAILED, str(job_dir)], check=True, timeout=60)
+        expect(page.get_by_role("alert")).to_contain_text(
+            "Wave not planned: data/mid.txt is a named pipe (FIFO)", timeout=30_000
+        )
 
         phone = browser.new_page(viewport={"width": 390, "height": 844})
         phone.goto(ui.url + "/")

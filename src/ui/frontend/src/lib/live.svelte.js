@@ -5,7 +5,7 @@ export const live = $state({
   watchers: {}, // id -> watcher
   events: [], // newest first, at most EVENTS_KEPT
   stats: null,
-  pipeline: { stages: [], wave: null, pipeline_error: null },
+  pipeline: { stages: [], wave: null, pipeline_error: null, plan_error: null },
   status: { watchers: "connecting", pipeline: "connecting" },
   error: "",
   needToken: false,
