@@ -10,7 +10,7 @@ open; over SSH the SFTP handle kept on the old inode reads it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,27 +23,10 @@ from pivot.jobs.manage import add_watchers
 from pivot.jobs.runtime import start_watchers
 
 from testkit import slurm_cluster, sshd_server
-from testkit.jobs_e2e import events_of, wait_for
-from testkit.jobs_servers import job_dir, make_config, quiet_job, slurm, sshd  # noqa: F401 - pytest fixtures
+from testkit.jobs_e2e import ALERT_WHEN_ASKED, events_of, wait_for
+from testkit.jobs_servers import job_dir, make_config, quiet_job, slurm, sshd, store  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
-ALERT_WATCHER = """\
-name: alert
-pattern: "ALERT ([0-9]+)"
-interval_seconds: 600
-max_triggers: 0
-actions:
-  - type: log_event
-    params: {message: "$1"}
-"""
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    s = EventStore.open(tmp_path / "events.db")
-    yield s
-    s.close()
 
 
 def _switch_symlink(out: Path) -> None:
@@ -86,7 +69,7 @@ def test_lines_written_before_a_switch_are_matched_then_the_new_file(
         out.symlink_to(target)
     else:
         out.write_text("ALERT 1\n")
-    add_watchers(store, parse_watchers(ALERT_WATCHER), job_id, host=host)
+    add_watchers(store, parse_watchers(ALERT_WHEN_ASKED), job_id, host=host)
     runtime = start_watchers(store, make_config(ssh), tick_seconds=3600)  # cycles when asked
 
     def logged() -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,16 +22,9 @@ from pivot.jobs.runtime import start_watchers
 
 from testkit import slurm_cluster
 from testkit.jobs_e2e import OOM_WATCHER, events_of, job_state, oom_script, wait_for
-from testkit.jobs_servers import job_dir, make_config, slurm, sshd  # noqa: F401 - pytest fixtures
+from testkit.jobs_servers import job_dir, make_config, slurm, sshd, store  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    s = EventStore.open(tmp_path / "events.db")
-    yield s
-    s.close()
 
 
 def test_oom_line_cancels_the_real_job(

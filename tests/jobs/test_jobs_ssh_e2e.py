@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,17 +18,17 @@ from pivot.jobs.runtime import start_watchers
 from pivot.jobs.transport import SshTransport, TransportError
 
 from testkit import slurm_cluster, sshd_server
-from testkit.jobs_e2e import OOM_WATCHER, events_of, job_state, oom_script, wait_for
-from testkit.jobs_servers import job_dir, make_config, quiet_job, slurm, sshd  # noqa: F401 - pytest fixtures
+from testkit.jobs_e2e import (
+    ALERT_WHEN_ASKED,
+    OOM_WATCHER,
+    events_of,
+    job_state,
+    oom_script,
+    wait_for,
+)
+from testkit.jobs_servers import job_dir, make_config, quiet_job, slurm, sshd, store  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.slurm, pytest.mark.ssh, pytest.mark.slow]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    s = EventStore.open(tmp_path / "events.db")
-    yield s
-    s.close()
 
 
 def test_oom_cancels_over_ssh(
@@ -163,17 +163,6 @@ def test_commands_per_poll_cycle_are_per_host_not_per_watcher(
     assert not list(events_of(store, WatcherStateChanged))
 
 
-ALERT_WATCHER = """\
-name: alert
-pattern: "ALERT ([0-9]+)"
-interval_seconds: 600
-max_triggers: 0
-actions:
-  - type: log_event
-    params: {message: "$1"}
-"""
-
-
 def test_kept_sftp_handles_follow_rotation_and_replacement(
     slurm: slurm_cluster.Cluster,
     sshd: sshd_server.Sshd,
@@ -184,7 +173,7 @@ def test_kept_sftp_handles_follow_rotation_and_replacement(
     job_id = quiet_job(slurm, job_dir, prefix="quiet")
     out = job_dir / f"quiet-{job_id}.out"
     out.write_text("ALERT 1\n")
-    add_watchers(store, parse_watchers(ALERT_WATCHER), job_id, host="cluster")
+    add_watchers(store, parse_watchers(ALERT_WHEN_ASKED), job_id, host="cluster")
     runtime = start_watchers(store, make_config(sshd), tick_seconds=3600)  # cycles when asked
 
     def logged() -> list[str]:

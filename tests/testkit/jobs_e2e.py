@@ -25,6 +25,7 @@ from pivot.events.store import EventStore
 from testkit import slurm_cluster
 
 __all__ = [
+    "ALERT_WHEN_ASKED",
     "OOM_WATCHER",
     "PIVOT",
     "Proc",
@@ -82,6 +83,19 @@ def pivot(project: Path, *args: str, ok: bool = True) -> subprocess.CompletedPro
     if ok:
         assert r.returncode == 0, (r.stdout, r.stderr)
     return r
+
+
+# Logs the number of every `ALERT N` line; looked at only when the test asks for a poll
+# (every 600 s otherwise).
+ALERT_WHEN_ASKED = """\
+name: alert
+pattern: "ALERT ([0-9]+)"
+interval_seconds: 600
+max_triggers: 0
+actions:
+  - type: log_event
+    params: {message: "$1"}
+"""
 
 
 OOM_WATCHER = """\
